@@ -57,9 +57,18 @@ impl Vec2 {
     /// `|self|`, rounded down. Computed in 128-bit integers, so it is exact to 1/65536 and
     /// cannot overflow for any vector.
     pub fn length(self) -> Fp {
+        let squared = self.length_squared_wide();
+        let root = match u64::try_from(squared) {
+            Ok(narrow) => narrow.isqrt() as u128,
+            Err(_) => squared.isqrt(),
+        };
+        Fp::from_bits(root.min(i64::MAX as u128) as i64)
+    }
+
+    /// `|self|²` in raw 32.32-scaled bits, exact (no rounding, no overflow).
+    fn length_squared_wide(self) -> u128 {
         let (x, y) = (self.x.to_bits() as i128, self.y.to_bits() as i128);
-        let squared = (x * x) as u128 + (y * y) as u128;
-        Fp::from_bits(squared.isqrt().min(i64::MAX as u128) as i64)
+        (x * x) as u128 + (y * y) as u128
     }
 
     /// `|self - other|`.
@@ -78,6 +87,9 @@ impl Vec2 {
 
     /// `self` shortened to at most `max` long, direction unchanged.
     pub fn clamp_length(self, max: Fp) -> Vec2 {
+        if max >= Fp::ZERO && self.length_squared_wide() <= (max.to_bits() as i128).pow(2) as u128 {
+            return self;
+        }
         let length = self.length();
         if length <= max {
             return self;

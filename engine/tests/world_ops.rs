@@ -120,7 +120,11 @@ fn assert_matches_model(frame: &Frame<u64>, model: &Model, issued: &[Entity]) {
     assert_eq!(slots.len(), live.len(), "one live entity per slot");
     for &e in issued {
         let alive = model.get(&e);
-        assert_eq!(world.contains(e), alive.is_some(), "stale handle {e} must be dead");
+        assert_eq!(
+            world.contains(e),
+            alive.is_some(),
+            "stale handle {e} must be dead"
+        );
         assert_eq!(world.get::<A>(e).ok(), alive.and_then(|x| x.0.as_ref()));
         assert_eq!(world.get::<B>(e).ok(), alive.and_then(|x| x.1.as_ref()));
     }

@@ -1,0 +1,54 @@
+//! Bot input: every player's input as a pure function of (seed, tick, player), so the
+//! CLI, tests and benches can replay any game without recording it.
+
+use tickstep_engine::{PlayerId, Tick, TickInputs, mix64};
+
+use super::ArenaInput;
+
+/// Ticks a bot holds one heading before picking another.
+const SEGMENT_TICKS: u64 = 40;
+
+/// The bot input of `player` at `tick` in the game seeded with `seed`.
+pub fn bot_input(seed: u64, tick: Tick, player: PlayerId) -> ArenaInput {
+    let segment = mix64(seed ^ mix64(((player.0 as u64) << 48) ^ (tick / SEGMENT_TICKS)));
+    let moment = mix64(segment ^ tick);
+    let sweep = (tick % SEGMENT_TICKS) as u8;
+    ArenaInput {
+        move_x: segment as i8,
+        move_y: (segment >> 8) as i8,
+        aim: ((segment >> 16) as u8).wrapping_add(sweep.wrapping_mul(3)),
+        fire: (moment & 3 == 0) as u8,
+    }
+}
+
+/// Fills `inputs` with every player's bot input for `tick`, all players present.
+pub fn fill_bot_inputs(seed: u64, tick: Tick, inputs: &mut TickInputs<ArenaInput>) {
+    inputs.reset(tick);
+    for player in 0..inputs.players() {
+        let player = PlayerId(player as u8);
+        // Cannot fail: `player` is below `inputs.players()`.
+        let _ = inputs.set(player, bot_input(seed, tick, player));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_input_is_a_pure_function_that_varies() {
+        assert_eq!(bot_input(1, 10, PlayerId(0)), bot_input(1, 10, PlayerId(0)));
+        let over_time: std::collections::BTreeSet<_> =
+            (0..400).map(|t| bot_input(1, t, PlayerId(0))).collect();
+        assert!(over_time.len() > 100);
+        assert_ne!(bot_input(1, 10, PlayerId(0)), bot_input(1, 10, PlayerId(1)));
+        assert_ne!(bot_input(1, 10, PlayerId(0)), bot_input(2, 10, PlayerId(0)));
+        let fires = (0..400)
+            .filter(|&t| bot_input(1, t, PlayerId(0)).fire != 0)
+            .count();
+        assert!(
+            (50..150).contains(&fires),
+            "about a quarter of ticks fire: {fires}"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! `SpatialGrid`: buckets positions into square cells so neighbour searches look at a
+//! 3×3 block of cells instead of every entity.
+//!
+//! Cells are a power of two of arena units wide, so a cell coordinate is a shift of the
+//! fixed-point bits. Rebuilding is a counting sort in insertion order, so the order of
+//! entries within a cell (and thus every search) is a pure function of the frame.
+
+use std::ops::ControlFlow;
+use tickstep_engine::{Entity, Fp, Vec2};
+
+/// One bucketed entity.
+#[derive(Clone, Copy, Debug)]
+pub struct GridEntry {
+    /// The entity.
+    pub entity: Entity,
+    /// Its position when the grid was built.
+    pub pos: Vec2,
+}
+
+/// A uniform grid over `0..size`, rebuilt each tick into reused buffers.
+#[derive(Debug, Default)]
+pub struct SpatialGrid {
+    shift: u32,
+    columns: usize,
+    rows: usize,
+    /// `starts[c]..starts[c + 1]` indexes `entries` for cell `c`.
+    starts: Vec<u32>,
+    entries: Vec<GridEntry>,
+    unsorted: Vec<(u32, GridEntry)>,
+}
+
+impl SpatialGrid {
+    /// A grid with cells `2^cell_log2` units wide.
+    pub fn new(cell_log2: u32) -> SpatialGrid {
+        SpatialGrid {
+            shift: cell_log2 + Fp::FRAC_BITS,
+            ..SpatialGrid::default()
+        }
+    }
+
+    fn cell_coord(&self, v: Fp, cells: usize) -> usize {
+        (v.to_bits() >> self.shift).clamp(0, cells as i64 - 1) as usize
+    }
+
+    fn cell_of(&self, pos: Vec2) -> usize {
+        self.cell_coord(pos.y, self.rows) * self.columns + self.cell_coord(pos.x, self.columns)
+    }
+
+    /// Rebuckets `items` over an arena of `size`, reusing the buffers.
+    pub fn rebuild(&mut self, size: Vec2, items: impl Iterator<Item = GridEntry>) {
+        let cells_along = |extent: Fp| ((extent.to_bits() >> self.shift) + 1).max(1) as usize;
+        self.columns = cells_along(size.x);
+        self.rows = cells_along(size.y);
+        let cells = self.columns * self.rows;
+        self.unsorted.clear();
+        self.starts.clear();
+        self.starts.resize(cells + 1, 0);
+        for entry in items {
+            let cell = self.cell_of(entry.pos);
+            self.starts[cell + 1] += 1;
+            self.unsorted.push((cell as u32, entry));
+        }
+        for c in 0..cells {
+            self.starts[c + 1] += self.starts[c];
+        }
+        self.entries.clear();
+        self.entries.resize(
+            self.unsorted.len(),
+            GridEntry {
+                entity: Entity::NONE,
+                pos: Vec2::ZERO,
+            },
+        );
+        // Place each entry at its cell's cursor; starts[c] walks up to the old starts[c+1].
+        for &(cell, entry) in &self.unsorted {
+            let slot = &mut self.starts[cell as usize];
+            self.entries[*slot as usize] = entry;
+            *slot += 1;
+        }
+        // Shift the cursors back so starts[c] is the first entry of cell c again.
+        for c in (1..=cells).rev() {
+            self.starts[c] = self.starts[c - 1];
+        }
+        self.starts[0] = 0;
+    }
+
+    /// Calls `visit` for the entries in the 3×3 cells around `pos`, row by row, until it
+    /// breaks.
+    pub fn for_each_near(&self, pos: Vec2, mut visit: impl FnMut(&GridEntry) -> ControlFlow<()>) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let cx = self.cell_coord(pos.x, self.columns);
+        let cy = self.cell_coord(pos.y, self.rows);
+        for y in cy.saturating_sub(1)..=(cy + 1).min(self.rows - 1) {
+            let row = y * self.columns;
+            let first = row + cx.saturating_sub(1);
+            let last = row + (cx + 1).min(self.columns - 1);
+            let span = self.starts[first] as usize..self.starts[last + 1] as usize;
+            for entry in &self.entries[span] {
+                if visit(entry).is_break() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry told apart from others by `tag` 1/65536ths added to its x.
+    fn entry(tag: u32, x: i64, y: i64) -> GridEntry {
+        let pos = Vec2::new(Fp::from_int(x) + Fp::from_bits(tag as i64), Fp::from_int(y));
+        GridEntry {
+            entity: Entity::NONE,
+            pos,
+        }
+    }
+
+    #[test]
+    fn near_search_finds_exactly_the_neighbouring_cells() {
+        let mut grid = SpatialGrid::new(3); // 8-unit cells
+        let items = [
+            entry(1, 1, 1),
+            entry(2, 9, 1),
+            entry(3, 17, 1),
+            entry(4, 30, 30),
+            entry(5, 12, 12),
+        ];
+        grid.rebuild(Vec2::from_ints(32, 32), items.into_iter());
+        let mut found = Vec::new();
+        grid.for_each_near(Vec2::from_ints(2, 2), |e| {
+            found.push(e.pos.x.to_bits() & 0xffff);
+            ControlFlow::Continue(())
+        });
+        found.sort();
+        assert_eq!(found, vec![1, 2, 5]);
+    }
+
+    #[test]
+    fn positions_outside_the_arena_fall_in_edge_cells() {
+        let mut grid = SpatialGrid::new(3);
+        grid.rebuild(Vec2::from_ints(16, 16), [entry(7, -50, 500)].into_iter());
+        let mut count = 0;
+        grid.for_each_near(Vec2::from_ints(0, 15), |_| {
+            count += 1;
+            ControlFlow::Break(())
+        });
+        assert_eq!(count, 1);
+    }
+}

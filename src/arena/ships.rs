@@ -1,0 +1,59 @@
+//! Ships: each player's input steers their ship and fires; downed ships respawn.
+
+use tickstep_engine::{Fp, Frame, PlayerId, System, TickInputs, Vec2};
+
+use super::combat::{Shot, fire};
+use super::rules::*;
+use super::{ArenaGlobals, ArenaInput, Body, Ship, random_position};
+
+/// Applies each present player's thrust and fire button to their ship.
+#[derive(Default)]
+pub struct ShipControl {
+    shots: Vec<Shot>,
+}
+
+/// The thrust an input asks for, per tick.
+fn thrust(input: &ArenaInput) -> Vec2 {
+    let axis = |v: i8| Fp::from_int(v.max(-127) as i64);
+    Vec2::new(axis(input.move_x), axis(input.move_y)) * SHIP_ACCEL.div_int(127)
+}
+
+/// The unit vector an input aims along.
+fn aim(input: &ArenaInput) -> Vec2 {
+    Vec2::from_angle(Fp::TAU.mul_int(input.aim as i64).div_int(256))
+}
+
+impl System<ArenaGlobals, ArenaInput> for ShipControl {
+    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, inputs: &TickInputs<ArenaInput>) {
+        self.shots.clear();
+        let (globals, world) = frame.split_mut();
+        for (entity, (ship, body)) in world.query_mut::<(&mut Ship, &mut Body)>() {
+            ship.cooldown = (ship.cooldown - 1).max(0);
+            if ship.hp <= 0 {
+                body.vel = Vec2::ZERO;
+                ship.respawn_in -= 1;
+                if ship.respawn_in <= 0 {
+                    ship.hp = SHIP_HP;
+                    ship.respawn_in = 0;
+                    body.pos = random_position(&mut globals.rng, globals.size);
+                }
+                continue;
+            }
+            let input = u8::try_from(ship.player)
+                .ok()
+                .and_then(|p| inputs.get(PlayerId(p)));
+            let push = input.map_or(Vec2::ZERO, thrust);
+            body.vel = ((body.vel + push) * SHIP_DRAG).clamp_length(SHIP_MAX_SPEED);
+            if let Some(input) = input.filter(|i| i.fire != 0 && ship.cooldown == 0) {
+                ship.cooldown = SHIP_FIRE_COOLDOWN;
+                self.shots.push(Shot {
+                    pos: body.pos,
+                    vel: aim(input) * PROJECTILE_SPEED + body.vel,
+                    owner: entity,
+                    shooter: ship.player + 1,
+                });
+            }
+        }
+        fire(frame, &self.shots);
+    }
+}

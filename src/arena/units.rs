@@ -1,0 +1,116 @@
+//! Units: wander, keep apart from neighbours (through the spatial grid), chase the
+//! nearest ship in range and shoot at it.
+
+use std::ops::ControlFlow;
+use tickstep_engine::{Fp, Frame, System, TickInputs, Vec2};
+
+use super::combat::{Shot, fire};
+use super::grid::{GridEntry, SpatialGrid};
+use super::rules::*;
+use super::{ArenaGlobals, ArenaInput, Body, Ship, Unit};
+
+/// Steers and fires every unit.
+pub struct UnitAi {
+    grid: SpatialGrid,
+    ships: Vec<Vec2>,
+    shots: Vec<Shot>,
+}
+
+impl Default for UnitAi {
+    fn default() -> Self {
+        UnitAi {
+            grid: SpatialGrid::new(CELL_LOG2),
+            ships: Vec::new(),
+            shots: Vec::new(),
+        }
+    }
+}
+
+/// The push away from neighbours closer than the separation radius: each contributes
+/// its offset weighted by how deep inside the radius it is.
+fn separation(grid: &SpatialGrid, me: &GridEntry) -> Vec2 {
+    let radius_sq = SEPARATION_RADIUS * SEPARATION_RADIUS;
+    // Multiplying by the reciprocal avoids a 128-bit division per neighbour.
+    let inverse_radius_sq = Fp::ONE / radius_sq;
+    let mut push = Vec2::ZERO;
+    let mut examined = 0;
+    grid.for_each_near(me.pos, |other| {
+        examined += 1;
+        let offset = me.pos - other.pos;
+        let dist_sq = offset.length_squared();
+        if dist_sq < radius_sq && other.entity != me.entity {
+            push += offset * ((radius_sq - dist_sq) * inverse_radius_sq);
+        }
+        if examined == MAX_NEIGHBOURS {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    push
+}
+
+/// The nearest live ship and the squared distance to it.
+fn nearest_ship(ships: &[Vec2], pos: Vec2) -> Option<(Vec2, Fp)> {
+    ships
+        .iter()
+        .map(|&ship| (ship, (ship - pos).length_squared()))
+        .min_by_key(|&(_, dist_sq)| dist_sq)
+}
+
+impl System<ArenaGlobals, ArenaInput> for UnitAi {
+    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) {
+        self.shots.clear();
+        let (globals, world) = frame.split_mut();
+        self.ships.clear();
+        let ships = world.query::<(&Ship, &Body)>();
+        self.ships.extend(
+            ships
+                .filter(|(_, (s, _))| s.hp > 0)
+                .map(|(_, (_, b))| b.pos),
+        );
+        let units = world.query::<(&Unit, &Body)>();
+        self.grid.rebuild(
+            globals.size,
+            units.map(|(entity, (_, body))| GridEntry {
+                entity,
+                pos: body.pos,
+            }),
+        );
+        let wander = Fp::from_ratio(1, 4);
+        for (entity, (unit, body)) in world.query_mut::<(&mut Unit, &mut Body)>() {
+            let target = nearest_ship(&self.ships, body.pos);
+            let desired = match target {
+                Some((ship, dist_sq)) if dist_sq <= AGGRO_RANGE * AGGRO_RANGE => {
+                    (ship - body.pos).normalize_or_zero() * UNIT_SPEED
+                }
+                _ => {
+                    unit.heading += globals.rng.range(-wander, wander);
+                    Vec2::from_angle(unit.heading) * UNIT_SPEED.div_int(2)
+                }
+            };
+            let me = GridEntry {
+                entity,
+                pos: body.pos,
+            };
+            let push = separation(&self.grid, &me);
+            let steer = (desired - body.vel) * Fp::from_ratio(1, 8) + push * Fp::from_ratio(1, 4);
+            body.vel = (body.vel + steer).clamp_length(UNIT_SPEED.mul_int(2));
+
+            unit.cooldown = (unit.cooldown - 1).max(0);
+            if let Some((ship, dist_sq)) = target
+                && unit.cooldown == 0
+                && dist_sq <= UNIT_FIRE_RANGE * UNIT_FIRE_RANGE
+            {
+                unit.cooldown = UNIT_FIRE_COOLDOWN + globals.rng.below(UNIT_FIRE_JITTER) as i32;
+                self.shots.push(Shot {
+                    pos: body.pos,
+                    vel: (ship - body.pos).normalize_or_zero() * PROJECTILE_SPEED,
+                    owner: entity,
+                    shooter: 0,
+                });
+            }
+        }
+        fire(frame, &self.shots);
+    }
+}

@@ -76,7 +76,7 @@ pub(crate) struct EntityTable {
 
 impl Clone for EntityTable {
     fn clone(&self) -> Self {
-        let mut copy = EntityTable::default();
+        let mut copy = EntityTable::with_capacity(self.capacity);
         copy.clone_from(self);
         copy
     }
@@ -99,10 +99,16 @@ pub(crate) enum Allocated {
 }
 
 impl EntityTable {
+    /// An empty table whose buffers are reserved for `capacity` slots up front, so neither
+    /// spawning nor copying into it ever reallocates.
     pub(crate) fn with_capacity(capacity: u32) -> EntityTable {
+        let slots = capacity as usize;
         EntityTable {
+            generations: Vec::with_capacity(slots),
+            masks: Vec::with_capacity(slots),
+            free: Vec::with_capacity(slots),
+            live: 0,
             capacity,
-            ..EntityTable::default()
         }
     }
 

@@ -6,7 +6,7 @@ use tickstep_engine::{Entity, Frame, System, TickInputs, Vec2, World};
 
 use super::grid::{GridEntry, SpatialGrid};
 use super::rules::*;
-use super::{ArenaGlobals, ArenaInput, Body, Projectile, Ship, Unit, spawn_unit};
+use super::{ArenaGlobals, ArenaInput, Body, Projectile, Ship, Unit, clear_scratch, spawn_unit};
 
 /// A projectile to create: gathered while a query runs, spawned after it.
 #[derive(Clone, Copy, Debug)]
@@ -95,17 +95,18 @@ impl Combat {
     }
 
     fn gather(&mut self, globals: &ArenaGlobals, world: &mut World) {
-        self.expired.clear();
-        self.hits.clear();
+        clear_scratch(&mut self.expired, world.capacity());
+        clear_scratch(&mut self.hits, world.capacity());
         let units = world.query::<(&Unit, &Body)>();
         self.units.rebuild(
             globals.size,
+            world.capacity(),
             units.map(|(entity, (_, body))| GridEntry {
                 entity,
                 pos: body.pos,
             }),
         );
-        self.ships.clear();
+        clear_scratch(&mut self.ships, world.capacity());
         let ships = world
             .query::<(&Ship, &Body)>()
             .filter(|(_, (s, _))| s.hp > 0);

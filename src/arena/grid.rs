@@ -8,6 +8,10 @@
 use std::ops::ControlFlow;
 use tickstep_engine::{Entity, Fp, Vec2};
 
+/// Cells per side at most: an absurd arena size (say, from a crafted snapshot) makes the
+/// edge cells bigger instead of allocating without bound.
+const MAX_CELLS_PER_SIDE: i64 = 4096;
+
 /// One bucketed entity.
 #[derive(Clone, Copy, Debug)]
 pub struct GridEntry {
@@ -46,13 +50,17 @@ impl SpatialGrid {
         self.cell_coord(pos.y, self.rows) * self.columns + self.cell_coord(pos.x, self.columns)
     }
 
-    /// Rebuckets `items` over an arena of `size`, reusing the buffers.
-    pub fn rebuild(&mut self, size: Vec2, items: impl Iterator<Item = GridEntry>) {
-        let cells_along = |extent: Fp| ((extent.to_bits() >> self.shift) + 1).max(1) as usize;
+    /// Rebuckets `items` (at most `bound` of them) over an arena of `size`, reusing the
+    /// buffers.
+    pub fn rebuild(&mut self, size: Vec2, bound: u32, items: impl Iterator<Item = GridEntry>) {
+        let cells_along = |extent: Fp| {
+            ((extent.to_bits() >> self.shift) + 1).clamp(1, MAX_CELLS_PER_SIDE) as usize
+        };
         self.columns = cells_along(size.x);
         self.rows = cells_along(size.y);
         let cells = self.columns * self.rows;
-        self.unsorted.clear();
+        super::clear_scratch(&mut self.unsorted, bound);
+        super::clear_scratch(&mut self.entries, bound);
         self.starts.clear();
         self.starts.resize(cells + 1, 0);
         for entry in items {
@@ -63,7 +71,6 @@ impl SpatialGrid {
         for c in 0..cells {
             self.starts[c + 1] += self.starts[c];
         }
-        self.entries.clear();
         self.entries.resize(
             self.unsorted.len(),
             GridEntry {
@@ -129,7 +136,7 @@ mod tests {
             entry(4, 30, 30),
             entry(5, 12, 12),
         ];
-        grid.rebuild(Vec2::from_ints(32, 32), items.into_iter());
+        grid.rebuild(Vec2::from_ints(32, 32), 8, items.into_iter());
         let mut found = Vec::new();
         grid.for_each_near(Vec2::from_ints(2, 2), |e| {
             found.push(e.pos.x.to_bits() & 0xffff);
@@ -142,7 +149,7 @@ mod tests {
     #[test]
     fn positions_outside_the_arena_fall_in_edge_cells() {
         let mut grid = SpatialGrid::new(3);
-        grid.rebuild(Vec2::from_ints(16, 16), [entry(7, -50, 500)].into_iter());
+        grid.rebuild(Vec2::from_ints(16, 16), 8, [entry(7, -50, 500)].into_iter());
         let mut count = 0;
         grid.for_each_near(Vec2::from_ints(0, 15), |_| {
             count += 1;

@@ -93,6 +93,13 @@ pub fn capacity(config: &ArenaConfig) -> u32 {
         .saturating_add(64 * config.players as u32 + 256)
 }
 
+/// Empties a system's scratch buffer and makes room for `bound` items (the frame's
+/// entity capacity), so once warm a tick never reallocates it.
+pub(crate) fn clear_scratch<T>(buffer: &mut Vec<T>, bound: u32) {
+    buffer.clear();
+    buffer.reserve(bound as usize);
+}
+
 /// A uniformly random point inside an arena of `size`.
 pub(crate) fn random_position(rng: &mut Rng, size: Vec2) -> Vec2 {
     Vec2::new(rng.range(Fp::ZERO, size.x), rng.range(Fp::ZERO, size.y))

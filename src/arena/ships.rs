@@ -4,7 +4,7 @@ use tickstep_engine::{Fp, Frame, PlayerId, System, TickInputs, Vec2};
 
 use super::combat::{Shot, fire};
 use super::rules::*;
-use super::{ArenaGlobals, ArenaInput, Body, Ship, random_position};
+use super::{ArenaGlobals, ArenaInput, Body, Ship, clear_scratch, random_position};
 
 /// Applies each present player's thrust and fire button to their ship.
 #[derive(Default)]
@@ -25,8 +25,8 @@ fn aim(input: &ArenaInput) -> Vec2 {
 
 impl System<ArenaGlobals, ArenaInput> for ShipControl {
     fn run(&mut self, frame: &mut Frame<ArenaGlobals>, inputs: &TickInputs<ArenaInput>) {
-        self.shots.clear();
         let (globals, world) = frame.split_mut();
+        clear_scratch(&mut self.shots, world.capacity());
         for (entity, (ship, body)) in world.query_mut::<(&mut Ship, &mut Body)>() {
             ship.cooldown = (ship.cooldown - 1).max(0);
             if ship.hp <= 0 {

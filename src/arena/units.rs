@@ -7,7 +7,7 @@ use tickstep_engine::{Fp, Frame, System, TickInputs, Vec2};
 use super::combat::{Shot, fire};
 use super::grid::{GridEntry, SpatialGrid};
 use super::rules::*;
-use super::{ArenaGlobals, ArenaInput, Body, Ship, Unit};
+use super::{ArenaGlobals, ArenaInput, Body, Ship, Unit, clear_scratch};
 
 /// Steers and fires every unit.
 pub struct UnitAi {
@@ -60,9 +60,9 @@ fn nearest_ship(ships: &[Vec2], pos: Vec2) -> Option<(Vec2, Fp)> {
 
 impl System<ArenaGlobals, ArenaInput> for UnitAi {
     fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) {
-        self.shots.clear();
         let (globals, world) = frame.split_mut();
-        self.ships.clear();
+        clear_scratch(&mut self.shots, world.capacity());
+        clear_scratch(&mut self.ships, world.capacity());
         let ships = world.query::<(&Ship, &Body)>();
         self.ships.extend(
             ships
@@ -72,6 +72,7 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
         let units = world.query::<(&Unit, &Body)>();
         self.grid.rebuild(
             globals.size,
+            world.capacity(),
             units.map(|(entity, (_, body))| GridEntry {
                 entity,
                 pos: body.pos,

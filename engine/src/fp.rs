@@ -65,7 +65,7 @@ impl Fp {
 
     /// `num / den`, rounded toward negative infinity; `den == 0` saturates like [`Fp::div`].
     pub const fn from_ratio(num: i64, den: i64) -> Fp {
-        Fp::from_bits(div_bits((num as i128) << 16, den as i128, num.signum()))
+        quotient(num, den)
     }
 
     /// The largest integer not greater than `self`.
@@ -158,6 +158,11 @@ impl Fp {
     }
 }
 
+/// The fixed-point quotient of two raw values with the same scale (so it is a ratio).
+const fn quotient(num: i64, den: i64) -> Fp {
+    Fp::from_bits(div_bits((num as i128) << 16, den as i128, num.signum()))
+}
+
 /// `num / den` on raw bits, rounded toward negative infinity and wrapped to 64 bits;
 /// a zero divisor saturates toward the sign of the dividend (0 / 0 = 0).
 const fn div_bits(num: i128, den: i128, sign: i64) -> i64 {
@@ -201,12 +206,7 @@ impl Div for Fp {
     /// does not panic: it gives `Fp::MAX` for a positive dividend, `Fp::MIN` for a
     /// negative one and 0 for 0.
     fn div(self, rhs: Fp) -> Fp {
-        let num = self.to_bits();
-        Fp::from_bits(div_bits(
-            (num as i128) << 16,
-            rhs.to_bits() as i128,
-            num.signum(),
-        ))
+        quotient(self.to_bits(), rhs.to_bits())
     }
 }
 

@@ -5,6 +5,7 @@
 //! time, and yields the slots whose mask holds every named component.
 
 use bytemuck::Pod;
+use std::iter::{Enumerate, Zip};
 use std::slice;
 
 #[doc(hidden)]
@@ -58,16 +59,17 @@ impl<T: Pod> Fetch for &mut T {
 pub trait Query {
     /// What the iterator yields per entity (besides the entity).
     type Item<'a>;
-    /// The column cursors, advanced together.
-    type Cursors<'a>;
+    /// The column cursors zipped together (slice iterators, so the zip compiles to one
+    /// index walking every column).
+    type Cursors<'a>: Iterator;
     /// Borrows the named columns; returns the component mask an entity needs.
     fn borrow_mut<'a>(
         columns: &'a mut [Column],
         schema: &Schema,
         slots: usize,
     ) -> (u64, Self::Cursors<'a>);
-    /// Advances every cursor by one slot.
-    fn advance<'a>(cursors: &mut Self::Cursors<'a>) -> Option<Self::Item<'a>>;
+    /// Turns the zipped cursors' item into the query's item.
+    fn flatten<'a>(zipped: <Self::Cursors<'a> as Iterator>::Item) -> Self::Item<'a>;
 }
 
 /// A [`Query`] that only reads.
@@ -95,8 +97,9 @@ macro_rules! single_fetch_query {
                 let index = column_index::<Self>(schema);
                 (1 << index, <Self as Fetch>::cursor_mut(&mut columns[index], slots))
             }
-            fn advance<'a>(cursors: &mut Self::Cursors<'a>) -> Option<Self::Item<'a>> {
-                cursors.next()
+            #[inline(always)]
+            fn flatten<'a>(zipped: Self::Item<'a>) -> Self::Item<'a> {
+                zipped
             }
         }
     )*};
@@ -117,11 +120,31 @@ impl<T: Pod> ReadOnlyQuery for &T {
     }
 }
 
+/// The nested `Zip` type of the cursors of fetches `A, B, C…`: `Zip<Zip<C, B>, A>`.
+macro_rules! zipped_cursors {
+    ($lt:lifetime; $only:ident) => { $only::Cursor<$lt> };
+    ($lt:lifetime; $first:ident, $($rest:ident),+) => {
+        Zip<zipped_cursors!($lt; $($rest),+), $first::Cursor<$lt>>
+    };
+}
+
+/// Zips cursor values in the nesting of `zipped_cursors!`.
+macro_rules! zip_cursors {
+    ($only:ident) => { $only };
+    ($first:ident, $($rest:ident),+) => { zip_cursors!($($rest),+).zip($first) };
+}
+
+/// The pattern matching an item of the nested zip.
+macro_rules! zipped_item {
+    ($only:ident) => { $only };
+    ($first:ident, $($rest:ident),+) => { (zipped_item!($($rest),+), $first) };
+}
+
 macro_rules! tuple_query {
     ($($name:ident),+) => {
         impl<$($name: Fetch),+> Query for ($($name,)+) {
             type Item<'a> = ($($name::Item<'a>,)+);
-            type Cursors<'a> = ($($name::Cursor<'a>,)+);
+            type Cursors<'a> = zipped_cursors!('a; $($name),+);
 
             #[allow(non_snake_case)]
             fn borrow_mut<'a>(columns: &'a mut [Column], schema: &Schema, slots: usize) -> (u64, Self::Cursors<'a>) {
@@ -130,25 +153,28 @@ macro_rules! tuple_query {
                 let [$($name),+] = columns
                     .get_disjoint_mut(indices)
                     .unwrap_or_else(|_| panic!("a query names the same component twice"));
-                (need, ($($name::cursor_mut($name, slots),)+))
+                $( let $name = $name::cursor_mut($name, slots); )+
+                (need, zip_cursors!($($name),+))
             }
 
             #[allow(non_snake_case)]
-            fn advance<'a>(cursors: &mut Self::Cursors<'a>) -> Option<Self::Item<'a>> {
-                let ($($name,)+) = cursors;
-                Some(($($name.next()?,)+))
+            #[inline(always)]
+    fn flatten<'a>(zipped: <Self::Cursors<'a> as Iterator>::Item) -> Self::Item<'a> {
+                let zipped_item!($($name),+) = zipped;
+                ($($name,)+)
             }
         }
 
         impl<$($name: ReadOnlyFetch),+> ReadOnlyQuery for ($($name,)+) {
+            #[allow(non_snake_case)]
             fn borrow<'a>(columns: &'a [Column], schema: &Schema, slots: usize) -> (u64, Self::Cursors<'a>) {
                 let mut need = 0u64;
-                let cursors = ($({
+                $(
                     let index = column_index::<$name>(schema);
                     need |= 1 << index;
-                    $name::cursor(&columns[index], slots)
-                },)+);
-                (need, cursors)
+                    let $name = $name::cursor(&columns[index], slots);
+                )+
+                (need, zip_cursors!($($name),+))
             }
         }
     };
@@ -160,23 +186,29 @@ tuple_query!(A, B, C, D);
 tuple_query!(A, B, C, D, E);
 tuple_query!(A, B, C, D, E, F);
 
+/// Each slot's component mask and generation, side by side.
+type SlotMeta<'a> = Zip<slice::Iter<'a, u64>, slice::Iter<'a, u32>>;
+
 /// Iterator over the entities matching a query; see [`crate::World::query`].
 pub struct QueryIter<'a, Q: Query> {
-    masks: slice::Iter<'a, u64>,
-    generations: slice::Iter<'a, u32>,
-    next_index: u32,
+    /// Masks, generations and the query's columns zipped: slice iterators only, so the
+    /// zip compiles to one index walking them all.
+    slots: Enumerate<Zip<SlotMeta<'a>, Q::Cursors<'a>>>,
+    /// Components a slot must hold; 0 when every slot holds them (the test always passes).
     need: u64,
-    cursors: Q::Cursors<'a>,
 }
 
 impl<'a, Q: Query> QueryIter<'a, Q> {
-    pub(crate) fn new(entities: &'a EntityTable, need: u64, cursors: Q::Cursors<'a>) -> Self {
+    pub(crate) fn new(
+        entities: &'a EntityTable,
+        need: u64,
+        every_slot: bool,
+        cursors: Q::Cursors<'a>,
+    ) -> Self {
+        let meta = entities.masks.iter().zip(entities.generations.iter());
         QueryIter {
-            masks: entities.masks.iter(),
-            generations: entities.generations.iter(),
-            next_index: 0,
-            need,
-            cursors,
+            slots: meta.zip(cursors).enumerate(),
+            need: if every_slot { 0 } else { need },
         }
     }
 }
@@ -184,20 +216,16 @@ impl<'a, Q: Query> QueryIter<'a, Q> {
 impl<'a, Q: Query> Iterator for QueryIter<'a, Q> {
     type Item = (Entity, Q::Item<'a>);
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let mask = *self.masks.next()?;
-            let generation = *self.generations.next()?;
-            let item = Q::advance(&mut self.cursors)?;
-            let index = self.next_index;
-            self.next_index += 1;
-            if mask & self.need == self.need {
-                return Some((Entity::new(index, generation), item));
-            }
-        }
+        let need = self.need;
+        let (index, ((_, generation), zipped)) = self
+            .slots
+            .find(|(_, ((mask, _), _))| **mask & need == need)?;
+        Some((Entity::new(index as u32, *generation), Q::flatten(zipped)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.masks.len()))
+        (0, self.slots.size_hint().1)
     }
 }

@@ -45,6 +45,9 @@ pub struct World {
     schema: Arc<Schema>,
     pub(crate) entities: EntityTable,
     pub(crate) columns: Vec<Column>,
+    /// Live entities holding each component. Derived from the masks (so not part of the
+    /// frame's bytes); lets a query skip mask checks when every slot matches.
+    pub(crate) holders: Vec<u32>,
 }
 
 impl Clone for World {
@@ -53,6 +56,7 @@ impl Clone for World {
             schema: Arc::clone(&self.schema),
             entities: self.entities.clone(),
             columns: self.columns.clone(),
+            holders: self.holders.clone(),
         }
     }
 
@@ -63,6 +67,7 @@ impl Clone for World {
         }
         self.entities.clone_from(&source.entities);
         self.columns.clone_from(&source.columns);
+        self.holders.clone_from(&source.holders);
     }
 }
 
@@ -74,6 +79,7 @@ impl World {
             .map(|info| Column::new(info.size, capacity as usize))
             .collect();
         World {
+            holders: vec![0; schema.components().len()],
             schema,
             entities: EntityTable::with_capacity(capacity),
             columns,
@@ -147,7 +153,9 @@ impl World {
         let slot = entity.index() as usize;
         let mut mask = self.entities.masks[slot];
         while mask != 0 {
-            self.columns[mask.trailing_zeros() as usize].clear(slot);
+            let column = mask.trailing_zeros() as usize;
+            self.columns[column].clear(slot);
+            self.holders[column] -= 1;
             mask &= mask - 1;
         }
         self.entities.release(entity);
@@ -174,7 +182,11 @@ impl World {
         let slot = self.live_slot(entity)?;
         let slots = self.entities.slots();
         self.columns[column].typed_mut::<T>(slots)[slot] = value;
-        self.entities.masks[slot] |= 1 << column;
+        let mask = &mut self.entities.masks[slot];
+        if *mask & (1 << column) == 0 {
+            *mask |= 1 << column;
+            self.holders[column] += 1;
+        }
         Ok(())
     }
 
@@ -185,6 +197,7 @@ impl World {
         let slot = entity.index() as usize;
         self.columns[column].clear(slot);
         self.entities.masks[slot] &= !(1 << column);
+        self.holders[column] -= 1;
         Ok(value)
     }
 
@@ -225,7 +238,8 @@ impl World {
     pub fn query<Q: ReadOnlyQuery>(&self) -> QueryIter<'_, Q> {
         let slots = self.entities.slots();
         let (need, cursors) = Q::borrow(&self.columns, &self.schema, slots);
-        QueryIter::new(&self.entities, need, cursors)
+        let every_slot = every_slot_matches(&self.entities, &self.holders, need);
+        QueryIter::new(&self.entities, need, every_slot, cursors)
     }
 
     /// Iterates the entities that have every component of `Q` (e.g. `(&mut Pos, &Vel)`),
@@ -236,8 +250,23 @@ impl World {
     pub fn query_mut<Q: Query>(&mut self) -> QueryIter<'_, Q> {
         let slots = self.entities.slots();
         let (need, cursors) = Q::borrow_mut(&mut self.columns, &self.schema, slots);
-        QueryIter::new(&self.entities, need, cursors)
+        let every_slot = every_slot_matches(&self.entities, &self.holders, need);
+        QueryIter::new(&self.entities, need, every_slot, cursors)
     }
+}
+
+/// True when every slot holds a live entity with every component in `need`, so a query
+/// may skip its per-slot mask test.
+fn every_slot_matches(entities: &EntityTable, holders: &[u32], need: u64) -> bool {
+    let slots = entities.slots() as u32;
+    let mut rest = need;
+    while rest != 0 {
+        if holders[rest.trailing_zeros() as usize] != slots {
+            return false;
+        }
+        rest &= rest - 1;
+    }
+    true
 }
 
 /// A tuple of components to spawn an entity with; see [`World::spawn_with`].

@@ -32,7 +32,7 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     game.run_to(600, |_| {}).unwrap();
     assert_eq!(
         checksum(&game.frame).to_hex(),
-        "042c2f2723620424accd1c703b43416d100de9daefe4459e0a7bc4ab9e7759ee"
+        "a0d55049a9172c2d7f46f45ef923be048423db4b66893f1e1be50e0002c2a6bf"
     );
     assert_eq!(game.frame.world().len(), 1025);
 }

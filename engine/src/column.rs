@@ -42,6 +42,11 @@ impl Column {
         }
     }
 
+    /// Bytes per value.
+    pub(crate) fn item_size(&self) -> usize {
+        self.size
+    }
+
     /// Grows or shrinks to `slots` values; new slots are zero.
     pub(crate) fn resize(&mut self, slots: usize) {
         self.words.resize((slots * self.size).div_ceil(16), 0);

@@ -84,6 +84,10 @@ impl<G: Pod> Frame<G> {
         self.tick = tick;
     }
 
+    pub(crate) fn parts_mut(&mut self) -> (&mut Tick, &mut G, &mut World) {
+        (&mut self.tick, &mut self.globals, &mut self.world)
+    }
+
     /// The schema of this frame's world.
     pub fn schema(&self) -> &Arc<Schema> {
         self.world.schema()
@@ -113,39 +117,5 @@ impl<G: Pod> Frame<G> {
     /// walks the world.
     pub fn split_mut(&mut self) -> (&mut G, &mut World) {
         (&mut self.globals, &mut self.world)
-    }
-
-    /// Hands the frame's canonical bytes to `sink`, in order. The checksum is blake3 over
-    /// exactly these bytes, and a snapshot's payload is exactly these bytes:
-    ///
-    /// 1. header, 16 bytes: tick (u64), slots (u32), free-list length (u32);
-    /// 2. globals: `size_of::<G>()` bytes;
-    /// 3. generations: one u32 per slot; 4. component masks: one u64 per slot;
-    /// 5. free list: one u32 per free slot, reused from the end;
-    /// 6. one column per component in schema order: `slots × size` bytes.
-    ///
-    /// All integers are little-endian (tickstep builds only for little-endian targets).
-    pub fn write_image(&self, mut sink: impl FnMut(&[u8])) {
-        let entities = &self.world.entities;
-        let slots = entities.slots();
-        let mut header = [0u8; 16];
-        header[..8].copy_from_slice(&self.tick.to_le_bytes());
-        header[8..12].copy_from_slice(&(slots as u32).to_le_bytes());
-        header[12..].copy_from_slice(&(entities.free.len() as u32).to_le_bytes());
-        sink(&header);
-        sink(bytemuck::bytes_of(&self.globals));
-        sink(bytemuck::cast_slice(&entities.generations));
-        sink(bytemuck::cast_slice(&entities.masks));
-        sink(bytemuck::cast_slice(&entities.free));
-        for column in &self.world.columns {
-            sink(column.bytes(slots));
-        }
-    }
-
-    /// Length in bytes of [`Frame::write_image`]'s output.
-    pub fn image_len(&self) -> usize {
-        let mut len = 0;
-        self.write_image(|bytes| len += bytes.len());
-        len
     }
 }

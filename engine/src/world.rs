@@ -48,6 +48,8 @@ pub struct World {
     /// Live entities holding each component. Derived from the masks (so not part of the
     /// frame's bytes); lets a query skip mask checks when every slot matches.
     pub(crate) holders: Vec<u32>,
+    /// Scratch for checking a restored free list for duplicates; not state.
+    pub(crate) restore_marks: Vec<u64>,
 }
 
 impl Clone for World {
@@ -57,6 +59,7 @@ impl Clone for World {
             entities: self.entities.clone(),
             columns: self.columns.clone(),
             holders: self.holders.clone(),
+            restore_marks: Vec::new(),
         }
     }
 
@@ -83,6 +86,7 @@ impl World {
             schema,
             entities: EntityTable::with_capacity(capacity),
             columns,
+            restore_marks: Vec::new(),
         }
     }
 

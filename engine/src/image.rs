@@ -1,0 +1,415 @@
+//! The frame image: a frame's canonical bytes, written section by section and restored
+//! with every length and invariant checked first.
+//!
+//! The checksum is blake3 over the image and a snapshot's payload is the image, so one
+//! layout serves both. Layout, all integers little-endian:
+//!
+//! | section | bytes |
+//! | --- | --- |
+//! | header | 24: tick u64, capacity u32, slots u32, free-list length u32, zero u32 |
+//! | globals | `size_of::<G>()` |
+//! | generations | 4 × slots (u32: odd = alive, even = free, 0 = retired) |
+//! | masks | 8 × slots (u64: bit `i` = has component `i`; 0 for dead slots) |
+//! | free list | 4 × free-list length (u32 slot indices; the last is reused first) |
+//! | column `i` | slots × size of component `i`, for each component in schema order |
+
+use bytemuck::Pod;
+
+use crate::world::World;
+use crate::{Frame, MAX_CAPACITY, Schema, Tick};
+
+/// Bytes in the image header.
+pub const IMAGE_HEADER_LEN: usize = 24;
+
+/// The fixed-size start of a frame image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageHeader {
+    /// The frame's tick.
+    pub tick: Tick,
+    /// Most entities the frame may hold.
+    pub capacity: u32,
+    /// Entity slots in use or free (the length of every per-slot section).
+    pub slots: u32,
+    /// Length of the free list.
+    pub free: u32,
+}
+
+/// One section of a frame image, in image order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// The [`ImageHeader`].
+    Header,
+    /// The globals struct.
+    Globals,
+    /// One generation per slot.
+    Generations,
+    /// One component mask per slot.
+    Masks,
+    /// The free slot indices.
+    FreeList,
+    /// The column of the schema's component with this index.
+    Column(usize),
+}
+
+/// Why an image cannot be restored. The target frame is left untouched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    /// Fewer bytes than the header needs.
+    #[error("frame image is {found} bytes, shorter than its {IMAGE_HEADER_LEN}-byte header")]
+    TooShortForHeader {
+        /// Bytes given.
+        found: usize,
+    },
+    /// The header's capacity is beyond what frames support, or its slot or free-list
+    /// counts cannot fit in it.
+    #[error(
+        "frame image claims capacity {capacity}, {slots} slots and {free} free; expected slots <= capacity <= {MAX_CAPACITY} and free <= slots"
+    )]
+    ImpossibleCounts {
+        /// Claimed capacity.
+        capacity: u32,
+        /// Claimed slots.
+        slots: u32,
+        /// Claimed free-list length.
+        free: u32,
+    },
+    /// The header's reserved field is not zero.
+    #[error("frame image header's reserved field is {0:#x}, expected 0")]
+    ReservedNotZero(u32),
+    /// The image's length does not match what its header and the schema imply.
+    #[error("frame image is {found} bytes but its header and schema imply {expected}")]
+    LengthMismatch {
+        /// Bytes implied.
+        expected: u64,
+        /// Bytes given.
+        found: usize,
+    },
+    /// The entity table breaks an invariant, so restoring it could alias handles.
+    #[error("frame image's entity table is inconsistent at slot {slot}: {problem}")]
+    InconsistentEntities {
+        /// The slot where the problem shows.
+        slot: u32,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+impl ImageHeader {
+    /// Reads and sanity-checks the header at the start of `image`.
+    pub fn parse(image: &[u8]) -> Result<ImageHeader, ImageError> {
+        let bytes: &[u8; IMAGE_HEADER_LEN] = image
+            .get(..IMAGE_HEADER_LEN)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(ImageError::TooShortForHeader { found: image.len() })?;
+        let u32_at = |at: usize| {
+            u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let header = ImageHeader {
+            tick: u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()),
+            capacity: u32_at(8),
+            slots: u32_at(12),
+            free: u32_at(16),
+        };
+        let reserved = u32_at(20);
+        if reserved != 0 {
+            return Err(ImageError::ReservedNotZero(reserved));
+        }
+        if header.capacity > MAX_CAPACITY
+            || header.slots > header.capacity
+            || header.free > header.slots
+        {
+            return Err(ImageError::ImpossibleCounts {
+                capacity: header.capacity,
+                slots: header.slots,
+                free: header.free,
+            });
+        }
+        Ok(header)
+    }
+
+    fn to_bytes(self) -> [u8; IMAGE_HEADER_LEN] {
+        let mut bytes = [0u8; IMAGE_HEADER_LEN];
+        bytes[..8].copy_from_slice(&self.tick.to_le_bytes());
+        bytes[8..12].copy_from_slice(&self.capacity.to_le_bytes());
+        bytes[12..16].copy_from_slice(&self.slots.to_le_bytes());
+        bytes[16..20].copy_from_slice(&self.free.to_le_bytes());
+        bytes
+    }
+
+    /// Each section and its length in bytes, in image order, for a frame of `schema`.
+    /// Lengths are `u64` and cannot overflow (counts are capped by [`MAX_CAPACITY`]).
+    pub fn sections(self, schema: &Schema) -> impl Iterator<Item = (Section, u64)> + '_ {
+        let slots = self.slots as u64;
+        [
+            (Section::Header, IMAGE_HEADER_LEN as u64),
+            (Section::Globals, schema.globals_size() as u64),
+            (Section::Generations, 4 * slots),
+            (Section::Masks, 8 * slots),
+            (Section::FreeList, 4 * self.free as u64),
+        ]
+        .into_iter()
+        .chain(
+            schema
+                .components()
+                .iter()
+                .enumerate()
+                .map(move |(i, info)| (Section::Column(i), slots * info.size as u64)),
+        )
+    }
+
+    /// Total image length for a frame of `schema`.
+    pub fn image_len(self, schema: &Schema) -> u64 {
+        self.sections(schema).map(|(_, len)| len).sum()
+    }
+}
+
+/// Little-endian u32s of a byte slice whose length is a multiple of 4.
+fn u32s(bytes: &[u8]) -> impl ExactSizeIterator<Item = u32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// Little-endian u64s of a byte slice whose length is a multiple of 8.
+fn u64s(bytes: &[u8]) -> impl ExactSizeIterator<Item = u64> + '_ {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+}
+
+/// An image cut into its sections (lengths already checked).
+struct Parts<'a> {
+    header: ImageHeader,
+    globals: &'a [u8],
+    generations: &'a [u8],
+    masks: &'a [u8],
+    free: &'a [u8],
+    columns: &'a [u8],
+}
+
+fn split<'a>(image: &'a [u8], schema: &Schema) -> Result<Parts<'a>, ImageError> {
+    let header = ImageHeader::parse(image)?;
+    let expected = header.image_len(schema);
+    if expected != image.len() as u64 {
+        return Err(ImageError::LengthMismatch {
+            expected,
+            found: image.len(),
+        });
+    }
+    let slots = header.slots as usize;
+    let (_, rest) = image.split_at(IMAGE_HEADER_LEN);
+    let (globals, rest) = rest.split_at(schema.globals_size());
+    let (generations, rest) = rest.split_at(4 * slots);
+    let (masks, rest) = rest.split_at(8 * slots);
+    let (free, columns) = rest.split_at(4 * header.free as usize);
+    Ok(Parts {
+        header,
+        globals,
+        generations,
+        masks,
+        free,
+        columns,
+    })
+}
+
+/// Checks the entity table's invariants: live slots have odd generations and masks of
+/// registered components only; dead slots have empty masks; the free list names each
+/// dead, reusable slot exactly once. `marks` is scratch for the duplicate check.
+fn validate_entities(
+    parts: &Parts<'_>,
+    components: usize,
+    marks: &mut Vec<u64>,
+) -> Result<(), ImageError> {
+    let bad = |slot: u32, problem| Err(ImageError::InconsistentEntities { slot, problem });
+    let known = if components == 64 {
+        u64::MAX
+    } else {
+        (1u64 << components) - 1
+    };
+    let mut reusable = 0u32;
+    for (slot, (generation, mask)) in u32s(parts.generations).zip(u64s(parts.masks)).enumerate() {
+        let slot = slot as u32;
+        if generation & 1 == 1 {
+            if mask & !known != 0 {
+                return bad(slot, "mask names an unregistered component");
+            }
+        } else if mask != 0 {
+            return bad(slot, "dead slot has components");
+        } else if generation != 0 {
+            reusable += 1;
+        }
+    }
+    if reusable != parts.header.free {
+        return bad(
+            parts.header.slots,
+            "free list length differs from the number of free slots",
+        );
+    }
+    marks.clear();
+    marks.resize((parts.header.slots as usize).div_ceil(64), 0);
+    let generations = parts.generations;
+    for slot in u32s(parts.free) {
+        let index = slot as usize;
+        let generation = match generations.get(4 * index..4 * index + 4) {
+            Some(g) => u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
+            None => return bad(slot, "free list names a slot beyond the table"),
+        };
+        if generation & 1 == 1 || generation == 0 {
+            return bad(slot, "free list names a live or retired slot");
+        }
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        if marks[word] & bit != 0 {
+            return bad(slot, "free list names a slot twice");
+        }
+        marks[word] |= bit;
+    }
+    Ok(())
+}
+
+fn copy_into_u32s(target: &mut Vec<u32>, bytes: &[u8]) {
+    target.clear();
+    target.extend(u32s(bytes));
+}
+
+impl<G: Pod> Frame<G> {
+    /// Hands the frame's image (see the module docs) to `sink`, section by section.
+    pub fn write_image(&self, mut sink: impl FnMut(&[u8])) {
+        let world = self.world();
+        let entities = &world.entities;
+        let header = ImageHeader {
+            tick: self.tick(),
+            capacity: entities.capacity,
+            slots: entities.slots() as u32,
+            free: entities.free.len() as u32,
+        };
+        sink(&header.to_bytes());
+        sink(bytemuck::bytes_of(self.globals()));
+        sink(bytemuck::cast_slice(&entities.generations));
+        sink(bytemuck::cast_slice(&entities.masks));
+        sink(bytemuck::cast_slice(&entities.free));
+        for column in &world.columns {
+            sink(column.bytes(entities.slots()));
+        }
+    }
+
+    /// Length in bytes of the frame's image.
+    pub fn image_len(&self) -> usize {
+        let mut len = 0;
+        self.write_image(|bytes| len += bytes.len());
+        len
+    }
+
+    /// Replaces this frame's whole state with `image` (as written by
+    /// [`Frame::write_image`] for a frame of the same schema), after checking every
+    /// length and the entity table's invariants. On error the frame is unchanged.
+    /// Buffers are reused: restoring an image no larger than the last one allocates
+    /// nothing.
+    pub fn restore_image(&mut self, image: &[u8]) -> Result<(), ImageError> {
+        let (tick, globals, world) = self.parts_mut();
+        let parts = split(image, world.schema())?;
+        let components = world.schema().components().len();
+        validate_entities(&parts, components, &mut world.restore_marks)?;
+        // Validated: from here on nothing can fail.
+        *tick = parts.header.tick;
+        *globals = bytemuck::pod_read_unaligned(parts.globals);
+        restore_world(world, &parts);
+        Ok(())
+    }
+}
+
+fn restore_world(world: &mut World, parts: &Parts<'_>) {
+    let slots = parts.header.slots as usize;
+    let entities = &mut world.entities;
+    entities.capacity = parts.header.capacity;
+    copy_into_u32s(&mut entities.generations, parts.generations);
+    entities.masks.clear();
+    entities.masks.extend(u64s(parts.masks));
+    copy_into_u32s(&mut entities.free, parts.free);
+    entities.live = entities.generations.iter().filter(|g| *g & 1 == 1).count() as u32;
+    let mut rest = parts.columns;
+    for column in &mut world.columns {
+        let (bytes, tail) = rest.split_at(slots * column.item_size());
+        column.resize(slots);
+        column.bytes_mut(slots).copy_from_slice(bytes);
+        rest = tail;
+    }
+    world.holders.iter_mut().for_each(|h| *h = 0);
+    for &mask in &entities.masks {
+        let mut bits = mask;
+        while bits != 0 {
+            world.holders[bits.trailing_zeros() as usize] += 1;
+            bits &= bits - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum;
+    use bytemuck::Zeroable;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+    #[repr(C)]
+    struct A(u32);
+
+    fn frame() -> Frame<u64> {
+        let schema = Schema::builder::<u64>("img", 1)
+            .component::<A>("a")
+            .build()
+            .unwrap();
+        let mut frame = Frame::new(schema, 16, 5).unwrap();
+        let world = frame.world_mut();
+        let e = world.spawn_with((A(1),)).unwrap();
+        world.spawn_with((A(2),)).unwrap();
+        world.spawn().unwrap();
+        world.despawn(e).unwrap();
+        frame
+    }
+
+    fn image(frame: &Frame<u64>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        frame.write_image(|b| bytes.extend_from_slice(b));
+        bytes
+    }
+
+    #[test]
+    fn restore_round_trips_into_a_fresh_frame() {
+        let original = frame();
+        let bytes = image(&original);
+        assert_eq!(bytes.len(), original.image_len());
+        let mut copy = Frame::new(Arc::clone(original.schema()), 0, 0u64).unwrap();
+        copy.restore_image(&bytes).unwrap();
+        assert_eq!(checksum(&copy), checksum(&original));
+        assert_eq!(copy.world().len(), 2);
+        assert_eq!(copy.world().query::<&A>().count(), 1);
+        assert_eq!(copy.world().capacity(), 16);
+    }
+
+    #[test]
+    fn broken_invariants_are_refused_and_leave_the_target_alone() {
+        let original = frame();
+        let good = image(&original);
+        let mut target = frame();
+        target.world_mut().spawn().unwrap();
+        let before = checksum(&target);
+        let header = IMAGE_HEADER_LEN + 8;
+        // Slot 0 is free (its generation is 2); make it claim a component.
+        let mut dead_with_mask = good.clone();
+        dead_with_mask[header + 4 * 3] = 1;
+        // Make the free list name slot 1 (alive).
+        let mut live_in_free = good.clone();
+        let free_at = header + 12 * 3;
+        live_in_free[free_at] = 1;
+        for bad in [
+            dead_with_mask,
+            live_in_free,
+            good[..good.len() - 1].to_vec(),
+        ] {
+            assert!(target.restore_image(&bad).is_err());
+            assert_eq!(checksum(&target), before);
+        }
+    }
+
+    use std::sync::Arc;
+}

@@ -10,3 +10,4 @@
 pub mod arena;
 
 pub use tickstep_engine as engine;
+pub use tickstep_snapshot as snapshot;

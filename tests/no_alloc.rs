@@ -67,3 +67,23 @@ fn warm_clone_from_allocates_nothing() {
     assert_eq!(count, 0);
     assert_eq!(copy.tick(), 150);
 }
+
+#[test]
+fn warm_snapshot_encode_and_restore_allocate_nothing() {
+    let config = ArenaConfig {
+        units: 2000,
+        players: 2,
+        seed: 8,
+    };
+    let mut game = ArenaRun::new(&config).unwrap();
+    game.run_to(50, |_| {}).unwrap();
+    let mut buffer = Vec::new();
+    tickstep::snapshot::encode(&game.frame, &mut buffer);
+    let mut target = game.frame.clone();
+    tickstep::snapshot::restore(&buffer, &mut target).unwrap();
+    let count = allocations_during(|| {
+        tickstep::snapshot::encode(&game.frame, &mut buffer);
+        tickstep::snapshot::restore(&buffer, &mut target).unwrap();
+    });
+    assert_eq!(count, 0);
+}

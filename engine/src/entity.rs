@@ -13,7 +13,20 @@ use std::fmt;
 ///
 /// `Pod`, so components may refer to other entities. [`Entity::NONE`] never names a live
 /// entity and serves as "no entity" inside components.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
+#[derive(
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Pod,
+    Zeroable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[repr(C)]
 pub struct Entity {
     index: u32,
@@ -27,7 +40,9 @@ impl Entity {
         generation: 0,
     };
 
-    pub(crate) const fn new(index: u32, generation: u32) -> Entity {
+    /// The handle with this slot index and generation (for tools that read frames as
+    /// bytes, like snapshot diffs; games get handles from `spawn`).
+    pub const fn from_parts(index: u32, generation: u32) -> Entity {
         Entity { index, generation }
     }
 
@@ -129,7 +144,7 @@ impl EntityTable {
             let generation = &mut self.generations[index as usize];
             *generation += 1;
             self.live += 1;
-            return Some(Allocated::Reused(Entity::new(index, *generation)));
+            return Some(Allocated::Reused(Entity::from_parts(index, *generation)));
         }
         if self.generations.len() >= self.capacity as usize {
             return None;
@@ -138,7 +153,7 @@ impl EntityTable {
         self.generations.push(1);
         self.masks.push(0);
         self.live += 1;
-        Some(Allocated::Appended(Entity::new(index, 1)))
+        Some(Allocated::Appended(Entity::from_parts(index, 1)))
     }
 
     /// Frees the slot of a live `entity` (checked by the caller).
@@ -161,7 +176,7 @@ impl EntityTable {
             .iter()
             .enumerate()
             .filter(|(_, generation)| *generation & 1 == 1)
-            .map(|(index, &generation)| Entity::new(index as u32, generation))
+            .map(|(index, &generation)| Entity::from_parts(index as u32, generation))
     }
 }
 
@@ -200,12 +215,12 @@ mod tests {
         let mut table = EntityTable::with_capacity(4);
         let a = spawn(&mut table);
         table.generations[a.index() as usize] = u32::MAX;
-        let old = Entity::new(a.index(), u32::MAX);
+        let old = Entity::from_parts(a.index(), u32::MAX);
         table.release(old);
         assert!(table.free.is_empty(), "retired slot is never reused");
         let b = spawn(&mut table);
         assert_ne!(b.index(), a.index());
-        assert!(!table.contains(old) && !table.contains(Entity::new(a.index(), 1)));
+        assert!(!table.contains(old) && !table.contains(Entity::from_parts(a.index(), 1)));
     }
 
     #[test]

@@ -15,9 +15,37 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 use crate::trig;
 
 /// A deterministic fixed-point number (48.16 bits). See the module docs for the rules.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
+#[derive(
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Pod,
+    Zeroable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(from = "i64", into = "i64")]
 #[repr(transparent)]
 pub struct Fp(I48F16);
+
+impl From<i64> for Fp {
+    /// From raw bits (for serde; use [`Fp::from_int`] for integers).
+    fn from(bits: i64) -> Fp {
+        Fp::from_bits(bits)
+    }
+}
+
+impl From<Fp> for i64 {
+    /// The raw bits (for serde).
+    fn from(value: Fp) -> i64 {
+        value.to_bits()
+    }
+}
 
 impl Fp {
     /// Number of fraction bits: one unit is `1 << FRAC_BITS` raw bits.

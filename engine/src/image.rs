@@ -272,17 +272,22 @@ fn copy_into_u32s(target: &mut Vec<u32>, bytes: &[u8]) {
 }
 
 impl<G: Pod> Frame<G> {
-    /// Hands the frame's image (see the module docs) to `sink`, section by section.
-    pub fn write_image(&self, mut sink: impl FnMut(&[u8])) {
-        let world = self.world();
-        let entities = &world.entities;
-        let header = ImageHeader {
+    /// The header of this frame's image: tick and entity-table counts.
+    pub fn image_header(&self) -> ImageHeader {
+        let entities = &self.world().entities;
+        ImageHeader {
             tick: self.tick(),
             capacity: entities.capacity,
             slots: entities.slots() as u32,
             free: entities.free.len() as u32,
-        };
-        sink(&header.to_bytes());
+        }
+    }
+
+    /// Hands the frame's image (see the module docs) to `sink`, section by section.
+    pub fn write_image(&self, mut sink: impl FnMut(&[u8])) {
+        let world = self.world();
+        let entities = &world.entities;
+        sink(&self.image_header().to_bytes());
         sink(bytemuck::bytes_of(self.globals()));
         sink(bytemuck::cast_slice(&entities.generations));
         sink(bytemuck::cast_slice(&entities.masks));
@@ -294,9 +299,7 @@ impl<G: Pod> Frame<G> {
 
     /// Length in bytes of the frame's image.
     pub fn image_len(&self) -> usize {
-        let mut len = 0;
-        self.write_image(|bytes| len += bytes.len());
-        len
+        self.image_header().image_len(self.schema()) as usize
     }
 
     /// Replaces this frame's whole state with `image` (as written by

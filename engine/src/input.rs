@@ -8,7 +8,19 @@ use crate::Tick;
 pub const MAX_PLAYERS: usize = 64;
 
 /// A player slot number, `0..players`.
-#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct PlayerId(pub u8);
 
 /// Why an input could not be recorded.

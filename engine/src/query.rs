@@ -222,7 +222,10 @@ impl<'a, Q: Query> Iterator for QueryIter<'a, Q> {
         let (index, ((_, generation), zipped)) = self
             .slots
             .find(|(_, ((mask, _), _))| **mask & need == need)?;
-        Some((Entity::new(index as u32, *generation), Q::flatten(zipped)))
+        Some((
+            Entity::from_parts(index as u32, *generation),
+            Q::flatten(zipped),
+        ))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -17,7 +17,19 @@ pub const fn mix64(mut z: u64) -> u64 {
 }
 
 /// A small, fast, deterministic random number generator (SplitMix64).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Pod, Zeroable)]
+#[derive(
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    Pod,
+    Zeroable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[repr(C)]
 pub struct Rng {
     state: u64,

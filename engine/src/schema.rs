@@ -4,7 +4,7 @@ use bytemuck::Pod;
 use std::any::TypeId;
 use std::sync::Arc;
 
-use crate::SchemaHash;
+use crate::{Field, SchemaHash};
 
 /// Most component types one schema may register (a frame keeps a 64-bit mask per entity).
 pub const MAX_COMPONENTS: usize = 64;
@@ -20,6 +20,8 @@ pub struct ComponentInfo {
     pub size: usize,
     /// `align_of` the type.
     pub align: usize,
+    /// Named fields, for diffs; empty when none were registered.
+    pub fields: &'static [Field],
     type_id: TypeId,
 }
 
@@ -32,6 +34,7 @@ pub struct Schema {
     game: &'static str,
     version: u32,
     globals_size: usize,
+    globals_fields: &'static [Field],
     globals_type: TypeId,
     components: Vec<ComponentInfo>,
     hash: SchemaHash,
@@ -49,6 +52,18 @@ pub enum SchemaError {
     /// A zero-sized type: columns store bytes, so give marker components one byte.
     #[error("component {0:?} has size 0; give marker components a field, e.g. `struct Dead(u8)`")]
     ZeroSizedComponent(&'static str),
+    /// A field description reaches past the end of its struct.
+    #[error("field {field:?} of {owner:?} ends at byte {end}, beyond the struct's {size} bytes")]
+    FieldOutOfBounds {
+        /// The component's name, or "globals".
+        owner: &'static str,
+        /// The field's name.
+        field: &'static str,
+        /// Where the field ends.
+        end: usize,
+        /// The struct's size.
+        size: usize,
+    },
     /// Alignment above [`MAX_ALIGN`].
     #[error("component {name:?} needs alignment {align}; at most {MAX_ALIGN} is supported")]
     AlignmentTooLarge {
@@ -76,6 +91,7 @@ impl Schema {
                 game,
                 version,
                 globals_size: size_of::<G>(),
+                globals_fields: &[],
                 globals_type: TypeId::of::<G>(),
                 components: Vec::new(),
                 hash: SchemaHash::default(),
@@ -102,6 +118,11 @@ impl Schema {
     /// `size_of` the globals type.
     pub fn globals_size(&self) -> usize {
         self.globals_size
+    }
+
+    /// Named fields of the globals, for diffs.
+    pub fn globals_fields(&self) -> &'static [Field] {
+        self.globals_fields
     }
 
     /// The stable hash of names, sizes, alignments, order and version.
@@ -139,20 +160,56 @@ impl Schema {
     }
 }
 
+fn check_fields(owner: &'static str, fields: &[Field], size: usize) -> Result<(), SchemaError> {
+    match fields.iter().find(|f| f.range().end > size) {
+        Some(field) => Err(SchemaError::FieldOutOfBounds {
+            owner,
+            field: field.name,
+            end: field.range().end,
+            size,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl SchemaBuilder {
     /// Registers component type `T` under `name` (its column comes after those before it).
-    pub fn component<T: Pod>(mut self, name: &'static str) -> SchemaBuilder {
+    pub fn component<T: Pod>(self, name: &'static str) -> SchemaBuilder {
+        self.component_with_fields::<T>(name, &[])
+    }
+
+    /// Registers component type `T` under `name` with a description of its fields, so
+    /// desync diffs name fields and show values. Fields are not part of the schema hash:
+    /// they describe the bytes, they do not change them.
+    pub fn component_with_fields<T: Pod>(
+        mut self,
+        name: &'static str,
+        fields: &'static [Field],
+    ) -> SchemaBuilder {
         if self.error.is_none() {
-            self.error = self.check::<T>(name).err();
+            self.error = self
+                .check::<T>(name)
+                .and_then(|()| check_fields(name, fields, size_of::<T>()))
+                .err();
         }
         if self.error.is_none() {
             self.schema.components.push(ComponentInfo {
                 name,
                 size: size_of::<T>(),
                 align: align_of::<T>(),
+                fields,
                 type_id: TypeId::of::<T>(),
             });
         }
+        self
+    }
+
+    /// Describes the globals' fields, for diffs.
+    pub fn globals_fields(mut self, fields: &'static [Field]) -> SchemaBuilder {
+        if self.error.is_none() {
+            self.error = check_fields("globals", fields, self.schema.globals_size).err();
+        }
+        self.schema.globals_fields = fields;
         self
     }
 
@@ -249,6 +306,22 @@ mod tests {
             empty.build().unwrap_err(),
             SchemaError::ZeroSizedComponent("e")
         );
+    }
+
+    #[test]
+    fn fields_must_fit_inside_their_struct() {
+        use crate::FieldKind;
+        static GOOD: [Field; 1] = [Field::new("x", 0, FieldKind::U32)];
+        static BAD: [Field; 1] = [Field::new("y", 4, FieldKind::U32)];
+        let ok = Schema::builder::<u64>("g", 1).component_with_fields::<A>("a", &GOOD);
+        assert_eq!(ok.build().unwrap().components()[0].fields, &GOOD);
+        let bad = Schema::builder::<u64>("g", 1).component_with_fields::<A>("a", &BAD);
+        assert!(matches!(
+            bad.build(),
+            Err(SchemaError::FieldOutOfBounds { end: 8, .. })
+        ));
+        let globals = Schema::builder::<u32>("g", 1).globals_fields(&BAD);
+        assert!(globals.build().is_err());
     }
 
     #[test]

@@ -6,7 +6,19 @@ use std::ops::{Add, AddAssign, Mul, Neg, Sub, SubAssign};
 use crate::Fp;
 
 /// A 2-D vector of fixed-point numbers (positions, velocities, directions).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Debug, Pod, Zeroable)]
+#[derive(
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    Pod,
+    Zeroable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[repr(C)]
 pub struct Vec2 {
     /// Horizontal component.

@@ -13,6 +13,7 @@
 mod bot;
 mod combat;
 mod components;
+mod fields;
 mod grid;
 mod movement;
 pub mod rules;
@@ -67,10 +68,11 @@ pub fn schema() -> Arc<Schema> {
     static SCHEMA: OnceLock<Arc<Schema>> = OnceLock::new();
     Arc::clone(SCHEMA.get_or_init(|| {
         Schema::builder::<ArenaGlobals>("tickstep-arena", SCHEMA_VERSION)
-            .component::<Body>("body")
-            .component::<Unit>("unit")
-            .component::<Ship>("ship")
-            .component::<Projectile>("projectile")
+            .globals_fields(&fields::GLOBALS)
+            .component_with_fields::<Body>("body", &fields::BODY)
+            .component_with_fields::<Unit>("unit", &fields::UNIT)
+            .component_with_fields::<Ship>("ship", &fields::SHIP)
+            .component_with_fields::<Projectile>("projectile", &fields::PROJECTILE)
             .build()
             .expect("the arena schema is valid")
     }))

@@ -1,0 +1,145 @@
+//! Encode a frame into a snapshot; verify a snapshot; restore a frame from one.
+
+use bytemuck::Pod;
+use std::sync::Arc;
+use tickstep_engine::{Checksum, Frame, ImageHeader, Schema, SchemaHash, Tick};
+
+use crate::SnapshotError;
+use crate::format::{
+    SnapshotHeader, check_table_matches, check_table_sums, read_header, write_header,
+};
+
+/// What a valid snapshot says about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The frame's tick.
+    pub tick: Tick,
+    /// The schema it was written with.
+    pub schema_hash: SchemaHash,
+    /// The frame's checksum (blake3 of the payload).
+    pub checksum: Checksum,
+    /// Total bytes.
+    pub bytes: usize,
+    /// The frame's entity capacity.
+    pub capacity: u32,
+}
+
+/// Writes a snapshot of `frame` into `out` (cleared first) and returns its checksum,
+/// which equals [`tickstep_engine::checksum`] of the frame. `out` is reused: once it has
+/// held a snapshot this large, encoding allocates nothing. Cost: one copy and one hash.
+pub fn encode<G: Pod>(frame: &Frame<G>, out: &mut Vec<u8>) -> Checksum {
+    let schema = frame.schema();
+    let image = frame.image_header();
+    let header_len = SnapshotHeader {
+        sections: image.sections(schema).count() as u32,
+        schema_hash: schema.hash(),
+        tick: image.tick,
+        payload_len: 0,
+        checksum: Checksum::default(),
+    }
+    .len();
+    out.clear();
+    out.reserve(header_len + image.image_len(schema) as usize);
+    out.resize(header_len, 0);
+    frame.write_image(|bytes| out.extend_from_slice(bytes));
+    let (head, payload) = out.split_at_mut(header_len);
+    let checksum = Checksum::from(blake3::hash(payload));
+    write_header(head, schema, image, payload.len() as u64, checksum);
+    checksum
+}
+
+/// A snapshot that passed [`verify`]: its header, image header and payload.
+#[derive(Clone, Copy, Debug)]
+pub struct Verified<'a> {
+    /// The snapshot header.
+    pub header: SnapshotHeader,
+    /// The frame image's header.
+    pub image: ImageHeader,
+    /// The frame image.
+    pub payload: &'a [u8],
+}
+
+impl Verified<'_> {
+    /// A summary of the snapshot.
+    pub fn info(&self) -> SnapshotInfo {
+        SnapshotInfo {
+            tick: self.header.tick,
+            schema_hash: self.header.schema_hash,
+            checksum: self.header.checksum,
+            bytes: self.header.len() + self.payload.len(),
+            capacity: self.image.capacity,
+        }
+    }
+}
+
+/// Checks everything a snapshot says about itself, in this order: header (magic,
+/// version, reserved bytes, lengths), schema, section table sums, payload checksum, and
+/// the frame header inside the payload against the snapshot header and section table.
+/// Restores nothing.
+pub fn verify<'a>(bytes: &'a [u8], schema: &Schema) -> Result<Verified<'a>, SnapshotError> {
+    let header = read_header(bytes)?;
+    if header.schema_hash != schema.hash() {
+        return Err(SnapshotError::SchemaMismatch {
+            expected: schema.hash(),
+            found: header.schema_hash,
+        });
+    }
+    check_table_sums(bytes, &header)?;
+    let payload = &bytes[header.len()..];
+    let found = Checksum::from(blake3::hash(payload));
+    if found != header.checksum {
+        return Err(SnapshotError::ChecksumMismatch {
+            expected: header.checksum,
+            found,
+        });
+    }
+    let image = ImageHeader::parse(payload)?;
+    if image.tick != header.tick {
+        return Err(SnapshotError::TickMismatch {
+            header: header.tick,
+            payload: image.tick,
+        });
+    }
+    check_table_matches(bytes, &header, schema, image)?;
+    Ok(Verified {
+        header,
+        image,
+        payload,
+    })
+}
+
+/// Verifies `bytes` and, only if every check passes, replaces `frame`'s state with the
+/// snapshot's. The snapshot's capacity may not exceed `frame`'s. Reuses `frame`'s
+/// buffers: restoring a snapshot no larger than the last allocates nothing.
+pub fn restore<G: Pod>(bytes: &[u8], frame: &mut Frame<G>) -> Result<SnapshotInfo, SnapshotError> {
+    let limit = frame.world().capacity();
+    restore_within(bytes, frame, limit)
+}
+
+fn restore_within<G: Pod>(
+    bytes: &[u8],
+    frame: &mut Frame<G>,
+    limit: u32,
+) -> Result<SnapshotInfo, SnapshotError> {
+    let verified = verify(bytes, frame.schema())?;
+    if verified.image.capacity > limit {
+        return Err(SnapshotError::CapacityExceeded {
+            capacity: verified.image.capacity,
+            limit,
+        });
+    }
+    frame.restore_image(verified.payload)?;
+    Ok(verified.info())
+}
+
+/// A new frame of `schema` restored from `bytes`, whose capacity may be at most
+/// `max_capacity` entities.
+pub fn restore_new<G: Pod>(
+    bytes: &[u8],
+    schema: Arc<Schema>,
+    max_capacity: u32,
+) -> Result<Frame<G>, SnapshotError> {
+    let mut frame = Frame::new(schema, 0, G::zeroed())?;
+    restore_within(bytes, &mut frame, max_capacity)?;
+    Ok(frame)
+}

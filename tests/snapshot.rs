@@ -1,0 +1,195 @@
+//! Snapshots of the arena: round trips step identically, every corruption is refused
+//! with its own error, diffs name the exact field, chunks reassemble.
+
+use proptest::prelude::*;
+use tickstep::arena::{self, ArenaConfig, ArenaGlobals, ArenaRun, Body, Unit};
+use tickstep::engine::{Frame, checksum};
+use tickstep::snapshot::{self, SnapshotError, format::FIXED_HEADER_LEN};
+
+fn game(units: u32, seed: u64, ticks: u64) -> ArenaRun {
+    let mut game = ArenaRun::new(&ArenaConfig {
+        units,
+        players: 2,
+        seed,
+    })
+    .unwrap();
+    game.run_to(ticks, |_| {}).unwrap();
+    game
+}
+
+fn encoded(frame: &Frame<ArenaGlobals>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    snapshot::encode(frame, &mut bytes);
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn restored_frames_step_identically(seed in any::<u64>(), ticks in 0u64..90, units in 1u32..300) {
+        let mut original = game(units, seed, ticks);
+        let bytes = encoded(&original.frame);
+        prop_assert_eq!(snapshot::verify(&bytes, &arena::schema()).unwrap().header.checksum, checksum(&original.frame));
+        let fresh: Frame<ArenaGlobals> = snapshot::restore_new(&bytes, arena::schema(), u32::MAX).unwrap();
+        // Restoring into a frame with another history (and more capacity, which a
+        // restore may use) must replace all of it.
+        let mut reused = game(units + 10, seed ^ 9, 13).frame;
+        snapshot::restore(&bytes, &mut reused).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut from_fresh = ArenaRun::from_frame(fresh, seed);
+        let mut from_reused = ArenaRun::from_frame(reused, seed);
+        for _ in 0..40 {
+            original.step().unwrap();
+            from_fresh.step().unwrap();
+            from_reused.step().unwrap();
+            let sum = checksum(&original.frame);
+            prop_assert_eq!(checksum(&from_fresh.frame), sum);
+            prop_assert_eq!(checksum(&from_reused.frame), sum);
+        }
+    }
+
+    #[test]
+    fn diff_names_exactly_the_mutated_field(seed in any::<u64>(), pick in any::<usize>(), delta in 1i64..1000) {
+        let game = game(50, seed, 30);
+        let a = encoded(&game.frame);
+        let mut mutated = game.frame.clone();
+        let units: Vec<_> = mutated.world().query::<(&Unit, &Body)>().map(|(e, _)| e).collect();
+        let victim = units[pick % units.len()];
+        mutated.world_mut().get_mut::<Body>(victim).unwrap().vel.y += tickstep::engine::Fp::from_bits(delta);
+        mutated.world_mut().get_mut::<Unit>(victim).unwrap().hp += 1;
+        let b = encoded(&mutated);
+        let report = snapshot::diff(&a, &b, &arena::schema(), 100).unwrap();
+        prop_assert_eq!(report.total, 2);
+        let named: Vec<(String, String, String)> = report
+            .differences
+            .iter()
+            .map(|d| (d.entity.clone().unwrap(), d.component.clone().unwrap(), d.field.clone()))
+            .collect();
+        let who = victim.to_string();
+        prop_assert_eq!(named, vec![
+            (who.clone(), "body".to_string(), "vel.y".to_string()),
+            (who, "unit".to_string(), "hp".to_string()),
+        ]);
+    }
+}
+
+#[test]
+fn identical_snapshots_have_an_empty_diff() {
+    let bytes = encoded(&game(40, 3, 20).frame);
+    assert!(
+        snapshot::diff(&bytes, &bytes, &arena::schema(), 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The error a flip of bit `bit` in byte `at` must produce, by the region it hits.
+fn expected_kind(at: usize, payload_start: usize) -> &'static [&'static str] {
+    match at {
+        0..8 => &["BadMagic"],
+        8..12 => &["UnsupportedVersion"],
+        12..16 => &["ImpossibleSection", "Truncated", "TrailingBytes"],
+        16..48 => &["SchemaMismatch"],
+        48..56 => &["TickMismatch"],
+        56..64 => &["Truncated", "TrailingBytes"],
+        64..96 => &["ChecksumMismatch"],
+        96..104 => &["ReservedNotZero"],
+        _ if at < payload_start => &["ImpossibleSection"],
+        _ => &["ChecksumMismatch"],
+    }
+}
+
+fn kind(error: &SnapshotError) -> &'static str {
+    match error {
+        SnapshotError::Truncated { .. } => "Truncated",
+        SnapshotError::TrailingBytes { .. } => "TrailingBytes",
+        SnapshotError::BadMagic { .. } => "BadMagic",
+        SnapshotError::UnsupportedVersion { .. } => "UnsupportedVersion",
+        SnapshotError::ReservedNotZero => "ReservedNotZero",
+        SnapshotError::SchemaMismatch { .. } => "SchemaMismatch",
+        SnapshotError::ImpossibleSection { .. } => "ImpossibleSection",
+        SnapshotError::CapacityExceeded { .. } => "CapacityExceeded",
+        SnapshotError::TickMismatch { .. } => "TickMismatch",
+        SnapshotError::ChecksumMismatch { .. } => "ChecksumMismatch",
+        SnapshotError::InvalidFrame(_) => "InvalidFrame",
+        SnapshotError::Frame(_) => "Frame",
+    }
+}
+
+#[test]
+fn every_bit_flip_and_every_truncation_is_refused_with_the_right_error() {
+    let game = game(12, 5, 40);
+    let bytes = encoded(&game.frame);
+    let header = snapshot::format::read_header(&bytes).unwrap();
+    let payload_start = header.len();
+    assert!(payload_start > FIXED_HEADER_LEN);
+    let schema = arena::schema();
+    let mut target = game.frame.clone();
+    let before = checksum(&target);
+    let mut flipped = bytes.clone();
+    for at in 0..bytes.len() {
+        for bit in 0..8 {
+            flipped[at] ^= 1 << bit;
+            let error =
+                snapshot::verify(&flipped, &schema).expect_err("a flipped bit must be refused");
+            let expected = expected_kind(at, payload_start);
+            assert!(
+                expected.contains(&kind(&error)),
+                "byte {at} bit {bit}: {error} (expected {expected:?})"
+            );
+            flipped[at] ^= 1 << bit;
+        }
+    }
+    for len in 0..bytes.len() {
+        let error = snapshot::restore(&bytes[..len], &mut target)
+            .expect_err("a truncated snapshot must be refused");
+        assert_eq!(kind(&error), "Truncated", "cut at {len}: {error}");
+    }
+    assert_eq!(
+        checksum(&target),
+        before,
+        "refused restores leave the frame untouched"
+    );
+}
+
+#[test]
+fn another_schema_and_a_small_frame_are_refused() {
+    let bytes = encoded(&game(30, 1, 5).frame);
+    let other = tickstep::engine::Schema::builder::<ArenaGlobals>("tickstep-arena", 99)
+        .component::<Body>("body")
+        .build()
+        .unwrap();
+    assert_eq!(
+        kind(&snapshot::verify(&bytes, &other).unwrap_err()),
+        "SchemaMismatch"
+    );
+    let small = snapshot::restore_new::<ArenaGlobals>(&bytes, arena::schema(), 10);
+    assert_eq!(kind(&small.unwrap_err()), "CapacityExceeded");
+}
+
+#[test]
+fn chunks_of_a_snapshot_reassemble_in_any_order() {
+    let bytes = encoded(&game(2000, 4, 10).frame);
+    let mut chunks: Vec<_> = snapshot::split(&bytes, snapshot::DEFAULT_CHUNK_SIZE).collect();
+    assert!(chunks.len() > 2);
+    chunks.rotate_left(1);
+    let mut reassembler = snapshot::Reassembler::new(64 << 20);
+    for chunk in &chunks {
+        reassembler.add(chunk).unwrap();
+    }
+    let whole = reassembler.finish().unwrap();
+    assert_eq!(whole, bytes);
+    snapshot::verify(&whole, &arena::schema()).unwrap();
+}
+
+#[test]
+fn inspect_counts_entities_and_components() {
+    let game = game(100, 8, 60);
+    let summary = snapshot::inspect(&encoded(&game.frame)).unwrap();
+    let world = game.frame.world();
+    assert_eq!(summary.tick, 60);
+    assert_eq!(summary.entities, world.len());
+    assert_eq!(summary.checksum, checksum(&game.frame));
+    assert_eq!(summary.components[1], world.query::<&Unit>().count() as u32);
+    assert_eq!(summary.components[0], world.query::<&Body>().count() as u32);
+}

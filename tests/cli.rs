@@ -81,3 +81,127 @@ fn help_exits_zero_and_lists_subcommands() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("run"));
 }
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickstep-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn a_run_resumed_from_its_snapshot_ends_like_the_straight_run() {
+    let snap = temp_path("mid.snap");
+    let snap_arg = snap.to_str().unwrap();
+    let common = [
+        "--entities",
+        "150",
+        "--seed",
+        "3",
+        "--players",
+        "3",
+        "--json",
+    ];
+    let straight = json(&tickstep(
+        &[&["run", "--ticks", "120"][..], &common].concat(),
+    ));
+    let first = tickstep(
+        &[
+            &["run", "--ticks", "50", "--snapshot-out", snap_arg][..],
+            &common,
+        ]
+        .concat(),
+    );
+    json(&first);
+    let resumed = json(&tickstep(&[
+        "run",
+        "--from-snapshot",
+        snap_arg,
+        "--ticks",
+        "120",
+        "--seed",
+        "3",
+        "--json",
+    ]));
+    assert_eq!(resumed["checksum"], straight["checksum"]);
+    assert_eq!(resumed["tick"], 120);
+
+    let verified = json(&tickstep(&["snapshot", "verify", snap_arg, "--json"]));
+    assert_eq!(verified["tick"], 50);
+    let inspected = json(&tickstep(&["snapshot", "inspect", snap_arg, "--json"]));
+    for field in ["tick", "checksum", "schema_hash", "bytes", "entities"] {
+        assert!(!inspected[field].is_null(), "inspect --json lacks {field}");
+    }
+    assert_eq!(inspected["checksum"], verified["checksum"]);
+    let same = json(&tickstep(&[
+        "snapshot", "diff", snap_arg, snap_arg, "--json",
+    ]));
+    assert_eq!(same["total"], 0);
+
+    let mut corrupt = std::fs::read(&snap).unwrap();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x10;
+    let bad = temp_path("bad.snap");
+    std::fs::write(&bad, &corrupt).unwrap();
+    let output = tickstep(&["snapshot", "verify", bad.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("checksum") && stderr.trim_end().lines().count() == 1,
+        "{stderr}"
+    );
+    let missing = tickstep(&["snapshot", "inspect", "/nonexistent/x.snap"]);
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn snapshot_diff_names_differences_between_ticks() {
+    let (a, b) = (temp_path("a.snap"), temp_path("b.snap"));
+    for (path, ticks) in [(&a, "30"), (&b, "31")] {
+        let args = [
+            "run",
+            "--entities",
+            "60",
+            "--ticks",
+            ticks,
+            "--snapshot-out",
+            path.to_str().unwrap(),
+        ];
+        assert!(tickstep(&args).status.success());
+    }
+    let report = json(&tickstep(&[
+        "snapshot",
+        "diff",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--json",
+        "--limit",
+        "5",
+    ]));
+    assert!(report["total"].as_u64().unwrap() > 5);
+    assert_eq!(report["differences"].as_array().unwrap().len(), 5);
+    assert_eq!(report["differences"][0]["field"], "tick");
+}
+
+#[test]
+fn bench_snapshot_reports_every_documented_figure() {
+    let report = json(&tickstep(&[
+        "bench",
+        "snapshot",
+        "--entities",
+        "300",
+        "--json",
+    ]));
+    for field in [
+        "bytes",
+        "memcpy_gbps",
+        "blake3_gbps",
+        "encode_gbps",
+        "restore_gbps",
+        "encode_vs_bound",
+        "restore_vs_bound",
+        "postcard_encode_gbps",
+        "vs_postcard",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field}");
+    }
+}

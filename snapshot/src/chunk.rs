@@ -91,7 +91,7 @@ pub enum ChunkError {
 /// Splits `snapshot` into chunks of `chunk_size` bytes (at least 1), in order.
 pub fn split(snapshot: &[u8], chunk_size: usize) -> impl Iterator<Item = Chunk> + '_ {
     let chunk_size = chunk_size.clamp(1, u32::MAX as usize);
-    let id = Digest::from(blake3::hash(snapshot));
+    let id = crate::codec::hash(snapshot);
     let count = snapshot.len().div_ceil(chunk_size).max(1) as u32;
     (0..count).map(move |index| {
         let start = index as usize * chunk_size;
@@ -264,7 +264,7 @@ impl Reassembler {
             });
         }
         let id = self.shape.map(|s| s.snapshot).unwrap_or_default();
-        if Digest::from(blake3::hash(&self.buffer)) != id {
+        if crate::codec::hash(&self.buffer) != id {
             return Err(ChunkError::WholeMismatch);
         }
         Ok(self.buffer)

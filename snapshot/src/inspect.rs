@@ -33,7 +33,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Summary, SnapshotError> {
     let header = read_header(bytes)?;
     check_table_sums(bytes, &header)?;
     let payload = &bytes[header.len()..];
-    let found = Checksum::from(blake3::hash(payload));
+    let found = crate::codec::hash(payload);
     if found != header.checksum {
         return Err(SnapshotError::ChecksumMismatch {
             expected: header.checksum,

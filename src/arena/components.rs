@@ -1,13 +1,14 @@
 //! The arena's components, globals and per-player input: all `Pod`, all fixed-point.
 
 use bytemuck::{Pod, Zeroable};
+use serde::{Deserialize, Serialize};
 use tickstep_engine::{Entity, Fp, Rng, Vec2};
 
 /// Most players an arena holds (per-player counters live in fixed arrays in the globals).
 pub const MAX_ARENA_PLAYERS: usize = 16;
 
 /// Position and velocity: every moving thing has one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable, Serialize, Deserialize)]
 #[repr(C)]
 pub struct Body {
     /// Position in arena units; `0..size` on each axis.
@@ -17,7 +18,7 @@ pub struct Body {
 }
 
 /// An autonomous unit: wanders, flocks apart from its neighbours, chases and shoots ships.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable, Serialize, Deserialize)]
 #[repr(C)]
 pub struct Unit {
     /// Wander direction in radians.
@@ -29,7 +30,7 @@ pub struct Unit {
 }
 
 /// A player's ship, steered by that player's input.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable, Serialize, Deserialize)]
 #[repr(C)]
 pub struct Ship {
     /// The owning player's slot.
@@ -43,7 +44,7 @@ pub struct Ship {
 }
 
 /// A shot in flight.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable, Serialize, Deserialize)]
 #[repr(C)]
 pub struct Projectile {
     /// Who fired it (a ship or a unit; may have died since).
@@ -55,7 +56,7 @@ pub struct Projectile {
 }
 
 /// State of the arena as a whole.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable, Serialize, Deserialize)]
 #[repr(C)]
 pub struct ArenaGlobals {
     /// The game's random numbers: respawn places, wandering, fire timing.

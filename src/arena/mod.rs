@@ -18,6 +18,7 @@ mod grid;
 mod movement;
 pub mod rules;
 mod run;
+pub mod serde_snapshot;
 mod ships;
 mod units;
 

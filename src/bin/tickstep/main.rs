@@ -2,8 +2,11 @@
 //! parses arguments and turns every failure into one line on stderr and a non-zero exit.
 #![forbid(unsafe_code)]
 
+mod bench;
+mod files;
 mod output;
 mod run;
+mod snapshot;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -19,8 +22,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the arena sample game offline from tick 0 and print the final checksum.
+    /// Run the arena sample game offline and print the final checksum.
     Run(run::RunArgs),
+    /// Verify, inspect or diff snapshot files.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
+    /// Measure tickstep against baselines measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +54,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Snapshot(command) => snapshot::run(&command),
+        Command::Bench(command) => bench::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,13 @@
 
 use clap::Args;
 use serde::Serialize;
+use std::path::PathBuf;
 use std::time::Instant;
-use tickstep::arena::{ArenaConfig, ArenaRun, MAX_ARENA_PLAYERS};
-use tickstep::engine::checksum;
+use tickstep::arena::{self, ArenaConfig, ArenaRun, MAX_ARENA_PLAYERS};
+use tickstep::engine::{MAX_CAPACITY, checksum};
+use tickstep::snapshot;
 
+use crate::files;
 use crate::output::{emit, progress_bar};
 
 /// Arguments of `tickstep run`.
@@ -23,6 +26,13 @@ pub struct RunArgs {
     /// Players (one ship each, driven by bots).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=MAX_ARENA_PLAYERS as i64))]
     players: u8,
+    /// Write a snapshot of the final frame to this file.
+    #[arg(long, value_name = "FILE")]
+    snapshot_out: Option<PathBuf>,
+    /// Start from this snapshot (a frame written by --snapshot-out) instead of tick 0;
+    /// --entities and --players are then taken from the snapshot.
+    #[arg(long, value_name = "FILE")]
+    from_snapshot: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -46,30 +56,50 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         players: args.players,
         seed: args.seed,
     };
-    let mut game = ArenaRun::new(&config).map_err(|e| e.to_string())?;
-    let bar = progress_bar(args.ticks, "running");
+    let mut game = match &args.from_snapshot {
+        None => ArenaRun::new(&config).map_err(|e| e.to_string())?,
+        Some(path) => {
+            let bytes = files::read(path)?;
+            let frame = snapshot::restore_new(&bytes, arena::schema(), MAX_CAPACITY)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            ArenaRun::from_frame(frame, args.seed)
+        }
+    };
+    let start_tick = game.frame.tick();
+    if args.ticks < start_tick {
+        return Err(format!(
+            "--ticks {} is before the snapshot's tick {start_tick}",
+            args.ticks
+        ));
+    }
+    let bar = progress_bar(args.ticks - start_tick, "running");
     let started = Instant::now();
     game.run_to(args.ticks, |tick| {
         if tick % 64 == 0 {
-            bar.set_position(tick);
+            bar.set_position(tick - start_tick);
         }
     })
     .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let frame = &game.frame;
+    if let Some(path) = &args.snapshot_out {
+        let mut bytes = Vec::new();
+        snapshot::encode(frame, &mut bytes);
+        files::write(path, &bytes)?;
+    }
     let report = RunReport {
         tick: frame.tick(),
         checksum: checksum(frame).to_hex(),
         entities: frame.world().len(),
         ticks_per_sec: if elapsed > 0.0 {
-            args.ticks as f64 / elapsed
+            (args.ticks - start_tick) as f64 / elapsed
         } else {
             0.0
         },
         seed: args.seed,
-        players: args.players,
-        units: args.entities,
+        players: frame.globals().players as u8,
+        units: frame.globals().units,
     };
     emit(args.json, &report, |r| {
         format!(

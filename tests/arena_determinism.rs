@@ -32,7 +32,7 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     game.run_to(600, |_| {}).unwrap();
     assert_eq!(
         checksum(&game.frame).to_hex(),
-        "a0d55049a9172c2d7f46f45ef923be048423db4b66893f1e1be50e0002c2a6bf"
+        "3fdddf8c2371501dfc9f57087d0a508f0cf86999db746037ef0fd4f3646126fc"
     );
     assert_eq!(game.frame.world().len(), 1025);
 }

@@ -105,14 +105,6 @@ impl Clone for EntityTable {
     }
 }
 
-/// Outcome of [`EntityTable::allocate`].
-pub(crate) enum Allocated {
-    /// A freed slot was reused.
-    Reused(Entity),
-    /// A new slot was appended at the end (columns must grow by one).
-    Appended(Entity),
-}
-
 impl EntityTable {
     /// An empty table whose buffers are reserved for `capacity` slots up front, so neither
     /// spawning nor copying into it ever reallocates.
@@ -139,12 +131,12 @@ impl EntityTable {
     }
 
     /// Takes a slot for a new entity, or `None` when all `capacity` slots are in use.
-    pub(crate) fn allocate(&mut self) -> Option<Allocated> {
+    pub(crate) fn allocate(&mut self) -> Option<Entity> {
         if let Some(index) = self.free.pop() {
             let generation = &mut self.generations[index as usize];
             *generation += 1;
             self.live += 1;
-            return Some(Allocated::Reused(Entity::from_parts(index, *generation)));
+            return Some(Entity::from_parts(index, *generation));
         }
         if self.generations.len() >= self.capacity as usize {
             return None;
@@ -153,7 +145,7 @@ impl EntityTable {
         self.generations.push(1);
         self.masks.push(0);
         self.live += 1;
-        Some(Allocated::Appended(Entity::from_parts(index, 1)))
+        Some(Entity::from_parts(index, 1))
     }
 
     /// Frees the slot of a live `entity` (checked by the caller).
@@ -185,9 +177,7 @@ mod tests {
     use super::*;
 
     fn spawn(table: &mut EntityTable) -> Entity {
-        match table.allocate().expect("capacity") {
-            Allocated::Reused(e) | Allocated::Appended(e) => e,
-        }
+        table.allocate().expect("capacity")
     }
 
     #[test]

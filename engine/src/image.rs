@@ -7,16 +7,19 @@
 //! | section | bytes |
 //! | --- | --- |
 //! | header | 24: tick u64, capacity u32, slots u32, free-list length u32, zero u32 |
+//! | column windows | 8 × components: first slot u32, end slot u32 of each column |
 //! | globals | `size_of::<G>()` |
 //! | generations | 4 × slots (u32: odd = alive, even = free, 0 = retired) |
 //! | masks | 8 × slots (u64: bit `i` = has component `i`; 0 for dead slots) |
 //! | free list | 4 × free-list length (u32 slot indices; the last is reused first) |
-//! | column `i` | slots × size of component `i`, for each component in schema order |
+//! | column `i` | (end − first) × size of component `i`, for each component in order |
 
 use bytemuck::Pod;
 
+use std::ops::Range;
+
 use crate::world::World;
-use crate::{Frame, MAX_CAPACITY, Schema, Tick};
+use crate::{Frame, MAX_CAPACITY, MAX_COMPONENTS, Schema, Tick};
 
 /// Bytes in the image header.
 pub const IMAGE_HEADER_LEN: usize = 24;
@@ -39,6 +42,8 @@ pub struct ImageHeader {
 pub enum Section {
     /// The [`ImageHeader`].
     Header,
+    /// Each column's window of slots.
+    Windows,
     /// The globals struct.
     Globals,
     /// One generation per slot.
@@ -83,6 +88,18 @@ pub enum ImageError {
         expected: u64,
         /// Bytes given.
         found: usize,
+    },
+    /// A column's window is not inside `0..slots`.
+    #[error("frame image's column {column} holds slots {start}..{end}, outside 0..{slots}")]
+    ImpossibleWindow {
+        /// The column.
+        column: usize,
+        /// Its first slot.
+        start: u32,
+        /// Its end slot.
+        end: u32,
+        /// The frame's slots.
+        slots: u32,
     },
     /// The entity table breaks an invariant, so restoring it could alias handles.
     #[error("frame image's entity table is inconsistent at slot {slot}: {problem}")]
@@ -135,17 +152,70 @@ impl ImageHeader {
         bytes[16..20].copy_from_slice(&self.free.to_le_bytes());
         bytes
     }
+}
+
+/// Everything that fixes an image's section lengths: its header and each column's
+/// window of slots.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageLayout {
+    /// The image header.
+    pub header: ImageHeader,
+    windows: [[u32; 2]; MAX_COMPONENTS],
+    columns: usize,
+}
+
+impl ImageLayout {
+    /// Reads the header and column windows at the start of `image` (a frame of
+    /// `schema`) and checks every window lies inside `0..slots`.
+    pub fn parse(image: &[u8], schema: &Schema) -> Result<ImageLayout, ImageError> {
+        let header = ImageHeader::parse(image)?;
+        let columns = schema.components().len();
+        let windows_end = IMAGE_HEADER_LEN + 8 * columns;
+        let bytes = image
+            .get(IMAGE_HEADER_LEN..windows_end)
+            .ok_or(ImageError::LengthMismatch {
+                expected: windows_end as u64,
+                found: image.len(),
+            })?;
+        let mut layout = ImageLayout {
+            header,
+            windows: [[0, 0]; MAX_COMPONENTS],
+            columns,
+        };
+        for column in 0..columns {
+            let mut words = u32s(&bytes[8 * column..8 * column + 8]);
+            let (start, end) = (words.next().unwrap_or(0), words.next().unwrap_or(0));
+            if start > end || end > header.slots {
+                let slots = header.slots;
+                return Err(ImageError::ImpossibleWindow {
+                    column,
+                    start,
+                    end,
+                    slots,
+                });
+            }
+            layout.windows[column] = [start, end];
+        }
+        Ok(layout)
+    }
+
+    /// The window of slots column `index` holds.
+    pub fn window(&self, index: usize) -> Range<u32> {
+        let [start, end] = self.windows[index];
+        start..end
+    }
 
     /// Each section and its length in bytes, in image order, for a frame of `schema`.
     /// Lengths are `u64` and cannot overflow (counts are capped by [`MAX_CAPACITY`]).
-    pub fn sections(self, schema: &Schema) -> impl Iterator<Item = (Section, u64)> + '_ {
-        let slots = self.slots as u64;
+    pub fn sections<'a>(&'a self, schema: &'a Schema) -> impl Iterator<Item = (Section, u64)> + 'a {
+        let slots = self.header.slots as u64;
         [
             (Section::Header, IMAGE_HEADER_LEN as u64),
+            (Section::Windows, 8 * self.columns as u64),
             (Section::Globals, schema.globals_size() as u64),
             (Section::Generations, 4 * slots),
             (Section::Masks, 8 * slots),
-            (Section::FreeList, 4 * self.free as u64),
+            (Section::FreeList, 4 * self.header.free as u64),
         ]
         .into_iter()
         .chain(
@@ -153,12 +223,18 @@ impl ImageHeader {
                 .components()
                 .iter()
                 .enumerate()
-                .map(move |(i, info)| (Section::Column(i), slots * info.size as u64)),
+                .map(move |(i, info)| {
+                    let window = self.window(i);
+                    (
+                        Section::Column(i),
+                        (window.end - window.start) as u64 * info.size as u64,
+                    )
+                }),
         )
     }
 
-    /// Total image length for a frame of `schema`.
-    pub fn image_len(self, schema: &Schema) -> u64 {
+    /// Total image length.
+    pub fn image_len(&self, schema: &Schema) -> u64 {
         self.sections(schema).map(|(_, len)| len).sum()
     }
 }
@@ -179,7 +255,7 @@ fn u64s(bytes: &[u8]) -> impl ExactSizeIterator<Item = u64> + '_ {
 
 /// An image cut into its sections (lengths already checked).
 struct Parts<'a> {
-    header: ImageHeader,
+    layout: ImageLayout,
     globals: &'a [u8],
     generations: &'a [u8],
     masks: &'a [u8],
@@ -188,22 +264,23 @@ struct Parts<'a> {
 }
 
 fn split<'a>(image: &'a [u8], schema: &Schema) -> Result<Parts<'a>, ImageError> {
-    let header = ImageHeader::parse(image)?;
-    let expected = header.image_len(schema);
+    let layout = ImageLayout::parse(image, schema)?;
+    let expected = layout.image_len(schema);
     if expected != image.len() as u64 {
         return Err(ImageError::LengthMismatch {
             expected,
             found: image.len(),
         });
     }
+    let header = layout.header;
     let slots = header.slots as usize;
-    let (_, rest) = image.split_at(IMAGE_HEADER_LEN);
+    let (_, rest) = image.split_at(IMAGE_HEADER_LEN + 8 * schema.components().len());
     let (globals, rest) = rest.split_at(schema.globals_size());
     let (generations, rest) = rest.split_at(4 * slots);
     let (masks, rest) = rest.split_at(8 * slots);
     let (free, columns) = rest.split_at(4 * header.free as usize);
     Ok(Parts {
-        header,
+        layout,
         globals,
         generations,
         masks,
@@ -213,8 +290,9 @@ fn split<'a>(image: &'a [u8], schema: &Schema) -> Result<Parts<'a>, ImageError> 
 }
 
 /// Checks the entity table's invariants: live slots have odd generations and masks of
-/// registered components only; dead slots have empty masks; the free list names each
-/// dead, reusable slot exactly once. `marks` is scratch for the duplicate check.
+/// registered components only, each inside its column's window; dead slots have empty
+/// masks; the free list names each dead, reusable slot exactly once. `marks` is scratch
+/// for the duplicate check.
 fn validate_entities(
     parts: &Parts<'_>,
     components: usize,
@@ -233,20 +311,31 @@ fn validate_entities(
             if mask & !known != 0 {
                 return bad(slot, "mask names an unregistered component");
             }
+            let mut bits = mask;
+            while bits != 0 {
+                if !parts
+                    .layout
+                    .window(bits.trailing_zeros() as usize)
+                    .contains(&slot)
+                {
+                    return bad(slot, "component outside its column's window");
+                }
+                bits &= bits - 1;
+            }
         } else if mask != 0 {
             return bad(slot, "dead slot has components");
         } else if generation != 0 {
             reusable += 1;
         }
     }
-    if reusable != parts.header.free {
+    if reusable != parts.layout.header.free {
         return bad(
-            parts.header.slots,
+            parts.layout.header.slots,
             "free list length differs from the number of free slots",
         );
     }
     marks.clear();
-    marks.resize((parts.header.slots as usize).div_ceil(64), 0);
+    marks.resize((parts.layout.header.slots as usize).div_ceil(64), 0);
     let generations = parts.generations;
     for slot in u32s(parts.free) {
         let index = slot as usize;
@@ -272,34 +361,46 @@ fn copy_into_u32s(target: &mut Vec<u32>, bytes: &[u8]) {
 }
 
 impl<G: Pod> Frame<G> {
-    /// The header of this frame's image: tick and entity-table counts.
-    pub fn image_header(&self) -> ImageHeader {
-        let entities = &self.world().entities;
-        ImageHeader {
-            tick: self.tick(),
-            capacity: entities.capacity,
-            slots: entities.slots() as u32,
-            free: entities.free.len() as u32,
+    /// The layout of this frame's image: header and column windows.
+    pub fn image_layout(&self) -> ImageLayout {
+        let world = self.world();
+        let entities = &world.entities;
+        let mut layout = ImageLayout {
+            header: ImageHeader {
+                tick: self.tick(),
+                capacity: entities.capacity,
+                slots: entities.slots() as u32,
+                free: entities.free.len() as u32,
+            },
+            windows: [[0, 0]; MAX_COMPONENTS],
+            columns: world.columns.len(),
+        };
+        for (pair, column) in layout.windows.iter_mut().zip(&world.columns) {
+            let window = column.window();
+            *pair = [window.start, window.end];
         }
+        layout
     }
 
     /// Hands the frame's image (see the module docs) to `sink`, section by section.
     pub fn write_image(&self, mut sink: impl FnMut(&[u8])) {
         let world = self.world();
         let entities = &world.entities;
-        sink(&self.image_header().to_bytes());
+        let layout = self.image_layout();
+        sink(&layout.header.to_bytes());
+        sink(bytemuck::cast_slice(&layout.windows[..layout.columns]));
         sink(bytemuck::bytes_of(self.globals()));
         sink(bytemuck::cast_slice(&entities.generations));
         sink(bytemuck::cast_slice(&entities.masks));
         sink(bytemuck::cast_slice(&entities.free));
         for column in &world.columns {
-            sink(column.bytes(entities.slots()));
+            sink(column.bytes());
         }
     }
 
     /// Length in bytes of the frame's image.
     pub fn image_len(&self) -> usize {
-        self.image_header().image_len(self.schema()) as usize
+        self.image_layout().image_len(self.schema()) as usize
     }
 
     /// Replaces this frame's whole state with `image` (as written by
@@ -313,7 +414,7 @@ impl<G: Pod> Frame<G> {
         let components = world.schema().components().len();
         validate_entities(&parts, components, &mut world.restore_marks)?;
         // Validated: from here on nothing can fail.
-        *tick = parts.header.tick;
+        *tick = parts.layout.header.tick;
         *globals = bytemuck::pod_read_unaligned(parts.globals);
         restore_world(world, &parts);
         Ok(())
@@ -321,19 +422,19 @@ impl<G: Pod> Frame<G> {
 }
 
 fn restore_world(world: &mut World, parts: &Parts<'_>) {
-    let slots = parts.header.slots as usize;
     let entities = &mut world.entities;
-    entities.capacity = parts.header.capacity;
+    entities.capacity = parts.layout.header.capacity;
     copy_into_u32s(&mut entities.generations, parts.generations);
     entities.masks.clear();
     entities.masks.extend(u64s(parts.masks));
     copy_into_u32s(&mut entities.free, parts.free);
     entities.live = entities.generations.iter().filter(|g| *g & 1 == 1).count() as u32;
     let mut rest = parts.columns;
-    for column in &mut world.columns {
-        let (bytes, tail) = rest.split_at(slots * column.item_size());
-        column.resize(slots);
-        column.bytes_mut(slots).copy_from_slice(bytes);
+    for (index, column) in world.columns.iter_mut().enumerate() {
+        let window = parts.layout.window(index);
+        let len = (window.end - window.start) as usize * column.value_size();
+        let (bytes, tail) = rest.split_at(len);
+        column.restore(window, bytes);
         rest = tail;
     }
     world.holders.iter_mut().for_each(|h| *h = 0);
@@ -396,7 +497,7 @@ mod tests {
         let mut target = frame();
         target.world_mut().spawn().unwrap();
         let before = checksum(&target);
-        let header = IMAGE_HEADER_LEN + 8;
+        let header = IMAGE_HEADER_LEN + 8 + 8; // header, one column window, u64 globals
         // Slot 0 is free (its generation is 2); make it claim a component.
         let mut dead_with_mask = good.clone();
         dead_with_mask[header + 4 * 3] = 1;

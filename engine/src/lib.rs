@@ -74,7 +74,7 @@ pub use entity::Entity;
 pub use field::{Field, FieldKind};
 pub use fp::Fp;
 pub use frame::{Frame, FrameError, MAX_CAPACITY, Tick};
-pub use image::{IMAGE_HEADER_LEN, ImageError, ImageHeader, Section};
+pub use image::{IMAGE_HEADER_LEN, ImageError, ImageHeader, ImageLayout, Section};
 pub use input::{InputError, MAX_PLAYERS, PlayerId, TickInputs};
 pub use query::{Query, QueryIter, ReadOnlyQuery};
 pub use rng::{Rng, mix64};

@@ -6,12 +6,48 @@
 
 use bytemuck::Pod;
 use std::iter::{Enumerate, Zip};
+use std::ops::Range;
 use std::slice;
 
 #[doc(hidden)]
 pub use crate::column::Column;
 use crate::entity::EntityTable;
 use crate::{Entity, Schema};
+
+/// The slots a query walks: where every named column holds values, and the component
+/// mask an entity there needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    /// Components an entity must hold.
+    pub need: u64,
+    /// First slot.
+    pub start: usize,
+    /// One past the last slot.
+    pub end: usize,
+}
+
+impl Window {
+    /// The slots every column in `indices` holds, within `0..slots`.
+    fn of(columns: &[Column], indices: &[usize], slots: usize) -> Window {
+        let mut window = Window {
+            need: 0,
+            start: 0,
+            end: slots,
+        };
+        for &index in indices {
+            let held = columns[index].window();
+            window.need |= 1 << index;
+            window.start = window.start.max(held.start as usize);
+            window.end = window.end.min(held.end as usize);
+        }
+        window.end = window.end.max(window.start);
+        window
+    }
+
+    fn slots(&self) -> Range<usize> {
+        self.start..self.end
+    }
+}
 
 /// One element of a query: `&T` or `&mut T` for a registered component `T`.
 pub trait Fetch {
@@ -21,27 +57,27 @@ pub trait Fetch {
     type Item<'a>;
     /// Walks the column one slot at a time.
     type Cursor<'a>: Iterator<Item = Self::Item<'a>>;
-    /// A cursor over the first `slots` values of `column` (of type `Self::Component`).
-    fn cursor_mut(column: &mut Column, slots: usize) -> Self::Cursor<'_>;
+    /// A cursor over `column`'s values for `slots` (which the column holds).
+    fn cursor_mut(column: &mut Column, slots: Range<usize>) -> Self::Cursor<'_>;
 }
 
 /// A [`Fetch`] that only reads, so it works through `&World`.
 pub trait ReadOnlyFetch: Fetch {
-    /// A cursor over the first `slots` values of `column`.
-    fn cursor(column: &Column, slots: usize) -> Self::Cursor<'_>;
+    /// A cursor over `column`'s values for `slots`.
+    fn cursor(column: &Column, slots: Range<usize>) -> Self::Cursor<'_>;
 }
 
 impl<T: Pod> Fetch for &T {
     type Component = T;
     type Item<'a> = &'a T;
     type Cursor<'a> = slice::Iter<'a, T>;
-    fn cursor_mut(column: &mut Column, slots: usize) -> Self::Cursor<'_> {
+    fn cursor_mut(column: &mut Column, slots: Range<usize>) -> Self::Cursor<'_> {
         column.typed::<T>(slots).iter()
     }
 }
 
 impl<T: Pod> ReadOnlyFetch for &T {
-    fn cursor(column: &Column, slots: usize) -> Self::Cursor<'_> {
+    fn cursor(column: &Column, slots: Range<usize>) -> Self::Cursor<'_> {
         column.typed::<T>(slots).iter()
     }
 }
@@ -50,7 +86,7 @@ impl<T: Pod> Fetch for &mut T {
     type Component = T;
     type Item<'a> = &'a mut T;
     type Cursor<'a> = slice::IterMut<'a, T>;
-    fn cursor_mut(column: &mut Column, slots: usize) -> Self::Cursor<'_> {
+    fn cursor_mut(column: &mut Column, slots: Range<usize>) -> Self::Cursor<'_> {
         column.typed_mut::<T>(slots).iter_mut()
     }
 }
@@ -62,21 +98,24 @@ pub trait Query {
     /// The column cursors zipped together (slice iterators, so the zip compiles to one
     /// index walking every column).
     type Cursors<'a>: Iterator;
-    /// Borrows the named columns; returns the component mask an entity needs.
+    /// Borrows the named columns over the window they all hold.
     fn borrow_mut<'a>(
         columns: &'a mut [Column],
         schema: &Schema,
         slots: usize,
-    ) -> (u64, Self::Cursors<'a>);
+    ) -> (Window, Self::Cursors<'a>);
     /// Turns the zipped cursors' item into the query's item.
     fn flatten<'a>(zipped: <Self::Cursors<'a> as Iterator>::Item) -> Self::Item<'a>;
 }
 
 /// A [`Query`] that only reads.
 pub trait ReadOnlyQuery: Query {
-    /// Borrows the named columns shared; returns the component mask an entity needs.
-    fn borrow<'a>(columns: &'a [Column], schema: &Schema, slots: usize)
-    -> (u64, Self::Cursors<'a>);
+    /// Borrows the named columns shared over the window they all hold.
+    fn borrow<'a>(
+        columns: &'a [Column],
+        schema: &Schema,
+        slots: usize,
+    ) -> (Window, Self::Cursors<'a>);
 }
 
 fn column_index<F: Fetch>(schema: &Schema) -> usize {
@@ -93,9 +132,10 @@ macro_rules! single_fetch_query {
         impl<'q, T: Pod> Query for $fetch {
             type Item<'a> = <Self as Fetch>::Item<'a>;
             type Cursors<'a> = <Self as Fetch>::Cursor<'a>;
-            fn borrow_mut<'a>(columns: &'a mut [Column], schema: &Schema, slots: usize) -> (u64, Self::Cursors<'a>) {
+            fn borrow_mut<'a>(columns: &'a mut [Column], schema: &Schema, slots: usize) -> (Window, Self::Cursors<'a>) {
                 let index = column_index::<Self>(schema);
-                (1 << index, <Self as Fetch>::cursor_mut(&mut columns[index], slots))
+                let window = Window::of(columns, &[index], slots);
+                (window, <Self as Fetch>::cursor_mut(&mut columns[index], window.slots()))
             }
             #[inline(always)]
             fn flatten<'a>(zipped: Self::Item<'a>) -> Self::Item<'a> {
@@ -111,11 +151,12 @@ impl<T: Pod> ReadOnlyQuery for &T {
         columns: &'a [Column],
         schema: &Schema,
         slots: usize,
-    ) -> (u64, Self::Cursors<'a>) {
+    ) -> (Window, Self::Cursors<'a>) {
         let index = column_index::<Self>(schema);
+        let window = Window::of(columns, &[index], slots);
         (
-            1 << index,
-            <Self as ReadOnlyFetch>::cursor(&columns[index], slots),
+            window,
+            <Self as ReadOnlyFetch>::cursor(&columns[index], window.slots()),
         )
     }
 }
@@ -147,19 +188,19 @@ macro_rules! tuple_query {
             type Cursors<'a> = zipped_cursors!('a; $($name),+);
 
             #[allow(non_snake_case)]
-            fn borrow_mut<'a>(columns: &'a mut [Column], schema: &Schema, slots: usize) -> (u64, Self::Cursors<'a>) {
+            fn borrow_mut<'a>(columns: &'a mut [Column], schema: &Schema, slots: usize) -> (Window, Self::Cursors<'a>) {
                 let indices = [$(column_index::<$name>(schema)),+];
-                let need = indices.iter().fold(0u64, |mask, index| mask | 1 << index);
+                let window = Window::of(columns, &indices, slots);
                 let [$($name),+] = columns
                     .get_disjoint_mut(indices)
                     .unwrap_or_else(|_| panic!("a query names the same component twice"));
-                $( let $name = $name::cursor_mut($name, slots); )+
-                (need, zip_cursors!($($name),+))
+                $( let $name = $name::cursor_mut($name, window.slots()); )+
+                (window, zip_cursors!($($name),+))
             }
 
             #[allow(non_snake_case)]
             #[inline(always)]
-    fn flatten<'a>(zipped: <Self::Cursors<'a> as Iterator>::Item) -> Self::Item<'a> {
+            fn flatten<'a>(zipped: <Self::Cursors<'a> as Iterator>::Item) -> Self::Item<'a> {
                 let zipped_item!($($name),+) = zipped;
                 ($($name,)+)
             }
@@ -167,14 +208,12 @@ macro_rules! tuple_query {
 
         impl<$($name: ReadOnlyFetch),+> ReadOnlyQuery for ($($name,)+) {
             #[allow(non_snake_case)]
-            fn borrow<'a>(columns: &'a [Column], schema: &Schema, slots: usize) -> (u64, Self::Cursors<'a>) {
-                let mut need = 0u64;
-                $(
-                    let index = column_index::<$name>(schema);
-                    need |= 1 << index;
-                    let $name = $name::cursor(&columns[index], slots);
-                )+
-                (need, zip_cursors!($($name),+))
+            fn borrow<'a>(columns: &'a [Column], schema: &Schema, slots: usize) -> (Window, Self::Cursors<'a>) {
+                let indices = [$(column_index::<$name>(schema)),+];
+                let window = Window::of(columns, &indices, slots);
+                let [$($name),+] = indices;
+                $( let $name = $name::cursor(&columns[$name], window.slots()); )+
+                (window, zip_cursors!($($name),+))
             }
         }
     };
@@ -194,6 +233,8 @@ pub struct QueryIter<'a, Q: Query> {
     /// Masks, generations and the query's columns zipped: slice iterators only, so the
     /// zip compiles to one index walking them all.
     slots: Enumerate<Zip<SlotMeta<'a>, Q::Cursors<'a>>>,
+    /// Slot of the window's first entry.
+    first_slot: usize,
     /// Components a slot must hold; 0 when every slot holds them (the test always passes).
     need: u64,
 }
@@ -201,14 +242,18 @@ pub struct QueryIter<'a, Q: Query> {
 impl<'a, Q: Query> QueryIter<'a, Q> {
     pub(crate) fn new(
         entities: &'a EntityTable,
-        need: u64,
+        window: Window,
         every_slot: bool,
         cursors: Q::Cursors<'a>,
     ) -> Self {
-        let meta = entities.masks.iter().zip(entities.generations.iter());
+        let slots = window.slots();
+        let meta = entities.masks[slots.clone()]
+            .iter()
+            .zip(entities.generations[slots].iter());
         QueryIter {
             slots: meta.zip(cursors).enumerate(),
-            need: if every_slot { 0 } else { need },
+            first_slot: window.start,
+            need: if every_slot { 0 } else { window.need },
         }
     }
 }
@@ -222,10 +267,8 @@ impl<'a, Q: Query> Iterator for QueryIter<'a, Q> {
         let (index, ((_, generation), zipped)) = self
             .slots
             .find(|(_, ((mask, _), _))| **mask & need == need)?;
-        Some((
-            Entity::from_parts(index as u32, *generation),
-            Q::flatten(zipped),
-        ))
+        let slot = (self.first_slot + index) as u32;
+        Some((Entity::from_parts(slot, *generation), Q::flatten(zipped)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

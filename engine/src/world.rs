@@ -4,7 +4,7 @@ use bytemuck::Pod;
 use std::sync::Arc;
 
 use crate::column::Column;
-use crate::entity::{Allocated, EntityTable};
+use crate::entity::EntityTable;
 use crate::query::{Query, QueryIter, ReadOnlyQuery};
 use crate::{Entity, Schema};
 
@@ -110,7 +110,7 @@ impl World {
         self.entities.capacity
     }
 
-    /// Number of entity slots in use or free: the length of every column.
+    /// Number of entity slots in use or free (the entity table's high-water mark).
     pub fn slots(&self) -> usize {
         self.entities.slots()
     }
@@ -127,17 +127,11 @@ impl World {
 
     /// Creates an entity with no components.
     pub fn spawn(&mut self) -> Result<Entity, WorldError> {
-        match self.entities.allocate() {
-            Some(Allocated::Reused(entity)) => Ok(entity),
-            Some(Allocated::Appended(entity)) => {
-                let slots = self.entities.slots();
-                self.columns.iter_mut().for_each(|c| c.resize(slots));
-                Ok(entity)
-            }
-            None => Err(WorldError::CapacityExceeded {
+        self.entities
+            .allocate()
+            .ok_or(WorldError::CapacityExceeded {
                 capacity: self.entities.capacity,
-            }),
-        }
+            })
     }
 
     /// Creates an entity with the components in `bundle` (a tuple of components). Nothing
@@ -184,8 +178,9 @@ impl World {
     pub fn insert<T: Pod>(&mut self, entity: Entity, value: T) -> Result<(), WorldError> {
         let column = self.column_of::<T>()?;
         let slot = self.live_slot(entity)?;
-        let slots = self.entities.slots();
-        self.columns[column].typed_mut::<T>(slots)[slot] = value;
+        let values = &mut self.columns[column];
+        values.hold(slot as u32);
+        values.typed_mut::<T>(slot..slot + 1)[0] = value;
         let mask = &mut self.entities.masks[slot];
         if *mask & (1 << column) == 0 {
             *mask |= 1 << column;
@@ -213,15 +208,16 @@ impl World {
     /// `entity`'s `T`.
     pub fn get<T: Pod>(&self, entity: Entity) -> Result<&T, WorldError> {
         let column = self.checked_component::<T>(entity)?;
-        let slots = self.entities.slots();
-        Ok(&self.columns[column].typed::<T>(slots)[entity.index() as usize])
+        let slot = entity.index() as usize;
+        // A set mask bit means the column's window holds the slot.
+        Ok(&self.columns[column].typed::<T>(slot..slot + 1)[0])
     }
 
     /// `entity`'s `T`, mutably.
     pub fn get_mut<T: Pod>(&mut self, entity: Entity) -> Result<&mut T, WorldError> {
         let column = self.checked_component::<T>(entity)?;
-        let slots = self.entities.slots();
-        Ok(&mut self.columns[column].typed_mut::<T>(slots)[entity.index() as usize])
+        let slot = entity.index() as usize;
+        Ok(&mut self.columns[column].typed_mut::<T>(slot..slot + 1)[0])
     }
 
     fn checked_component<T: Pod>(&self, entity: Entity) -> Result<usize, WorldError> {
@@ -241,9 +237,9 @@ impl World {
     /// If `Q` names a type that is not in the schema: a bug in the game's code, not input.
     pub fn query<Q: ReadOnlyQuery>(&self) -> QueryIter<'_, Q> {
         let slots = self.entities.slots();
-        let (need, cursors) = Q::borrow(&self.columns, &self.schema, slots);
-        let every_slot = every_slot_matches(&self.entities, &self.holders, need);
-        QueryIter::new(&self.entities, need, every_slot, cursors)
+        let (window, cursors) = Q::borrow(&self.columns, &self.schema, slots);
+        let every_slot = every_slot_matches(&self.entities, &self.holders, window.need);
+        QueryIter::new(&self.entities, window, every_slot, cursors)
     }
 
     /// Iterates the entities that have every component of `Q` (e.g. `(&mut Pos, &Vel)`),
@@ -253,9 +249,9 @@ impl World {
     /// If `Q` names an unregistered type or the same type twice: bugs in the game's code.
     pub fn query_mut<Q: Query>(&mut self) -> QueryIter<'_, Q> {
         let slots = self.entities.slots();
-        let (need, cursors) = Q::borrow_mut(&mut self.columns, &self.schema, slots);
-        let every_slot = every_slot_matches(&self.entities, &self.holders, need);
-        QueryIter::new(&self.entities, need, every_slot, cursors)
+        let (window, cursors) = Q::borrow_mut(&mut self.columns, &self.schema, slots);
+        let every_slot = every_slot_matches(&self.entities, &self.holders, window.need);
+        QueryIter::new(&self.entities, window, every_slot, cursors)
     }
 }
 

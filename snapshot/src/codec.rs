@@ -2,7 +2,7 @@
 
 use bytemuck::Pod;
 use std::sync::Arc;
-use tickstep_engine::{Checksum, Frame, ImageHeader, Schema, SchemaHash, Tick};
+use tickstep_engine::{Checksum, Frame, ImageLayout, Schema, SchemaHash, Tick};
 
 use crate::SnapshotError;
 use crate::format::{
@@ -45,11 +45,11 @@ pub struct SnapshotInfo {
 /// held a snapshot this large, encoding allocates nothing. Cost: one copy and one hash.
 pub fn encode<G: Pod>(frame: &Frame<G>, out: &mut Vec<u8>) -> Checksum {
     let schema = frame.schema();
-    let image = frame.image_header();
+    let image = frame.image_layout();
     let header_len = SnapshotHeader {
         sections: image.sections(schema).count() as u32,
         schema_hash: schema.hash(),
-        tick: image.tick,
+        tick: image.header.tick,
         payload_len: 0,
         checksum: Checksum::default(),
     }
@@ -60,17 +60,17 @@ pub fn encode<G: Pod>(frame: &Frame<G>, out: &mut Vec<u8>) -> Checksum {
     frame.write_image(|bytes| out.extend_from_slice(bytes));
     let (head, payload) = out.split_at_mut(header_len);
     let checksum = hash(payload);
-    write_header(head, schema, image, payload.len() as u64, checksum);
+    write_header(head, schema, &image, payload.len() as u64, checksum);
     checksum
 }
 
-/// A snapshot that passed [`verify`]: its header, image header and payload.
-#[derive(Clone, Copy, Debug)]
+/// A snapshot that passed [`verify`]: its header, image layout and payload.
+#[derive(Clone, Debug)]
 pub struct Verified<'a> {
     /// The snapshot header.
     pub header: SnapshotHeader,
-    /// The frame image's header.
-    pub image: ImageHeader,
+    /// The frame image's header and column windows.
+    pub image: ImageLayout,
     /// The frame image.
     pub payload: &'a [u8],
 }
@@ -83,7 +83,7 @@ impl Verified<'_> {
             schema_hash: self.header.schema_hash,
             checksum: self.header.checksum,
             bytes: self.header.len() + self.payload.len(),
-            capacity: self.image.capacity,
+            capacity: self.image.header.capacity,
         }
     }
 }
@@ -109,14 +109,14 @@ pub fn verify<'a>(bytes: &'a [u8], schema: &Schema) -> Result<Verified<'a>, Snap
             found,
         });
     }
-    let image = ImageHeader::parse(payload)?;
-    if image.tick != header.tick {
+    let image = ImageLayout::parse(payload, schema)?;
+    if image.header.tick != header.tick {
         return Err(SnapshotError::TickMismatch {
             header: header.tick,
-            payload: image.tick,
+            payload: image.header.tick,
         });
     }
-    check_table_matches(bytes, &header, schema, image)?;
+    check_table_matches(bytes, &header, schema, &image)?;
     Ok(Verified {
         header,
         image,
@@ -138,9 +138,9 @@ fn restore_within<G: Pod>(
     limit: u32,
 ) -> Result<SnapshotInfo, SnapshotError> {
     let verified = verify(bytes, frame.schema())?;
-    if verified.image.capacity > limit {
+    if verified.image.header.capacity > limit {
         return Err(SnapshotError::CapacityExceeded {
-            capacity: verified.image.capacity,
+            capacity: verified.image.header.capacity,
             limit,
         });
     }

@@ -2,7 +2,8 @@
 //! the same game: the evidence for diagnosing a desync.
 
 use serde::Serialize;
-use tickstep_engine::{Entity, Field, ImageHeader, Schema, Section, Tick};
+use std::ops::Range;
+use tickstep_engine::{Entity, Field, ImageHeader, ImageLayout, Schema, Section, Tick};
 
 use crate::{SnapshotError, verify};
 
@@ -44,6 +45,7 @@ impl FrameDiff {
 /// A frame image cut into its sections.
 struct Sections<'a> {
     header: ImageHeader,
+    windows: Vec<Range<u32>>,
     globals: &'a [u8],
     generations: &'a [u8],
     masks: &'a [u8],
@@ -51,9 +53,12 @@ struct Sections<'a> {
     columns: Vec<&'a [u8]>,
 }
 
-fn sections<'a>(payload: &'a [u8], schema: &Schema, header: ImageHeader) -> Sections<'a> {
+fn sections<'a>(payload: &'a [u8], schema: &Schema, layout: &ImageLayout) -> Sections<'a> {
     let mut out = Sections {
-        header,
+        header: layout.header,
+        windows: (0..schema.components().len())
+            .map(|i| layout.window(i))
+            .collect(),
         globals: &[],
         generations: &[],
         masks: &[],
@@ -61,12 +66,12 @@ fn sections<'a>(payload: &'a [u8], schema: &Schema, header: ImageHeader) -> Sect
         columns: Vec::new(),
     };
     let mut rest = payload;
-    for (section, len) in header.sections(schema) {
+    for (section, len) in layout.sections(schema) {
         // verify() checked that the lengths add up to the payload.
         let (bytes, tail) = rest.split_at(len as usize);
         rest = tail;
         match section {
-            Section::Header => {}
+            Section::Header | Section::Windows => {}
             Section::Globals => out.globals = bytes,
             Section::Generations => out.generations = bytes,
             Section::Masks => out.masks = bytes,
@@ -75,6 +80,14 @@ fn sections<'a>(payload: &'a [u8], schema: &Schema, header: ImageHeader) -> Sect
         }
     }
     out
+}
+
+impl Sections<'_> {
+    /// The bytes of component `index`'s value at `slot` (verified: the window holds it).
+    fn value(&self, index: usize, slot: usize, size: usize) -> &[u8] {
+        let at = (slot - self.windows[index].start as usize) * size;
+        &self.columns[index][at..at + size]
+    }
 }
 
 fn word<const N: usize>(bytes: &[u8], index: usize) -> Option<u64> {
@@ -161,8 +174,8 @@ impl Collector {
 pub fn diff(a: &[u8], b: &[u8], schema: &Schema, limit: usize) -> Result<FrameDiff, SnapshotError> {
     let (va, vb) = (verify(a, schema)?, verify(b, schema)?);
     let (sa, sb) = (
-        sections(va.payload, schema, va.image),
-        sections(vb.payload, schema, vb.image),
+        sections(va.payload, schema, &va.image),
+        sections(vb.payload, schema, &vb.image),
     );
     let mut out = Collector {
         limit,
@@ -248,8 +261,8 @@ pub fn diff(a: &[u8], b: &[u8], schema: &Schema, limit: usize) -> Result<FrameDi
             match (ma & bit != 0, mb & bit != 0) {
                 (false, false) => {}
                 (true, true) => {
-                    let range = slot * info.size..(slot + 1) * info.size;
-                    let (ca, cb) = (&sa.columns[index][range.clone()], &sb.columns[index][range]);
+                    let ca = sa.value(index, slot, info.size);
+                    let cb = sb.value(index, slot, info.size);
                     if ca != cb {
                         out.values(who, info.name, info.fields, ca, cb);
                     }

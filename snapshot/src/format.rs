@@ -2,7 +2,7 @@
 //! layout is documented in `snapshot/FORMAT.md`.
 
 use tickstep_engine::{
-    Checksum, Digest, ImageHeader, MAX_COMPONENTS, Schema, SchemaHash, Section, Tick,
+    Checksum, Digest, ImageLayout, MAX_COMPONENTS, Schema, SchemaHash, Section, Tick,
 };
 
 use crate::SnapshotError;
@@ -15,8 +15,8 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const FIXED_HEADER_LEN: usize = 104;
 /// Bytes per section table entry.
 pub const SECTION_ENTRY_LEN: usize = 16;
-/// Most sections a snapshot may have: five entity-table sections and one per component.
-pub const MAX_SECTIONS: u32 = 5 + MAX_COMPONENTS as u32;
+/// Most sections a snapshot may have: six fixed sections and one per component.
+pub const MAX_SECTIONS: u32 = 6 + MAX_COMPONENTS as u32;
 
 /// The decoded fixed header of a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,10 +49,11 @@ impl SnapshotHeader {
 pub fn section_kind(section: Section) -> u32 {
     match section {
         Section::Header => 1,
-        Section::Globals => 2,
-        Section::Generations => 3,
-        Section::Masks => 4,
-        Section::FreeList => 5,
+        Section::Windows => 2,
+        Section::Globals => 3,
+        Section::Generations => 4,
+        Section::Masks => 5,
+        Section::FreeList => 6,
         Section::Column(i) => 16 + i as u32,
     }
 }
@@ -78,7 +79,7 @@ fn digest_at(bytes: &[u8], at: usize) -> Digest {
 pub fn write_header(
     out: &mut [u8],
     schema: &Schema,
-    image: ImageHeader,
+    image: &ImageLayout,
     payload_len: u64,
     checksum: Checksum,
 ) {
@@ -87,7 +88,7 @@ pub fn write_header(
     out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     out[12..16].copy_from_slice(&sections.to_le_bytes());
     out[16..48].copy_from_slice(schema.hash().as_bytes());
-    out[48..56].copy_from_slice(&image.tick.to_le_bytes());
+    out[48..56].copy_from_slice(&image.header.tick.to_le_bytes());
     out[56..64].copy_from_slice(&payload_len.to_le_bytes());
     out[64..96].copy_from_slice(checksum.as_bytes());
     out[96..104].fill(0);
@@ -133,7 +134,7 @@ pub fn read_header(bytes: &[u8]) -> Result<SnapshotHeader, SnapshotError> {
     if header.sections == 0 || header.sections > MAX_SECTIONS {
         return Err(SnapshotError::ImpossibleSection {
             index: header.sections,
-            problem: "section count is outside 1..=69",
+            problem: "section count is outside 1..=70",
         });
     }
     let needed = header.len() as u64 + header.payload_len.min(u64::MAX - header.len() as u64);
@@ -195,12 +196,12 @@ pub fn check_table_sums(bytes: &[u8], header: &SnapshotHeader) -> Result<(), Sna
 }
 
 /// Checks that the section table is exactly the one a frame of `schema` with image
-/// header `image` has.
+/// layout `image` has.
 pub fn check_table_matches(
     bytes: &[u8],
     header: &SnapshotHeader,
     schema: &Schema,
-    image: ImageHeader,
+    image: &ImageLayout,
 ) -> Result<(), SnapshotError> {
     let expected = image.sections(schema);
     if expected.count() as u32 != header.sections {

@@ -41,15 +41,15 @@ pub fn inspect(bytes: &[u8]) -> Result<Summary, SnapshotError> {
         });
     }
     let image = ImageHeader::parse(payload)?;
-    // Walk the table to find the generation and mask sections (kinds 3 and 4).
+    // Walk the table to find the generation and mask sections (kinds 4 and 5).
     let mut offset = 0usize;
     let (mut generations, mut masks) = (&[][..], &[][..]);
     let mut columns = 0;
     for (kind, _, len) in section_table(bytes, &header) {
         let section = &payload[offset..offset + len as usize];
         match kind {
-            3 => generations = section,
-            4 => masks = section,
+            4 => generations = section,
+            5 => masks = section,
             k if k >= 16 => columns += 1,
             _ => {}
         }

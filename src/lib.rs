@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod arena;
+pub mod fuzzing;
 
 pub use tickstep_engine as engine;
 pub use tickstep_snapshot as snapshot;

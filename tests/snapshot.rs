@@ -193,3 +193,42 @@ fn inspect_counts_entities_and_components() {
     assert_eq!(summary.components[1], world.query::<&Unit>().count() as u32);
     assert_eq!(summary.components[0], world.query::<&Body>().count() as u32);
 }
+
+// Twins of the `snapshot_decode` fuzz target (same property code, run on stable).
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn hostile_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..400)) {
+        tickstep::fuzzing::decode_hostile_snapshot(&raw);
+    }
+
+    #[test]
+    fn edited_snapshots_never_panic_and_restore_only_what_they_claim(
+        ticks in any::<u8>(),
+        edits in prop::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+        cut in prop::option::of(any::<u16>()),
+    ) {
+        tickstep::fuzzing::decode_hostile_snapshot(&tickstep::fuzzing::edited_snapshot(ticks, &edits, cut));
+    }
+
+    #[test]
+    fn hostile_chunks_never_panic(
+        limit in 0u64..5000,
+        shapes in prop::collection::vec((0u32..6, 0u32..6, 0u64..5000, 0u32..2000, prop::collection::vec(any::<u8>(), 0..64)), 0..8),
+    ) {
+        let chunks: Vec<snapshot::Chunk> = shapes
+            .into_iter()
+            .map(|(index, count, total_len, chunk_size, data)| snapshot::Chunk {
+                snapshot: tickstep::engine::Digest([1; 32]),
+                index,
+                count,
+                total_len,
+                chunk_size,
+                hash: tickstep::engine::Digest::from(blake3::hash(&data)),
+                data,
+            })
+            .collect();
+        tickstep::fuzzing::reassemble_hostile_chunks(limit, &chunks);
+    }
+}

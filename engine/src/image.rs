@@ -289,20 +289,30 @@ fn split<'a>(image: &'a [u8], schema: &Schema) -> Result<Parts<'a>, ImageError> 
     })
 }
 
+/// What one pass over a valid entity table counts, so restoring needs no second pass.
+struct Census {
+    live: u32,
+    holders: [u32; MAX_COMPONENTS],
+}
+
 /// Checks the entity table's invariants: live slots have odd generations and masks of
 /// registered components only, each inside its column's window; dead slots have empty
 /// masks; the free list names each dead, reusable slot exactly once. `marks` is scratch
-/// for the duplicate check.
+/// for the duplicate check. Counts live entities and each component's holders on the way.
 fn validate_entities(
     parts: &Parts<'_>,
     components: usize,
     marks: &mut Vec<u64>,
-) -> Result<(), ImageError> {
+) -> Result<Census, ImageError> {
     let bad = |slot: u32, problem| Err(ImageError::InconsistentEntities { slot, problem });
     let known = if components == 64 {
         u64::MAX
     } else {
         (1u64 << components) - 1
+    };
+    let mut census = Census {
+        live: 0,
+        holders: [0; MAX_COMPONENTS],
     };
     let mut reusable = 0u32;
     for (slot, (generation, mask)) in u32s(parts.generations).zip(u64s(parts.masks)).enumerate() {
@@ -311,15 +321,14 @@ fn validate_entities(
             if mask & !known != 0 {
                 return bad(slot, "mask names an unregistered component");
             }
+            census.live += 1;
             let mut bits = mask;
             while bits != 0 {
-                if !parts
-                    .layout
-                    .window(bits.trailing_zeros() as usize)
-                    .contains(&slot)
-                {
+                let column = bits.trailing_zeros() as usize;
+                if !parts.layout.window(column).contains(&slot) {
                     return bad(slot, "component outside its column's window");
                 }
+                census.holders[column] += 1;
                 bits &= bits - 1;
             }
         } else if mask != 0 {
@@ -352,12 +361,16 @@ fn validate_entities(
         }
         marks[word] |= bit;
     }
-    Ok(())
+    Ok(census)
 }
 
-fn copy_into_u32s(target: &mut Vec<u32>, bytes: &[u8]) {
-    target.clear();
-    target.extend(u32s(bytes));
+/// Replaces `target` with the little-endian `bytes` (a whole number of `T`s): one copy.
+fn copy_pods<T: Pod>(target: &mut Vec<T>, bytes: &[u8]) {
+    let len = bytes.len() / size_of::<T>();
+    // Only elements beyond the old length are zeroed first: the rest is overwritten.
+    target.truncate(len);
+    target.resize(len, T::zeroed());
+    bytemuck::cast_slice_mut(target).copy_from_slice(bytes);
 }
 
 impl<G: Pod> Frame<G> {
@@ -412,23 +425,22 @@ impl<G: Pod> Frame<G> {
         let (tick, globals, world) = self.parts_mut();
         let parts = split(image, world.schema())?;
         let components = world.schema().components().len();
-        validate_entities(&parts, components, &mut world.restore_marks)?;
+        let census = validate_entities(&parts, components, &mut world.restore_marks)?;
         // Validated: from here on nothing can fail.
         *tick = parts.layout.header.tick;
         *globals = bytemuck::pod_read_unaligned(parts.globals);
-        restore_world(world, &parts);
+        restore_world(world, &parts, &census);
         Ok(())
     }
 }
 
-fn restore_world(world: &mut World, parts: &Parts<'_>) {
+fn restore_world(world: &mut World, parts: &Parts<'_>, census: &Census) {
     let entities = &mut world.entities;
     entities.capacity = parts.layout.header.capacity;
-    copy_into_u32s(&mut entities.generations, parts.generations);
-    entities.masks.clear();
-    entities.masks.extend(u64s(parts.masks));
-    copy_into_u32s(&mut entities.free, parts.free);
-    entities.live = entities.generations.iter().filter(|g| *g & 1 == 1).count() as u32;
+    copy_pods(&mut entities.generations, parts.generations);
+    copy_pods(&mut entities.masks, parts.masks);
+    copy_pods(&mut entities.free, parts.free);
+    entities.live = census.live;
     let mut rest = parts.columns;
     for (index, column) in world.columns.iter_mut().enumerate() {
         let window = parts.layout.window(index);
@@ -437,14 +449,8 @@ fn restore_world(world: &mut World, parts: &Parts<'_>) {
         column.restore(window, bytes);
         rest = tail;
     }
-    world.holders.iter_mut().for_each(|h| *h = 0);
-    for &mask in &entities.masks {
-        let mut bits = mask;
-        while bits != 0 {
-            world.holders[bits.trailing_zeros() as usize] += 1;
-            bits &= bits - 1;
-        }
-    }
+    let components = world.holders.len();
+    world.holders.copy_from_slice(&census.holders[..components]);
 }
 
 #[cfg(test)]

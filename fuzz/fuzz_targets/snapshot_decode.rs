@@ -1,0 +1,48 @@
+//! Snapshot decoding on hostile input: arbitrary bytes, a valid snapshot with arbitrary
+//! edits, and arbitrary chunks. See `tickstep::fuzzing` for the properties; the proptest
+//! twin in `tests/snapshot.rs` runs the same code on stable.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use tickstep::engine::Digest;
+use tickstep::fuzzing::{decode_hostile_snapshot, edited_snapshot, reassemble_hostile_chunks};
+use tickstep::snapshot::Chunk;
+
+#[derive(Arbitrary, Debug)]
+struct FuzzChunk {
+    same_snapshot: bool,
+    index: u32,
+    count: u32,
+    total_len: u16,
+    chunk_size: u16,
+    honest_hash: bool,
+    data: Vec<u8>,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Input {
+    Raw(Vec<u8>),
+    Edited { ticks: u8, edits: Vec<(u16, u8)>, cut: Option<u16> },
+    Chunks { limit: u16, chunks: Vec<FuzzChunk> },
+}
+
+fuzz_target!(|input: Input| match input {
+    Input::Raw(bytes) => decode_hostile_snapshot(&bytes),
+    Input::Edited { ticks, edits, cut } => decode_hostile_snapshot(&edited_snapshot(ticks, &edits, cut)),
+    Input::Chunks { limit, chunks } => {
+        let chunks: Vec<Chunk> = chunks
+            .into_iter()
+            .map(|c| Chunk {
+                snapshot: Digest([c.same_snapshot as u8; 32]),
+                index: c.index,
+                count: c.count,
+                total_len: c.total_len as u64,
+                chunk_size: c.chunk_size as u32,
+                hash: if c.honest_hash { Digest::from(blake3::hash(&c.data)) } else { Digest::default() },
+                data: c.data,
+            })
+            .collect();
+        reassemble_hostile_chunks(limit as u64, &chunks);
+    }
+});

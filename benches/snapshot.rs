@@ -12,7 +12,12 @@ use tickstep::snapshot;
 
 fn snapshot_bench(c: &mut Criterion) {
     for units in [1_000u32, 10_000, 100_000] {
-        let mut game = ArenaRun::new(&ArenaConfig { units, players: 4, seed: 1 }).unwrap();
+        let mut game = ArenaRun::new(&ArenaConfig {
+            units,
+            players: 4,
+            seed: 1,
+        })
+        .unwrap();
         game.run_to(60, |_| {}).unwrap();
         let frame = &game.frame;
         let bytes = frame.image_len();
@@ -25,11 +30,15 @@ fn snapshot_bench(c: &mut Criterion) {
 
         let source = vec![0x5au8; bytes];
         let mut target = vec![0u8; bytes];
-        group.bench_function("memcpy", |b| b.iter(|| target.copy_from_slice(black_box(&source))));
+        group.bench_function("memcpy", |b| {
+            b.iter(|| target.copy_from_slice(black_box(&source)))
+        });
         group.bench_function("blake3", |b| b.iter(|| blake3::hash(black_box(&source))));
 
         let mut encoded = Vec::new();
-        group.bench_function("encode", |b| b.iter(|| snapshot::encode(black_box(frame), &mut encoded)));
+        group.bench_function("encode", |b| {
+            b.iter(|| snapshot::encode(black_box(frame), &mut encoded))
+        });
         group.bench_function("verify", |b| {
             b.iter(|| snapshot::verify(black_box(&encoded), &schema).is_ok())
         });

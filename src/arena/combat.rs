@@ -97,15 +97,7 @@ impl Combat {
     fn gather(&mut self, globals: &ArenaGlobals, world: &mut World) {
         clear_scratch(&mut self.expired, world.capacity());
         clear_scratch(&mut self.hits, world.capacity());
-        let units = world.query::<(&Unit, &Body)>();
-        self.units.rebuild(
-            globals.size,
-            world.capacity(),
-            units.map(|(entity, (_, body))| GridEntry {
-                entity,
-                pos: body.pos,
-            }),
-        );
+        self.units.rebuild_with_units(world, globals.size);
         clear_scratch(&mut self.ships, world.capacity());
         let ships = world
             .query::<(&Ship, &Body)>()

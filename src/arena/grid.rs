@@ -6,7 +6,9 @@
 //! entries within a cell (and thus every search) is a pure function of the frame.
 
 use std::ops::ControlFlow;
-use tickstep_engine::{Entity, Fp, Vec2};
+use tickstep_engine::{Entity, Fp, Vec2, World};
+
+use super::{Body, Unit};
 
 /// Cells per side at most: an absurd arena size (say, from a crafted snapshot) makes the
 /// edge cells bigger instead of allocating without bound.
@@ -89,6 +91,16 @@ impl SpatialGrid {
             self.starts[c] = self.starts[c - 1];
         }
         self.starts[0] = 0;
+    }
+
+    /// Rebuckets every unit of `world` (an arena of `size`) by its position.
+    pub fn rebuild_with_units(&mut self, world: &World, size: Vec2) {
+        let units = world.query::<(&Unit, &Body)>();
+        let entries = units.map(|(entity, (_, body))| GridEntry {
+            entity,
+            pos: body.pos,
+        });
+        self.rebuild(size, world.capacity(), entries);
     }
 
     /// Calls `visit` for the entries in the 3×3 cells around `pos`, row by row, until it

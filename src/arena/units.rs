@@ -69,15 +69,7 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
                 .filter(|(_, (s, _))| s.hp > 0)
                 .map(|(_, (_, b))| b.pos),
         );
-        let units = world.query::<(&Unit, &Body)>();
-        self.grid.rebuild(
-            globals.size,
-            world.capacity(),
-            units.map(|(entity, (_, body))| GridEntry {
-                entity,
-                pos: body.pos,
-            }),
-        );
+        self.grid.rebuild_with_units(world, globals.size);
         let wander = Fp::from_ratio(1, 4);
         for (entity, (unit, body)) in world.query_mut::<(&mut Unit, &mut Body)>() {
             let target = nearest_ship(&self.ships, body.pos);

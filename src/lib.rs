@@ -11,4 +11,5 @@ pub mod arena;
 pub mod fuzzing;
 
 pub use tickstep_engine as engine;
+pub use tickstep_replay as replay;
 pub use tickstep_snapshot as snapshot;

@@ -16,6 +16,7 @@ mod components;
 mod fields;
 mod grid;
 mod movement;
+mod recording;
 pub mod rules;
 mod run;
 pub mod serde_snapshot;
@@ -32,6 +33,7 @@ pub use combat::Combat;
 pub use components::{ArenaGlobals, ArenaInput, Body, MAX_ARENA_PLAYERS, Projectile, Ship, Unit};
 pub use grid::{GridEntry, SpatialGrid};
 pub use movement::movement;
+pub use recording::{DEFAULT_TICK_RATE, RecordError, RecordOptions, record};
 pub use run::ArenaRun;
 pub use ships::ShipControl;
 pub use units::UnitAi;
@@ -39,8 +41,8 @@ pub use units::UnitAi;
 /// The arena's data version: bump when a component's meaning changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// What an arena game is made of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What an arena game is made of. Replays store it as JSON in their header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArenaConfig {
     /// Autonomous units (the bulk of the entities).
     pub units: u32,
@@ -62,6 +64,9 @@ pub enum ArenaError {
     /// An entity could not be created.
     #[error(transparent)]
     World(#[from] WorldError),
+    /// A step was refused (input for the wrong tick: a bug).
+    #[error("step refused: {0}")]
+    Step(String),
 }
 
 /// The arena's schema (built once, shared by every frame).

@@ -35,6 +35,11 @@ impl ArenaRun {
         }
     }
 
+    /// The input of the last tick stepped (bot input for every player).
+    pub fn inputs(&self) -> &TickInputs<ArenaInput> {
+        &self.inputs
+    }
+
     /// Advances one tick with bot input.
     pub fn step(&mut self) -> Result<(), StepError> {
         fill_bot_inputs(self.seed, self.frame.tick() + 1, &mut self.inputs);

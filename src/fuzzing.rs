@@ -1,8 +1,9 @@
 //! Properties shared by the cargo-fuzz targets in `fuzz/` and their proptest twins in
 //! `tests/`, so stable `cargo test` checks what the fuzzers check, with the same code.
 
-use crate::arena::{self, ArenaConfig, ArenaGlobals, ArenaRun};
+use crate::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput, ArenaRun, RecordOptions};
 use crate::engine::checksum;
+use crate::replay::{self, Replay};
 use crate::snapshot::{self, Chunk, Reassembler};
 
 /// A valid arena snapshot after `ticks % 64` ticks: the starting point for edits.
@@ -62,4 +63,51 @@ pub fn reassemble_hostile_chunks(limit: u64, chunks: &[Chunk]) {
     if let Ok(bytes) = reassembler.finish() {
         decode_hostile_snapshot(&bytes);
     }
+}
+
+/// A valid arena replay of `ticks % 48` ticks: the starting point for edits.
+pub fn valid_replay(ticks: u8) -> Vec<u8> {
+    let config = ArenaConfig {
+        units: 16,
+        players: 2,
+        seed: 3,
+    };
+    let options = RecordOptions {
+        checksum_every: 4,
+        checkpoint_every: 16,
+    };
+    let mut bytes = Vec::new();
+    arena::record(&config, ticks as u64 % 48, options, &mut bytes, |_| {})
+        .expect("recording into memory cannot fail");
+    bytes
+}
+
+/// `valid_replay(ticks)` with `edits` applied and cut to `cut` bytes.
+pub fn edited_replay(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>) -> Vec<u8> {
+    let mut bytes = valid_replay(ticks);
+    for &(at, value) in edits {
+        let at = at as usize % bytes.len();
+        bytes[at] = value;
+    }
+    if let Some(cut) = cut {
+        bytes.truncate(cut as usize % (bytes.len() + 1));
+    }
+    bytes
+}
+
+/// Reads hostile `bytes` as an arena replay and, if that works, verifies it and seeks
+/// into it. Panics (the property fails) only if something inside panics, or if a replay
+/// that parsed cannot be re-simulated up to its last tick.
+pub fn decode_hostile_replay(bytes: &[u8]) {
+    let schema = arena::schema();
+    let Ok(parsed) = Replay::<ArenaInput>::parse(bytes, &schema) else {
+        return;
+    };
+    let mut simulation = arena::simulation();
+    if let Ok(report) = replay::verify(&parsed, &schema, &mut simulation, |_| {}) {
+        let stopped_early = report.checkpoint_diff.is_some();
+        assert!(stopped_early || report.ticks == parsed.last_tick());
+    }
+    let middle = parsed.initial.0 + (parsed.last_tick() - parsed.initial.0) / 2;
+    let _ = replay::seek(&parsed, &schema, &mut simulation, middle);
 }

@@ -205,3 +205,124 @@ fn bench_snapshot_reports_every_documented_figure() {
         assert!(report[field].as_f64().unwrap() > 0.0, "{field}");
     }
 }
+
+#[test]
+fn record_then_replay_verify_info_and_seek() {
+    let file = temp_path("game.replay");
+    let path = file.to_str().unwrap();
+    let recorded = json(&tickstep(&[
+        "record",
+        "--entities",
+        "100",
+        "--ticks",
+        "200",
+        "--seed",
+        "6",
+        "-o",
+        path,
+        "--checkpoint-every",
+        "50",
+        "--checksum-every",
+        "5",
+        "--json",
+    ]));
+    let straight = json(&tickstep(&[
+        "run",
+        "--entities",
+        "100",
+        "--ticks",
+        "200",
+        "--seed",
+        "6",
+        "--json",
+    ]));
+    assert_eq!(recorded["final_checksum"], straight["checksum"]);
+
+    let verified = json(&tickstep(&["replay", "verify", path, "--json"]));
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["ticks"], 200);
+    assert_eq!(verified["final_checksum"], straight["checksum"]);
+    assert!(verified["first_divergent_tick"].is_null() && verified["truncated_at"].is_null());
+
+    let info = json(&tickstep(&["replay", "info", path, "--json"]));
+    assert_eq!(
+        (info["checkpoints"].as_u64(), info["checksums"].as_u64()),
+        (Some(4), Some(40))
+    );
+    assert_eq!(info["config"]["units"], 100);
+
+    let snap = temp_path("seek.snap");
+    let sought = json(&tickstep(&[
+        "replay",
+        "seek",
+        path,
+        "--tick",
+        "120",
+        "-o",
+        snap.to_str().unwrap(),
+        "--json",
+    ]));
+    let at_120 = json(&tickstep(&[
+        "run",
+        "--entities",
+        "100",
+        "--ticks",
+        "120",
+        "--seed",
+        "6",
+        "--json",
+    ]));
+    assert_eq!(sought["checksum"], at_120["checksum"]);
+    assert!(
+        !tickstep(&[
+            "replay",
+            "seek",
+            path,
+            "--tick",
+            "999",
+            "-o",
+            snap.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+
+    // Cut the file short: it still verifies up to where it ends, and says so.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = temp_path("cut.replay");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let partial = json(&tickstep(&[
+        "replay",
+        "verify",
+        cut.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(partial["ok"], true);
+    assert!(partial["truncated_at"].as_u64().is_some());
+    assert!(partial["ticks"].as_u64().unwrap() < 200);
+}
+
+#[test]
+fn bench_catch_up_reports_every_documented_figure() {
+    let report = json(&tickstep(&[
+        "bench",
+        "catch-up",
+        "--entities",
+        "100",
+        "--ticks",
+        "600",
+        "--lag",
+        "60",
+        "--json",
+    ]));
+    for field in [
+        "ticks_per_sec",
+        "realtime_multiplier",
+        "rejoin_snapshot_ms",
+        "rejoin_from_start_ms",
+        "rejoin_speedup",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field}");
+    }
+    assert_eq!(report["ticks"], 600);
+}

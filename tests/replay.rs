@@ -267,3 +267,22 @@ fn catch_up_from_an_evicted_tick_is_a_clear_error() {
         .unwrap_err();
     assert!(error.to_string().contains("no longer held"), "{error}");
 }
+
+// Twins of the `replay_decode` fuzz target (same property code, run on stable).
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn hostile_replay_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..300)) {
+        tickstep::fuzzing::decode_hostile_replay(&raw);
+    }
+
+    #[test]
+    fn edited_replays_never_panic(
+        ticks in any::<u8>(),
+        edits in prop::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+        cut in prop::option::of(any::<u16>()),
+    ) {
+        tickstep::fuzzing::decode_hostile_replay(&tickstep::fuzzing::edited_replay(ticks, &edits, cut));
+    }
+}

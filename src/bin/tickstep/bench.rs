@@ -7,7 +7,9 @@ use serde::Serialize;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use tickstep::arena::serde_snapshot::SerdeWorld;
-use tickstep::arena::{self, ArenaConfig, ArenaRun};
+use tickstep::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput, ArenaRun};
+use tickstep::engine::{Frame, MAX_CAPACITY, Simulation, TickInputs, checksum};
+use tickstep::replay::{Budget, CatchUp, InputLog};
 use tickstep::snapshot;
 
 use crate::output::{emit, progress_bar};
@@ -17,6 +19,26 @@ use crate::output::{emit, progress_bar};
 pub enum BenchCommand {
     /// Snapshot encode/verify/restore against memcpy, blake3 and a postcard snapshot.
     Snapshot(SnapshotBenchArgs),
+    /// Catch-up speed, and rejoining by snapshot + catch-up against re-simulating from 0.
+    CatchUp(CatchUpBenchArgs),
+}
+
+/// Arguments of `bench catch-up`.
+#[derive(Args)]
+pub struct CatchUpBenchArgs {
+    /// Units in the arena.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
+    entities: u32,
+    /// Ticks of verified input buffered (36,000 = 10 minutes at 60 Hz).
+    #[arg(long, default_value_t = 36_000, value_parser = clap::value_parser!(u64).range(1..))]
+    ticks: u64,
+    /// How far behind live the rejoiner's snapshot is, in ticks (time to request, send
+    /// and restore it while the game goes on).
+    #[arg(long, default_value_t = 300)]
+    lag: u64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `bench snapshot`.
@@ -33,6 +55,7 @@ pub struct SnapshotBenchArgs {
 pub fn run(command: &BenchCommand) -> Result<(), String> {
     match command {
         BenchCommand::Snapshot(args) => snapshot_bench(args),
+        BenchCommand::CatchUp(args) => catch_up_bench(args),
     }
 }
 
@@ -177,6 +200,147 @@ fn snapshot_bench(args: &SnapshotBenchArgs) -> Result<(), String> {
             r.restore_vs_bound,
             r.restore_vs_postcard,
             r.postcard_decode_gbps
+        )
+    })
+}
+
+/// The figures of `bench catch-up`; field names are a stable contract.
+#[derive(Serialize)]
+struct CatchUpBenchReport {
+    entities: u32,
+    ticks: u64,
+    lag: u64,
+    ticks_per_sec: f64,
+    realtime_multiplier: f64,
+    rejoin_snapshot_ms: f64,
+    rejoin_from_start_ms: f64,
+    rejoin_speedup: f64,
+    final_checksum: String,
+}
+
+/// Steps `frame` toward `until` through `catch_up` in slices, updating `bar` by `done`.
+fn catch_up_until(
+    catch_up: &mut CatchUp<ArenaInput>,
+    sim: &mut Simulation<ArenaGlobals, ArenaInput>,
+    frame: &mut Frame<ArenaGlobals>,
+    log: &InputLog<ArenaInput>,
+    until: u64,
+    mut show: impl FnMut(u64),
+) -> Result<(), String> {
+    while frame.tick() < until {
+        let slice = (until - frame.tick()).min(256);
+        let status = catch_up
+            .run_slice(sim, frame, log, Budget::Ticks(slice))
+            .map_err(|e| e.to_string())?;
+        show(status.done);
+    }
+    Ok(())
+}
+
+fn catch_up_bench(args: &CatchUpBenchArgs) -> Result<(), String> {
+    let config = ArenaConfig {
+        units: args.entities,
+        players: 4,
+        seed: 1,
+    };
+    let players = config.players as usize;
+    let lag = args.lag.min(args.ticks);
+    let schema = arena::schema();
+    // The verified input of ticks 1..=T, as a server's history would hold it.
+    let mut log = InputLog::new(players, args.ticks);
+    let mut inputs = TickInputs::new(players).map_err(|e| e.to_string())?;
+    for tick in 1..=args.ticks {
+        arena::fill_bot_inputs(config.seed, tick, &mut inputs);
+        log.push(&inputs).map_err(|e| e.to_string())?;
+    }
+    let mut initial = Vec::new();
+    snapshot::encode(
+        &arena::new_frame(&config).map_err(|e| e.to_string())?,
+        &mut initial,
+    );
+    let bar = progress_bar(args.ticks + lag, "catch-up");
+    let mut sim = arena::simulation();
+
+    // From tick 0 to T, as an engine without snapshots rejoins. On the way, untimed, keep
+    // the snapshot a buddy would send at T - lag.
+    let mut timed = Duration::ZERO;
+    let began = Instant::now();
+    let mut frame =
+        snapshot::restore_new(&initial, schema.clone(), MAX_CAPACITY).map_err(|e| e.to_string())?;
+    let mut catch_up =
+        CatchUp::new(players, 0, 0, arena::DEFAULT_TICK_RATE).map_err(|e| e.to_string())?;
+    catch_up_until(
+        &mut catch_up,
+        &mut sim,
+        &mut frame,
+        &log,
+        args.ticks - lag,
+        |done| bar.set_position(done),
+    )?;
+    timed += began.elapsed();
+    let mut buddy = Vec::new();
+    snapshot::encode(&frame, &mut buddy);
+    let resumed = Instant::now();
+    catch_up_until(
+        &mut catch_up,
+        &mut sim,
+        &mut frame,
+        &log,
+        args.ticks,
+        |done| bar.set_position(done),
+    )?;
+    let from_start = timed + resumed.elapsed();
+    let final_checksum = checksum(&frame);
+
+    // Rejoin: restore the buddy's snapshot and catch up the last `lag` ticks.
+    let began = Instant::now();
+    let mut rejoined =
+        snapshot::restore_new(&buddy, schema, MAX_CAPACITY).map_err(|e| e.to_string())?;
+    let mut catch_up = CatchUp::new(players, rejoined.tick(), 0, arena::DEFAULT_TICK_RATE)
+        .map_err(|e| e.to_string())?;
+    catch_up_until(
+        &mut catch_up,
+        &mut sim,
+        &mut rejoined,
+        &log,
+        args.ticks,
+        |done| bar.set_position(args.ticks + done),
+    )?;
+    let rejoin = began.elapsed();
+    bar.finish_and_clear();
+    if checksum(&rejoined) != final_checksum {
+        return Err(
+            "the rejoined frame differs from the re-simulated one (a determinism bug)".into(),
+        );
+    }
+
+    let ticks_per_sec = args.ticks as f64 / from_start.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let report = CatchUpBenchReport {
+        entities: args.entities,
+        ticks: args.ticks,
+        lag,
+        ticks_per_sec,
+        realtime_multiplier: ticks_per_sec / arena::DEFAULT_TICK_RATE as f64,
+        rejoin_snapshot_ms: ms(rejoin),
+        rejoin_from_start_ms: ms(from_start),
+        rejoin_speedup: from_start.as_secs_f64() / rejoin.as_secs_f64(),
+        final_checksum: final_checksum.to_hex(),
+    };
+    emit(args.json, &report, |r| {
+        format!(
+            "catch-up: {} ticks of {} units in {:.0} ms = {:.0} ticks/s ({:.0}x real time at 60 Hz)\n\
+             rejoin at tick {}: snapshot {} ticks behind + catch-up in {:.1} ms, re-simulating from tick 0 {:.0} ms ({:.0}x faster)",
+            r.ticks,
+            r.entities,
+            r.rejoin_from_start_ms,
+            r.ticks_per_sec,
+            r.realtime_multiplier,
+            r.ticks,
+            r.lag,
+            r.rejoin_snapshot_ms,
+            r.rejoin_from_start_ms,
+            r.rejoin_speedup
         )
     })
 }

@@ -5,6 +5,8 @@
 mod bench;
 mod files;
 mod output;
+mod record;
+mod replay;
 mod run;
 mod snapshot;
 
@@ -24,6 +26,11 @@ struct Cli {
 enum Command {
     /// Run the arena sample game offline and print the final checksum.
     Run(run::RunArgs),
+    /// Play the arena with bots and write a replay file.
+    Record(record::RecordArgs),
+    /// Examine, verify (re-simulate) or seek replay files.
+    #[command(subcommand)]
+    Replay(replay::ReplayCommand),
     /// Verify, inspect or diff snapshot files.
     #[command(subcommand)]
     Snapshot(snapshot::SnapshotCommand),
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Snapshot(command) => snapshot::run(&command),
+        Command::Record(args) => record::run(&args),
+        Command::Replay(command) => replay::run(&command),
         Command::Bench(command) => bench::run(&command),
     };
     match result {

@@ -22,7 +22,9 @@ pub fn valid_snapshot(ticks: u8) -> Vec<u8> {
 }
 
 /// `valid_snapshot(ticks)` with `edits` (position, byte) applied and cut to `cut` bytes.
-pub fn edited_snapshot(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>) -> Vec<u8> {
+/// With `reseal`, the header's payload checksum is recomputed after the edits, as a
+/// forger would: blake3 is not a MAC, so the checks behind the checksum must hold alone.
+pub fn edited_snapshot(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>, reseal: bool) -> Vec<u8> {
     let mut bytes = valid_snapshot(ticks);
     for &(at, value) in edits {
         let at = at as usize % bytes.len();
@@ -30,6 +32,10 @@ pub fn edited_snapshot(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>) -> Vec<
     }
     if let Some(cut) = cut {
         bytes.truncate(cut as usize % (bytes.len() + 1));
+    }
+    if reseal && let Ok(header) = snapshot::format::read_header(&bytes) {
+        let sum = blake3::hash(&bytes[header.header_len()..]);
+        bytes[64..96].copy_from_slice(sum.as_bytes());
     }
     bytes
 }

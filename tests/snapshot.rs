@@ -121,7 +121,7 @@ fn every_bit_flip_and_every_truncation_is_refused_with_the_right_error() {
     let game = game(12, 5, 40);
     let bytes = encoded(&game.frame);
     let header = snapshot::format::read_header(&bytes).unwrap();
-    let payload_start = header.len();
+    let payload_start = header.header_len();
     assert!(payload_start > FIXED_HEADER_LEN);
     let schema = arena::schema();
     let mut target = game.frame.clone();
@@ -208,8 +208,10 @@ proptest! {
         ticks in any::<u8>(),
         edits in prop::collection::vec((any::<u16>(), any::<u8>()), 0..6),
         cut in prop::option::of(any::<u16>()),
+        reseal in any::<bool>(),
     ) {
-        tickstep::fuzzing::decode_hostile_snapshot(&tickstep::fuzzing::edited_snapshot(ticks, &edits, cut));
+        let bytes = tickstep::fuzzing::edited_snapshot(ticks, &edits, cut, reseal);
+        tickstep::fuzzing::decode_hostile_snapshot(&bytes);
     }
 
     #[test]
@@ -231,4 +233,44 @@ proptest! {
             .collect();
         tickstep::fuzzing::reassemble_hostile_chunks(limit, &chunks);
     }
+}
+
+/// Recomputes a snapshot's payload checksum after an edit, as a forger would.
+fn reseal(bytes: &mut [u8]) {
+    let header = snapshot::format::read_header(bytes).unwrap();
+    let sum = blake3::hash(&bytes[header.header_len()..]);
+    bytes[64..96].copy_from_slice(sum.as_bytes());
+}
+
+#[test]
+fn a_forged_component_outside_its_column_window_is_refused_everywhere() {
+    let game = game(30, 2, 10);
+    let mut bytes = encoded(&game.frame);
+    let schema = arena::schema();
+    let verified = snapshot::verify(&bytes, &schema).unwrap();
+    let slots = verified.image.header.slots as usize;
+    let ship_window = verified.image.window(2);
+    assert!(
+        ship_window.end < slots as u32,
+        "ships sit in the first slots"
+    );
+    // Give the last slot (a unit, outside the ship column's window) the ship bit.
+    let masks = verified.header.header_len()
+        + tickstep::engine::IMAGE_HEADER_LEN
+        + 8 * schema.components().len()
+        + size_of::<ArenaGlobals>()
+        + 4 * slots;
+    let last_mask = masks + 8 * (slots - 1);
+    bytes[last_mask] |= 1 << 2;
+    reseal(&mut bytes);
+    assert_eq!(
+        kind(&snapshot::verify(&bytes, &schema).unwrap_err()),
+        "InvalidFrame"
+    );
+    assert!(snapshot::diff(&bytes, &bytes, &schema, 5).is_err());
+    let mut target = game.frame.clone();
+    assert_eq!(
+        kind(&snapshot::restore(&bytes, &mut target).unwrap_err()),
+        "InvalidFrame"
+    );
 }

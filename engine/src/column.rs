@@ -8,7 +8,8 @@
 //! those few, not for every slot. The window grows (never shrinks) as a pure function of
 //! the operations applied (so peers that applied the same operations hold the same
 //! windows). Bytes of slots without the component are kept zero, so nothing removed
-//! lingers in checksums or snapshots.
+//! lingers in checksums or snapshots; the same holds for the unused tail of the last
+//! backing word, which a widening window takes over.
 
 use bytemuck::Pod;
 use std::ops::Range;
@@ -72,9 +73,14 @@ impl Column {
         self.lo = window.start;
         self.hi = window.end;
         let words = (self.held() * self.size).div_ceil(16);
-        // Only words beyond the old length are zeroed first: the rest is overwritten.
+        // Only words beyond the old length are zeroed first: the rest is overwritten,
+        // except the last word's tail past the values, which must be zero for slots the
+        // window grows into later.
         self.words.truncate(words);
         self.words.resize(words, 0);
+        if let Some(last) = self.words.last_mut() {
+            *last = 0;
+        }
         self.bytes_mut().copy_from_slice(bytes);
     }
 
@@ -175,6 +181,21 @@ mod tests {
         assert_eq!(column.typed::<u64>(10..11), &[0]);
         assert_eq!(column.value_range(6), None);
         assert_eq!(column.value_range(8), Some(8..16));
+    }
+
+    #[test]
+    fn restoring_a_narrower_window_leaves_no_stale_bytes_for_later_growth() {
+        let mut column = Column::new(8, 8);
+        column.hold(0);
+        column.hold(1);
+        column.typed_mut::<u64>(1..2)[0] = 0xdead;
+        column.restore(0..1, &7u64.to_le_bytes());
+        column.hold(2);
+        assert_eq!(
+            column.typed::<u64>(0..3),
+            &[7, 0, 0],
+            "slot 1 must not resurrect 0xdead"
+        );
     }
 
     #[test]

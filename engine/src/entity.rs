@@ -90,8 +90,17 @@ pub(crate) struct EntityTable {
 }
 
 impl Clone for EntityTable {
+    /// Reserves what the source reserved (its whole capacity when it was made by
+    /// `Frame::new`, only its slots when restored from bytes), so a clone can be copied
+    /// into again without reallocating.
     fn clone(&self) -> Self {
-        let mut copy = EntityTable::with_capacity(self.capacity);
+        let mut copy = EntityTable {
+            generations: Vec::with_capacity(self.generations.capacity()),
+            masks: Vec::with_capacity(self.masks.capacity()),
+            free: Vec::with_capacity(self.free.capacity()),
+            live: 0,
+            capacity: self.capacity,
+        };
         copy.clone_from(self);
         copy
     }

@@ -11,6 +11,10 @@ pub type Tick = u64;
 /// Most entity slots a frame may have (keeps every byte length well inside `usize`).
 pub const MAX_CAPACITY: u32 = 1 << 28;
 
+/// The last tick a frame may reach (2^62: two billion years at 60 Hz). Keeping ticks far
+/// from `u64::MAX` means `tick + 1` never overflows, whatever a restored frame says.
+pub const MAX_TICK: Tick = 1 << 62;
+
 /// Why a frame could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {

@@ -19,7 +19,7 @@ use bytemuck::Pod;
 use std::ops::Range;
 
 use crate::world::World;
-use crate::{Frame, MAX_CAPACITY, MAX_COMPONENTS, Schema, Tick};
+use crate::{Frame, MAX_CAPACITY, MAX_COMPONENTS, MAX_TICK, Schema, Tick};
 
 /// Bytes in the image header.
 pub const IMAGE_HEADER_LEN: usize = 24;
@@ -78,6 +78,9 @@ pub enum ImageError {
         /// Claimed free-list length.
         free: u32,
     },
+    /// The header's tick is beyond [`MAX_TICK`].
+    #[error("frame image is at tick {0}, beyond the last tick a frame may reach ({MAX_TICK})")]
+    TickTooLarge(u64),
     /// The header's reserved field is not zero.
     #[error("frame image header's reserved field is {0:#x}, expected 0")]
     ReservedNotZero(u32),
@@ -130,6 +133,9 @@ impl ImageHeader {
         let reserved = u32_at(20);
         if reserved != 0 {
             return Err(ImageError::ReservedNotZero(reserved));
+        }
+        if header.tick > MAX_TICK {
+            return Err(ImageError::TickTooLarge(header.tick));
         }
         if header.capacity > MAX_CAPACITY
             || header.slots > header.capacity
@@ -371,6 +377,14 @@ fn copy_pods<T: Pod>(target: &mut Vec<T>, bytes: &[u8]) {
     target.truncate(len);
     target.resize(len, T::zeroed());
     bytemuck::cast_slice_mut(target).copy_from_slice(bytes);
+}
+
+/// Checks `image` completely, as [`Frame::restore_image`] would before restoring it:
+/// lengths, counts, column windows and the entity table's invariants.
+pub fn validate_image(image: &[u8], schema: &Schema) -> Result<ImageLayout, ImageError> {
+    let parts = split(image, schema)?;
+    validate_entities(&parts, schema.components().len(), &mut Vec::new())?;
+    Ok(parts.layout)
 }
 
 impl<G: Pod> Frame<G> {

@@ -132,4 +132,12 @@ mod tests {
         }
         assert_eq!(rng.range(Fp::ONE, Fp::ZERO), Fp::ONE);
     }
+
+    #[test]
+    fn chance_follows_its_ratio() {
+        let mut rng = Rng::new(11);
+        let hits = (0..10_000).filter(|_| rng.chance(1, 4)).count();
+        assert!((2_300..2_700).contains(&hits), "{hits}");
+        assert!(!rng.chance(1, 0) && !rng.chance(0, 5));
+    }
 }

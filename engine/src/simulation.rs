@@ -25,13 +25,16 @@ impl<G, I, F: FnMut(&mut Frame<G>, &TickInputs<I>)> System<G, I> for F {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
     /// The input is not for the tick after the frame's.
-    #[error("frame is at tick {frame_tick}, so it needs input for tick {}, not {input_tick}", frame_tick + 1)]
+    #[error("frame is at tick {frame_tick}, so it needs input for tick {}, not {input_tick}", frame_tick.saturating_add(1))]
     WrongTick {
         /// The frame's tick.
         frame_tick: Tick,
         /// The input's tick.
         input_tick: Tick,
     },
+    /// The frame reached [`crate::MAX_TICK`].
+    #[error("frame is at the last tick a frame may reach ({})", crate::MAX_TICK)]
+    TickLimit,
 }
 
 /// The game's systems in their fixed order.
@@ -62,6 +65,9 @@ impl<G: Pod, I: Pod> Simulation<G, I> {
     /// Advances `frame` from tick `T - 1` to tick `T = inputs.tick()`: sets the frame's
     /// tick to `T`, then runs every system once.
     pub fn step(&mut self, frame: &mut Frame<G>, inputs: &TickInputs<I>) -> Result<(), StepError> {
+        if frame.tick() >= crate::MAX_TICK {
+            return Err(StepError::TickLimit);
+        }
         if inputs.tick() != frame.tick() + 1 {
             return Err(StepError::WrongTick {
                 frame_tick: frame.tick(),

@@ -23,13 +23,15 @@ struct FuzzChunk {
 #[derive(Arbitrary, Debug)]
 enum Input {
     Raw(Vec<u8>),
-    Edited { ticks: u8, edits: Vec<(u16, u8)>, cut: Option<u16> },
+    Edited { ticks: u8, edits: Vec<(u16, u8)>, cut: Option<u16>, reseal: bool },
     Chunks { limit: u16, chunks: Vec<FuzzChunk> },
 }
 
 fuzz_target!(|input: Input| match input {
     Input::Raw(bytes) => decode_hostile_snapshot(&bytes),
-    Input::Edited { ticks, edits, cut } => decode_hostile_snapshot(&edited_snapshot(ticks, &edits, cut)),
+    Input::Edited { ticks, edits, cut, reseal } => {
+        decode_hostile_snapshot(&edited_snapshot(ticks, &edits, cut, reseal))
+    }
     Input::Chunks { limit, chunks } => {
         let chunks: Vec<Chunk> = chunks
             .into_iter()

@@ -120,7 +120,9 @@ impl<I: Pod + PartialEq> CatchUp<I> {
             0.0
         };
         let closing = ticks_per_sec - self.live_rate as f64;
-        let eta = (closing > 0.0).then(|| Duration::from_secs_f64(remaining as f64 / closing));
+        let eta = (closing > 0.0)
+            .then(|| Duration::try_from_secs_f64(remaining as f64 / closing).ok())
+            .flatten();
         CatchUpStatus {
             tick,
             target,

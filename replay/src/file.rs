@@ -282,7 +282,8 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
     ) -> Result<(), ReplayError> {
         let offset = record.offset;
         let payload = record.payload;
-        let next_tick = self.last_tick() + 1;
+        // Snapshot ticks are at most MAX_TICK and every record adds at most one tick.
+        let next_tick = self.last_tick().saturating_add(1);
         match record.kind {
             RecordKind::Input => {
                 let players = self.inputs.players();
@@ -325,7 +326,8 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
                     return Err(bad(offset, "checksum record has the wrong length"));
                 }
                 let tick = u64_at(payload, 0);
-                if tick >= next_tick || self.checksums.last().is_some_and(|&(t, _)| t >= tick) {
+                let after_start = tick > self.initial.0 && tick < next_tick;
+                if !after_start || self.checksums.last().is_some_and(|&(t, _)| t >= tick) {
                     return Err(bad(offset, "checksum record out of order"));
                 }
                 let mut digest = [0u8; 32];
@@ -334,7 +336,8 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
             }
             RecordKind::Checkpoint => {
                 let tick = snapshot_tick(payload, schema, offset)?;
-                if tick >= next_tick || self.checkpoints.last().is_some_and(|&(t, _)| t >= tick) {
+                let after_start = tick > self.initial.0 && tick < next_tick;
+                if !after_start || self.checkpoints.last().is_some_and(|&(t, _)| t >= tick) {
                     return Err(bad(offset, "checkpoint out of order"));
                 }
                 self.checkpoints.push((tick, payload));
@@ -362,6 +365,7 @@ fn snapshot_tick(payload: &[u8], schema: &Schema, offset: usize) -> Result<Tick,
 /// Records a game as it is played: call [`ReplayWriter::record`] after every step.
 pub struct ReplayWriter<W: Write, I> {
     out: W,
+    players: usize,
     checksum_every: u64,
     checkpoint_every: u64,
     /// The last recorded input's presence and values, to spot repeats.
@@ -374,12 +378,17 @@ pub struct ReplayWriter<W: Write, I> {
 impl<W: Write, I: Pod + PartialEq> ReplayWriter<W, I> {
     /// Starts a replay of a game described by `header`, from `initial`.
     pub fn new<G: Pod>(mut out: W, header: &ReplayHeader, initial: &Frame<G>) -> io::Result<Self> {
+        if header.input_size as usize != size_of::<I>() {
+            let problem = "header's input size differs from the input type's";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
+        }
         write_record(&mut out, RecordKind::Header, &header.encode())?;
         let mut snapshot = Vec::new();
         tickstep_snapshot::encode(initial, &mut snapshot);
         write_record(&mut out, RecordKind::InitialSnapshot, &snapshot)?;
         Ok(ReplayWriter {
             out,
+            players: header.players as usize,
             checksum_every: header.checksum_every as u64,
             checkpoint_every: header.checkpoint_every as u64,
             previous_present: None,
@@ -392,6 +401,10 @@ impl<W: Write, I: Pod + PartialEq> ReplayWriter<W, I> {
     /// Records `inputs` and the frame they produced (`frame.tick() == inputs.tick()`):
     /// the input (or a repeat marker), and a checksum and a checkpoint when due.
     pub fn record<G: Pod>(&mut self, inputs: &TickInputs<I>, frame: &Frame<G>) -> io::Result<()> {
+        if inputs.players() != self.players {
+            let problem = "input has a different number of players than the header";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
+        }
         let tick = inputs.tick();
         let present = inputs.present_mask();
         let repeat = self.previous_present == Some(present) && self.previous == inputs.raw();

@@ -97,7 +97,7 @@ impl<I: Pod + PartialEq> InputLog<I> {
 
     /// The newest tick held.
     pub fn newest(&self) -> Option<Tick> {
-        self.runs.back().map(|run| run.first + run.len - 1)
+        self.runs.back().map(|run| run.first + (run.len - 1))
     }
 
     /// Ticks held.
@@ -125,10 +125,10 @@ impl<I: Pod + PartialEq> InputLog<I> {
             });
         }
         if let Some(newest) = self.newest()
-            && inputs.tick() != newest + 1
+            && Some(inputs.tick()) != newest.checked_add(1)
         {
             return Err(InputLogError::OutOfOrder {
-                expected: newest + 1,
+                expected: newest.saturating_add(1),
                 got: inputs.tick(),
             });
         }
@@ -162,6 +162,13 @@ impl<I: Pod + PartialEq> InputLog<I> {
                 newest: None,
             });
         };
+        if run.first.checked_add(run.len).is_none() {
+            let last = u64::MAX;
+            return Err(InputLogError::OutOfOrder {
+                expected: last,
+                got: last,
+            });
+        }
         run.len += 1;
         self.count_new_tick();
         Ok(())

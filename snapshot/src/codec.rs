@@ -53,7 +53,7 @@ pub fn encode<G: Pod>(frame: &Frame<G>, out: &mut Vec<u8>) -> Checksum {
         payload_len: 0,
         checksum: Checksum::default(),
     }
-    .len();
+    .header_len();
     out.clear();
     out.reserve(header_len + image.image_len(schema) as usize);
     out.resize(header_len, 0);
@@ -82,17 +82,24 @@ impl Verified<'_> {
             tick: self.header.tick,
             schema_hash: self.header.schema_hash,
             checksum: self.header.checksum,
-            bytes: self.header.len() + self.payload.len(),
+            bytes: self.header.header_len() + self.payload.len(),
             capacity: self.image.header.capacity,
         }
     }
 }
 
 /// Checks everything a snapshot says about itself, in this order: header (magic,
-/// version, reserved bytes, lengths), schema, section table sums, payload checksum, and
-/// the frame header inside the payload against the snapshot header and section table.
-/// Restores nothing.
+/// version, reserved bytes, lengths), schema, section table sums, payload checksum, the
+/// frame header inside the payload against the snapshot header and section table, and
+/// the frame's entity table: whatever passes, [`restore`] accepts. Restores nothing.
 pub fn verify<'a>(bytes: &'a [u8], schema: &Schema) -> Result<Verified<'a>, SnapshotError> {
+    let verified = verify_envelope(bytes, schema)?;
+    tickstep_engine::validate_image(verified.payload, schema)?;
+    Ok(verified)
+}
+
+/// Everything [`verify`] checks but the entity table (which restoring checks itself).
+fn verify_envelope<'a>(bytes: &'a [u8], schema: &Schema) -> Result<Verified<'a>, SnapshotError> {
     let header = read_header(bytes)?;
     if header.schema_hash != schema.hash() {
         return Err(SnapshotError::SchemaMismatch {
@@ -101,7 +108,7 @@ pub fn verify<'a>(bytes: &'a [u8], schema: &Schema) -> Result<Verified<'a>, Snap
         });
     }
     check_table_sums(bytes, &header)?;
-    let payload = &bytes[header.len()..];
+    let payload = &bytes[header.header_len()..];
     let found = hash(payload);
     if found != header.checksum {
         return Err(SnapshotError::ChecksumMismatch {
@@ -137,7 +144,7 @@ fn restore_within<G: Pod>(
     frame: &mut Frame<G>,
     limit: u32,
 ) -> Result<SnapshotInfo, SnapshotError> {
-    let verified = verify(bytes, frame.schema())?;
+    let verified = verify_envelope(bytes, frame.schema())?;
     if verified.image.header.capacity > limit {
         return Err(SnapshotError::CapacityExceeded {
             capacity: verified.image.header.capacity,

@@ -83,10 +83,12 @@ fn sections<'a>(payload: &'a [u8], schema: &Schema, layout: &ImageLayout) -> Sec
 }
 
 impl Sections<'_> {
-    /// The bytes of component `index`'s value at `slot` (verified: the window holds it).
+    /// The bytes of component `index`'s value at `slot`. `verify` checked that every
+    /// component lies inside its column's window; a miss reads as empty, never panics.
     fn value(&self, index: usize, slot: usize, size: usize) -> &[u8] {
-        let at = (slot - self.windows[index].start as usize) * size;
-        &self.columns[index][at..at + size]
+        slot.checked_sub(self.windows[index].start as usize)
+            .and_then(|within| self.columns[index].get(within * size..(within + 1) * size))
+            .unwrap_or(&[])
     }
 }
 

@@ -35,13 +35,8 @@ pub struct SnapshotHeader {
 
 impl SnapshotHeader {
     /// Total header length: fixed part plus section table.
-    pub fn len(&self) -> usize {
+    pub fn header_len(&self) -> usize {
         FIXED_HEADER_LEN + self.sections as usize * SECTION_ENTRY_LEN
-    }
-
-    /// Never true: a header always has its fixed part (here for API symmetry with `len`).
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -137,7 +132,10 @@ pub fn read_header(bytes: &[u8]) -> Result<SnapshotHeader, SnapshotError> {
             problem: "section count is outside 1..=70",
         });
     }
-    let needed = header.len() as u64 + header.payload_len.min(u64::MAX - header.len() as u64);
+    let needed = header.header_len() as u64
+        + header
+            .payload_len
+            .min(u64::MAX - header.header_len() as u64);
     if (bytes.len() as u64) < needed {
         return Err(SnapshotError::Truncated {
             needed,
@@ -153,7 +151,8 @@ pub fn read_header(bytes: &[u8]) -> Result<SnapshotHeader, SnapshotError> {
     Ok(header)
 }
 
-/// The section table's entries: (kind, length). `bytes` holds the whole header.
+/// The section table's entries: (kind, reserved word, length). `bytes` holds the whole
+/// header.
 pub fn section_table<'a>(
     bytes: &'a [u8],
     header: &SnapshotHeader,

@@ -32,7 +32,7 @@ pub struct Summary {
 pub fn inspect(bytes: &[u8]) -> Result<Summary, SnapshotError> {
     let header = read_header(bytes)?;
     check_table_sums(bytes, &header)?;
-    let payload = &bytes[header.len()..];
+    let payload = &bytes[header.header_len()..];
     let found = crate::codec::hash(payload);
     if found != header.checksum {
         return Err(SnapshotError::ChecksumMismatch {

@@ -36,7 +36,7 @@ pub fn fire(frame: &mut Frame<ArenaGlobals>, shots: &[Shot]) {
             ttl: PROJECTILE_TTL,
         };
         if world.spawn_with((body, projectile)).is_ok() {
-            globals.shots += 1;
+            globals.shots = globals.shots.wrapping_add(1);
         }
     }
 }
@@ -95,10 +95,10 @@ impl Combat {
     }
 
     fn gather(&mut self, globals: &ArenaGlobals, world: &mut World) {
-        clear_scratch(&mut self.expired, world.capacity());
-        clear_scratch(&mut self.hits, world.capacity());
+        clear_scratch(&mut self.expired, world.slots());
+        clear_scratch(&mut self.hits, world.slots());
         self.units.rebuild_with_units(world, globals.size);
-        clear_scratch(&mut self.ships, world.capacity());
+        clear_scratch(&mut self.ships, world.slots());
         let ships = world
             .query::<(&Ship, &Body)>()
             .filter(|(_, (s, _))| s.hp > 0);
@@ -108,7 +108,7 @@ impl Combat {
                 pos: body.pos,
             }));
         for (projectile, (shot, body)) in world.query_mut::<(&mut Projectile, &Body)>() {
-            shot.ttl -= 1;
+            shot.ttl = shot.ttl.saturating_sub(1);
             if shot.ttl <= 0 {
                 self.expired.push(projectile);
             } else if let Some(target) = self.target_at(body.pos, shot.shooter) {
@@ -133,11 +133,11 @@ impl System<ArenaGlobals, ArenaInput> for Combat {
         for hit in &self.hits {
             let _ = world.despawn(hit.projectile);
             if let Ok(unit) = world.get_mut::<Unit>(hit.target) {
-                unit.hp -= 1;
+                unit.hp = unit.hp.saturating_sub(1);
                 if unit.hp == 0 {
                     let player = (hit.shooter as usize).wrapping_sub(1);
                     if let Some(kills) = globals.kills.get_mut(player) {
-                        *kills += 1;
+                        *kills = kills.wrapping_add(1);
                     }
                     let _ = world.despawn(hit.target);
                     let _ = spawn_unit(world, &mut globals.rng, globals.size);
@@ -145,11 +145,11 @@ impl System<ArenaGlobals, ArenaInput> for Combat {
             } else if let Ok(ship) = world.get_mut::<Ship>(hit.target)
                 && ship.hp > 0
             {
-                ship.hp -= 1;
+                ship.hp = ship.hp.saturating_sub(1);
                 if ship.hp == 0 {
                     ship.respawn_in = SHIP_RESPAWN_TICKS;
                     if let Some(deaths) = globals.deaths.get_mut(ship.player as usize) {
-                        *deaths += 1;
+                        *deaths = deaths.wrapping_add(1);
                     }
                 }
             }

@@ -12,7 +12,7 @@ use super::{Body, Unit};
 
 /// Cells per side at most: an absurd arena size (say, from a crafted snapshot) makes the
 /// edge cells bigger instead of allocating without bound.
-const MAX_CELLS_PER_SIDE: i64 = 4096;
+const MAX_CELLS_PER_SIDE: i64 = 2048;
 
 /// One bucketed entity.
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +54,7 @@ impl SpatialGrid {
 
     /// Rebuckets `items` (at most `bound` of them) over an arena of `size`, reusing the
     /// buffers.
-    pub fn rebuild(&mut self, size: Vec2, bound: u32, items: impl Iterator<Item = GridEntry>) {
+    pub fn rebuild(&mut self, size: Vec2, bound: usize, items: impl Iterator<Item = GridEntry>) {
         let cells_along = |extent: Fp| {
             ((extent.to_bits() >> self.shift) + 1).clamp(1, MAX_CELLS_PER_SIDE) as usize
         };
@@ -100,7 +100,7 @@ impl SpatialGrid {
             entity,
             pos: body.pos,
         });
-        self.rebuild(size, world.capacity(), entries);
+        self.rebuild(size, world.slots(), entries);
     }
 
     /// Calls `visit` for the entries in the 3×3 cells around `pos`, row by row, until it

@@ -101,11 +101,13 @@ pub fn capacity(config: &ArenaConfig) -> u32 {
         .saturating_add(64 * config.players as u32 + 256)
 }
 
-/// Empties a system's scratch buffer and makes room for `bound` items (the frame's
-/// entity capacity), so once warm a tick never reallocates it.
-pub(crate) fn clear_scratch<T>(buffer: &mut Vec<T>, bound: u32) {
+/// Empties a system's scratch buffer and makes room for `bound` items: the frame's
+/// entity slots, which bound every per-entity list a system gathers. Slots only grow when
+/// the game reaches a new peak, so once warm a tick never reallocates. (Not the capacity:
+/// a snapshot could claim a huge one and make every tick reserve gigabytes.)
+pub(crate) fn clear_scratch<T>(buffer: &mut Vec<T>, bound: usize) {
     buffer.clear();
-    buffer.reserve(bound as usize);
+    buffer.reserve(bound);
 }
 
 /// A uniformly random point inside an arena of `size`.

@@ -26,12 +26,12 @@ fn aim(input: &ArenaInput) -> Vec2 {
 impl System<ArenaGlobals, ArenaInput> for ShipControl {
     fn run(&mut self, frame: &mut Frame<ArenaGlobals>, inputs: &TickInputs<ArenaInput>) {
         let (globals, world) = frame.split_mut();
-        clear_scratch(&mut self.shots, world.capacity());
+        clear_scratch(&mut self.shots, world.slots());
         for (entity, (ship, body)) in world.query_mut::<(&mut Ship, &mut Body)>() {
-            ship.cooldown = (ship.cooldown - 1).max(0);
+            ship.cooldown = ship.cooldown.saturating_sub(1).max(0);
             if ship.hp <= 0 {
                 body.vel = Vec2::ZERO;
-                ship.respawn_in -= 1;
+                ship.respawn_in = ship.respawn_in.saturating_sub(1);
                 if ship.respawn_in <= 0 {
                     ship.hp = SHIP_HP;
                     ship.respawn_in = 0;
@@ -50,7 +50,7 @@ impl System<ArenaGlobals, ArenaInput> for ShipControl {
                     pos: body.pos,
                     vel: aim(input) * PROJECTILE_SPEED + body.vel,
                     owner: entity,
-                    shooter: ship.player + 1,
+                    shooter: ship.player.saturating_add(1),
                 });
             }
         }

@@ -61,8 +61,8 @@ fn nearest_ship(ships: &[Vec2], pos: Vec2) -> Option<(Vec2, Fp)> {
 impl System<ArenaGlobals, ArenaInput> for UnitAi {
     fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) {
         let (globals, world) = frame.split_mut();
-        clear_scratch(&mut self.shots, world.capacity());
-        clear_scratch(&mut self.ships, world.capacity());
+        clear_scratch(&mut self.shots, world.slots());
+        clear_scratch(&mut self.ships, world.slots());
         let ships = world.query::<(&Ship, &Body)>();
         self.ships.extend(
             ships
@@ -90,7 +90,7 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
             let steer = (desired - body.vel) * Fp::from_ratio(1, 8) + push * Fp::from_ratio(1, 4);
             body.vel = (body.vel + steer).clamp_length(UNIT_SPEED.mul_int(2));
 
-            unit.cooldown = (unit.cooldown - 1).max(0);
+            unit.cooldown = unit.cooldown.saturating_sub(1).max(0);
             if let Some((ship, dist_sq)) = target
                 && unit.cooldown == 0
                 && dist_sq <= UNIT_FIRE_RANGE * UNIT_FIRE_RANGE

@@ -52,6 +52,7 @@ pub struct SnapshotBenchArgs {
     json: bool,
 }
 
+/// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(command: &BenchCommand) -> Result<(), String> {
     match command {
         BenchCommand::Snapshot(args) => snapshot_bench(args),

@@ -45,6 +45,7 @@ struct RecordReport {
     file: String,
 }
 
+/// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RecordArgs) -> Result<(), String> {
     let config = ArenaConfig {
         units: args.entities,

@@ -60,6 +60,7 @@ pub struct SeekArgs {
     json: bool,
 }
 
+/// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(command: &ReplayCommand) -> Result<(), String> {
     match command {
         ReplayCommand::Info(args) => info(args),

@@ -50,6 +50,7 @@ struct RunReport {
     units: u32,
 }
 
+/// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let config = ArenaConfig {
         units: args.entities,

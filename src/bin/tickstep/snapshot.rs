@@ -55,6 +55,7 @@ pub struct DiffArgs {
     json: bool,
 }
 
+/// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(command: &SnapshotCommand) -> Result<(), String> {
     match command {
         SnapshotCommand::Verify(args) => verify(args),

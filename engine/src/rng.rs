@@ -70,7 +70,7 @@ impl Rng {
 
     /// True with probability `numerator / denominator` (false when the denominator is 0).
     pub fn chance(&mut self, numerator: u32, denominator: u32) -> bool {
-        self.below(denominator) < numerator
+        denominator != 0 && self.below(denominator) < numerator
     }
 
     /// A uniform value in `0..1` (16 random fraction bits).

@@ -4,6 +4,7 @@
 
 mod bench;
 mod files;
+mod game_args;
 mod output;
 mod record;
 mod replay;

@@ -17,6 +17,21 @@ pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// One snapshot difference as `entity component field: A=a B=b` (with `a`/`b` as the
+/// two sides' names).
+pub fn difference_line(d: &tickstep::snapshot::Difference, a: &str, b: &str) -> String {
+    let place = [
+        d.entity.as_deref(),
+        d.component.as_deref(),
+        Some(d.field.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    format!("  {place}: {a}={} {b}={}", d.a, d.b)
+}
+
 /// Prints `report` as one line of JSON, or as `text` when `json` is false.
 pub fn emit<T: Serialize>(
     json: bool,

@@ -4,25 +4,16 @@ use clap::Args;
 use serde::Serialize;
 use std::io::BufWriter;
 use std::path::PathBuf;
-use tickstep::arena::{self, ArenaConfig, MAX_ARENA_PLAYERS, RecordOptions};
+use tickstep::arena::{self, RecordOptions};
 
+use crate::game_args::GameArgs;
 use crate::output::{emit, progress_bar};
 
 /// Arguments of `tickstep record`.
 #[derive(Args)]
 pub struct RecordArgs {
-    /// Autonomous units in the arena.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=4_000_000))]
-    entities: u32,
-    /// Tick to play to.
-    #[arg(long, default_value_t = 600)]
-    ticks: u64,
-    /// Seed of the game's RNG and of the bots' input.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Players (one ship each, driven by bots).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=MAX_ARENA_PLAYERS as i64))]
-    players: u8,
+    #[command(flatten)]
+    game: GameArgs,
     /// The replay file to write.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     out: PathBuf,
@@ -47,28 +38,30 @@ struct RecordReport {
 
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RecordArgs) -> Result<(), String> {
-    let config = ArenaConfig {
-        units: args.entities,
-        players: args.players,
-        seed: args.seed,
-    };
+    let config = args.game.config();
     let file = std::fs::File::create(&args.out)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
     let options = RecordOptions {
         checksum_every: args.checksum_every,
         checkpoint_every: args.checkpoint_every,
     };
-    let bar = progress_bar(args.ticks, "recording");
-    let sum = arena::record(&config, args.ticks, options, BufWriter::new(file), |tick| {
-        if tick % 64 == 0 {
-            bar.set_position(tick);
-        }
-    })
+    let bar = progress_bar(args.game.ticks, "recording");
+    let sum = arena::record(
+        &config,
+        args.game.ticks,
+        options,
+        BufWriter::new(file),
+        |tick| {
+            if tick % 64 == 0 {
+                bar.set_position(tick);
+            }
+        },
+    )
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     let report = RecordReport {
-        ticks: args.ticks,
+        ticks: args.game.ticks,
         final_checksum: sum.to_hex(),
         bytes,
         file: args.out.display().to_string(),

@@ -8,7 +8,7 @@ use tickstep::replay::{self, Replay};
 use tickstep::snapshot::FrameDiff;
 
 use crate::files;
-use crate::output::{emit, progress_bar};
+use crate::output::{difference_line, emit, progress_bar};
 
 /// `tickstep replay ...`.
 #[derive(Subcommand)]
@@ -198,16 +198,7 @@ fn verify(args: &VerifyArgs) -> Result<(), String> {
                 diff.total
             ));
             for d in diff.differences.iter().take(10) {
-                let place = [
-                    d.entity.as_deref(),
-                    d.component.as_deref(),
-                    Some(d.field.as_str()),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
-                lines.push(format!("  {place}: replayed={} recorded={}", d.a, d.b));
+                lines.push(difference_line(d, "replayed", "recorded"));
             }
         }
         if let Some(at) = r.truncated_at {

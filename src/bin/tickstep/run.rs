@@ -4,28 +4,19 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
-use tickstep::arena::{self, ArenaConfig, ArenaRun, MAX_ARENA_PLAYERS};
+use tickstep::arena::{self, ArenaRun};
 use tickstep::engine::{MAX_CAPACITY, checksum};
 use tickstep::snapshot;
 
 use crate::files;
+use crate::game_args::GameArgs;
 use crate::output::{emit, progress_bar};
 
 /// Arguments of `tickstep run`.
 #[derive(Args)]
 pub struct RunArgs {
-    /// Autonomous units in the arena (plus one ship per player and the shots in flight).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=4_000_000))]
-    entities: u32,
-    /// Tick to run to (60 ticks = 1 s of game time).
-    #[arg(long, default_value_t = 600)]
-    ticks: u64,
-    /// Seed of the game's RNG and of the bots' input.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Players (one ship each, driven by bots).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=MAX_ARENA_PLAYERS as i64))]
-    players: u8,
+    #[command(flatten)]
+    game: GameArgs,
     /// Write a snapshot of the final frame to this file.
     #[arg(long, value_name = "FILE")]
     snapshot_out: Option<PathBuf>,
@@ -52,30 +43,26 @@ struct RunReport {
 
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RunArgs) -> Result<(), String> {
-    let config = ArenaConfig {
-        units: args.entities,
-        players: args.players,
-        seed: args.seed,
-    };
+    let config = args.game.config();
     let mut game = match &args.from_snapshot {
         None => ArenaRun::new(&config).map_err(|e| e.to_string())?,
         Some(path) => {
             let bytes = files::read(path)?;
             let frame = snapshot::restore_new(&bytes, arena::schema(), MAX_CAPACITY)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            ArenaRun::from_frame(frame, args.seed)
+            ArenaRun::from_frame(frame, args.game.seed)
         }
     };
     let start_tick = game.frame.tick();
-    if args.ticks < start_tick {
+    if args.game.ticks < start_tick {
         return Err(format!(
             "--ticks {} is before the snapshot's tick {start_tick}",
-            args.ticks
+            args.game.ticks
         ));
     }
-    let bar = progress_bar(args.ticks - start_tick, "running");
+    let bar = progress_bar(args.game.ticks - start_tick, "running");
     let started = Instant::now();
-    game.run_to(args.ticks, |tick| {
+    game.run_to(args.game.ticks, |tick| {
         if tick % 64 == 0 {
             bar.set_position(tick - start_tick);
         }
@@ -94,11 +81,11 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         checksum: checksum(frame).to_hex(),
         entities: frame.world().len(),
         ticks_per_sec: if elapsed > 0.0 {
-            (args.ticks - start_tick) as f64 / elapsed
+            (args.game.ticks - start_tick) as f64 / elapsed
         } else {
             0.0
         },
-        seed: args.seed,
+        seed: args.game.seed,
         players: frame.globals().players as u8,
         units: frame.globals().units,
     };

@@ -7,7 +7,7 @@ use tickstep::arena;
 use tickstep::snapshot::{self, Summary};
 
 use crate::files;
-use crate::output::emit;
+use crate::output::{difference_line, emit};
 
 /// `tickstep snapshot ...`.
 #[derive(Subcommand)]
@@ -154,16 +154,7 @@ fn diff(args: &DiffArgs) -> Result<(), String> {
             r.total, r.tick_a, r.tick_b
         )];
         for d in &r.differences {
-            let place = [
-                d.entity.as_deref(),
-                d.component.as_deref(),
-                Some(d.field.as_str()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>()
-            .join(" ");
-            lines.push(format!("  {place}: A={} B={}", d.a, d.b));
+            lines.push(difference_line(d, "A", "B"));
         }
         if r.total > r.differences.len() {
             lines.push(format!(

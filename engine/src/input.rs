@@ -101,6 +101,14 @@ impl<I: Pod> TickInputs<I> {
         Ok(())
     }
 
+    /// Marks `player` absent for this tick (their input reads as `None`, stored zeroed).
+    pub fn set_absent(&mut self, player: PlayerId) {
+        if let Some(slot) = self.inputs.get_mut(player.0 as usize) {
+            *slot = I::zeroed();
+            self.present &= !(1 << player.0);
+        }
+    }
+
     /// `player`'s input, or `None` when absent (or no such player).
     pub fn get(&self, player: PlayerId) -> Option<&I> {
         let present = (player.0 as usize) < MAX_PLAYERS && self.present & (1 << player.0) != 0;
@@ -136,6 +144,9 @@ mod tests {
         assert_eq!(inputs.get(PlayerId(200)), None);
         assert_eq!(inputs.iter().collect::<Vec<_>>(), vec![(PlayerId(2), &9)]);
         assert!(inputs.set(PlayerId(3), 1).is_err());
+        inputs.set_absent(PlayerId(2));
+        assert_eq!((inputs.get(PlayerId(2)), inputs.raw()[2]), (None, 0));
+        inputs.set_absent(PlayerId(9));
         inputs.reset(6);
         assert_eq!(
             (inputs.tick(), inputs.present_mask(), inputs.raw()),

@@ -1,5 +1,4 @@
-//! Properties shared by the cargo-fuzz targets in `fuzz/` and their proptest twins in
-//! `tests/`, so stable `cargo test` checks what the fuzzers check, with the same code.
+//! Hostile bytes for every decoder: snapshots, chunks and replay files.
 
 use crate::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput, ArenaRun, RecordOptions};
 use crate::engine::checksum;

@@ -9,6 +9,7 @@ use crate::replay::{Budget, CatchUp, InputLog};
 use crate::snapshot;
 
 /// Something done to a running game that must not change its course.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PathEvent {
     /// Carry on from a snapshot of the frame restored into a new frame.
@@ -24,6 +25,7 @@ pub enum PathEvent {
 }
 
 /// A game and what happens to it; every number is reduced into a small valid range.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeterminismPlan {
     /// Seeds the game and the bots.

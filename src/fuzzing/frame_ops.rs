@@ -21,6 +21,7 @@ struct Wide(u64, u16, u16, u32);
 
 /// One operation; entity operands pick among every handle ever issued (so stale ones
 /// are exercised), by index modulo their count.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameOp {
     /// Spawn an empty entity.

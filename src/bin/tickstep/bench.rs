@@ -30,7 +30,7 @@ pub struct CatchUpBenchArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
     entities: u32,
     /// Ticks of verified input buffered (36,000 = 10 minutes at 60 Hz).
-    #[arg(long, default_value_t = 36_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 36_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     ticks: u64,
     /// How far behind live the rejoiner's snapshot is, in ticks (time to request, send
     /// and restore it while the game goes on).

@@ -1,22 +1,27 @@
 //! Reading and writing the files subcommands take, with errors that name the file.
 
+use std::io::Read;
 use std::path::Path;
 
 /// Largest file a subcommand reads (a 4M-entity snapshot is ~400 MB).
 const MAX_FILE_BYTES: u64 = 2 << 30;
 
-/// The whole of `path`, refusing files over 2 GiB before reading them.
+/// The whole of `path`, refusing anything over 2 GiB. The limit is enforced while
+/// reading, not taken from the file's metadata, so a device or a growing file cannot
+/// make it read forever.
 pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
-    let len = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?
-        .len();
-    if len > MAX_FILE_BYTES {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
-            "{shown} is {len} bytes; at most {MAX_FILE_BYTES} are read"
+            "{shown} is over {MAX_FILE_BYTES} bytes; larger files are not read"
         ));
     }
-    std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash never

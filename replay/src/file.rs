@@ -163,6 +163,17 @@ pub enum ReplayError {
     Step(String),
 }
 
+/// A checkpoint snapshot, verified when the replay was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpoint<'a> {
+    /// Its tick.
+    pub tick: Tick,
+    /// The frame checksum it carries.
+    pub checksum: Checksum,
+    /// The snapshot bytes.
+    pub bytes: &'a [u8],
+}
+
 /// A replay read into memory: borrowed snapshots, the whole input stream, checksums.
 #[derive(Debug)]
 pub struct Replay<'a, I> {
@@ -175,7 +186,7 @@ pub struct Replay<'a, I> {
     /// Recorded frame checksums by tick, in tick order.
     pub checksums: Vec<(Tick, Checksum)>,
     /// Checkpoint snapshots by tick, in tick order.
-    pub checkpoints: Vec<(Tick, &'a [u8])>,
+    pub checkpoints: Vec<Checkpoint<'a>>,
     /// The end record's tick, if the recording finished normally.
     pub ended_at: Option<Tick>,
     /// Where the readable part stops when the recording did not finish (a crash, or a
@@ -233,7 +244,7 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
                 kind: RecordKind::InitialSnapshot,
                 payload,
                 offset,
-            }) => (snapshot_tick(payload, schema, offset)?, payload),
+            }) => (verify_snapshot(payload, schema, offset)?.0, payload),
             Next::Record(record) => {
                 return Err(bad(record.offset, "expected the initial snapshot"));
             }
@@ -335,12 +346,16 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
                 self.checksums.push((tick, Digest(digest)));
             }
             RecordKind::Checkpoint => {
-                let tick = snapshot_tick(payload, schema, offset)?;
+                let (tick, checksum) = verify_snapshot(payload, schema, offset)?;
                 let after_start = tick > self.initial.0 && tick < next_tick;
-                if !after_start || self.checkpoints.last().is_some_and(|&(t, _)| t >= tick) {
+                if !after_start || self.checkpoints.last().is_some_and(|c| c.tick >= tick) {
                     return Err(bad(offset, "checkpoint out of order"));
                 }
-                self.checkpoints.push((tick, payload));
+                self.checkpoints.push(Checkpoint {
+                    tick,
+                    checksum,
+                    bytes: payload,
+                });
             }
             RecordKind::End => {
                 if payload.len() != 8 || u64_at(payload, 0) != self.last_tick() {
@@ -356,9 +371,14 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
     }
 }
 
-fn snapshot_tick(payload: &[u8], schema: &Schema, offset: usize) -> Result<Tick, ReplayError> {
+/// Verifies a snapshot inside the replay; returns its tick and checksum.
+fn verify_snapshot(
+    payload: &[u8],
+    schema: &Schema,
+    offset: usize,
+) -> Result<(Tick, Checksum), ReplayError> {
     tickstep_snapshot::verify(payload, schema)
-        .map(|verified| verified.header.tick)
+        .map(|verified| (verified.header.tick, verified.header.checksum))
         .map_err(|error| ReplayError::Snapshot { offset, error })
 }
 

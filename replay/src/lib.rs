@@ -24,6 +24,8 @@ mod playback;
 pub mod record;
 
 pub use catch_up::{Budget, CatchUp, CatchUpError, CatchUpStatus};
-pub use file::{REPLAY_MAGIC, REPLAY_VERSION, Replay, ReplayError, ReplayHeader, ReplayWriter};
+pub use file::{
+    Checkpoint, REPLAY_MAGIC, REPLAY_VERSION, Replay, ReplayError, ReplayHeader, ReplayWriter,
+};
 pub use input_log::{InputLog, InputLogError};
 pub use playback::{Verification, seek, verify};

@@ -94,17 +94,16 @@ pub fn verify<G: Pod, I: Pod + PartialEq>(
         progress(frame.tick());
         let tick = frame.tick();
         let recorded_sum = sums.next_if(|(t, _)| *t == tick).map(|&(_, sum)| sum);
-        let recorded_checkpoint = checkpoints
-            .next_if(|(t, _)| *t == tick)
-            .map(|&(_, bytes)| bytes);
+        let recorded_checkpoint = checkpoints.next_if(|c| c.tick == tick);
         let mut current = None;
         let mut matches = |expected: Checksum| {
             report.compared += 1;
             *current.get_or_insert_with(|| checksum(&frame)) == expected
         };
         let sum_ok = recorded_sum.is_none_or(&mut matches);
-        let checkpoint_sum = recorded_checkpoint.map(|bytes| checkpoint_checksum(bytes, schema));
-        let checkpoint_ok = checkpoint_sum.is_none_or(&mut matches);
+        let checkpoint_ok = recorded_checkpoint
+            .map(|c| c.checksum)
+            .is_none_or(&mut matches);
         if report.first_divergent_tick.is_none() && !(sum_ok && checkpoint_ok) {
             report.first_divergent_tick = Some(tick);
             report.divergent_frame = Some(frame.clone());
@@ -113,7 +112,7 @@ pub fn verify<G: Pod, I: Pod + PartialEq>(
             && let Some(recorded) = recorded_checkpoint
         {
             tickstep_snapshot::encode(&frame, &mut snapshot);
-            let diff = tickstep_snapshot::diff(&snapshot, recorded, schema, 200)
+            let diff = tickstep_snapshot::diff(&snapshot, recorded.bytes, schema, 200)
                 .map_err(|error| ReplayError::Snapshot { offset: 0, error })?;
             report.checkpoint_diff = Some((tick, diff));
             break;
@@ -122,13 +121,6 @@ pub fn verify<G: Pod, I: Pod + PartialEq>(
     report.ticks = frame.tick();
     report.final_checksum = checksum(&frame);
     Ok(report)
-}
-
-/// The checksum a (verified-on-read) checkpoint snapshot carries.
-fn checkpoint_checksum(bytes: &[u8], schema: &Schema) -> Checksum {
-    tickstep_snapshot::verify(bytes, schema)
-        .map(|v| v.header.checksum)
-        .unwrap_or_default()
 }
 
 /// The frame at `tick`: restored from the nearest checkpoint at or before it (or the
@@ -149,8 +141,8 @@ pub fn seek<G: Pod, I: Pod + PartialEq>(
         .checkpoints
         .iter()
         .rev()
-        .find(|(t, _)| *t <= tick)
-        .map_or(replay.initial.1, |&(_, bytes)| bytes);
+        .find(|c| c.tick <= tick)
+        .map_or(replay.initial.1, |c| c.bytes);
     let mut frame = restore(start, schema, 0)?;
     let mut inputs = input_buffer(replay)?;
     while frame.tick() < tick {

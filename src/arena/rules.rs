@@ -13,6 +13,12 @@ pub const CELL_LOG2: u32 = 3;
 pub const UNIT_SPEED: Fp = Fp::from_ratio(1, 2);
 /// Units flock apart within this distance.
 pub const SEPARATION_RADIUS: Fp = Fp::from_int(4);
+/// `SEPARATION_RADIUS²`, for comparing squared distances.
+pub const SEPARATION_RADIUS_SQ: Fp =
+    Fp::from_bits((SEPARATION_RADIUS.to_bits() * SEPARATION_RADIUS.to_bits()) >> Fp::FRAC_BITS);
+/// `1 / SEPARATION_RADIUS²`: multiplying by it replaces a 128-bit division per neighbour.
+pub const INVERSE_SEPARATION_RADIUS_SQ: Fp =
+    Fp::from_ratio(1 << Fp::FRAC_BITS, SEPARATION_RADIUS_SQ.to_bits());
 /// Units examine at most this many grid neighbours per tick (bounds the cost in crowds).
 pub const MAX_NEIGHBOURS: usize = 24;
 /// Units chase ships within this distance.

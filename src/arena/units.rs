@@ -29,17 +29,15 @@ impl Default for UnitAi {
 /// The push away from neighbours closer than the separation radius: each contributes
 /// its offset weighted by how deep inside the radius it is.
 fn separation(grid: &SpatialGrid, me: &GridEntry) -> Vec2 {
-    let radius_sq = SEPARATION_RADIUS * SEPARATION_RADIUS;
-    // Multiplying by the reciprocal avoids a 128-bit division per neighbour.
-    let inverse_radius_sq = Fp::ONE / radius_sq;
     let mut push = Vec2::ZERO;
     let mut examined = 0;
     grid.for_each_near(me.pos, |other| {
         examined += 1;
         let offset = me.pos - other.pos;
         let dist_sq = offset.length_squared();
-        if dist_sq < radius_sq && other.entity != me.entity {
-            push += offset * ((radius_sq - dist_sq) * inverse_radius_sq);
+        if dist_sq < SEPARATION_RADIUS_SQ && other.entity != me.entity {
+            let depth = SEPARATION_RADIUS_SQ - dist_sq;
+            push += offset * (depth * INVERSE_SEPARATION_RADIUS_SQ);
         }
         if examined == MAX_NEIGHBOURS {
             ControlFlow::Break(())

@@ -20,11 +20,12 @@ pub fn valid_snapshot(ticks: u8) -> Vec<u8> {
     bytes
 }
 
-/// `valid_snapshot(ticks)` with `edits` (position, byte) applied and cut to `cut` bytes.
-/// With `reseal`, the header's payload checksum is recomputed after the edits, as a
-/// forger would: blake3 is not a MAC, so the checks behind the checksum must hold alone.
-pub fn edited_snapshot(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>, reseal: bool) -> Vec<u8> {
-    let mut bytes = valid_snapshot(ticks);
+/// Applies `edits` (position modulo the length, byte) to `bytes`, then cuts them to
+/// `cut` bytes (modulo the length + 1).
+fn edit_and_cut(bytes: &mut Vec<u8>, edits: &[(u16, u8)], cut: Option<u16>) {
+    if bytes.is_empty() {
+        return;
+    }
     for &(at, value) in edits {
         let at = at as usize % bytes.len();
         bytes[at] = value;
@@ -32,6 +33,14 @@ pub fn edited_snapshot(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>, reseal:
     if let Some(cut) = cut {
         bytes.truncate(cut as usize % (bytes.len() + 1));
     }
+}
+
+/// `valid_snapshot(ticks)` with `edits` (position, byte) applied and cut to `cut` bytes.
+/// With `reseal`, the header's payload checksum is recomputed after the edits, as a
+/// forger would: blake3 is not a MAC, so the checks behind the checksum must hold alone.
+pub fn edited_snapshot(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>, reseal: bool) -> Vec<u8> {
+    let mut bytes = valid_snapshot(ticks);
+    edit_and_cut(&mut bytes, edits, cut);
     if reseal && let Ok(header) = snapshot::format::read_header(&bytes) {
         let sum = blake3::hash(&bytes[header.header_len()..]);
         bytes[64..96].copy_from_slice(sum.as_bytes());
@@ -90,13 +99,7 @@ pub fn valid_replay(ticks: u8) -> Vec<u8> {
 /// `valid_replay(ticks)` with `edits` applied and cut to `cut` bytes.
 pub fn edited_replay(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>) -> Vec<u8> {
     let mut bytes = valid_replay(ticks);
-    for &(at, value) in edits {
-        let at = at as usize % bytes.len();
-        bytes[at] = value;
-    }
-    if let Some(cut) = cut {
-        bytes.truncate(cut as usize % (bytes.len() + 1));
-    }
+    edit_and_cut(&mut bytes, edits, cut);
     bytes
 }
 

@@ -9,6 +9,7 @@
 
 pub mod arena;
 pub mod fuzzing;
+pub mod session;
 
 pub use tickstep_engine as engine;
 pub use tickstep_replay as replay;

@@ -1,0 +1,232 @@
+//! `ChecksumBook`: the checksums clients reported, by tick, and the verdict on each
+//! tick: the majority's checksum (the consensus) and who disagrees with it.
+
+use std::collections::BTreeMap;
+use tickstep_engine::{Checksum, PlayerId, Tick};
+
+/// The decision about one tick's reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The tick.
+    pub tick: Tick,
+    /// The checksum more than half of the reporters agree on, if any.
+    pub consensus: Option<Checksum>,
+    /// Reporters whose checksum differs from the consensus (every reporter when there
+    /// is no majority and they do not all agree).
+    pub disagreeing: Vec<PlayerId>,
+}
+
+impl Verdict {
+    /// Whether the tick's reports show a desync.
+    pub fn is_desync(&self) -> bool {
+        !self.disagreeing.is_empty()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Reports {
+    by_player: Vec<Option<Checksum>>,
+    verdict: Option<Verdict>,
+}
+
+/// Reported checksums of recent ticks (bounded) and their verdicts.
+#[derive(Clone, Debug)]
+pub struct ChecksumBook {
+    players: usize,
+    keep: usize,
+    ticks: BTreeMap<Tick, Reports>,
+}
+
+impl ChecksumBook {
+    /// A book for `players` slots that remembers the newest `keep` ticks (at least 1).
+    pub fn new(players: usize, keep: usize) -> ChecksumBook {
+        ChecksumBook {
+            players,
+            keep: keep.max(1),
+            ticks: BTreeMap::new(),
+        }
+    }
+
+    /// Records `player`'s checksum of `tick` (a repeated report is ignored; the first
+    /// one counts). When the tick was already decided, a report that differs from the
+    /// consensus comes back as a desync verdict naming just that player.
+    pub fn record(&mut self, tick: Tick, player: PlayerId, checksum: Checksum) -> Option<Verdict> {
+        let slot = player.0 as usize;
+        if slot >= self.players {
+            return None;
+        }
+        if !self.ticks.contains_key(&tick) {
+            let full = self.ticks.len() >= self.keep;
+            if full
+                && self
+                    .ticks
+                    .first_key_value()
+                    .is_some_and(|(&old, _)| old >= tick)
+            {
+                return None;
+            }
+            let by_player = vec![None; self.players];
+            self.ticks.insert(
+                tick,
+                Reports {
+                    by_player,
+                    verdict: None,
+                },
+            );
+            if self.ticks.len() > self.keep {
+                self.ticks.pop_first();
+            }
+        }
+        let reports = self.ticks.get_mut(&tick)?;
+        if reports.by_player[slot].is_some() {
+            return None;
+        }
+        reports.by_player[slot] = Some(checksum);
+        let verdict = reports.verdict.as_ref()?;
+        (verdict.consensus.is_some() && verdict.consensus != Some(checksum)).then(|| Verdict {
+            tick,
+            consensus: verdict.consensus,
+            disagreeing: vec![player],
+        })
+    }
+
+    /// Decides every undecided tick at or before `settled` (its grace period is over),
+    /// and every other undecided tick that all `expected(tick)` players have reported.
+    /// Returns the new verdicts, oldest first.
+    pub fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
+        let mut verdicts = Vec::new();
+        for (&tick, reports) in self.ticks.iter_mut() {
+            if reports.verdict.is_some() {
+                continue;
+            }
+            let reported = reports
+                .by_player
+                .iter()
+                .enumerate()
+                .filter(|(_, sum)| sum.is_some())
+                .fold(0u64, |mask, (p, _)| mask | 1 << p);
+            let complete = reported != 0 && expected(tick) & !reported == 0;
+            if tick <= settled || complete {
+                let verdict = judge(tick, &reports.by_player);
+                reports.verdict = Some(verdict.clone());
+                verdicts.push(verdict);
+            }
+        }
+        verdicts
+    }
+
+    /// The verdict on `tick`, once decided.
+    pub fn verdict(&self, tick: Tick) -> Option<&Verdict> {
+        self.ticks.get(&tick)?.verdict.as_ref()
+    }
+
+    /// What `player` reported for `tick`.
+    pub fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
+        *self.ticks.get(&tick)?.by_player.get(player.0 as usize)?
+    }
+
+    /// The consensus checksum of `tick`, once decided.
+    pub fn consensus(&self, tick: Tick) -> Option<Checksum> {
+        self.ticks.get(&tick)?.verdict.as_ref()?.consensus
+    }
+
+    /// The newest decided tick with a consensus, and the players who reported it.
+    pub fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
+        self.ticks.iter().rev().find_map(|(&tick, reports)| {
+            let consensus = reports.verdict.as_ref()?.consensus?;
+            let agreeing = reports
+                .by_player
+                .iter()
+                .enumerate()
+                .filter(|(_, sum)| **sum == Some(consensus))
+                .fold(0u64, |mask, (p, _)| mask | 1 << p);
+            Some((tick, consensus, agreeing))
+        })
+    }
+
+    /// Ticks remembered (at most `keep`).
+    pub fn len(&self) -> usize {
+        self.ticks.len()
+    }
+
+    /// Whether no tick is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.ticks.is_empty()
+    }
+}
+
+/// The majority checksum of one tick's reports and who disagrees with it.
+fn judge(tick: Tick, reports: &[Option<Checksum>]) -> Verdict {
+    let sums: Vec<(PlayerId, Checksum)> = reports
+        .iter()
+        .enumerate()
+        .filter_map(|(p, sum)| Some((PlayerId(p as u8), (*sum)?)))
+        .collect();
+    let majority = sums
+        .iter()
+        .map(|(_, sum)| *sum)
+        .find(|candidate| 2 * sums.iter().filter(|(_, sum)| sum == candidate).count() > sums.len());
+    let disagreeing = match majority {
+        Some(consensus) => sums
+            .iter()
+            .filter(|(_, sum)| *sum != consensus)
+            .map(|(p, _)| *p)
+            .collect(),
+        None => sums.iter().map(|(p, _)| *p).collect(),
+    };
+    Verdict {
+        tick,
+        consensus: majority,
+        disagreeing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(n: u8) -> Checksum {
+        Checksum::from(blake3::hash(&[n]))
+    }
+
+    #[test]
+    fn majority_names_the_minority_and_a_tie_names_everyone() {
+        let mut book = ChecksumBook::new(3, 8);
+        for (p, n) in [(0, 1), (1, 1), (2, 2)] {
+            book.record(30, PlayerId(p), sum(n));
+        }
+        let verdicts = book.decide(0, |_| 0b111);
+        assert_eq!(verdicts.len(), 1);
+        assert_eq!(verdicts[0].consensus, Some(sum(1)));
+        assert_eq!(verdicts[0].disagreeing, vec![PlayerId(2)]);
+        assert_eq!(book.consensus(30), Some(sum(1)));
+
+        book.record(60, PlayerId(0), sum(1));
+        book.record(60, PlayerId(1), sum(2));
+        assert!(book.decide(0, |_| 0b111).is_empty(), "waits for player 2");
+        let tie = book.decide(60, |_| 0b111);
+        assert_eq!((tie[0].consensus, tie[0].disagreeing.len()), (None, 2));
+        assert_eq!(book.newest_consensus(), Some((30, sum(1), 0b011)));
+    }
+
+    #[test]
+    fn late_disagreeing_reports_are_named_and_memory_is_bounded() {
+        let mut book = ChecksumBook::new(2, 2);
+        book.record(10, PlayerId(0), sum(1));
+        assert!(book.decide(10, |_| 0b11)[0].disagreeing.is_empty());
+        let late = book.record(10, PlayerId(1), sum(9)).expect("late desync");
+        assert_eq!(late.disagreeing, vec![PlayerId(1)]);
+        assert_eq!(
+            book.record(10, PlayerId(1), sum(1)),
+            None,
+            "first report counts"
+        );
+        for tick in [20, 30, 40] {
+            book.record(tick, PlayerId(0), sum(1));
+        }
+        assert_eq!(book.len(), 2);
+        assert_eq!(book.record(5, PlayerId(0), sum(1)), None);
+        assert_eq!(book.len(), 2, "older than everything kept: ignored");
+        assert_eq!(book.record(7, PlayerId(9), sum(1)), None);
+    }
+}

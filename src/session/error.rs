@@ -1,0 +1,95 @@
+//! `SessionError`: every way joining or staying in a room can fail, by name, each with
+//! a message that says what to do. The same enum travels in a refusal from the server
+//! and ends up in the client's `Disconnected` reason.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a client could not join, or was put out of, a room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum SessionError {
+    /// Client and server speak different protocol versions.
+    #[error(
+        "protocol version {client} is not the server's {server}: update the client or the server"
+    )]
+    VersionMismatch {
+        /// The client's protocol version.
+        client: u32,
+        /// The server's.
+        server: u32,
+    },
+    /// The client was built from a different release of the game than the room runs.
+    #[error(
+        "app version {client:?} differs from the room's {room:?}: players must run the same build"
+    )]
+    AppVersionMismatch {
+        /// The client's app version.
+        client: String,
+        /// The room's.
+        room: String,
+    },
+    /// The client's components differ from the room's: the builds would desync.
+    #[error("the game's schema differs from the room's: players must run the same build")]
+    SchemaMismatch,
+    /// The client would start from a different initial frame (another game
+    /// configuration) than the room.
+    #[error(
+        "the game's configuration differs from the room's initial frame: check the room's settings"
+    )]
+    GameMismatch,
+    /// The server hosts no room of that name.
+    #[error("no room is named {0:?}: check the room name")]
+    NoSuchRoom(String),
+    /// Every player slot is taken.
+    #[error("the room is full: try another room or wait for a slot")]
+    RoomFull,
+    /// The room closed (it stayed empty past its EmptyRoomTTL, or its game ended).
+    #[error("the room has closed: join or create another room")]
+    RoomClosed,
+    /// Another connection with this client id is still active in the room. After an
+    /// unexpected loss this clears once the server times the old connection out; the
+    /// client retries on its own until then.
+    #[error(
+        "this client id is already playing in the room: wait for the old connection to time out"
+    )]
+    DuplicateClientId,
+    /// The slot kept for this client id was freed after PlayerTTL.
+    #[error("the slot kept for this player expired (PlayerTTL): join the room as a new player")]
+    PlayerTtlExpired,
+    /// No connected, caught-up client could provide a snapshot for a (re)joiner.
+    #[error(
+        "no other player can send a snapshot of the running game: try again when someone is online"
+    )]
+    SnapshotRequestFailed,
+    /// Every buddy asked for a snapshot was silent or left before it arrived.
+    #[error("no buddy delivered a snapshot in time: try joining again")]
+    SnapshotRequestTimedOut,
+    /// The snapshot the client was given failed verification.
+    #[error("the snapshot received failed verification: try joining again")]
+    SnapshotRejected,
+    /// The client did not enter the game within its start timeout.
+    #[error("the game did not start in time: check the connection and join again")]
+    StartTimeout,
+    /// The server removed this player.
+    #[error("the server removed this player from the room")]
+    Kicked,
+    /// The client broke the protocol (a message it may not send, or impossible content).
+    #[error("protocol violation: {0}")]
+    ProtocolViolation(String),
+    /// The connection was lost: the transport failed or the peer fell silent.
+    #[error("the connection to the server was lost ({0})")]
+    ConnectionLost(String),
+    /// Automatic reconnection gave up after its attempts.
+    #[error("could not reconnect after {0} attempts: check the connection and join again")]
+    ReconnectFailed(u32),
+}
+
+impl SessionError {
+    /// Whether a client should reconnect on its own after this: only after unexpected
+    /// losses, never after a refusal, a kick or a verdict on its state.
+    pub fn is_unexpected_loss(&self) -> bool {
+        matches!(
+            self,
+            SessionError::ConnectionLost(_) | SessionError::SnapshotRejected
+        )
+    }
+}

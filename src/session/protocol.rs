@@ -1,0 +1,294 @@
+//! The wire protocol: every message client and server exchange, and their encoding
+//! (postcard, capped at [`MAX_MESSAGE_LEN`]). Every message is safe to lose, repeat or
+//! reorder: state travels redundantly (a client resends its unconfirmed input, the
+//! server resends unconfirmed verified input, chunk gaps are asked for again), so the
+//! session runs over datagrams as well as streams.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick};
+use tickstep_snapshot::Chunk;
+
+use super::{ClientId, SessionError};
+
+/// The protocol version this build speaks; a handshake with another is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest encoded message either side sends or accepts. A snapshot chunk (60 KiB) and
+/// a batch of verified ticks fit with room to spare.
+pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
+
+/// Most entries a list in a message may usefully carry; receivers ignore the rest.
+pub const MAX_LIST: usize = 64;
+
+/// A client's opening message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the client.
+    pub protocol: u32,
+    /// The game build, compared verbatim with the room's.
+    pub app_version: String,
+    /// The client's schema hash.
+    pub schema: SchemaHash,
+    /// Checksum of the client's tick-0 frame: the room's game configuration.
+    pub initial: Checksum,
+    /// The room to join.
+    pub room: String,
+    /// The client's secret id.
+    pub client_id: ClientId,
+    /// The client held a slot in this room before and wants it back (refused with
+    /// `PlayerTtlExpired` if the slot was freed meanwhile).
+    pub rejoin: bool,
+    /// Tick and checksum of a snapshot the client kept from before it dropped, offered
+    /// so it can re-enter without a transfer.
+    pub local_snapshot: Option<(Tick, Checksum)>,
+}
+
+/// What a client must know about the room's game.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// Player slots.
+    pub players: u8,
+    /// Ticks per second.
+    pub tick_rate: u32,
+    /// Bytes of one player's input.
+    pub input_size: u32,
+    /// A client sends input for the newest verified tick plus this many.
+    pub input_delay: u32,
+    /// Clients report their checksum every this many ticks.
+    pub checksum_every: u32,
+    /// The tick the game ends at, if it has an end.
+    pub end_tick: Option<Tick>,
+}
+
+/// How a welcomed client enters the game.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entry {
+    /// The game has not started: wait for [`ServerMessage::Start`].
+    Lobby,
+    /// Start from the initial frame at tick 0; verified input follows from tick 1.
+    FromStart,
+    /// Restore the local snapshot offered in the hello (taken at `tick`).
+    LocalSnapshot {
+        /// The snapshot's tick.
+        tick: Tick,
+    },
+    /// Wait (simulation and clock paused) for a snapshot the room is fetching.
+    AwaitSnapshot,
+}
+
+/// Where the snapshot a client entered from came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotSource {
+    /// No snapshot: the game was entered from tick 0.
+    Start,
+    /// The client's own snapshot from before it dropped.
+    Local,
+    /// Another client's, relayed and checked by the room.
+    Buddy,
+}
+
+impl fmt::Display for SnapshotSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SnapshotSource::Start => "start",
+            SnapshotSource::Local => "local",
+            SnapshotSource::Buddy => "buddy",
+        })
+    }
+}
+
+/// Consecutive verified ticks: per tick the presence mask, and every slot's input bytes
+/// (absent slots zeroed), `players * input_size` bytes per tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedTicks {
+    /// The first tick carried.
+    pub first: Tick,
+    /// Presence mask per tick.
+    pub presence: Vec<u64>,
+    /// Input bytes, tick after tick.
+    pub inputs: Vec<u8>,
+}
+
+/// Client to server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMessage {
+    /// Join or rejoin a room (repeated until answered).
+    Hello(Hello),
+    /// The client's progress, its unconfirmed input and its recent checksums; sent
+    /// whenever something changes and as a heartbeat.
+    Update {
+        /// Verified input held up to this tick.
+        received: Tick,
+        /// The frame's tick.
+        stepped: Tick,
+        /// The tick of the first input in `inputs`.
+        first_input: Tick,
+        /// Own input for consecutive ticks, `input_size` bytes each.
+        inputs: Vec<u8>,
+        /// Recent (tick, checksum) reports.
+        checksums: Vec<(Tick, Checksum)>,
+    },
+    /// A piece of a snapshot the server asked for.
+    UploadChunk {
+        /// The request it answers.
+        upload: u32,
+        /// The piece.
+        chunk: Chunk,
+    },
+    /// The snapshot asked for is no longer held.
+    UploadUnavailable {
+        /// The request it answers.
+        upload: u32,
+    },
+    /// Chunks of a snapshot being received that have not arrived.
+    ResendChunks {
+        /// The transfer.
+        transfer: u32,
+        /// Missing chunk indices (at most [`MAX_LIST`] are honoured).
+        chunks: Vec<u32>,
+    },
+    /// The player quits: free the slot, do not wait for a reconnection.
+    Leave,
+}
+
+/// Server to client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// Joined: the slot, the game's parameters and how to enter it.
+    Welcome {
+        /// The player slot.
+        player: PlayerId,
+        /// The game's parameters.
+        room: RoomInfo,
+        /// How to enter the game.
+        entry: Entry,
+    },
+    /// Refused or put out; the connection closes after this.
+    Refused(SessionError),
+    /// The game started: enter from tick 0.
+    Start,
+    /// Verified input, and the newest verified tick.
+    Verified {
+        /// The newest tick the room has verified.
+        live: Tick,
+        /// Consecutive verified ticks.
+        ticks: VerifiedTicks,
+    },
+    /// A piece of the snapshot to enter the game from.
+    SnapshotChunk {
+        /// Numbers this transfer.
+        transfer: u32,
+        /// The snapshot's tick.
+        tick: Tick,
+        /// The checksum the peers reported for that tick (the snapshot must match it).
+        checksum: Checksum,
+        /// Where it came from.
+        source: SnapshotSource,
+        /// The piece.
+        chunk: Chunk,
+    },
+    /// Send the snapshot of this verified tick (as a buddy, or as desync evidence).
+    UploadRequest {
+        /// Numbers the request.
+        upload: u32,
+        /// The tick wanted.
+        tick: Tick,
+    },
+    /// Chunks of an upload that have not arrived.
+    ResendUpload {
+        /// The request.
+        upload: u32,
+        /// Missing chunk indices.
+        chunks: Vec<u32>,
+    },
+    /// Peers disagree about the frame at `tick`.
+    Desync {
+        /// The first tick found to differ.
+        tick: Tick,
+        /// The players whose checksum differs from the majority's (all reporters when
+        /// there is no majority).
+        disagreeing: Vec<PlayerId>,
+    },
+    /// Nothing else to say; proves the server is alive.
+    Heartbeat {
+        /// The newest verified tick.
+        live: Tick,
+    },
+    /// The game ended normally at `tick`.
+    End {
+        /// The last tick.
+        tick: Tick,
+    },
+}
+
+/// Why bytes are not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Longer than [`MAX_MESSAGE_LEN`].
+    #[error("message of {0} bytes exceeds the limit of {MAX_MESSAGE_LEN}")]
+    TooLong(usize),
+    /// Not a valid encoding.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// A valid message followed by extra bytes.
+    #[error("{0} bytes follow the message")]
+    TrailingBytes(usize),
+}
+
+/// Encodes a message.
+pub fn encode<M: Serialize>(message: &M) -> Vec<u8> {
+    // Cannot fail: every message type serialises into a growable buffer.
+    postcard::to_stdvec(message).unwrap_or_default()
+}
+
+/// Decodes a message, refusing oversized, malformed and trailing input.
+pub fn decode<'a, M: Deserialize<'a>>(bytes: &'a [u8]) -> Result<M, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_LEN {
+        return Err(DecodeError::TooLong(bytes.len()));
+    }
+    let (message, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_bad_bytes_are_refused() {
+        let hello = ClientMessage::Hello(Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: "1".into(),
+            schema: SchemaHash::default(),
+            initial: Checksum::default(),
+            room: "r".into(),
+            client_id: ClientId::from_seed(1),
+            rejoin: true,
+            local_snapshot: Some((5, Checksum::default())),
+        });
+        let bytes = encode(&hello);
+        assert_eq!(decode::<ClientMessage>(&bytes), Ok(hello));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(
+            decode::<ClientMessage>(&long),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        assert!(matches!(
+            decode::<ClientMessage>(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Malformed(_))
+        ));
+        let huge = vec![0u8; MAX_MESSAGE_LEN + 1];
+        assert_eq!(
+            decode::<ServerMessage>(&huge),
+            Err(DecodeError::TooLong(MAX_MESSAGE_LEN + 1))
+        );
+        // A length prefix promising far more than is there fails without allocating it.
+        assert!(decode::<ServerMessage>(&[3, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+}

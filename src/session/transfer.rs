@@ -1,0 +1,126 @@
+//! Snapshot transfers in either direction: the sender keeps the chunks until the
+//! receiver is done and resends the ones asked for; the receiver reassembles in any
+//! order and, when progress stalls, names what is still missing.
+
+use std::time::Duration;
+use tickstep_snapshot::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Reassembler, split};
+
+use super::protocol::MAX_LIST;
+
+/// A snapshot being sent, kept whole until the receiver has it.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    chunks: Vec<Chunk>,
+}
+
+impl Outgoing {
+    /// Splits `snapshot` for sending.
+    pub fn new(snapshot: &[u8]) -> Outgoing {
+        Outgoing {
+            chunks: split(snapshot, DEFAULT_CHUNK_SIZE).collect(),
+        }
+    }
+
+    /// Every chunk, in order.
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
+    }
+
+    /// The chunks named in `wanted` that exist (at most [`MAX_LIST`]; all when empty).
+    pub fn select<'a>(&'a self, wanted: &'a [u32]) -> impl Iterator<Item = &'a Chunk> + 'a {
+        let all = wanted
+            .is_empty()
+            .then_some(self.chunks.iter())
+            .into_iter()
+            .flatten();
+        let some = wanted
+            .iter()
+            .take(MAX_LIST)
+            .filter_map(|&i| self.chunks.get(i as usize));
+        all.chain(some)
+    }
+
+    /// Total bytes of the snapshot.
+    pub fn len(&self) -> u64 {
+        self.chunks.first().map_or(0, |c| c.total_len)
+    }
+}
+
+/// A snapshot being received.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    reassembler: Reassembler,
+    /// When the last new chunk arrived (or the transfer began).
+    pub last_progress: Duration,
+}
+
+impl Incoming {
+    /// Expects a snapshot of at most `limit` bytes, from `now`.
+    pub fn new(limit: u64, now: Duration) -> Incoming {
+        Incoming {
+            reassembler: Reassembler::new(limit),
+            last_progress: now,
+        }
+    }
+
+    /// Takes a chunk; `Ok(true)` once every chunk is in. Duplicates are harmless.
+    pub fn add(&mut self, now: Duration, chunk: &Chunk) -> Result<bool, ChunkError> {
+        match self.reassembler.add(chunk) {
+            Ok(progress) => {
+                self.last_progress = now;
+                Ok(progress.is_complete())
+            }
+            Err(ChunkError::Duplicate { .. }) => Ok(self.reassembler.progress().is_complete()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Up to [`MAX_LIST`] missing chunk indices (empty before the first chunk: then
+    /// the sender should send everything).
+    pub fn missing(&self) -> Vec<u32> {
+        self.reassembler.missing().take(MAX_LIST).collect()
+    }
+
+    /// Whether no chunk arrived for `patience`.
+    pub fn stalled(&self, now: Duration, patience: Duration) -> bool {
+        now.saturating_sub(self.last_progress) >= patience
+    }
+
+    /// The reassembled snapshot.
+    pub fn finish(self) -> Result<Vec<u8>, ChunkError> {
+        self.reassembler.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_chunks_are_named_and_resent() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+        let outgoing = Outgoing::new(&bytes);
+        assert_eq!(outgoing.chunks().len(), 4);
+        assert_eq!(outgoing.len(), 200_000);
+        let mut incoming = Incoming::new(1 << 20, Duration::ZERO);
+        assert_eq!(incoming.missing(), Vec::<u32>::new());
+        for chunk in outgoing.chunks().iter().step_by(2) {
+            assert!(!incoming.add(Duration::from_secs(1), chunk).unwrap());
+        }
+        assert!(incoming.stalled(Duration::from_secs(3), Duration::from_secs(2)));
+        assert!(!incoming.stalled(Duration::from_secs(2), Duration::from_secs(2)));
+        let missing = incoming.missing();
+        assert_eq!(missing, vec![1, 3]);
+        let resent: Vec<_> = outgoing.select(&missing).cloned().collect();
+        assert_eq!(resent.len(), 2);
+        assert!(!incoming.add(Duration::from_secs(3), &resent[0]).unwrap());
+        assert!(
+            !incoming.add(Duration::from_secs(3), &resent[0]).unwrap(),
+            "duplicate"
+        );
+        assert!(incoming.add(Duration::from_secs(3), &resent[1]).unwrap());
+        assert_eq!(incoming.finish().unwrap(), bytes);
+        assert_eq!(outgoing.select(&[]).count(), 4);
+        assert_eq!(outgoing.select(&[9]).count(), 0);
+    }
+}

@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod arena;
+pub mod demo;
 pub mod fuzzing;
 pub mod session;
 

@@ -421,6 +421,24 @@ impl<W: Write, I: Pod + PartialEq> ReplayWriter<W, I> {
     /// Records `inputs` and the frame they produced (`frame.tick() == inputs.tick()`):
     /// the input (or a repeat marker), and a checksum and a checkpoint when due.
     pub fn record<G: Pod>(&mut self, inputs: &TickInputs<I>, frame: &Frame<G>) -> io::Result<()> {
+        self.record_input(inputs)?;
+        let tick = frame.tick();
+        if self.checksum_every > 0 && tick.is_multiple_of(self.checksum_every) {
+            self.payload.clear();
+            self.payload.extend_from_slice(&tick.to_le_bytes());
+            self.payload.extend_from_slice(checksum(frame).as_bytes());
+            write_record(&mut self.out, RecordKind::Checksum, &self.payload)?;
+        }
+        if self.checkpoint_every > 0 && tick.is_multiple_of(self.checkpoint_every) {
+            tickstep_snapshot::encode(frame, &mut self.snapshot);
+            write_record(&mut self.out, RecordKind::Checkpoint, &self.snapshot)?;
+        }
+        Ok(())
+    }
+
+    /// Records only the verified input of a tick, for a recorder that does not run the
+    /// game (a relay server): no checksums or checkpoints.
+    pub fn record_input(&mut self, inputs: &TickInputs<I>) -> io::Result<()> {
         if inputs.players() != self.players {
             let problem = "input has a different number of players than the header";
             return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
@@ -440,17 +458,6 @@ impl<W: Write, I: Pod + PartialEq> ReplayWriter<W, I> {
             self.previous_present = Some(present);
             self.previous.clear();
             self.previous.extend_from_slice(inputs.raw());
-        }
-        let tick = frame.tick();
-        if self.checksum_every > 0 && tick.is_multiple_of(self.checksum_every) {
-            self.payload.clear();
-            self.payload.extend_from_slice(&tick.to_le_bytes());
-            self.payload.extend_from_slice(checksum(frame).as_bytes());
-            write_record(&mut self.out, RecordKind::Checksum, &self.payload)?;
-        }
-        if self.checkpoint_every > 0 && tick.is_multiple_of(self.checkpoint_every) {
-            tickstep_snapshot::encode(frame, &mut self.snapshot);
-            write_record(&mut self.out, RecordKind::Checkpoint, &self.snapshot)?;
         }
         Ok(())
     }

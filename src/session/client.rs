@@ -469,7 +469,11 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 player,
                 room,
                 entry,
-            } => self.welcome(now, player, room, entry),
+                live,
+            } => {
+                self.live = self.live.max(live);
+                self.welcome(now, player, room, entry);
+            }
             ServerMessage::Refused(error) => self.refused(now, error),
             ServerMessage::Start => {
                 if self.state == ClientState::Lobby {
@@ -485,8 +489,10 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 tick,
                 checksum,
                 source,
+                live,
                 chunk,
             } => {
+                self.live = self.live.max(live);
                 self.snapshot_chunk(now, transfer, tick, checksum, source, &chunk);
             }
             ServerMessage::UploadRequest { upload, tick } => {

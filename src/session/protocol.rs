@@ -79,6 +79,7 @@ pub enum Entry {
 
 /// Where the snapshot a client entered from came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SnapshotSource {
     /// No snapshot: the game was entered from tick 0.
     Start,
@@ -163,6 +164,8 @@ pub enum ServerMessage {
         room: RoomInfo,
         /// How to enter the game.
         entry: Entry,
+        /// The newest verified tick.
+        live: Tick,
     },
     /// Refused or put out; the connection closes after this.
     Refused(SessionError),
@@ -185,6 +188,8 @@ pub enum ServerMessage {
         checksum: Checksum,
         /// Where it came from.
         source: SnapshotSource,
+        /// The newest verified tick.
+        live: Tick,
         /// The piece.
         chunk: Chunk,
     },

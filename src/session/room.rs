@@ -357,6 +357,7 @@ impl<I: Pod + PartialEq> Room<I> {
                                 player,
                                 room,
                                 entry,
+                                live: self.finalized,
                             },
                         );
                         return Ok(());
@@ -427,6 +428,7 @@ impl<I: Pod + PartialEq> Room<I> {
                 player: id,
                 room,
                 entry,
+                live: self.finalized,
             },
         );
         self.event(out, |room| ServerEvent::PlayerJoined {
@@ -607,6 +609,7 @@ impl<I: Pod + PartialEq> Room<I> {
                 }
             }
             ClientMessage::ResendChunks { transfer, chunks } => {
+                let finalized = self.finalized;
                 let Some(slot) = self.slots[p].as_mut() else {
                     return;
                 };
@@ -617,7 +620,7 @@ impl<I: Pod + PartialEq> Room<I> {
                 let resend: Vec<ServerMessage> = download
                     .snapshot
                     .select(&chunks)
-                    .map(|chunk| snapshot_message(download, chunk))
+                    .map(|chunk| snapshot_message(download, chunk, finalized))
                     .collect();
                 for message in resend {
                     self.send(out, player, now, message);
@@ -1185,11 +1188,12 @@ impl<I: Pod + PartialEq> Room<I> {
                 continue;
             }
             download.sent_at = now;
+            let live = self.finalized;
             let messages: Vec<_> = download
                 .snapshot
                 .chunks()
                 .iter()
-                .map(|c| snapshot_message(download, c))
+                .map(|c| snapshot_message(download, c, live))
                 .collect();
             for message in messages {
                 self.send(out, PlayerId(p as u8), now, message);
@@ -1317,11 +1321,12 @@ impl<I: Pod + PartialEq> Room<I> {
             snapshot,
             sent_at: now,
         };
+        let live = self.finalized;
         let messages: Vec<_> = download
             .snapshot
             .chunks()
             .iter()
-            .map(|c| snapshot_message(&download, c))
+            .map(|c| snapshot_message(&download, c, live))
             .collect();
         let bytes = download.snapshot.len();
         slot.awaiting_snapshot = false;
@@ -1341,12 +1346,17 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 }
 
-fn snapshot_message(download: &Download, chunk: &tickstep_snapshot::Chunk) -> ServerMessage {
+fn snapshot_message(
+    download: &Download,
+    chunk: &tickstep_snapshot::Chunk,
+    live: Tick,
+) -> ServerMessage {
     ServerMessage::SnapshotChunk {
         transfer: download.transfer,
         tick: download.tick,
         checksum: download.checksum,
         source: download.source,
+        live,
         chunk: chunk.clone(),
     }
 }

@@ -7,13 +7,13 @@
 use bytemuck::Pod;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tickstep_engine::{PlayerId, Rng, Tick};
 
 use super::protocol::{decode, encode};
 use super::{
-    Client, ClientEvent, ClientMessage, ClientTransmit, ConnId, Server, ServerEvent, ServerMessage,
-    ServerTransmit,
+    Client, ClientEvent, ClientMessage, ClientState, ClientTransmit, ConnId, Server, ServerEvent,
+    ServerMessage, ServerTransmit,
 };
 
 /// How one client's link to the server behaves (both directions alike).
@@ -95,6 +95,10 @@ pub struct SimNet<G, I> {
     pub client_events: Vec<Vec<(Duration, ClientEvent)>>,
     /// Events the server raised, with the time.
     pub server_events: Vec<(Duration, ServerEvent)>,
+    /// Wall-clock time each client spent simulating during each catch-up it finished,
+    /// in order (measured around [`Client::advance`]; it never affects the run).
+    pub catch_up_walls: Vec<Vec<Duration>>,
+    catching: Vec<Duration>,
     /// Bytes of encoded messages sent.
     pub bytes_sent: u64,
     /// Messages the receiver could not decode (a codec bug if ever non-zero).
@@ -121,6 +125,8 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
             tamper: None,
             client_events: Vec::new(),
             server_events: Vec::new(),
+            catch_up_walls: Vec::new(),
+            catching: Vec::new(),
             bytes_sent: 0,
             undecodable: 0,
         }
@@ -138,6 +144,8 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
         self.online.push(true);
         self.current.push(None);
         self.client_events.push(Vec::new());
+        self.catch_up_walls.push(Vec::new());
+        self.catching.push(Duration::ZERO);
         self.clients.len() - 1
     }
 
@@ -176,7 +184,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
     /// Cuts client `i`'s connection: both ends learn of it after the link's latency
     /// (a reset, not silence). The client stays reachable unless also taken offline.
     pub fn cut(&mut self, i: usize) {
-        if let Some(conn) = self.current[i].take() {
+        if let Some(conn) = self.current[i] {
             self.open.remove(&conn);
             let at = self.now + self.links[i].latency;
             self.schedule(at, Delivery::ServerLost { conn });
@@ -253,6 +261,15 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
                     self.client_transmit(i, transmit);
                 }
                 while let Some(event) = self.clients[i].poll_event() {
+                    match event {
+                        ClientEvent::CaughtUp { .. } => {
+                            self.catch_up_walls[i].push(std::mem::take(&mut self.catching[i]))
+                        }
+                        ClientEvent::Started | ClientEvent::Resynced { .. } => {
+                            self.catching[i] = Duration::ZERO
+                        }
+                        _ => {}
+                    }
                     self.client_events[i].push((self.now, event));
                 }
             }
@@ -390,7 +407,12 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
         let now = self.now;
         for i in 0..self.clients.len() {
             let client = &mut self.clients[i];
+            let catching = *client.state() == ClientState::CatchingUp;
+            let began = Instant::now();
             client.advance(now, u64::MAX);
+            if catching {
+                self.catching[i] += began.elapsed();
+            }
             let Some(player) = client.player() else {
                 continue;
             };

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod demo;
 mod files;
 mod game_args;
 mod output;
@@ -25,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Play the arena in a room of bot clients over a network, dropping and rejoining
+    /// players, and check that every client ends on the same checksum.
+    Demo(demo::DemoArgs),
     /// Run the arena sample game offline and print the final checksum.
     Run(run::RunArgs),
     /// Play the arena with bots and write a replay file.
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Snapshot(command) => snapshot::run(&command),
         Command::Record(args) => record::run(&args),

@@ -65,9 +65,9 @@ enum Delivery {
     },
 }
 
-/// Decides whether (and how) a client's message reaches the server: return `false` to
-/// drop it. Tests use it to forge what a client sends.
-pub type Tamper = Box<dyn FnMut(usize, &mut ClientMessage) -> bool>;
+/// Rewrites what a client sends: gets (client index, message) and returns what reaches
+/// the network instead (nothing, the same, or other messages). Tests forge with it.
+pub type Tamper = Box<dyn FnMut(usize, ClientMessage) -> Vec<ClientMessage>>;
 
 /// Gives a client's input for a tick: (client index, player, tick).
 pub type InputSource<I> = Box<dyn FnMut(usize, PlayerId, Tick) -> I>;
@@ -99,6 +99,8 @@ pub struct SimNet<G, I> {
     /// in order (measured around [`Client::advance`]; it never affects the run).
     pub catch_up_walls: Vec<Vec<Duration>>,
     catching: Vec<Duration>,
+    /// Every (tick, checksum) each client reported, in tick order.
+    pub reported: Vec<Vec<(Tick, tickstep_engine::Checksum)>>,
     /// Bytes of encoded messages sent.
     pub bytes_sent: u64,
     /// Messages the receiver could not decode (a codec bug if ever non-zero).
@@ -127,6 +129,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
             server_events: Vec::new(),
             catch_up_walls: Vec::new(),
             catching: Vec::new(),
+            reported: Vec::new(),
             bytes_sent: 0,
             undecodable: 0,
         }
@@ -146,6 +149,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
         self.client_events.push(Vec::new());
         self.catch_up_walls.push(Vec::new());
         self.catching.push(Duration::ZERO);
+        self.reported.push(Vec::new());
         self.clients.len() - 1
     }
 
@@ -307,26 +311,35 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
                     );
                 }
             }
-            ClientTransmit::Send(mut message) => {
+            ClientTransmit::Send(message) => {
                 let Some(conn) = self.current[i].filter(|c| self.open.contains_key(c)) else {
                     return;
                 };
-                if let Some(tamper) = self.tamper.as_mut()
-                    && !tamper(i, &mut message)
-                {
-                    return;
+                if let ClientMessage::Update { checksums, .. } = &message {
+                    let log = &mut self.reported[i];
+                    for &(tick, sum) in checksums.iter().rev() {
+                        if log.last().is_none_or(|&(last, _)| tick > last) {
+                            log.push((tick, sum));
+                        }
+                    }
                 }
-                let bytes = encode(&message);
-                let len = bytes.len();
-                self.send_on(
-                    i,
-                    conn,
-                    || Delivery::ToServer {
+                let messages = match self.tamper.as_mut() {
+                    Some(tamper) => tamper(i, message),
+                    None => vec![message],
+                };
+                for message in messages {
+                    let bytes = encode(&message);
+                    let len = bytes.len();
+                    self.send_on(
+                        i,
                         conn,
-                        bytes: bytes.clone(),
-                    },
-                    len,
-                );
+                        || Delivery::ToServer {
+                            conn,
+                            bytes: bytes.clone(),
+                        },
+                        len,
+                    );
+                }
             }
             ClientTransmit::Close => self.close_client_conn(i),
         }

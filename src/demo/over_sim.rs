@@ -69,7 +69,7 @@ pub fn run_over_sim(
         net.connect(i);
     }
 
-    let mut recorder = match record.as_deref_mut() {
+    let mut recorder = match record.as_mut() {
         Some(out) => {
             let header = ReplayHeader {
                 schema_hash: initial.schema().hash(),

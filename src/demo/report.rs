@@ -69,7 +69,8 @@ pub struct DemoReport {
     pub clients: Vec<ClientReport>,
     /// Desyncs found.
     pub desyncs: Vec<DesyncReport>,
-    /// Ticks whose input the room had to fill in (late or missing input).
+    /// Ticks without every player's own input (filled in because late, or a player
+    /// absent).
     pub filled_ticks: u64,
     /// The offline run's checksum (`tickstep run`), when no input was filled in so the
     /// networked game must equal it.
@@ -110,7 +111,7 @@ impl DemoReport {
         } else {
             let _ = writeln!(
                 text,
-                "{} ticks had input filled in, so the game differs from the offline run; record it (--record) and `tickstep replay verify` to check it",
+                "{} ticks lacked some player's own input (late or absent), so the game differs from the offline run; record it (--record) and check it with `tickstep replay verify`",
                 self.filled_ticks
             );
         }

@@ -329,6 +329,8 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     }
 
     /// The player quits: tells the room to free the slot; no reconnection follows.
+    /// (While reconnecting there is no connection to tell: the room then keeps the
+    /// slot until PlayerTTL.)
     pub fn leave(&mut self, _now: Duration) {
         if matches!(self.state, ClientState::Disconnected(_) | ClientState::Idle) {
             return;
@@ -475,13 +477,10 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 self.welcome(now, player, room, entry);
             }
             ServerMessage::Refused(error) => self.refused(now, error),
-            ServerMessage::Start => {
-                if self.state == ClientState::Lobby {
-                    self.enter_from_start();
-                }
-            }
+            ServerMessage::Start => self.start_if_lobby(),
             ServerMessage::Verified { live, ticks } => {
                 self.live = self.live.max(live);
+                self.start_if_lobby();
                 self.take_verified(&ticks);
             }
             ServerMessage::SnapshotChunk {
@@ -513,7 +512,12 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 self.events
                     .push_back(ClientEvent::Desync { tick, disagreeing });
             }
-            ServerMessage::Heartbeat { live } => self.live = self.live.max(live),
+            ServerMessage::Heartbeat { live } => {
+                self.live = self.live.max(live);
+                if live > 0 {
+                    self.start_if_lobby();
+                }
+            }
             ServerMessage::End { tick } => {
                 self.end_at = Some(tick);
                 self.check_end();
@@ -589,7 +593,22 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 });
             }
             error if error.is_unexpected_loss() => self.lost(now, error),
-            error => self.stop(DisconnectReason::Error(error)),
+            error => {
+                if matches!(error, SessionError::Kicked | SessionError::PlayerTtlExpired) {
+                    // The slot is gone: a later connect is a new join.
+                    self.info.player = None;
+                    self.info.local_snapshot = None;
+                }
+                self.stop(DisconnectReason::Error(error));
+            }
+        }
+    }
+
+    /// A lobby client enters at tick 0 once it hears the game started: from `Start`,
+    /// or (when that was lost) from verified input or a live tick past 0.
+    fn start_if_lobby(&mut self) {
+        if self.state == ClientState::Lobby {
+            self.enter_from_start();
         }
     }
 

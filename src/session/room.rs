@@ -217,7 +217,8 @@ pub(crate) struct Room<I> {
     housekept: Duration,
     /// The time of the last drive.
     driven: Duration,
-    /// Ticks finalised with some input filled in.
+    /// Ticks finalised without every slot's own input: some input filled in, or a
+    /// slot absent (empty or its player inactive).
     pub filled_ticks: u64,
 }
 
@@ -676,7 +677,11 @@ impl<I: Pod + PartialEq> Room<I> {
             slot.download = None;
         }
         let size = size_of::<I>();
-        if !inputs.is_empty() && size > 0 && inputs.len() % size == 0 && slot.download.is_none() {
+        if !inputs.is_empty()
+            && size > 0
+            && inputs.len().is_multiple_of(size)
+            && slot.download.is_none()
+        {
             slot.plays = true;
             for (i, bytes) in inputs.chunks_exact(size).enumerate() {
                 let Some(tick) = first_input.checked_add(i as u64) else {
@@ -915,6 +920,7 @@ impl<I: Pod + PartialEq> Room<I> {
         let mut filled = false;
         for (p, slot) in self.slots.iter_mut().enumerate() {
             let Some(slot) = slot.as_mut().filter(|s| s.conn.is_some()) else {
+                filled = true;
                 continue;
             };
             let input = if received & (1 << p) != 0 {

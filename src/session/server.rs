@@ -42,7 +42,8 @@ pub enum ServerEvent {
         /// How it enters the game.
         entry: Entry,
     },
-    /// A player became inactive (`reason`) or left for good (`None`: quit).
+    /// A player became inactive (its connection ended for `reason`), left for good
+    /// (`None`: it quit), or was kicked (`"kicked"`).
     PlayerLeft {
         /// The room.
         room: String,
@@ -204,7 +205,9 @@ impl<I: Pod + PartialEq> Server<I> {
         self.rooms.get(room).map(Room::finalized)
     }
 
-    /// Ticks of a room that had some input filled in because it came late or not at all.
+    /// Ticks of a room that lacked some slot's own input: filled in because it came
+    /// late or not at all, or the slot absent. With none, the game equals an offline
+    /// run of every player's input.
     pub fn room_filled_ticks(&self, room: &str) -> Option<u64> {
         self.rooms.get(room).map(|r| r.filled_ticks)
     }

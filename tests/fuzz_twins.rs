@@ -1,5 +1,5 @@
-//! Twins of the `frame_ops` and `determinism` fuzz targets: the same property code from
-//! `tickstep::fuzzing`, driven by proptest on stable.
+//! Twins of the `frame_ops`, `determinism`, `session_messages` and `message_decode` fuzz
+//! targets: the same property code from `tickstep::fuzzing`, driven by proptest on stable.
 
 use proptest::prelude::*;
 use tickstep::fuzzing::{DeterminismPlan, FrameOp, PathEvent, check_determinism, check_frame_ops};
@@ -68,4 +68,26 @@ fn a_resync_from_the_start_catches_up_to_the_same_tick() {
         ],
     };
     check_determinism(&plan);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(192))]
+
+    /// Twin of the `session_messages` fuzz target, server side.
+    #[test]
+    fn a_server_survives_any_message_script(bytes in prop::collection::vec(any::<u8>(), 0..800)) {
+        tickstep::fuzzing::check_server_script(&bytes);
+    }
+
+    /// Twin of the `session_messages` fuzz target, client side.
+    #[test]
+    fn a_client_survives_any_message_script(bytes in prop::collection::vec(any::<u8>(), 0..800)) {
+        tickstep::fuzzing::check_client_script(&bytes);
+    }
+
+    /// Twin of the `message_decode` fuzz target.
+    #[test]
+    fn any_bytes_decode_cleanly_or_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        tickstep::fuzzing::check_message_decoding(&bytes);
+    }
 }

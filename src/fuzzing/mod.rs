@@ -5,6 +5,7 @@
 mod decode;
 mod determinism;
 mod frame_ops;
+mod session;
 
 pub use decode::{
     decode_hostile_replay, decode_hostile_snapshot, edited_replay, edited_snapshot,
@@ -12,3 +13,4 @@ pub use decode::{
 };
 pub use determinism::{DeterminismPlan, PathEvent, check_determinism};
 pub use frame_ops::{FrameOp, check_frame_ops};
+pub use session::{Script, check_client_script, check_message_decoding, check_server_script};

@@ -531,9 +531,12 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             return;
         }
         let players = self.scratch_players(&room);
-        if room.input_size as usize != size_of::<I>() || players.is_none() {
+        if room.input_size as usize != size_of::<I>()
+            || players.is_none()
+            || player.0 >= room.players
+        {
             self.stop(DisconnectReason::Error(SessionError::ProtocolViolation(
-                "the room's input size or player count does not fit this game".into(),
+                "the room's input size, player count or slot does not fit this game".into(),
             )));
             return;
         }

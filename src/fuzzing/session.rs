@@ -143,7 +143,7 @@ fn client_message(
                     ROOM.into()
                 },
                 client_id: ClientId::from_seed(script.u8() as u64 % 5),
-                rejoin: script.u8() % 4 == 0,
+                rejoin: script.u8().is_multiple_of(4),
                 local_snapshot: script.bool().then(|| (near(script), checksum(frame))),
             })
         }
@@ -279,7 +279,7 @@ fn server_message(
                     _ => 3,
                 },
                 tick_rate: 60,
-                input_size: if script.u8() % 16 != 0 {
+                input_size: if !script.u8().is_multiple_of(16) {
                     4
                 } else {
                     script.u8() as u32
@@ -296,7 +296,7 @@ fn server_message(
             },
             live: tick(script),
         },
-        3 if script.u8() % 4 == 0 => ServerMessage::Refused(match script.u8() % 4 {
+        3 if script.u8().is_multiple_of(4) => ServerMessage::Refused(match script.u8() % 4 {
             0 => SessionError::DuplicateClientId,
             1 => SessionError::SnapshotRejected,
             2 => SessionError::Kicked,
@@ -305,7 +305,7 @@ fn server_message(
         3 => ServerMessage::Start,
         4..=9 => {
             let count = script.u8() as usize % 8;
-            let row = if script.u8() % 8 != 0 {
+            let row = if !script.u8().is_multiple_of(8) {
                 12
             } else {
                 script.u8() as usize % 16

@@ -58,6 +58,12 @@ fn bad_arguments_give_one_line_and_a_nonzero_exit() {
         &["run", "--entities", "many"],
         &["run", "--players", "0"],
         &["run", "--ticks", "-5"],
+        &["demo", "--drop", "1"],
+        &["demo", "--drop", "x@5"],
+        &["demo", "--drop", "7@100", "--players", "2"],
+        &["demo", "--rejoin", "1@999999", "--ticks", "100"],
+        &["demo", "--net", "carrier-pigeon"],
+        &["demo", "--loss", "100"],
         &["explode"],
     ] {
         let output = tickstep(args);
@@ -325,4 +331,86 @@ fn bench_catch_up_reports_every_documented_figure() {
         assert!(report[field].as_f64().unwrap() > 0.0, "{field}");
     }
     assert_eq!(report["ticks"], 600);
+}
+
+#[test]
+fn demo_without_drops_equals_the_offline_run() {
+    let common = [
+        "--players",
+        "2",
+        "--ticks",
+        "240",
+        "--entities",
+        "150",
+        "--seed",
+        "4",
+    ];
+    let demo = json(&tickstep(
+        &[&["demo", "--calm", "--json"][..], &common].concat(),
+    ));
+    let run = json(&tickstep(&[&["run", "--json"][..], &common].concat()));
+    assert_eq!(demo["converged"], true);
+    assert_eq!(demo["final_tick"], 240);
+    assert_eq!(demo["filled_ticks"], 0);
+    assert_eq!(demo["offline_checksum"], run["checksum"]);
+    let clients = demo["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 2);
+    for client in clients {
+        assert_eq!(client["checksum"], run["checksum"]);
+        assert_eq!(client["final_tick"], 240);
+        assert_eq!(client["resyncs"].as_array().unwrap().len(), 0);
+    }
+    assert_eq!(demo["desyncs"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn demo_with_a_drop_converges_and_its_recording_verifies_to_the_same_checksum() {
+    let recording = temp_path("demo.rpl");
+    let output = tickstep(&[
+        "demo",
+        "--players",
+        "3",
+        "--ticks",
+        "900",
+        "--entities",
+        "150",
+        "--seed",
+        "3",
+        "--drop",
+        "1@200",
+        "--rejoin",
+        "1@400",
+        "--latency",
+        "30",
+        "--jitter",
+        "10",
+        "--record",
+        recording.to_str().unwrap(),
+        "--json",
+    ]);
+    let demo = json(&output);
+    assert_eq!(demo["converged"], true);
+    let clients = demo["clients"].as_array().unwrap();
+    let resyncs = clients[1]["resyncs"].as_array().unwrap();
+    assert_eq!(resyncs.len(), 1, "{resyncs:?}");
+    assert_eq!(resyncs[0]["snapshot_source"], "local");
+    assert!(resyncs[0]["caught_up_ticks"].as_u64().unwrap() > 100);
+    assert!(resyncs[0]["catch_up_ms"].as_f64().unwrap() >= 0.0);
+    for key in ["at_tick", "snapshot_bytes"] {
+        assert!(resyncs[0][key].as_u64().is_some(), "{key}");
+    }
+    assert!(
+        demo["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["what"].as_str().unwrap().contains("resynced"))
+    );
+    let verified = json(&tickstep(&[
+        "replay",
+        "verify",
+        recording.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(verified["final_checksum"], clients[0]["checksum"]);
 }

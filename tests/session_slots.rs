@@ -222,7 +222,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
         "{:?}",
         common::server_events(&net)
     );
-    assert_eq!(net.server.room_slots(ROOM).expect("room")[1], None);
+    assert_eq!(common::slots(&net)[1], None);
 
     net.set_online(1, true);
     let seen = net.client_events[1].len();
@@ -239,11 +239,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
         vec![ClientEvent::Disconnected { reason: refusal }],
         "refused without retrying"
     );
-    assert_eq!(
-        net.server.room_slots(ROOM).expect("room")[1],
-        None,
-        "no slot taken"
-    );
+    assert_eq!(common::slots(&net)[1], None, "no slot taken");
 
     let seen = net.client_events[1].len();
     let now = net.now();
@@ -270,10 +266,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
     );
     assert_eq!(net.client(1).state(), &ClientState::Running);
     assert!(reconnecting(&after).is_empty());
-    assert_eq!(
-        net.server.room_slots(ROOM).expect("room")[1],
-        Some((ClientId::from_seed(1), true))
-    );
+    assert_eq!(common::slots(&net)[1], Some((ClientId::from_seed(1), true)));
 
     common::run_for(&mut net, Duration::from_secs(20));
     assert_both_ended_converged(&net, &game, end);
@@ -323,7 +316,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
         "the server saw nothing happen to its players"
     );
     assert_eq!(
-        net.server.room_slots(ROOM).expect("room"),
+        common::slots(&net),
         vec![
             Some((ClientId::from_seed(0), true)),
             Some((ClientId::from_seed(1), true)),
@@ -508,7 +501,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
         player: PlayerId(1),
         reason: Some("kicked".into())
     }));
-    let slots = net.server.room_slots(ROOM).expect("room");
+    let slots = common::slots(&net);
     assert_eq!(slots[3], None, "the quitter's slot is free at once");
     assert_eq!(slots[1], None, "the kicked player's slot is free");
     assert_eq!(
@@ -585,7 +578,7 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
         net.client(0).state()
     );
     assert_eq!(
-        net.server.room_slots(ROOM).expect("room"),
+        common::slots(&net),
         vec![
             Some((ClientId::from_seed(0), false)),
             Some((ClientId::from_seed(1), false))
@@ -698,7 +691,7 @@ fn no_buddy_means_snapshot_request_failed() {
         })
     );
     assert_eq!(
-        net.server.room_slots(ROOM).expect("room")[0],
+        common::slots(&net)[0],
         Some((ClientId::from_seed(0), false)),
         "the slot is still kept"
     );

@@ -248,6 +248,13 @@ pub fn check_server_script(bytes: &[u8]) {
             let ids: Vec<ClientId> = slots.iter().flatten().map(|(id, _)| *id).collect();
             let distinct: BTreeSet<_> = ids.iter().collect();
             assert_eq!(distinct.len(), ids.len(), "a client id holds two slots");
+            let conns: Vec<ConnId> = slots
+                .iter()
+                .flatten()
+                .filter_map(|(_, conn)| *conn)
+                .collect();
+            let distinct: BTreeSet<_> = conns.iter().collect();
+            assert_eq!(distinct.len(), conns.len(), "a connection holds two slots");
         }
         if let Some(wake) = server.poll_timeout() {
             assert!(

@@ -42,7 +42,7 @@ pub struct ClientConfig {
     pub history: u64,
     /// Snapshots of recent checksum ticks kept for buddies and evidence (default 4).
     pub snapshots_kept: usize,
-    /// Largest snapshot accepted (default 256 MiB).
+    /// Largest snapshot accepted (default 64 MiB).
     pub max_snapshot_len: u64,
 }
 
@@ -58,7 +58,7 @@ impl Default for ClientConfig {
             close_enough: 2,
             history: 36_000,
             snapshots_kept: 4,
-            max_snapshot_len: 256 << 20,
+            max_snapshot_len: 64 << 20,
         }
     }
 }

@@ -61,7 +61,8 @@ pub struct RoomConfig {
     pub empty_room_ttl: Duration,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,
-    /// Largest snapshot accepted from a buddy (default 256 MiB).
+    /// Largest snapshot accepted from a buddy (default 64 MiB; an upload allocates its
+    /// announced size, up to this, when its first chunk arrives).
     pub max_snapshot_len: u64,
     /// The game ends after this tick (default: never).
     pub end_tick: Option<Tick>,
@@ -96,7 +97,7 @@ impl RoomConfig {
             player_ttl: Duration::from_secs(20),
             empty_room_ttl: Duration::from_secs(20),
             snapshot_timeout: Duration::from_secs(15),
-            max_snapshot_len: 256 << 20,
+            max_snapshot_len: 64 << 20,
             end_tick: None,
             app_version: app_version.to_string(),
             schema,
@@ -295,11 +296,11 @@ impl<I: Pod + PartialEq> Room<I> {
             .map(|p| PlayerId(p as u8))
     }
 
-    /// Who holds each slot: (client id, active) per slot, for invariant checks.
-    pub fn holders(&self) -> Vec<Option<(ClientId, bool)>> {
+    /// Who holds each slot: the client id and, while active, its connection.
+    pub fn holders(&self) -> Vec<Option<(ClientId, Option<ConnId>)>> {
         self.slots
             .iter()
-            .map(|s| s.as_ref().map(|s| (s.client_id, s.conn.is_some())))
+            .map(|s| s.as_ref().map(|s| (s.client_id, s.conn)))
             .collect()
     }
 
@@ -337,6 +338,13 @@ impl<I: Pod + PartialEq> Room<I> {
         out: &mut Outbox,
     ) -> Result<(), SessionError> {
         self.check_compatible(hello)?;
+        let seated = self
+            .player_of(conn)
+            .and_then(|p| self.slots[p.0 as usize].as_ref());
+        if seated.is_some_and(|slot| slot.client_id != hello.client_id) {
+            let problem = "one connection plays one slot; it said hello as another client";
+            return Err(SessionError::ProtocolViolation(problem.into()));
+        }
         let existing = self
             .slots
             .iter()

@@ -212,8 +212,8 @@ impl<I: Pod + PartialEq> Server<I> {
         self.rooms.get(room).map(|r| r.filled_ticks)
     }
 
-    /// Who holds each slot of a room: the client id and whether it is active.
-    pub fn room_slots(&self, room: &str) -> Option<Vec<Option<(ClientId, bool)>>> {
+    /// Who holds each slot of a room: the client id and, while active, its connection.
+    pub fn room_slots(&self, room: &str) -> Option<Vec<Option<(ClientId, Option<ConnId>)>>> {
         self.rooms.get(room).map(Room::holders)
     }
 

@@ -134,3 +134,12 @@ pub fn resimulate(net: &Net, game: &ArenaConfig, ticks: &[Tick]) -> Vec<(Tick, C
     }
     out
 }
+
+/// Who holds each slot of the room: the client id and whether it is active.
+pub fn slots(net: &Net) -> Vec<Option<(ClientId, bool)>> {
+    let slots = net.server.room_slots(ROOM).expect("room");
+    slots
+        .into_iter()
+        .map(|s| s.map(|(id, conn)| (id, conn.is_some())))
+        .collect()
+}

@@ -110,6 +110,9 @@ impl RoomConfig {
     }
 }
 
+/// Who holds a slot: the client id and, while the player is active, its connection.
+pub type SlotHolder = (ClientId, Option<ConnId>);
+
 /// Input accepted at most this many ticks ahead of the newest verified tick.
 const MAX_AHEAD: u64 = 256;
 /// Unacknowledged verified ticks in flight to one client.
@@ -296,8 +299,8 @@ impl<I: Pod + PartialEq> Room<I> {
             .map(|p| PlayerId(p as u8))
     }
 
-    /// Who holds each slot: the client id and, while active, its connection.
-    pub fn holders(&self) -> Vec<Option<(ClientId, Option<ConnId>)>> {
+    /// Who holds each slot.
+    pub fn holders(&self) -> Vec<Option<SlotHolder>> {
         self.slots
             .iter()
             .map(|s| s.as_ref().map(|s| (s.client_id, s.conn)))

@@ -8,7 +8,7 @@ use tickstep_engine::{PlayerId, Tick};
 use tickstep_replay::InputLog;
 
 use super::protocol::{ClientMessage, Entry, ServerMessage};
-use super::room::{Room, RoomConfig};
+use super::room::{Room, RoomConfig, SlotHolder};
 use super::{ClientId, ConnId, SessionError};
 
 /// What the server wants the transport to do.
@@ -213,7 +213,7 @@ impl<I: Pod + PartialEq> Server<I> {
     }
 
     /// Who holds each slot of a room: the client id and, while active, its connection.
-    pub fn room_slots(&self, room: &str) -> Option<Vec<Option<(ClientId, Option<ConnId>)>>> {
+    pub fn room_slots(&self, room: &str) -> Option<Vec<Option<SlotHolder>>> {
         self.rooms.get(room).map(Room::holders)
     }
 

@@ -9,7 +9,7 @@ use tickstep_replay::InputLog;
 
 use super::protocol::{ClientMessage, Entry, ServerMessage};
 use super::room::{Room, RoomConfig, SlotHolder};
-use super::{ClientId, ConnId, SessionError};
+use super::{ConnId, SessionError};
 
 /// What the server wants the transport to do.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -368,6 +368,8 @@ fn demo_with_a_drop_converges_and_its_recording_verifies_to_the_same_checksum() 
     let recording = temp_path("demo.rpl");
     let output = tickstep(&[
         "demo",
+        "--net",
+        "sim",
         "--players",
         "3",
         "--ticks",
@@ -413,4 +415,59 @@ fn demo_with_a_drop_converges_and_its_recording_verifies_to_the_same_checksum() 
         "--json",
     ]));
     assert_eq!(verified["final_checksum"], clients[0]["checksum"]);
+}
+
+#[test]
+fn demo_over_tcp_converges_through_a_drop_a_rejoin_and_an_app_restart() {
+    let demo = json(&tickstep(&[
+        "demo",
+        "--net",
+        "tcp",
+        "--players",
+        "3",
+        "--ticks",
+        "1200",
+        "--tick-rate",
+        "240",
+        "--entities",
+        "500",
+        "--seed",
+        "3",
+        "--drop",
+        "1@200",
+        "--rejoin",
+        "1@500",
+        "--restart",
+        "2@700",
+        "--json",
+    ]));
+    assert_eq!(demo["converged"], true, "{demo}");
+    let clients = demo["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 3);
+    for client in clients {
+        assert_eq!(client["final_tick"], 1200);
+        assert_eq!(client["checksum"], clients[0]["checksum"]);
+    }
+    for player in [1, 2] {
+        let resyncs = clients[player]["resyncs"].as_array().unwrap();
+        assert!(
+            !resyncs.is_empty(),
+            "player {player} re-entered the game: {demo}"
+        );
+    }
+    let timeline = demo["timeline"].as_array().unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|e| e["what"].as_str().unwrap().contains("--restart"))
+    );
+}
+
+#[test]
+fn demo_network_flags_need_the_simulated_network() {
+    let output = tickstep(&["demo", "--net", "tcp", "--loss", "5"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--net sim"), "{stderr}");
 }

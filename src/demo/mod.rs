@@ -4,18 +4,25 @@
 //! simulated network.
 
 mod over_sim;
+mod over_tcp;
+mod recorder;
 mod report;
 
 pub use over_sim::run_over_sim;
+pub use over_tcp::run_over_tcp;
 pub use report::{ClientReport, DemoReport, DesyncReport, Resync, TimelineEntry};
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
-use tickstep_engine::Tick;
+use tickstep_engine::{Frame, Tick, checksum};
 
-use crate::arena::ArenaConfig;
+use crate::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput};
 use crate::session::sim::LinkConfig;
+use crate::session::{Client, ClientConfig, ClientId, ReconnectInfo, RoomConfig};
+
+/// The app version demo rooms and clients agree on.
+const APP_VERSION: &str = concat!("tickstep-demo ", env!("CARGO_PKG_VERSION"));
 
 /// The room every demo plays in.
 pub const DEMO_ROOM: &str = "demo";
@@ -68,12 +75,15 @@ pub struct DemoOptions {
     pub drops: Vec<PlayerAt>,
     /// Bring this player back online at this tick (it rejoins on its own).
     pub rejoins: Vec<PlayerAt>,
+    /// Tear this player's client down at this tick and rebuild it from its saved
+    /// `ReconnectInfo`, as after an app restart.
+    pub restarts: Vec<PlayerAt>,
 }
 
 impl DemoOptions {
     /// Checks the schedule names existing players and ticks inside the game.
     pub fn validate(&self) -> Result<(), String> {
-        for at in self.drops.iter().chain(&self.rejoins) {
+        for at in self.drops.iter().chain(&self.rejoins).chain(&self.restarts) {
             if at.player >= self.game.players {
                 return Err(format!(
                     "{at}: there are only players 0..{}",
@@ -95,4 +105,96 @@ impl DemoOptions {
     fn time_limit(&self) -> Duration {
         Duration::from_secs(self.ticks / self.tick_rate.max(1) as u64 + 180)
     }
+}
+
+/// What the demo does to a player at a scheduled tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Action {
+    /// Cut its connection and take its network down.
+    Drop,
+    /// Bring its network back.
+    Rejoin,
+    /// Rebuild its client from its saved reconnect info.
+    Restart,
+}
+
+impl Action {
+    /// The timeline's words for it.
+    fn describe(self) -> &'static str {
+        match self {
+            Action::Drop => "connection cut, offline (--drop)",
+            Action::Rejoin => "back online (--rejoin)",
+            Action::Restart => "app restarted from its saved ReconnectInfo (--restart)",
+        }
+    }
+}
+
+/// The drops, rejoins and restarts still to come, by room tick.
+pub(crate) struct Schedule {
+    pending: Vec<(Tick, Action, u8)>,
+}
+
+impl Schedule {
+    fn new(options: &DemoOptions) -> Schedule {
+        let tagged = |list: &[PlayerAt], action: Action| {
+            list.iter()
+                .map(move |at| (at.tick, action, at.player))
+                .collect::<Vec<_>>()
+        };
+        let mut pending = tagged(&options.drops, Action::Drop);
+        pending.extend(tagged(&options.rejoins, Action::Rejoin));
+        pending.extend(tagged(&options.restarts, Action::Restart));
+        // Latest first, so the next one is popped from the end.
+        pending.sort_by(|a, b| b.cmp(a));
+        Schedule { pending }
+    }
+
+    /// The tick of the next action.
+    fn next_tick(&self) -> Option<Tick> {
+        self.pending.last().map(|(tick, _, _)| *tick)
+    }
+
+    /// Takes the actions due at `tick`, in order.
+    fn due(&mut self, tick: Tick) -> Vec<(u8, Action)> {
+        let mut due = Vec::new();
+        while let Some(&(at, action, player)) = self.pending.last()
+            && at <= tick
+        {
+            self.pending.pop();
+            due.push((player, action));
+        }
+        due
+    }
+}
+
+/// The demo's tick-0 frame and its room's rules.
+fn demo_room(options: &DemoOptions) -> Result<(Frame<ArenaGlobals>, RoomConfig), String> {
+    let game = &options.game;
+    let initial = arena::new_frame(game).map_err(|e| e.to_string())?;
+    let mut room = RoomConfig::new(
+        game.players,
+        APP_VERSION,
+        initial.schema().hash(),
+        checksum(&initial),
+    );
+    room.tick_rate = options.tick_rate;
+    room.end_tick = Some(options.ticks);
+    Ok((initial, room))
+}
+
+/// Player `player`'s secret id, derived from the seed so runs repeat.
+fn demo_client_id(options: &DemoOptions, player: u8) -> ClientId {
+    ClientId::from_seed(options.game.seed ^ ((player as u64 + 1) << 56))
+}
+
+/// A demo client with `info`, playing from `initial`.
+fn demo_client(
+    initial: &Frame<ArenaGlobals>,
+    info: ReconnectInfo,
+) -> Client<ArenaGlobals, ArenaInput> {
+    let config = ClientConfig {
+        app_version: APP_VERSION.into(),
+        ..ClientConfig::default()
+    };
+    Client::new(config, info, initial.clone(), arena::simulation())
 }

@@ -1,10 +1,55 @@
 //! What a demo run reports, as stable JSON and as a readable timeline.
 
+use bytemuck::Pod;
 use serde::Serialize;
 use std::fmt::Write;
-use tickstep_engine::{Checksum, Tick};
+use std::time::Duration;
+use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
 
-use crate::session::SnapshotSource;
+use super::DemoOptions;
+use crate::arena::ArenaRun;
+use crate::session::{Client, ClientEvent, ClientState, ServerEvent, SnapshotSource};
+
+/// What a run left behind: the raw material of a report.
+pub(crate) struct RunRecord {
+    /// The server's events, timed.
+    pub server_events: Vec<(Duration, ServerEvent)>,
+    /// Each client's.
+    pub clients: Vec<ClientRecord>,
+    /// Ticks without every player's own input.
+    pub filled_ticks: u64,
+    /// Bytes the network carried.
+    pub bytes_sent: u64,
+}
+
+/// One client's part of a [`RunRecord`].
+pub(crate) struct ClientRecord {
+    pub events: Vec<(Duration, ClientEvent)>,
+    /// Wall-clock time of each finished catch-up, in order.
+    pub catch_up_walls: Vec<Duration>,
+    pub player: Option<PlayerId>,
+    pub final_tick: Tick,
+    pub checksum: Checksum,
+    pub state: ClientState,
+}
+
+impl ClientRecord {
+    /// The record of `client` as it ended.
+    pub fn of<G: Pod, I: Pod + PartialEq>(
+        client: &Client<G, I>,
+        events: Vec<(Duration, ClientEvent)>,
+        catch_up_walls: Vec<Duration>,
+    ) -> ClientRecord {
+        ClientRecord {
+            events,
+            catch_up_walls,
+            player: client.player(),
+            final_tick: client.frame().tick(),
+            checksum: checksum(client.frame()),
+            state: client.state().clone(),
+        }
+    }
+}
 
 /// One moment of the run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -17,6 +62,18 @@ pub struct TimelineEntry {
     pub player: Option<u8>,
     /// What happened.
     pub what: String,
+}
+
+impl TimelineEntry {
+    /// `what` happened to `player` (or the room) at `at`, when the room was at `tick`.
+    pub fn new(at: Duration, tick: Tick, player: Option<u8>, what: String) -> TimelineEntry {
+        TimelineEntry {
+            at_ms: at.as_millis() as u64,
+            tick,
+            player,
+            what,
+        }
+    }
 }
 
 /// One entry into a running game from a snapshot (or from tick 0 for a late joiner).
@@ -126,4 +183,165 @@ impl DemoReport {
         text.push_str(&verdict);
         text
     }
+}
+
+/// The room tick at virtual time `at`, from the tick rate (the timeline's clock).
+fn tick_at(options: &DemoOptions, started: Option<Duration>, at: Duration) -> Tick {
+    let Some(started) = started else { return 0 };
+    let ticks =
+        at.saturating_sub(started).as_micros() as u64 * options.tick_rate as u64 / 1_000_000;
+    ticks.min(options.ticks)
+}
+
+impl DemoReport {
+    /// The report on a run of `options`: `timeline` holds the demo's own actions; the
+    /// rest comes from what the run recorded.
+    pub(crate) fn build(
+        options: &DemoOptions,
+        record: &RunRecord,
+        mut timeline: Vec<TimelineEntry>,
+    ) -> DemoReport {
+        let started = record
+            .server_events
+            .iter()
+            .find(|(_, e)| matches!(e, ServerEvent::GameStarted { .. }))
+            .map(|(at, _)| *at);
+        let at = |time: Duration| tick_at(options, started, time);
+        let mut desyncs = Vec::new();
+        for (time, event) in &record.server_events {
+            let (player, what) = match event {
+                ServerEvent::GameStarted { .. } => (None, "game started".to_string()),
+                ServerEvent::BuddyAsked { buddy, tick, .. } => (
+                    Some(buddy.0),
+                    format!("asked as buddy for the snapshot of tick {tick}"),
+                ),
+                ServerEvent::BuddySnapshotRejected { buddy, tick, .. } => (
+                    Some(buddy.0),
+                    format!(
+                        "buddy snapshot of tick {tick} REJECTED: it does not match the peers' checksums"
+                    ),
+                ),
+                ServerEvent::SlotFreed { player, .. } => {
+                    (Some(player.0), "slot freed (PlayerTTL passed)".into())
+                }
+                ServerEvent::Desync {
+                    tick, disagreeing, ..
+                } => {
+                    desyncs.push(DesyncReport {
+                        tick: *tick,
+                        disagreeing: disagreeing.iter().map(|p| p.0).collect(),
+                    });
+                    (
+                        None,
+                        format!("DESYNC at tick {tick}: players {disagreeing:?} disagree"),
+                    )
+                }
+                ServerEvent::PlayerLeft {
+                    player,
+                    reason: Some(reason),
+                    ..
+                } => (
+                    Some(player.0),
+                    format!("server: connection gone ({reason}); slot kept"),
+                ),
+                _ => continue,
+            };
+            timeline.push(TimelineEntry::new(*time, at(*time), player, what));
+        }
+        let mut clients = Vec::new();
+        for (i, client) in record.clients.iter().enumerate() {
+            let player = client.player.unwrap_or(PlayerId(i as u8)).0;
+            let mut resyncs: Vec<Resync> = Vec::new();
+            let mut walls = client.catch_up_walls.iter();
+            let mut joined_before = false;
+            for (time, event) in &client.events {
+                let what = match event {
+                    ClientEvent::Joined { entry, .. } => {
+                        let what = format!("joined ({entry:?})");
+                        if joined_before && matches!(entry, crate::session::Entry::FromStart) {
+                            resyncs.push(resync(0, SnapshotSource::Start, 0));
+                        }
+                        joined_before = true;
+                        what
+                    }
+                    ClientEvent::WaitingForSnapshot => "paused, waiting for a snapshot".into(),
+                    ClientEvent::Resynced {
+                        tick,
+                        source,
+                        bytes,
+                    } => {
+                        resyncs.push(resync(*tick, *source, *bytes));
+                        format!("resynced at tick {tick} from a {source} snapshot of {bytes} bytes")
+                    }
+                    ClientEvent::CaughtUp { ticks } => {
+                        let wall = walls.next().copied().unwrap_or_default();
+                        let ms = wall.as_secs_f64() * 1000.0;
+                        if let Some(last) = resyncs.last_mut() {
+                            last.caught_up_ticks = *ticks;
+                            last.catch_up_ms = (ms * 100.0).round() / 100.0;
+                        }
+                        format!("caught up {ticks} ticks in {ms:.1} ms")
+                    }
+                    ClientEvent::Reconnecting {
+                        attempt,
+                        after,
+                        reason,
+                    } => {
+                        format!(
+                            "{reason}; reconnect attempt {attempt} in {} ms",
+                            after.as_millis()
+                        )
+                    }
+                    ClientEvent::Disconnected { reason } => format!("stopped: {reason}"),
+                    ClientEvent::Desync { .. }
+                    | ClientEvent::Started
+                    | ClientEvent::CatchUpProgress { .. } => continue,
+                };
+                timeline.push(TimelineEntry::new(*time, at(*time), Some(player), what));
+            }
+            clients.push(ClientReport {
+                player,
+                final_tick: client.final_tick,
+                checksum: client.checksum,
+                state: format!("{:?}", client.state),
+                resyncs,
+            });
+        }
+        timeline.sort_by_key(|e| (e.at_ms, e.player));
+        let filled_ticks = record.filled_ticks;
+        let offline_checksum = (filled_ticks == 0).then(|| offline(options)).flatten();
+        let final_tick = options.ticks;
+        let converged = desyncs.is_empty()
+            && clients
+                .iter()
+                .all(|c| c.final_tick == final_tick && c.checksum == clients[0].checksum)
+            && offline_checksum.is_none_or(|sum| clients.iter().all(|c| c.checksum == sum));
+        DemoReport {
+            converged,
+            final_tick,
+            clients,
+            desyncs,
+            filled_ticks,
+            offline_checksum,
+            bytes_sent: record.bytes_sent,
+            timeline,
+        }
+    }
+}
+
+fn resync(at_tick: Tick, snapshot_source: SnapshotSource, snapshot_bytes: u64) -> Resync {
+    Resync {
+        at_tick,
+        snapshot_source,
+        snapshot_bytes,
+        caught_up_ticks: 0,
+        catch_up_ms: 0.0,
+    }
+}
+
+/// The offline run's checksum at the demo's last tick.
+fn offline(options: &DemoOptions) -> Option<tickstep_engine::Checksum> {
+    let mut run = ArenaRun::new(&options.game).ok()?;
+    run.run_to(options.ticks, |_| {}).ok()?;
+    Some(checksum(&run.frame))
 }

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 use tickstep::arena::{ArenaConfig, MAX_ARENA_PLAYERS};
-use tickstep::demo::{DemoOptions, PlayerAt, run_over_sim};
+use tickstep::demo::{DemoOptions, PlayerAt, run_over_sim, run_over_tcp};
 use tickstep::session::sim::LinkConfig;
 
 use crate::files;
@@ -14,7 +14,11 @@ use crate::output::{emit, progress_bar};
 /// Which network the demo runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Net {
-    /// The deterministic simulated network, in virtual time (reproducible from --seed).
+    /// Real TCP sockets on loopback, in real time: a server and one client per player
+    /// in this process.
+    Tcp,
+    /// The deterministic simulated network, in virtual time (reproducible from --seed,
+    /// and done in about a second).
     Sim,
 }
 
@@ -22,7 +26,7 @@ pub enum Net {
 #[derive(Args)]
 pub struct DemoArgs {
     /// The network to play over.
-    #[arg(long, value_enum, default_value_t = Net::Sim)]
+    #[arg(long, value_enum, default_value_t = Net::Tcp)]
     net: Net,
     /// Players (one bot client each).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=MAX_ARENA_PLAYERS as i64))]
@@ -45,16 +49,20 @@ pub struct DemoArgs {
     /// Bring player P back online at room tick TICK; it reconnects on its own (repeatable).
     #[arg(long = "rejoin", value_name = "P@TICK")]
     rejoins: Vec<PlayerAt>,
+    /// Tear player P's client down at room tick TICK and rebuild it from the
+    /// ReconnectInfo it last saved, as after an app restart (repeatable).
+    #[arg(long = "restart", value_name = "P@TICK")]
+    restarts: Vec<PlayerAt>,
     /// No default drops: every player stays connected.
     #[arg(long)]
     calm: bool,
-    /// One-way latency of every link, in milliseconds.
+    /// One-way latency of every link, in milliseconds (--net sim).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     latency: u64,
-    /// Extra random delay per message, 0..=MS milliseconds (reorders messages).
+    /// Extra random delay per message, 0..=MS milliseconds (reorders messages; --net sim).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     jitter: u64,
-    /// Percent of messages lost.
+    /// Percent of messages lost (--net sim).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=90))]
     loss: u8,
     /// Ticks per second.
@@ -72,7 +80,7 @@ pub struct DemoArgs {
 impl DemoArgs {
     fn options(&self) -> DemoOptions {
         let (mut drops, mut rejoins) = (self.drops.clone(), self.rejoins.clone());
-        if drops.is_empty() && rejoins.is_empty() && !self.calm {
+        if drops.is_empty() && rejoins.is_empty() && self.restarts.is_empty() && !self.calm {
             let at = |player, tick| PlayerAt { player, tick };
             let default_ticks = [(1, 300, 600), (2, 600, 1500)];
             for (player, drop, rejoin) in default_ticks {
@@ -98,6 +106,7 @@ impl DemoArgs {
             },
             drops,
             rejoins,
+            restarts: self.restarts.clone(),
         }
     }
 }
@@ -114,6 +123,19 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         .map(|_| &mut recording as &mut dyn std::io::Write);
     let report = match args.net {
         Net::Sim => run_over_sim(&options, record, |tick| bar.set_position(tick))?,
+        Net::Tcp => {
+            let shaped = args.latency != 20 || args.jitter != 0 || args.loss != 0;
+            if shaped {
+                return Err(
+                    "--latency, --jitter and --loss shape the simulated network: add --net sim"
+                        .into(),
+                );
+            }
+            run_over_tcp(&options, record, |tick, catching| {
+                bar.set_position(tick);
+                bar.set_message(catching.unwrap_or_else(|| "playing".into()));
+            })?
+        }
     };
     bar.finish_and_clear();
     if let Some(path) = &args.record {

@@ -6,10 +6,13 @@ mod bench;
 mod demo;
 mod files;
 mod game_args;
+mod net_args;
 mod output;
+mod play;
 mod record;
 mod replay;
 mod run;
+mod serve;
 mod snapshot;
 
 use clap::error::ErrorKind;
@@ -31,6 +34,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the arena sample game offline and print the final checksum.
     Run(run::RunArgs),
+    /// Host arena rooms over TCP until stopped (Ctrl-C or SIGTERM).
+    Serve(serve::ServeArgs),
+    /// Join a room over TCP as a bot player; reconnect on unexpected loss.
+    Play(play::PlayArgs),
     /// Play the arena with bots and write a replay file.
     Record(record::RecordArgs),
     /// Examine, verify (re-simulate) or seek replay files.
@@ -67,6 +74,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Play(args) => play::run(&args),
         Command::Snapshot(command) => snapshot::run(&command),
         Command::Record(args) => record::run(&args),
         Command::Replay(command) => replay::run(&command),

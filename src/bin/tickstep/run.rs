@@ -50,7 +50,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
             let bytes = files::read(path)?;
             let frame = snapshot::restore_new(&bytes, arena::schema(), MAX_CAPACITY)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            ArenaRun::from_frame(frame, args.game.seed)
+            ArenaRun::from_frame(frame, args.game.arena.seed)
         }
     };
     let start_tick = game.frame.tick();
@@ -85,7 +85,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         } else {
             0.0
         },
-        seed: args.game.seed,
+        seed: args.game.arena.seed,
         players: frame.globals().players as u8,
         units: frame.globals().units,
     };

@@ -1,0 +1,14 @@
+//! Real transports for the session: TCP on tokio. Length-delimited frames carry the
+//! postcard-encoded protocol messages (capped before allocating), heartbeats find a
+//! silent peer within a timeout, and a goodbye names the reason for an intentional
+//! close. [`serve`] runs a [`crate::session::Server`]; [`NetClient`] drives a
+//! [`crate::session::Client`].
+
+mod client;
+mod connection;
+pub mod frame;
+mod server;
+
+pub use client::NetClient;
+pub use connection::{CloseReason, Connection, Inbound, TransportConfig};
+pub use server::{ServerHost, serve};

@@ -10,6 +10,7 @@
 pub mod arena;
 pub mod demo;
 pub mod fuzzing;
+pub mod load;
 pub mod net;
 pub mod session;
 

@@ -102,7 +102,7 @@ proptest! {
                 prop_assert_eq!(checksum(net.client(i).frame()), truth[0].1);
             }
         }
-        if net.server.room_filled_ticks(ROOM) == Some(0) {
+        if net.server.room_stats(ROOM).is_some_and(|s| s.filled_ticks == 0) {
             let mut offline = ArenaRun::new(&game).expect("arena");
             offline.run_to(END, |_| {}).expect("steps");
             prop_assert_eq!(resimulate(&net, &game, &[END])[0].1, checksum(&offline.frame));

@@ -116,7 +116,10 @@ fn record_of(net: &Net) -> RunRecord {
                 )
             })
             .collect(),
-        filled_ticks: net.server.room_filled_ticks(DEMO_ROOM).unwrap_or(0),
+        filled_ticks: net
+            .server
+            .room_stats(DEMO_ROOM)
+            .map_or(0, |s| s.filled_ticks),
         bytes_sent: net.bytes_sent,
     }
 }

@@ -47,7 +47,7 @@ impl ServerHost<ArenaInput> for RoomHost {
             room.events.push((now, event));
         }
         room.tick = server.room_tick(DEMO_ROOM).unwrap_or(0);
-        room.filled_ticks = server.room_filled_ticks(DEMO_ROOM).unwrap_or(0);
+        room.filled_ticks = server.room_stats(DEMO_ROOM).map_or(0, |s| s.filled_ticks);
         let written = room.recorder.as_mut().map(|r| r.catch_up(server));
         if let Some(Err(error)) = written {
             room.error = Some(error);

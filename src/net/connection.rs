@@ -158,7 +158,9 @@ async fn run(
     inbound: mpsc::UnboundedSender<Inbound>,
     config: TransportConfig,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = stream.into_split();
+    // Buffered: one read brings in every frame that has arrived.
+    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
     // Reading is not cancel-safe, so it runs on its own and hands frames over.
     let (frames_tx, mut frames) = mpsc::channel(64);
     let reading = tokio::spawn(async move {

@@ -97,11 +97,12 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
         Frame::Goodbye(reason) => (KIND_GOODBYE, reason.as_bytes()),
     };
     let payload = &payload[..payload.len().min(MAX_FRAME_LEN)];
-    let mut header = [0u8; HEADER_LEN];
-    header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    header[4] = kind;
-    writer.write_all(&header).await?;
-    writer.write_all(payload).await
+    // One write per frame: header and payload together.
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.push(kind);
+    bytes.extend_from_slice(payload);
+    writer.write_all(&bytes).await
 }
 
 #[cfg(test)]

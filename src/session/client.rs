@@ -221,6 +221,8 @@ pub struct Client<G, I> {
     last_sent: Duration,
     last_hello: Duration,
     dirty: bool,
+    /// The latest time any call brought.
+    now: Duration,
     out: VecDeque<ClientTransmit>,
     events: VecDeque<ClientEvent>,
 }
@@ -266,6 +268,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             last_sent: Duration::ZERO,
             last_hello: Duration::ZERO,
             dirty: false,
+            now: Duration::ZERO,
             out: VecDeque::new(),
             events: VecDeque::new(),
             config,
@@ -523,7 +526,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 self.check_end();
             }
         }
-        self.flush(now);
+        self.now = self.now.max(now);
     }
 
     fn welcome(&mut self, now: Duration, player: PlayerId, room: RoomInfo, entry: Entry) {
@@ -815,7 +818,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             self.update_running();
             self.check_end();
         }
-        self.flush(now);
+        self.now = self.now.max(now);
         stepped
     }
 
@@ -862,7 +865,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         self.unconfirmed.push_back((tick, input));
         self.next_input = tick + 1;
         self.dirty = true;
-        self.flush(now);
+        self.now = self.now.max(now);
         Some(tick)
     }
 
@@ -909,7 +912,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             };
             self.transmit(now, message);
         }
-        self.flush(now);
+        self.now = self.now.max(now);
     }
 
     /// Sends an update when something changed or a heartbeat is due.
@@ -983,7 +986,13 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     }
 
     /// The next thing for the transport to do.
+    ///
+    /// Progress, own input and checksum reports go out as one update per drain, however
+    /// many calls changed them since the last.
     pub fn poll_transmit(&mut self) -> Option<ClientTransmit> {
+        if self.out.is_empty() {
+            self.flush(self.now);
+        }
         self.out.pop_front()
     }
 

@@ -37,5 +37,5 @@ pub use protocol::{
     ServerMessage, SnapshotSource, VerifiedTicks, decode, encode,
 };
 pub use reconnect::{LocalSnapshot, ReconnectInfo, ReconnectInfoError, ReconnectPolicy};
-pub use room::{FillPolicy, RoomConfig, SlotHolder};
+pub use room::{FillPolicy, RoomConfig, RoomStats, SlotHolder};
 pub use server::{Server, ServerConfig, ServerEvent, ServerTransmit};

@@ -221,9 +221,21 @@ pub(crate) struct Room<I> {
     housekept: Duration,
     /// The time of the last drive.
     driven: Duration,
+    stats: RoomStats,
+}
+
+/// What a room has done, for hosts, tools and load tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoomStats {
+    /// The newest verified tick.
+    pub tick: Tick,
     /// Ticks finalised without every slot's own input: some input filled in, or a
-    /// slot absent (empty or its player inactive).
+    /// slot absent (empty or its player inactive). With none, the game equals an
+    /// offline run of every player's input.
     pub filled_ticks: u64,
+    /// Ticks finalised more than one tick period after their deadline (due time plus
+    /// input tolerance): the server fell behind its own clock.
+    pub late_ticks: u64,
 }
 
 impl<I: Pod + PartialEq> Room<I> {
@@ -266,7 +278,7 @@ impl<I: Pod + PartialEq> Room<I> {
             empty_since: None,
             housekept: Duration::ZERO,
             driven: Duration::ZERO,
-            filled_ticks: 0,
+            stats: RoomStats::default(),
             config,
         })
     }
@@ -892,6 +904,19 @@ impl<I: Pod + PartialEq> Room<I> {
             .is_some_and(|end| self.finalized >= end)
     }
 
+    /// One tick's length.
+    fn period(&self) -> Duration {
+        Duration::from_nanos(1_000_000_000 / self.config.tick_rate as u64)
+    }
+
+    /// What the room has done so far.
+    pub fn stats(&self) -> RoomStats {
+        RoomStats {
+            tick: self.finalized,
+            ..self.stats
+        }
+    }
+
     fn due(&self, started_at: Duration, tick: Tick) -> Duration {
         let nanos = (tick as u128 * 1_000_000_000) / self.config.tick_rate as u128;
         started_at + Duration::from_nanos(nanos.min(u64::MAX as u128) as u64)
@@ -916,6 +941,8 @@ impl<I: Pod + PartialEq> Room<I> {
             if !all_in && now < due + self.config.input_tolerance {
                 break;
             }
+            let deadline = due + self.config.input_tolerance + self.period();
+            self.stats.late_ticks += (now > deadline) as u64;
             self.finalize(tick);
         }
         if self.ended_at_limit() {
@@ -950,7 +977,7 @@ impl<I: Pod + PartialEq> Room<I> {
         let mut reused = values;
         reused.fill(I::zeroed());
         self.pending.push_back((0, reused));
-        self.filled_ticks += filled as u64;
+        self.stats.filled_ticks += filled as u64;
         // Cannot fail: ticks are pushed in order and the player count matches.
         let _ = self.log.push(&self.scratch);
         self.finalized = tick;

@@ -8,7 +8,7 @@ use tickstep_engine::{PlayerId, Tick};
 use tickstep_replay::InputLog;
 
 use super::protocol::{ClientMessage, Entry, ServerMessage};
-use super::room::{Room, RoomConfig, SlotHolder};
+use super::room::{Room, RoomConfig, RoomStats, SlotHolder};
 use super::{ConnId, SessionError};
 
 /// What the server wants the transport to do.
@@ -205,11 +205,9 @@ impl<I: Pod + PartialEq> Server<I> {
         self.rooms.get(room).map(Room::finalized)
     }
 
-    /// Ticks of a room that lacked some slot's own input: filled in because it came
-    /// late or not at all, or the slot absent. With none, the game equals an offline
-    /// run of every player's input.
-    pub fn room_filled_ticks(&self, room: &str) -> Option<u64> {
-        self.rooms.get(room).map(|r| r.filled_ticks)
+    /// What a room has done: its tick, ticks with input filled in, late ticks.
+    pub fn room_stats(&self, room: &str) -> Option<RoomStats> {
+        self.rooms.get(room).map(Room::stats)
     }
 
     /// Who holds each slot of a room: the client id and, while active, its connection.

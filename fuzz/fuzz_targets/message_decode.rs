@@ -1,5 +1,6 @@
-//! Protocol message and saved reconnect-data decoding on arbitrary bytes: a clean error
-//! or a value that round-trips. See `tickstep::fuzzing::check_message_decoding`.
+//! TCP frame header, protocol message and saved reconnect-data decoding on arbitrary
+//! bytes: a clean error or a value that round-trips. See
+//! `tickstep::fuzzing::check_message_decoding`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

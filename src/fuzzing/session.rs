@@ -421,9 +421,17 @@ pub fn check_client_script(bytes: &[u8]) {
     }
 }
 
-/// Decoding any bytes as a client message, a server message or saved reconnect data
-/// fails cleanly or gives a value that encodes back to the same bytes.
+/// Decoding any bytes as a TCP frame header, a client message, a server message or
+/// saved reconnect data fails cleanly or gives a value that encodes back to the same.
 pub fn check_message_decoding(bytes: &[u8]) {
+    if let Some(header) = bytes.first_chunk::<{ crate::net::frame::HEADER_LEN }>()
+        && let Ok((_, len)) = crate::net::frame::parse_header(*header)
+    {
+        assert!(
+            len <= crate::net::frame::MAX_FRAME_LEN,
+            "a frame header passed a length over the cap"
+        );
+    }
     if let Ok(message) = decode::<ClientMessage>(bytes) {
         assert_eq!(
             decode::<ClientMessage>(&encode(&message)).ok(),

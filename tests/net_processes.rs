@@ -410,10 +410,6 @@ fn a_client_killed_mid_game_comes_back_to_its_slot_from_its_reconnect_file() {
 }
 
 #[test]
-#[ignore = "BUG: a play restarted inside the room's start window rejoins its slot \
-            (entry FromStart) but its report has \"resyncs\": [] - play only records \
-            Resynced events, so the documented \"start\" source never appears \
-            (the demo's report does list it)"]
 fn a_client_restarted_inside_the_start_window_reports_its_rerun_from_start() {
     let run = kill_and_restart("early", 60);
     let restarted = &run.reports[VICTIM];

@@ -111,10 +111,10 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
                 ClientTransmit::Send(message) => {
                     let bytes = encode(&message);
                     self.bytes_sent += bytes.len() as u64;
-                    if let Some(conn) = &self.conn
-                        && !conn.send(bytes)
-                    {
-                        self.conn = None;
+                    // A full queue means the server stopped reading: the silence
+                    // timeout will find it. A closed connection reports its own end.
+                    if let Some(conn) = &self.conn {
+                        let _ = conn.send(bytes);
                     }
                 }
                 ClientTransmit::Close => {

@@ -79,6 +79,17 @@ enum Outbound {
     Close(String),
 }
 
+/// What became of a message handed to [`Connection::send`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queued {
+    /// Queued for sending.
+    Yes,
+    /// The peer is too far behind: its queue is full.
+    Full,
+    /// The connection has ended; its end is (or will be) reported as an [`Inbound`].
+    Closed,
+}
+
 /// Messages queued for one connection before it counts as too slow.
 const QUEUE: usize = 4096;
 
@@ -135,9 +146,13 @@ impl Connection {
         Connection { id, tx, task }
     }
 
-    /// Queues a message; `false` when the connection is gone or too far behind.
-    pub fn send(&self, bytes: Vec<u8>) -> bool {
-        self.tx.try_send(Outbound::Message(bytes)).is_ok()
+    /// Queues a message.
+    pub fn send(&self, bytes: Vec<u8>) -> Queued {
+        match self.tx.try_send(Outbound::Message(bytes)) {
+            Ok(()) => Queued::Yes,
+            Err(mpsc::error::TrySendError::Full(_)) => Queued::Full,
+            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Closed,
+        }
     }
 
     /// Closes with a goodbye naming `reason` (after what was queued).
@@ -219,7 +234,17 @@ async fn run(
         }
     };
     reading.abort();
-    if let Some(reason) = ended {
-        let _ = inbound.send(Inbound::Closed { conn: id, reason });
+    let Some(mut reason) = ended else { return };
+    // A write can fail because the peer closed after its last words: pass on what it
+    // said before reporting the end (a leave must not read as a loss).
+    while let Ok(frame) = frames.try_recv() {
+        match frame {
+            Ok(Frame::Message(bytes)) => {
+                let _ = inbound.send(Inbound::Message { conn: id, bytes });
+            }
+            Ok(Frame::Goodbye(why)) => reason = CloseReason::Goodbye(why),
+            _ => {}
+        }
     }
+    let _ = inbound.send(Inbound::Closed { conn: id, reason });
 }

@@ -10,5 +10,5 @@ pub mod frame;
 mod server;
 
 pub use client::NetClient;
-pub use connection::{CloseReason, Connection, Inbound, TransportConfig};
+pub use connection::{CloseReason, Connection, Inbound, Queued, TransportConfig};
 pub use server::{ServerHost, serve};

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{CloseReason, Connection, Inbound, TransportConfig};
+use super::connection::{CloseReason, Connection, Inbound, Queued, TransportConfig};
 use crate::session::{ClientMessage, ConnId, Server, ServerTransmit, decode, encode};
 
 /// What the server loop tells its host after every round of work.
@@ -80,8 +80,12 @@ pub async fn serve<I: Pod + PartialEq>(
                 ServerTransmit::Send { to, message } => {
                     let bytes = encode(&message);
                     host.sent(bytes.len());
-                    let delivered = conns.get(&to.0).is_some_and(|c| c.send(bytes));
-                    if !delivered && let Some(slow) = conns.remove(&to.0) {
+                    // A closed connection's end arrives as an inbound event, after
+                    // whatever it said last.
+                    let queued = conns.get(&to.0).map(|c| c.send(bytes));
+                    if queued == Some(Queued::Full)
+                        && let Some(slow) = conns.remove(&to.0)
+                    {
                         host.connection_note(to.0, "closed: too far behind");
                         slow.cut();
                         server.handle_disconnect(now, to);

@@ -10,7 +10,7 @@ use tickstep::arena::{self, ArenaGlobals, ArenaInput};
 use tickstep::engine::{Checksum, Tick, checksum};
 use tickstep::net::{NetClient, TransportConfig};
 use tickstep::session::{
-    Client, ClientConfig, ClientEvent, ClientId, ClientState, ReconnectInfo, SnapshotSource,
+    Client, ClientConfig, ClientEvent, ClientId, ClientState, Entry, ReconnectInfo, SnapshotSource,
 };
 
 use crate::files;
@@ -84,6 +84,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     let mut resyncs = Vec::new();
     let mut saved_at = Duration::ZERO;
     let mut save_error = None;
+    let mut joined_before = rejoined;
     let outcome = runtime.block_on(async {
         let mut net = NetClient::new(client, &args.server, transport, tokio::time::Instant::now());
         net.client.connect(net.now());
@@ -98,9 +99,20 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                     }
                 }
                 while let Some(event) = client.poll_event() {
-                    if let ClientEvent::Resynced { tick, source, .. } = &event {
-                        resyncs.push((*tick, *source));
+                    match &event {
+                        ClientEvent::Resynced { tick, source, .. } => {
+                            resyncs.push((*tick, *source))
+                        }
+                        // Back into a young game: re-entered from tick 0, not a snapshot.
+                        ClientEvent::Joined {
+                            entry: Entry::FromStart,
+                            ..
+                        } if joined_before => {
+                            resyncs.push((0, SnapshotSource::Start));
+                        }
+                        _ => {}
                     }
+                    joined_before |= matches!(event, ClientEvent::Joined { .. });
                     if !matches!(event, ClientEvent::CatchUpProgress { .. }) {
                         tracing::info!(?event);
                     }

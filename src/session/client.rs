@@ -1001,3 +1001,44 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arena::{self, ArenaConfig};
+    use crate::session::ClientId;
+
+    /// Regression: a welcome into a slot outside the room was accepted.
+    #[test]
+    fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
+        let frame = arena::new_frame(&ArenaConfig {
+            units: 10,
+            players: 3,
+            seed: 1,
+        })
+        .unwrap();
+        let info = ReconnectInfo::new("s", "r", ClientId::from_seed(1));
+        let mut client = Client::new(ClientConfig::default(), info, frame, arena::simulation());
+        client.connect(Duration::ZERO);
+        let room = RoomInfo {
+            players: 3,
+            tick_rate: 60,
+            input_size: 4,
+            input_delay: 3,
+            checksum_every: 30,
+            end_tick: None,
+        };
+        let welcome = ServerMessage::Welcome {
+            player: PlayerId(3),
+            room,
+            entry: Entry::FromStart,
+            live: 0,
+        };
+        client.handle_message(Duration::ZERO, welcome);
+        assert!(matches!(
+            client.state(),
+            ClientState::Disconnected(DisconnectReason::Error(SessionError::ProtocolViolation(_)))
+        ));
+        assert_eq!(client.player(), None);
+    }
+}

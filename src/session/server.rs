@@ -321,3 +321,56 @@ impl<I: Pod + PartialEq> Server<I> {
         self.conns.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arena::{self, ArenaConfig, ArenaInput};
+    use crate::engine::checksum;
+    use crate::session::{ClientId, Hello, PROTOCOL_VERSION};
+
+    /// Regression: one connection saying hello as two clients held two slots.
+    #[test]
+    fn a_connection_cannot_hold_two_slots() {
+        let game = ArenaConfig {
+            units: 10,
+            players: 3,
+            seed: 1,
+        };
+        let frame = arena::new_frame(&game).unwrap();
+        let mut server = Server::<ArenaInput>::new(ServerConfig::default());
+        let room = RoomConfig::new(3, "t", frame.schema().hash(), checksum(&frame));
+        server.open_room("r", room).unwrap();
+        let hello = |n| {
+            ClientMessage::Hello(Hello {
+                protocol: PROTOCOL_VERSION,
+                app_version: "t".into(),
+                schema: frame.schema().hash(),
+                initial: checksum(&frame),
+                room: "r".into(),
+                client_id: ClientId::from_seed(n),
+                rejoin: false,
+                local_snapshot: None,
+            })
+        };
+        server.handle_message(Duration::ZERO, ConnId(1), hello(1));
+        server.handle_message(Duration::ZERO, ConnId(1), hello(2));
+        let refused = std::iter::from_fn(|| server.poll_transmit()).any(|t| {
+            matches!(
+                t,
+                ServerTransmit::Send {
+                    message: ServerMessage::Refused(SessionError::ProtocolViolation(_)),
+                    ..
+                }
+            )
+        });
+        assert!(refused);
+        let held = server
+            .room_slots("r")
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .count();
+        assert_eq!(held, 1);
+    }
+}

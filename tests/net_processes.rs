@@ -286,6 +286,40 @@ fn checksum_of(report: &serde_json::Value) -> &str {
     sum
 }
 
+/// A server at 120 Hz with a 3 s timeout and `players` plays of `game`, each with a
+/// reconnect file in `dir`, leaving at `ticks`.
+fn start_game(
+    dir: &Path,
+    game: &[String],
+    players: usize,
+    ticks: u64,
+) -> (Server, Vec<PathBuf>, Vec<Proc>) {
+    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
+        .map(String::from)
+        .to_vec();
+    args.extend_from_slice(game);
+    let server = Server::start(dir, &args);
+    let files: Vec<PathBuf> = (0..players)
+        .map(|i| dir.join(format!("play{i}.reconnect")))
+        .collect();
+    let plays = files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            play(
+                dir,
+                &format!("play{i}"),
+                &server,
+                Some(file),
+                ticks,
+                game,
+                &[],
+            )
+        })
+        .collect();
+    (server, files, plays)
+}
+
 /// What a kill-and-restart run gives: the slot the killed play held, what its reconnect
 /// file said after the kill, and the three reports (the restarted play's at `VICTIM`).
 struct Restarted {
@@ -305,29 +339,7 @@ const RESTART_TICKS: u64 = 1200;
 fn kill_and_restart(test: &str, kill_after: u64) -> Restarted {
     let dir = temp_dir(test);
     let game = game_args(3, 200);
-    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
-        .map(String::from)
-        .to_vec();
-    args.extend_from_slice(&game);
-    let server = Server::start(&dir, &args);
-    let files: Vec<PathBuf> = (0..3)
-        .map(|i| dir.join(format!("play{i}.reconnect")))
-        .collect();
-    let mut plays: Vec<Proc> = files
-        .iter()
-        .enumerate()
-        .map(|(i, file)| {
-            play(
-                &dir,
-                &format!("play{i}"),
-                &server,
-                Some(file),
-                RESTART_TICKS,
-                &game,
-                &[],
-            )
-        })
-        .collect();
+    let (server, files, mut plays) = start_game(&dir, &game, 3, RESTART_TICKS);
 
     let before = wait_for_progress(&files[VICTIM], kill_after, || server.proc.stderr_tail());
     let held = before.player.expect("a slot is held");
@@ -487,29 +499,7 @@ fn a_garbage_spewing_connection_does_not_disturb_a_running_room() {
     const TICKS: u64 = 1200;
     let dir = temp_dir("garbage");
     let game = game_args(2, 200);
-    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
-        .map(String::from)
-        .to_vec();
-    args.extend_from_slice(&game);
-    let mut server = Server::start(&dir, &args);
-    let files: Vec<PathBuf> = (0..2)
-        .map(|i| dir.join(format!("play{i}.reconnect")))
-        .collect();
-    let mut plays: Vec<Proc> = files
-        .iter()
-        .enumerate()
-        .map(|(i, file)| {
-            play(
-                &dir,
-                &format!("play{i}"),
-                &server,
-                Some(file),
-                TICKS,
-                &game,
-                &[],
-            )
-        })
-        .collect();
+    let (mut server, files, mut plays) = start_game(&dir, &game, 2, TICKS);
     // The game is running.
     for file in &files {
         wait_for_progress(file, 60, || server.proc.stderr_tail());

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput};
 use crate::engine::checksum;
-use crate::net::{NetClient, ServerHost, TransportConfig, serve};
+use crate::net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
 use crate::session::{
     Client, ClientConfig, ClientId, ClientState, ReconnectInfo, RoomConfig, RoomStats, Server,
     ServerConfig,
@@ -279,14 +279,14 @@ async fn bot(
     let mut counted = false;
     while !quit.get() {
         let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
-            let stepped = client.advance(now, 1000);
+            let pending = advance_for(client, now, Duration::from_millis(2));
             if let Some(player) = client.player() {
                 while let Some(tick) = client.next_input_tick() {
                     client.send_input(now, arena::bot_input(1, tick, player));
                 }
             }
             while client.poll_event().is_some() {}
-            stepped == 1000
+            pending
         };
         tokio::select! {
             _ = net.round(&mut host) => {}

@@ -12,8 +12,9 @@ fn tickstep(args: &[&str]) -> Output {
 fn json(output: &Output) -> serde_json::Value {
     assert!(
         output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
     );
     serde_json::from_slice(&output.stdout).expect("stdout is one JSON object")
 }

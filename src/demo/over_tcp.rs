@@ -16,14 +16,15 @@ use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
 use crate::arena::{self, ArenaGlobals, ArenaInput};
-use crate::net::{NetClient, ServerHost, TransportConfig, serve};
+use crate::net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
 use crate::session::{
     Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, Server, ServerConfig,
     ServerEvent,
 };
 
-/// Ticks one round of a client's loop may simulate before it looks at the network.
-const STEP_BUDGET: u64 = 2000;
+/// Wall-clock time one round of a client's loop may simulate before the server and the
+/// other clients (on the same thread) get a turn.
+const STEP_SLICE: Duration = Duration::from_millis(4);
 /// How often a client saves its reconnect info (what a restart finds).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -206,9 +207,9 @@ async fn play(
     Ok((recording, DemoReport::build(options, &record, timeline)))
 }
 
-/// The game loop's part of one round: step (within a budget), send bot input, record
-/// events and catch-up time, save reconnect info now and then. Returns whether
-/// stepping was cut short by the budget.
+/// The game loop's part of one round: step (within a time slice), send bot input,
+/// record events and catch-up time, save reconnect info now and then. Returns whether
+/// stepping was cut short by the slice.
 fn host_round(
     client: &mut Client<ArenaGlobals, ArenaInput>,
     now: Duration,
@@ -218,7 +219,7 @@ fn host_round(
 ) -> bool {
     let catching = *client.state() == ClientState::CatchingUp;
     let began = WallClock::now();
-    let stepped = client.advance(now, STEP_BUDGET);
+    let pending = advance_for(client, now, STEP_SLICE);
     if catching {
         shared.catching += began.elapsed();
     }
@@ -247,7 +248,7 @@ fn host_round(
         *saved_at = now;
         shared.saved = client.reconnect_info().to_bytes();
     }
-    stepped == STEP_BUDGET
+    pending
 }
 
 /// One player's loop: network rounds and the demo's commands (drop, rejoin, restart).

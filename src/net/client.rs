@@ -174,3 +174,24 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
         conn == self.next_id
     }
 }
+
+/// Steps `client` in small batches until `slice` of wall-clock time is spent or nothing
+/// is left to step; returns whether more is pending. A host on one thread with other
+/// work (a server, other clients, a UI) uses it so a long catch-up never starves them.
+/// The clock only decides where a slice ends, never what a tick computes.
+pub fn advance_for<G: Pod, I: Pod + PartialEq>(
+    client: &mut Client<G, I>,
+    now: Duration,
+    slice: Duration,
+) -> bool {
+    const BATCH: u64 = 8;
+    let began = std::time::Instant::now();
+    loop {
+        if client.advance(now, BATCH) < BATCH {
+            return false;
+        }
+        if began.elapsed() >= slice {
+            return true;
+        }
+    }
+}

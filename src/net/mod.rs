@@ -9,6 +9,6 @@ mod connection;
 pub mod frame;
 mod server;
 
-pub use client::NetClient;
+pub use client::{NetClient, advance_for};
 pub use connection::{CloseReason, Connection, Inbound, Queued, TransportConfig};
 pub use server::{ServerHost, serve};

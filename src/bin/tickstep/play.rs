@@ -56,7 +56,7 @@ struct PlayReport {
 }
 
 /// Ticks simulated per round at most, so the network is never starved.
-const STEP_BUDGET: u64 = 2000;
+const STEP_BUDGET: u64 = 256;
 /// How often the reconnect file is rewritten.
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -91,6 +91,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
         net.pump();
         loop {
             let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
+                // Never past the last tick: the checksum printed is the one at it.
                 let budget = STEP_BUDGET.min(args.ticks.saturating_sub(client.frame().tick()));
                 let stepped = client.advance(now, budget);
                 if let Some(player) = client.player() {

@@ -2,8 +2,9 @@
 //! arbitrary time steps, fed to a server and to a client. Nothing may panic, and the
 //! invariants hold after every step: a client id holds at most one slot, the room's
 //! tick never goes back, the server tracks no more connections than exist, every
-//! message either side sends fits the wire limit, and decoding any bytes either fails
-//! cleanly or round-trips.
+//! message either side sends fits the wire limit, no timer is left in the past after
+//! its timeout ran (a driver would spin), and decoding any bytes either fails cleanly
+//! or round-trips.
 //!
 //! Scripts are decoded from raw bytes by a small reader ([`Script`]), so the fuzz
 //! targets and their proptest twins share them exactly; most bytes still make
@@ -183,6 +184,17 @@ fn client_message(
     })
 }
 
+/// After a timeout ran and its output was drained, the next wake is in the future: a
+/// timer left in the past would make a driver spin.
+fn check_wake(timed_out: bool, wake: Option<Duration>, now: Duration) {
+    if timed_out {
+        assert!(
+            wake.is_none_or(|at| at > now),
+            "a timer in the past would spin: {wake:?} at {now:?}"
+        );
+    }
+}
+
 fn check_transmit_size(message: &impl serde::Serialize) {
     let len = encode(message).len();
     assert!(
@@ -205,10 +217,12 @@ pub fn check_server_script(bytes: &[u8]) {
     let mut open: BTreeSet<ConnId> = BTreeSet::new();
     while !script.is_empty() {
         let conn = ConnId(script.u8() as u64 % CONNS);
+        let mut timed_out = false;
         match script.u8() % 16 {
             0..=3 => {
                 now += Duration::from_millis(script.u8() as u64 * 10);
                 server.handle_timeout(now);
+                timed_out = true;
             }
             4 => {
                 open.remove(&conn);
@@ -234,6 +248,7 @@ pub fn check_server_script(bytes: &[u8]) {
             }
         }
         while server.poll_event().is_some() {}
+        check_wake(timed_out, server.poll_timeout(), now);
         let tick = server.room_tick(ROOM).unwrap_or(0);
         assert!(
             tick >= newest_tick,
@@ -371,10 +386,12 @@ pub fn check_client_script(bytes: &[u8]) {
     let mut now = Duration::ZERO;
     client.connect(now);
     while !script.is_empty() {
+        let mut timed_out = false;
         match script.u8() % 32 {
             0..=4 => {
                 now += Duration::from_millis(script.u8() as u64 * 10);
                 client.handle_timeout(now);
+                timed_out = true;
             }
             5 => client.handle_connection_lost(now, "fuzz"),
             6..=9 => {
@@ -410,6 +427,7 @@ pub fn check_client_script(bytes: &[u8]) {
             }
         }
         while client.poll_event().is_some() {}
+        check_wake(timed_out, client.poll_timeout(), now);
         if client.next_input_tick().is_some() {
             assert!(client.room().is_some(), "input due before joining");
         }

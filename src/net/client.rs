@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{CloseReason, Connection, Inbound, TransportConfig};
+use super::connection::{CloseReason, Connection, INBOUND_QUEUE, Inbound, TransportConfig};
 use crate::session::{Client, ClientTransmit, ServerMessage, decode, encode};
 
 /// How long a connection attempt takes to fail while the network is down.
@@ -22,8 +22,8 @@ pub struct NetClient<G, I> {
     epoch: Instant,
     conn: Option<Connection>,
     next_id: u64,
-    inbound_tx: mpsc::UnboundedSender<Inbound>,
-    inbound: mpsc::UnboundedReceiver<Inbound>,
+    inbound_tx: mpsc::Sender<Inbound>,
+    inbound: mpsc::Receiver<Inbound>,
     online: bool,
     busy: bool,
     /// Bytes of encoded messages sent so far.
@@ -38,7 +38,7 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
         transport: TransportConfig,
         epoch: Instant,
     ) -> NetClient<G, I> {
-        let (inbound_tx, inbound) = mpsc::unbounded_channel();
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         NetClient {
             client,
             server: server.to_string(),
@@ -104,7 +104,7 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
                         tokio::spawn(async move {
                             tokio::time::sleep(UNREACHABLE_AFTER).await;
                             let reason = CloseReason::Lost("network unreachable".into());
-                            let _ = inbound.send(Inbound::Closed { conn: id, reason });
+                            let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
                         });
                     }
                 }

@@ -90,6 +90,10 @@ pub enum Queued {
     Closed,
 }
 
+/// Inbound events queued for the owner before connections wait (and TCP pushes back on
+/// their peers): a peer that sends faster than the owner handles cannot grow memory.
+pub const INBOUND_QUEUE: usize = 1024;
+
 /// Messages queued for one connection before it counts as too slow.
 const QUEUE: usize = 4096;
 
@@ -108,7 +112,7 @@ impl Connection {
     pub fn spawn(
         id: u64,
         stream: TcpStream,
-        inbound: mpsc::UnboundedSender<Inbound>,
+        inbound: mpsc::Sender<Inbound>,
         config: TransportConfig,
     ) -> Connection {
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -121,7 +125,7 @@ impl Connection {
     pub fn connect(
         id: u64,
         addr: String,
-        inbound: mpsc::UnboundedSender<Inbound>,
+        inbound: mpsc::Sender<Inbound>,
         config: TransportConfig,
     ) -> Connection {
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -135,11 +139,11 @@ impl Connection {
                 }
                 Ok(Err(e)) => {
                     let reason = CloseReason::Lost(format!("cannot connect to {addr}: {e}"));
-                    let _ = inbound.send(Inbound::Closed { conn: id, reason });
+                    let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
                 }
                 Err(_) => {
                     let reason = CloseReason::Lost(format!("connecting to {addr} timed out"));
-                    let _ = inbound.send(Inbound::Closed { conn: id, reason });
+                    let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
                 }
             }
         });
@@ -170,7 +174,7 @@ async fn run(
     id: u64,
     stream: TcpStream,
     mut outbound: mpsc::Receiver<Outbound>,
-    inbound: mpsc::UnboundedSender<Inbound>,
+    inbound: mpsc::Sender<Inbound>,
     config: TransportConfig,
 ) {
     let (reader, mut writer) = stream.into_split();
@@ -194,7 +198,7 @@ async fn run(
             frame = frames.recv() => match frame {
                 Some(Ok(Frame::Message(bytes))) => {
                     heard = Instant::now();
-                    if inbound.send(Inbound::Message { conn: id, bytes }).is_err() {
+                    if inbound.send(Inbound::Message { conn: id, bytes }).await.is_err() {
                         break None;
                     }
                 }
@@ -240,11 +244,11 @@ async fn run(
     while let Ok(frame) = frames.try_recv() {
         match frame {
             Ok(Frame::Message(bytes)) => {
-                let _ = inbound.send(Inbound::Message { conn: id, bytes });
+                let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
             }
             Ok(Frame::Goodbye(why)) => reason = CloseReason::Goodbye(why),
             _ => {}
         }
     }
-    let _ = inbound.send(Inbound::Closed { conn: id, reason });
+    let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{CloseReason, Connection, Inbound, Queued, TransportConfig};
+use super::connection::{CloseReason, Connection, INBOUND_QUEUE, Inbound, Queued, TransportConfig};
 use crate::session::{ClientMessage, ConnId, Server, ServerTransmit, decode, encode};
 
 /// What the server loop tells its host after every round of work.
@@ -32,7 +32,7 @@ pub async fn serve<I: Pod + PartialEq>(
     host: &mut impl ServerHost<I>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<Server<I>> {
-    let (inbound_tx, mut inbound) = mpsc::unbounded_channel();
+    let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
     let mut conns: BTreeMap<u64, Connection> = BTreeMap::new();
     let mut next_id = 0u64;
     tokio::pin!(shutdown);
@@ -51,6 +51,8 @@ pub async fn serve<I: Pod + PartialEq>(
                 Err(e) => host.connection_note(0, &format!("accept failed: {e}")),
             },
             event = inbound.recv() => match event {
+                // What a connection said after the server closed it no longer counts.
+                Some(Inbound::Message { conn, .. }) if !conns.contains_key(&conn) => {}
                 Some(Inbound::Message { conn, bytes }) => match decode::<ClientMessage>(&bytes) {
                     Ok(message) => server.handle_message(now, ConnId(conn), message),
                     Err(e) => {

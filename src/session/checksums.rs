@@ -99,12 +99,7 @@ impl ChecksumBook {
             if reports.verdict.is_some() {
                 continue;
             }
-            let reported = reports
-                .by_player
-                .iter()
-                .enumerate()
-                .filter(|(_, sum)| sum.is_some())
-                .fold(0u64, |mask, (p, _)| mask | 1 << p);
+            let reported = mask(reports.by_player.iter().map(Option::is_some));
             let complete = reported != 0 && expected(tick) & !reported == 0;
             if tick <= settled || complete {
                 let verdict = judge(tick, &reports.by_player);
@@ -134,12 +129,7 @@ impl ChecksumBook {
     pub fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
         self.ticks.iter().rev().find_map(|(&tick, reports)| {
             let consensus = reports.verdict.as_ref()?.consensus?;
-            let agreeing = reports
-                .by_player
-                .iter()
-                .enumerate()
-                .filter(|(_, sum)| **sum == Some(consensus))
-                .fold(0u64, |mask, (p, _)| mask | 1 << p);
+            let agreeing = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
             Some((tick, consensus, agreeing))
         })
     }
@@ -153,6 +143,13 @@ impl ChecksumBook {
     pub fn is_empty(&self) -> bool {
         self.ticks.is_empty()
     }
+}
+
+/// The set of players (bit `p` for player `p`) for which `bits` yields true, in order.
+pub(crate) fn mask(bits: impl IntoIterator<Item = bool>) -> u64 {
+    bits.into_iter()
+        .enumerate()
+        .fold(0, |mask, (p, bit)| mask | ((bit as u64) << p))
 }
 
 /// The majority checksum of one tick's reports and who disagrees with it.

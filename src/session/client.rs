@@ -442,22 +442,26 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         });
     }
 
+    /// Keeps the newest verified frame it has a snapshot of for a rejoin: the last
+    /// checksum tick's (at most `checksum_every` ticks old, and one the peers reported
+    /// on, so the room can check it), or else the current frame.
     fn keep_local_snapshot(&mut self) {
-        if self.entered_at.is_some()
-            && self
-                .info
-                .local_snapshot
-                .as_ref()
-                .is_none_or(|s| s.tick < self.frame.tick())
-        {
-            let mut bytes = Vec::new();
-            let checksum = tickstep_snapshot::encode(&self.frame, &mut bytes);
-            self.info.local_snapshot = Some(LocalSnapshot {
-                tick: self.frame.tick(),
-                checksum,
-                bytes,
-            });
+        if self.entered_at.is_none() {
+            return;
         }
+        let kept = self.reconnect_info().local_snapshot;
+        let local = kept
+            .filter(|s| s.tick >= self.entered_at.unwrap_or(0))
+            .unwrap_or_else(|| {
+                let mut bytes = Vec::new();
+                let checksum = tickstep_snapshot::encode(&self.frame, &mut bytes);
+                LocalSnapshot {
+                    tick: self.frame.tick(),
+                    checksum,
+                    bytes,
+                }
+            });
+        self.info.local_snapshot = Some(local);
     }
 
     /// A message from the server.
@@ -555,9 +559,12 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             Entry::FromStart => self.enter_from_start(),
             Entry::LocalSnapshot { tick } => {
                 let local = self.info.local_snapshot.take().filter(|s| s.tick == tick);
-                let restored = local
-                    .as_ref()
-                    .is_some_and(|s| tickstep_snapshot::restore(&s.bytes, &mut self.frame).is_ok());
+                // The bytes must be the snapshot offered (its checksum) and restore cleanly.
+                let restored = local.as_ref().is_some_and(|s| {
+                    tickstep_snapshot::format::read_header(&s.bytes)
+                        .is_ok_and(|h| h.checksum == s.checksum)
+                        && tickstep_snapshot::restore(&s.bytes, &mut self.frame).is_ok()
+                });
                 match local {
                     Some(local) if restored => {
                         let bytes = local.bytes.len() as u64;
@@ -656,7 +663,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             let ticks = self.frame.tick() - self.entered_at.unwrap_or(0);
             self.state = ClientState::Running;
             self.attempt = 0;
-            self.next_input = self.next_input.max(self.live + 1);
+            self.next_input = self.next_input.max(self.live.saturating_add(1));
             self.dirty = true;
             if ticks > 0 {
                 self.events.push_back(ClientEvent::CaughtUp { ticks });
@@ -680,7 +687,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             let Some(tick) = ticks.first.checked_add(i as u64) else {
                 return;
             };
-            if tick != self.log.newest().unwrap_or(base) + 1 {
+            if tick != self.log.newest().unwrap_or(base).saturating_add(1) {
                 continue;
             }
             self.scratch.reset(tick);
@@ -851,9 +858,9 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     /// and less than the input delay ahead of live).
     pub fn next_input_tick(&self) -> Option<Tick> {
         let room = self.room.as_ref()?;
-        let tick = self.next_input.max(self.live + 1);
+        let tick = self.next_input.max(self.live.saturating_add(1));
         let due = self.state == ClientState::Running
-            && tick <= self.live + room.input_delay as u64
+            && tick <= self.live.saturating_add(room.input_delay as u64)
             && self.unconfirmed.len() < MAX_UNCONFIRMED;
         due.then_some(tick)
     }
@@ -862,8 +869,13 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     /// when no input is due, and the input is dropped).
     pub fn send_input(&mut self, now: Duration, input: I) -> Option<Tick> {
         let tick = self.next_input_tick()?;
+        if tick != self.next_input {
+            // Live moved past the input still unconfirmed: those ticks are final, and the
+            // update must carry consecutive ticks.
+            self.unconfirmed.clear();
+        }
         self.unconfirmed.push_back((tick, input));
-        self.next_input = tick + 1;
+        self.next_input = tick.saturating_add(1);
         self.dirty = true;
         self.now = self.now.max(now);
         Some(tick)
@@ -918,7 +930,13 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     /// Sends an update when something changed or a heartbeat is due.
     fn flush(&mut self, now: Duration) {
         let Some(base) = self.base else {
-            if self.state == ClientState::Lobby && now >= self.last_sent + self.config.heartbeat {
+            // In the lobby or waiting for a snapshot: only a heartbeat, so the room
+            // keeps hearing from us.
+            let waiting = matches!(
+                self.state,
+                ClientState::Lobby | ClientState::WaitingForSnapshot
+            );
+            if waiting && now >= self.last_sent + self.config.heartbeat {
                 self.transmit(now, self.update(0));
             }
             return;
@@ -966,8 +984,11 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 Some(self.retry_at.map_or(give_up, |at| at.min(give_up)))
             }
             _ => {
-                let mut next = (self.last_heard + self.config.server_timeout)
-                    .min(self.last_sent + self.config.heartbeat);
+                let mut next = self.last_heard + self.config.server_timeout;
+                // Connecting, the repeated hello is the only thing sent.
+                if self.state != ClientState::Connecting {
+                    next = next.min(self.last_sent + self.config.heartbeat);
+                }
                 if matches!(
                     self.state,
                     ClientState::Connecting | ClientState::WaitingForSnapshot

@@ -31,7 +31,7 @@ pub use client::{
     Client, ClientConfig, ClientEvent, ClientState, ClientTransmit, DisconnectReason,
 };
 pub use error::SessionError;
-pub use ids::{ClientId, ConnId};
+pub use ids::{ClientId, ConnId, ParseClientIdError};
 pub use protocol::{
     ClientMessage, DecodeError, Entry, Hello, MAX_MESSAGE_LEN, PROTOCOL_VERSION, RoomInfo,
     ServerMessage, SnapshotSource, VerifiedTicks, decode, encode,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick, TickInputs};
 use tickstep_replay::InputLog;
 
-use super::checksums::{ChecksumBook, Verdict};
+use super::checksums::{ChecksumBook, Verdict, mask};
 use super::protocol::{
     ClientMessage, Entry, Hello, MAX_LIST, PROTOCOL_VERSION, RoomInfo, ServerMessage,
     SnapshotSource, VerifiedTicks,
@@ -139,6 +139,26 @@ struct Download {
     source: SnapshotSource,
     snapshot: Arc<Outgoing>,
     sent_at: Duration,
+}
+
+impl Download {
+    /// The messages carrying `chunks` of this snapshot, with the live tick.
+    fn messages<'a>(
+        &self,
+        chunks: impl Iterator<Item = &'a tickstep_snapshot::Chunk>,
+        live: Tick,
+    ) -> Vec<ServerMessage> {
+        chunks
+            .map(|chunk| ServerMessage::SnapshotChunk {
+                transfer: self.transfer,
+                tick: self.tick,
+                checksum: self.checksum,
+                source: self.source,
+                live,
+                chunk: chunk.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A player slot.
@@ -283,6 +303,13 @@ impl<I: Pod + PartialEq> Room<I> {
         })
     }
 
+    /// A fresh transfer or upload number (never 0).
+    fn new_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
     /// The room's verified input history.
     pub fn inputs(&self) -> &InputLog<I> {
         &self.log
@@ -424,7 +451,7 @@ impl<I: Pod + PartialEq> Room<I> {
             return Err(SessionError::RoomClosed);
         }
         let rejoined = existing.is_some();
-        let entry = self.choose_entry(hello)?;
+        let entry = self.choose_entry(hello);
         let slot = self.slots[player]
             .as_mut()
             .unwrap_or_else(|| unreachable!());
@@ -515,14 +542,14 @@ impl<I: Pod + PartialEq> Room<I> {
         }
     }
 
-    fn choose_entry(&self, hello: &Hello) -> Result<Entry, SessionError> {
+    fn choose_entry(&self, hello: &Hello) -> Entry {
         let Phase::Running { .. } = self.phase else {
-            return Ok(Entry::Lobby);
+            return Entry::Lobby;
         };
         let covers =
             |tick: Tick| tick >= self.finalized || self.log.oldest().is_some_and(|o| o <= tick + 1);
         if self.finalized < self.config.ticks_in(self.config.start_window) && covers(0) {
-            return Ok(Entry::FromStart);
+            return Entry::FromStart;
         }
         if let Some((tick, checksum)) = hello.local_snapshot
             && tick <= self.finalized
@@ -530,9 +557,9 @@ impl<I: Pod + PartialEq> Room<I> {
             && self.finalized - tick <= self.local_snapshot_age_limit()
             && self.book_allows(tick, checksum)
         {
-            return Ok(Entry::LocalSnapshot { tick });
+            return Entry::LocalSnapshot { tick };
         }
-        Ok(Entry::AwaitSnapshot)
+        Entry::AwaitSnapshot
     }
 
     /// Ticks a local snapshot may be behind: 10 s, or when nobody else is online the
@@ -597,6 +624,7 @@ impl<I: Pod + PartialEq> Room<I> {
             slot.last_heard = now;
         }
         match message {
+            // The server hands every hello to `Room::hello`.
             ClientMessage::Hello(_) => {}
             ClientMessage::Update {
                 received,
@@ -627,13 +655,14 @@ impl<I: Pod + PartialEq> Room<I> {
                 {
                     let failed = self.uploads.swap_remove(at);
                     if failed.purpose == Purpose::Buddy {
-                        self.buddies_tried |= 1 << p;
-                        self.serve_waiting(now, out);
+                        self.buddy_failed(now, player, None, out);
                     }
                 }
             }
             ClientMessage::ResendChunks { transfer, chunks } => {
-                let finalized = self.finalized;
+                // An empty list would mean everything: the room resends that on its own
+                // timer, never on request, so a joiner cannot make it repeat itself.
+                let live = self.finalized;
                 let Some(slot) = self.slots[p].as_mut() else {
                     return;
                 };
@@ -641,11 +670,10 @@ impl<I: Pod + PartialEq> Room<I> {
                 else {
                     return;
                 };
-                let resend: Vec<ServerMessage> = download
-                    .snapshot
-                    .select(&chunks)
-                    .map(|chunk| snapshot_message(download, chunk, finalized))
-                    .collect();
+                if chunks.is_empty() {
+                    return;
+                }
+                let resend = download.messages(download.snapshot.select(&chunks), live);
                 for message in resend {
                     self.send(out, player, now, message);
                 }
@@ -692,11 +720,9 @@ impl<I: Pod + PartialEq> Room<I> {
             slot.ack_moved = now;
         }
         slot.stepped = slot.stepped.max(stepped.min(received));
-        if slot
-            .download
-            .as_ref()
-            .is_some_and(|d| slot.stepped >= d.tick && slot.received >= d.tick)
-        {
+        // Only the joiner's own word that its frame reached the snapshot's tick (a client
+        // reports 0 until it has a frame) ends the transfer.
+        if slot.download.as_ref().is_some_and(|d| stepped >= d.tick) {
             slot.download = None;
         }
         let size = size_of::<I>();
@@ -772,15 +798,7 @@ impl<I: Pod + PartialEq> Room<I> {
                                 self.ready =
                                     Some((done.tick, checksum, Arc::new(Outgoing::new(&bytes))));
                             }
-                            None => {
-                                self.buddies_tried |= 1 << player.0;
-                                let tick = done.tick;
-                                self.event(out, |room| ServerEvent::BuddySnapshotRejected {
-                                    room,
-                                    buddy: player,
-                                    tick,
-                                });
-                            }
+                            None => return self.buddy_failed(now, player, Some(done.tick), out),
                         }
                         self.serve_waiting(now, out);
                     }
@@ -790,14 +808,7 @@ impl<I: Pod + PartialEq> Room<I> {
                 // Broken chunks from a buddy: give up on it; evidence is best effort.
                 let failed = self.uploads.swap_remove(at);
                 if failed.purpose == Purpose::Buddy {
-                    self.buddies_tried |= 1 << player.0;
-                    let tick = failed.tick;
-                    self.event(out, |room| ServerEvent::BuddySnapshotRejected {
-                        room,
-                        buddy: player,
-                        tick,
-                    });
-                    self.serve_waiting(now, out);
+                    self.buddy_failed(now, player, Some(failed.tick), out);
                 }
             }
         }
@@ -843,6 +854,26 @@ impl<I: Pod + PartialEq> Room<I> {
         self.after_departure(now, player, out);
     }
 
+    /// A buddy did not deliver (with `rejected`: it delivered a snapshot of that tick
+    /// that failed the checks): never ask it again in this search, and try another.
+    fn buddy_failed(
+        &mut self,
+        now: Duration,
+        buddy: PlayerId,
+        rejected: Option<Tick>,
+        out: &mut Outbox,
+    ) {
+        self.buddies_tried |= 1 << buddy.0;
+        if let Some(tick) = rejected {
+            self.event(out, |room| ServerEvent::BuddySnapshotRejected {
+                room,
+                buddy,
+                tick,
+            });
+        }
+        self.serve_waiting(now, out);
+    }
+
     fn after_departure(&mut self, now: Duration, player: PlayerId, out: &mut Outbox) {
         let lost_buddy = self
             .uploads
@@ -850,8 +881,7 @@ impl<I: Pod + PartialEq> Room<I> {
             .any(|u| u.from == player && u.purpose == Purpose::Buddy);
         self.uploads.retain(|u| u.from != player);
         if lost_buddy {
-            self.buddies_tried |= 1 << player.0;
-            self.serve_waiting(now, out);
+            self.buddy_failed(now, player, None, out);
         }
         if self.active_count() == 0 && self.empty_since.is_none() {
             self.empty_since = Some(now);
@@ -932,10 +962,11 @@ impl<I: Pod + PartialEq> Room<I> {
             if now < due {
                 break;
             }
-            let expected = self.slots.iter().enumerate().fold(0u64, |mask, (p, s)| {
-                let waits = s.as_ref().is_some_and(|s| s.conn.is_some() && s.plays);
-                mask | ((waits as u64) << p)
-            });
+            let expected = mask(
+                self.slots
+                    .iter()
+                    .map(|s| s.as_ref().is_some_and(|s| s.conn.is_some() && s.plays)),
+            );
             let (received, _) = &self.pending[0];
             let all_in = expected & !received == 0;
             if !all_in && now < due + self.config.input_tolerance {
@@ -1103,12 +1134,10 @@ impl<I: Pod + PartialEq> Room<I> {
         let settled = self.finalized.saturating_sub(grace);
         let slots = &self.slots;
         let expected = |tick: Tick| {
-            slots.iter().enumerate().fold(0u64, |mask, (p, s)| {
-                let expected = s
-                    .as_ref()
-                    .is_some_and(|s| s.conn.is_some() && s.entered.is_some_and(|e| e <= tick));
-                mask | ((expected as u64) << p)
-            })
+            mask(slots.iter().map(|s| {
+                s.as_ref()
+                    .is_some_and(|s| s.conn.is_some() && s.entered.is_some_and(|e| e <= tick))
+            }))
         };
         for verdict in self.book.decide(settled, expected) {
             if verdict.is_desync() {
@@ -1165,8 +1194,7 @@ impl<I: Pod + PartialEq> Room<I> {
         purpose: Purpose,
         out: &mut Outbox,
     ) {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let id = self.new_id();
         self.uploads.push(Upload {
             id,
             from,
@@ -1232,13 +1260,7 @@ impl<I: Pod + PartialEq> Room<I> {
                 continue;
             }
             download.sent_at = now;
-            let live = self.finalized;
-            let messages: Vec<_> = download
-                .snapshot
-                .chunks()
-                .iter()
-                .map(|c| snapshot_message(download, c, live))
-                .collect();
+            let messages = download.messages(download.snapshot.chunks().iter(), self.finalized);
             for message in messages {
                 self.send(out, PlayerId(p as u8), now, message);
             }
@@ -1305,15 +1327,15 @@ impl<I: Pod + PartialEq> Room<I> {
     /// Connected, entered, caught-up players not yet tried.
     fn buddy_candidates(&self) -> u64 {
         let close = self.config.ticks_in(Duration::from_secs(1));
-        self.slots.iter().enumerate().fold(0u64, |mask, (p, s)| {
-            let ok = s.as_ref().is_some_and(|s| {
+        let ready = mask(self.slots.iter().map(|s| {
+            s.as_ref().is_some_and(|s| {
                 s.conn.is_some()
                     && s.entered.is_some()
                     && s.download.is_none()
                     && s.stepped + close >= self.finalized
-            }) && self.buddies_tried & (1 << p) == 0;
-            mask | ((ok as u64) << p)
-        })
+            })
+        }));
+        ready & !self.buddies_tried
     }
 
     fn search_error(&self) -> SessionError {
@@ -1352,8 +1374,7 @@ impl<I: Pod + PartialEq> Room<I> {
         snapshot: Arc<Outgoing>,
         out: &mut Outbox,
     ) {
-        let transfer = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let transfer = self.new_id();
         let Some(slot) = self.slots[p].as_mut() else {
             return;
         };
@@ -1365,17 +1386,11 @@ impl<I: Pod + PartialEq> Room<I> {
             snapshot,
             sent_at: now,
         };
-        let live = self.finalized;
-        let messages: Vec<_> = download
-            .snapshot
-            .chunks()
-            .iter()
-            .map(|c| snapshot_message(&download, c, live))
-            .collect();
+        let messages = download.messages(download.snapshot.chunks().iter(), self.finalized);
         let bytes = download.snapshot.len();
         slot.awaiting_snapshot = false;
         slot.entered = Some(tick);
-        (slot.received, slot.stepped, slot.sent_up_to) = (tick, tick, tick);
+        (slot.received, slot.sent_up_to) = (tick, tick);
         slot.download = Some(download);
         for message in messages {
             self.send(out, PlayerId(p as u8), now, message);
@@ -1387,21 +1402,6 @@ impl<I: Pod + PartialEq> Room<I> {
             tick,
             bytes,
         });
-    }
-}
-
-fn snapshot_message(
-    download: &Download,
-    chunk: &tickstep_snapshot::Chunk,
-    live: Tick,
-) -> ServerMessage {
-    ServerMessage::SnapshotChunk {
-        transfer: download.transfer,
-        tick: download.tick,
-        checksum: download.checksum,
-        source: download.source,
-        live,
-        chunk: chunk.clone(),
     }
 }
 

@@ -229,18 +229,17 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// A message arrived on `conn`.
     pub fn handle_message(&mut self, now: Duration, conn: ConnId, message: ClientMessage) {
-        match (&message, self.conns.get(&conn)) {
-            (ClientMessage::Hello(hello), bound) => {
-                if bound.is_some_and(|room| *room != hello.room) {
-                    self.refuse(
-                        conn,
-                        SessionError::ProtocolViolation("a connection joins one room".into()),
-                    );
-                    return;
-                }
+        let bound = self.conns.get(&conn).cloned();
+        let room = match (&message, bound) {
+            (ClientMessage::Hello(hello), Some(room)) if room != hello.room => {
+                let problem = "a connection joins one room";
+                self.refuse(now, conn, SessionError::ProtocolViolation(problem.into()));
+                return;
+            }
+            (ClientMessage::Hello(hello), _) => {
                 let Some(room) = self.rooms.get_mut(&hello.room) else {
                     let name = hello.room.chars().take(64).collect();
-                    self.refuse(conn, SessionError::NoSuchRoom(name));
+                    self.refuse(now, conn, SessionError::NoSuchRoom(name));
                     return;
                 };
                 let result = if room.is_closed() {
@@ -248,31 +247,33 @@ impl<I: Pod + PartialEq> Server<I> {
                 } else {
                     room.hello(now, conn, hello, &mut self.out)
                 };
-                match result {
-                    Ok(()) => {
-                        self.conns.insert(conn, hello.room.clone());
-                    }
-                    Err(error) => self.refuse(conn, error),
+                if let Err(error) = result {
+                    self.refuse(now, conn, error);
+                    return;
                 }
+                self.conns.insert(conn, hello.room.clone());
+                hello.room.clone()
             }
             (_, Some(room)) => {
-                if let Some(room) = self.rooms.get_mut(room) {
-                    room.message(now, conn, message, &mut self.out);
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.message(now, conn, message, &mut self.out);
                 }
+                room
             }
             (_, None) => {
-                self.refuse(
-                    conn,
-                    SessionError::ProtocolViolation("say hello first".into()),
-                );
+                let problem = "say hello first";
+                self.refuse(now, conn, SessionError::ProtocolViolation(problem.into()));
+                return;
             }
-        }
-        self.drive(now);
+        };
+        self.drive_room(now, &room);
     }
 
-    fn refuse(&mut self, conn: ConnId, error: SessionError) {
+    /// Refuses `conn` with `error` and closes it; a slot it held goes inactive.
+    fn refuse(&mut self, now: Duration, conn: ConnId, error: SessionError) {
         self.out.send(conn, ServerMessage::Refused(error));
         self.out.close(conn);
+        self.handle_disconnect(now, conn);
     }
 
     /// The transport lost `conn` (closed by the peer, or failed).
@@ -281,8 +282,15 @@ impl<I: Pod + PartialEq> Server<I> {
             && let Some(room) = self.rooms.get_mut(&name)
         {
             room.disconnect(now, conn, "connection lost", &mut self.out);
+            self.drive_room(now, &name);
         }
-        self.drive(now);
+    }
+
+    fn drive_room(&mut self, now: Duration, name: &str) {
+        let (peer_timeout, heartbeat) = (self.config.peer_timeout, self.config.heartbeat);
+        if let Some(room) = self.rooms.get_mut(name) {
+            room.drive(now, peer_timeout, heartbeat, &mut self.out);
+        }
     }
 
     /// Time passed: finalise due ticks, run timeouts.

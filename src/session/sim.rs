@@ -6,7 +6,7 @@
 
 use bytemuck::Pod;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 use tickstep_engine::{PlayerId, Rng, Tick};
 
@@ -84,6 +84,8 @@ pub struct SimNet<G, I> {
     /// Open connections: owner and the latest delivery time scheduled on them (a close
     /// is delivered after everything sent before it).
     open: BTreeMap<ConnId, (usize, Duration)>,
+    /// Connections the server closed.
+    closed_by_server: BTreeSet<ConnId>,
     next_conn: u64,
     queue: BinaryHeap<Reverse<(Duration, u64, Delivery)>>,
     sequence: u64,
@@ -118,6 +120,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
             online: Vec::new(),
             current: Vec::new(),
             open: BTreeMap::new(),
+            closed_by_server: BTreeSet::new(),
             next_conn: 1,
             queue: BinaryHeap::new(),
             sequence: 0,
@@ -375,6 +378,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
                 );
             }
             ServerTransmit::Close { conn } => {
+                self.closed_by_server.insert(conn);
                 if let Some((client, last)) = self.open.remove(&conn) {
                     let at = last.max(self.now) + self.links[client].latency;
                     let what = "closed by the server";
@@ -387,6 +391,8 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
     fn deliver(&mut self, delivery: Delivery) {
         let now = self.now;
         match delivery {
+            // What a client said after the server closed its connection no longer counts.
+            Delivery::ToServer { conn, .. } if self.closed_by_server.contains(&conn) => {}
             Delivery::ToServer { conn, bytes } => match decode::<ClientMessage>(&bytes) {
                 Ok(message) => self.server.handle_message(now, conn, message),
                 Err(_) => self.undecodable += 1,

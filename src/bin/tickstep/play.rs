@@ -131,9 +131,11 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
             if let Some(error) = save_error.take() {
                 return Err(error);
             }
-            if net.client.frame().tick() >= args.ticks
-                && *net.client.state() == ClientState::Running
-            {
+            let playing = matches!(
+                net.client.state(),
+                ClientState::Running | ClientState::CatchingUp
+            );
+            if net.client.frame().tick() >= args.ticks && playing {
                 let _ = save(args, &net.client.reconnect_info());
                 net.client.leave(net.now());
                 net.pump();

@@ -429,6 +429,10 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         }
         if matches!(self.state, ClientState::Running | ClientState::CatchingUp) {
             self.began = now;
+        } else if now >= self.began + self.config.start_timeout {
+            // Still not in the game and out of time: give up now, not at the next call.
+            self.stop(DisconnectReason::Error(SessionError::StartTimeout));
+            return;
         }
         let after = self.config.reconnect.backoff(self.attempt);
         self.retry_at = Some(now + after);

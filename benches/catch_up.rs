@@ -6,10 +6,10 @@
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::Duration;
-use tickstep::arena::{self, ArenaConfig};
-use tickstep::engine::{MAX_CAPACITY, TickInputs};
-use tickstep::replay::{Budget, CatchUp, InputLog};
-use tickstep::snapshot;
+use tickstep_arena::{self as arena, ArenaConfig};
+use tickstep_engine::{MAX_CAPACITY, TickInputs};
+use tickstep_replay::{Budget, CatchUp, InputLog};
+use tickstep_snapshot as snapshot;
 
 const TICKS: u64 = 36_000;
 

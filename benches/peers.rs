@@ -5,7 +5,7 @@
 
 use bytemuck::{Pod, Zeroable};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tickstep::engine::{Fp, Frame, Rng, Schema, Vec2};
+use tickstep_engine::{Fp, Frame, Rng, Schema, Vec2};
 
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C)]

@@ -6,9 +6,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tickstep::arena::serde_snapshot::SerdeWorld;
-use tickstep::arena::{self, ArenaConfig, ArenaRun};
-use tickstep::snapshot;
+use tickstep_arena::serde_snapshot::SerdeWorld;
+use tickstep_arena::{self as arena, ArenaConfig, ArenaRun};
+use tickstep_snapshot as snapshot;
 
 fn snapshot_bench(c: &mut Criterion) {
     for units in [1_000u32, 10_000, 100_000] {

@@ -5,8 +5,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tickstep::arena::{ArenaConfig, ArenaRun};
-use tickstep::engine::checksum;
+use tickstep_arena::{ArenaConfig, ArenaRun};
+use tickstep_engine::checksum;
 
 const SIZES: [u32; 3] = [1_000, 10_000, 100_000];
 

@@ -3,7 +3,7 @@
 //! Run it with `cargo run --example minimal`.
 
 use bytemuck::{Pod, Zeroable};
-use tickstep::engine::{Fp, Frame, PlayerId, Schema, Simulation, TickInputs, Vec2, checksum};
+use tickstep_engine::{Fp, Frame, PlayerId, Schema, Simulation, TickInputs, Vec2, checksum};
 
 /// Where a player's marble is and how fast it rolls.
 #[derive(Clone, Copy, Pod, Zeroable)]

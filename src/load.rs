@@ -14,10 +14,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput};
-use crate::engine::checksum;
-use crate::net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
-use crate::session::{
+use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
+use tickstep_engine::checksum;
+use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
+use tickstep_session::{
     Client, ClientConfig, ClientId, ClientState, ReconnectInfo, RoomConfig, RoomStats, Server,
     ServerConfig,
 };

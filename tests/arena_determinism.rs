@@ -3,8 +3,10 @@
 //! pins the game's behaviour so an accidental change is caught.
 
 use proptest::prelude::*;
-use tickstep::arena::{self, ArenaConfig, ArenaInput, ArenaRun, Projectile, Unit, fill_bot_inputs};
-use tickstep::engine::{Checksum, PlayerId, TickInputs, checksum};
+use tickstep_arena::{
+    self as arena, ArenaConfig, ArenaInput, ArenaRun, Projectile, Unit, fill_bot_inputs,
+};
+use tickstep_engine::{Checksum, PlayerId, TickInputs, checksum};
 
 fn config(units: u32, seed: u64) -> ArenaConfig {
     ArenaConfig {

@@ -1,8 +1,8 @@
 //! Twins of the `frame_ops`, `determinism`, `session_messages` and `message_decode` fuzz
-//! targets: the same property code from `tickstep::fuzzing`, driven by proptest on stable.
+//! targets: the same property code from `tickstep_fuzzing`, driven by proptest on stable.
 
 use proptest::prelude::*;
-use tickstep::fuzzing::{DeterminismPlan, FrameOp, PathEvent, check_determinism, check_frame_ops};
+use tickstep_fuzzing::{DeterminismPlan, FrameOp, PathEvent, check_determinism, check_frame_ops};
 
 fn frame_op() -> impl Strategy<Value = FrameOp> {
     prop_oneof![
@@ -76,18 +76,18 @@ proptest! {
     /// Twin of the `session_messages` fuzz target, server side.
     #[test]
     fn a_server_survives_any_message_script(bytes in prop::collection::vec(any::<u8>(), 0..800)) {
-        tickstep::fuzzing::check_server_script(&bytes);
+        tickstep_fuzzing::check_server_script(&bytes);
     }
 
     /// Twin of the `session_messages` fuzz target, client side.
     #[test]
     fn a_client_survives_any_message_script(bytes in prop::collection::vec(any::<u8>(), 0..800)) {
-        tickstep::fuzzing::check_client_script(&bytes);
+        tickstep_fuzzing::check_client_script(&bytes);
     }
 
     /// Twin of the `message_decode` fuzz target.
     #[test]
     fn any_bytes_decode_cleanly_or_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        tickstep::fuzzing::check_message_decoding(&bytes);
+        tickstep_fuzzing::check_message_decoding(&bytes);
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tickstep::session::ReconnectInfo;
+use tickstep_session::ReconnectInfo;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tickstep");
 

@@ -5,7 +5,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use tickstep::arena::{ArenaConfig, ArenaRun};
+use tickstep_arena::{ArenaConfig, ArenaRun};
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -78,12 +78,12 @@ fn warm_snapshot_encode_and_restore_allocate_nothing() {
     let mut game = ArenaRun::new(&config).unwrap();
     game.run_to(50, |_| {}).unwrap();
     let mut buffer = Vec::new();
-    tickstep::snapshot::encode(&game.frame, &mut buffer);
+    tickstep_snapshot::encode(&game.frame, &mut buffer);
     let mut target = game.frame.clone();
-    tickstep::snapshot::restore(&buffer, &mut target).unwrap();
+    tickstep_snapshot::restore(&buffer, &mut target).unwrap();
     let count = allocations_during(|| {
-        tickstep::snapshot::encode(&game.frame, &mut buffer);
-        tickstep::snapshot::restore(&buffer, &mut target).unwrap();
+        tickstep_snapshot::encode(&game.frame, &mut buffer);
+        tickstep_snapshot::restore(&buffer, &mut target).unwrap();
     });
     assert_eq!(count, 0);
 }

@@ -4,10 +4,11 @@
 
 use proptest::prelude::*;
 use std::sync::Arc;
-use tickstep::arena::{self, ArenaConfig, ArenaInput, ArenaRun, RecordOptions};
-use tickstep::engine::{Checksum, PlayerId, Tick, checksum};
-use tickstep::replay::{
-    self, Budget, CatchUp, InputLog, Replay, ReplayError, ReplayHeader, ReplayWriter,
+use tickstep_arena::{self as arena, ArenaConfig, ArenaInput, ArenaRun, RecordOptions};
+use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
+use tickstep_replay::{
+    self as replay, self, Budget, CatchUp, InputLog, Replay, ReplayError, ReplayHeader,
+    ReplayWriter,
 };
 
 fn config(seed: u64) -> ArenaConfig {
@@ -165,7 +166,7 @@ fn a_file_cut_anywhere_reads_up_to_its_last_complete_record() {
                 );
                 assert_eq!(partial.ended_at, None);
                 // Everything before the cut is kept, identical to the full file.
-                let mut a = tickstep::engine::TickInputs::new(2).unwrap();
+                let mut a = tickstep_engine::TickInputs::new(2).unwrap();
                 let mut b = a.clone();
                 for tick in 1..=partial.last_tick() {
                     partial.inputs.read(tick, &mut a).unwrap();
@@ -197,7 +198,7 @@ fn damage_and_foreign_files_give_typed_errors() {
         Replay::<ArenaInput>::parse(b"garbage bytes here", &schema),
         Err(ReplayError::NotAReplay | ReplayError::TooShort)
     ));
-    let other = tickstep::engine::Schema::builder::<u64>("x", 1)
+    let other = tickstep_engine::Schema::builder::<u64>("x", 1)
         .build()
         .unwrap();
     let (good, _) = recorded(&config(2), 30, RecordOptions::default());
@@ -220,8 +221,8 @@ fn catch_up_with_input_arriving_meanwhile_ends_like_the_straight_run() {
     let mut source = ArenaRun::new(&cfg).unwrap();
     source.run_to(100, |_| {}).unwrap();
     let mut bytes = Vec::new();
-    tickstep::snapshot::encode(&source.frame, &mut bytes);
-    let mut frame = tickstep::snapshot::restore_new(&bytes, arena::schema(), u32::MAX).unwrap();
+    tickstep_snapshot::encode(&source.frame, &mut bytes);
+    let mut frame = tickstep_snapshot::restore_new(&bytes, arena::schema(), u32::MAX).unwrap();
     let mut log = InputLog::new(2, 36_000);
     let mut feed = |log: &mut InputLog<ArenaInput>, until: Tick| {
         while source.frame.tick() < until {
@@ -274,7 +275,7 @@ proptest! {
 
     #[test]
     fn hostile_replay_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..300)) {
-        tickstep::fuzzing::decode_hostile_replay(&raw);
+        tickstep_fuzzing::decode_hostile_replay(&raw);
     }
 
     #[test]
@@ -283,6 +284,6 @@ proptest! {
         edits in prop::collection::vec((any::<u16>(), any::<u8>()), 0..6),
         cut in prop::option::of(any::<u16>()),
     ) {
-        tickstep::fuzzing::decode_hostile_replay(&tickstep::fuzzing::edited_replay(ticks, &edits, cut));
+        tickstep_fuzzing::decode_hostile_replay(&tickstep_fuzzing::edited_replay(ticks, &edits, cut));
     }
 }

@@ -9,10 +9,10 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use std::time::Duration;
-use tickstep::arena::ArenaRun;
-use tickstep::engine::checksum;
-use tickstep::session::sim::LinkConfig;
-use tickstep::session::{ClientState, DisconnectReason, ServerEvent};
+use tickstep_arena::ArenaRun;
+use tickstep_engine::checksum;
+use tickstep_session::sim::LinkConfig;
+use tickstep_session::{ClientState, DisconnectReason, ServerEvent};
 
 const END: u64 = 360;
 

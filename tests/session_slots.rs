@@ -6,10 +6,10 @@
 mod common;
 
 use std::time::Duration;
-use tickstep::arena;
-use tickstep::engine::{PlayerId, Tick};
-use tickstep::session::sim::LinkConfig;
-use tickstep::session::{
+use tickstep_arena as arena;
+use tickstep_engine::{PlayerId, Tick};
+use tickstep_session::sim::LinkConfig;
+use tickstep_session::{
     Client, ClientConfig, ClientEvent, ClientId, ClientState, DisconnectReason, Entry,
     ReconnectInfo, ReconnectPolicy, ServerEvent, SessionError, SnapshotSource,
 };

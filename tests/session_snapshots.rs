@@ -9,14 +9,14 @@ use common::*;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
-use tickstep::arena::{self, ArenaGlobals, ArenaInput};
-use tickstep::engine::{Frame, PlayerId, TickInputs};
-use tickstep::session::sim::LinkConfig;
-use tickstep::session::{
+use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
+use tickstep_engine::{Frame, PlayerId, TickInputs};
+use tickstep_session::sim::LinkConfig;
+use tickstep_session::{
     ClientEvent, ClientMessage, ClientState, DisconnectReason, Entry, ServerEvent, SessionError,
     SnapshotSource,
 };
-use tickstep::snapshot::{Chunk, DEFAULT_CHUNK_SIZE, Reassembler};
+use tickstep_snapshot::{Chunk, DEFAULT_CHUNK_SIZE, Reassembler};
 
 const END: u64 = 900;
 
@@ -64,7 +64,7 @@ fn buddies_asked(net: &Net) -> Vec<PlayerId> {
 }
 
 /// A room of `players` slots whose game starts with the first `starters`.
-fn late_join_room(players: u8, starters: u8) -> (tickstep::arena::ArenaConfig, Net) {
+fn late_join_room(players: u8, starters: u8) -> (tickstep_arena::ArenaConfig, Net) {
     let game = game(players, 11);
     let mut room = room_config(&game);
     room.start_players = starters;
@@ -257,14 +257,14 @@ fn forge_first_buddy_snapshot(net: &mut Net, lie: bool) {
         });
         let honest = whole.finish().expect("honest snapshot");
         let mut frame: Frame<ArenaGlobals> =
-            tickstep::snapshot::restore_new(&honest, arena::schema(), 1 << 20).expect("restores");
+            tickstep_snapshot::restore_new(&honest, arena::schema(), 1 << 20).expect("restores");
         frame.globals_mut().kills[0] += 1000;
         let mut forged = Vec::new();
-        tickstep::snapshot::encode(&frame, &mut forged);
+        tickstep_snapshot::encode(&frame, &mut forged);
         if lie {
             forged[64..96].copy_from_slice(&honest[64..96]);
         }
-        tickstep::snapshot::split(&forged, DEFAULT_CHUNK_SIZE)
+        tickstep_snapshot::split(&forged, DEFAULT_CHUNK_SIZE)
             .map(|chunk| ClientMessage::UploadChunk { upload, chunk })
             .collect()
     }));
@@ -370,6 +370,6 @@ fn a_tampered_client_is_named_in_a_desync_at_the_right_tick() {
         &evidence.iter().find(|e| e.1 != PlayerId(2)).unwrap().2,
         &evidence.iter().find(|e| e.1 == PlayerId(2)).unwrap().2,
     );
-    let diff = tickstep::snapshot::diff(good, bad, &arena::schema(), 10).expect("diffable");
+    let diff = tickstep_snapshot::diff(good, bad, &arena::schema(), 10).expect("diffable");
     assert!(diff.total > 0, "the evidence shows the difference");
 }

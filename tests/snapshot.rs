@@ -2,9 +2,9 @@
 //! with its own error, diffs name the exact field, chunks reassemble.
 
 use proptest::prelude::*;
-use tickstep::arena::{self, ArenaConfig, ArenaGlobals, ArenaRun, Body, Unit};
-use tickstep::engine::{Frame, checksum};
-use tickstep::snapshot::{self, SnapshotError, format::FIXED_HEADER_LEN};
+use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaRun, Body, Unit};
+use tickstep_engine::{Frame, checksum};
+use tickstep_snapshot::{self as snapshot, SnapshotError, format::FIXED_HEADER_LEN};
 
 fn game(units: u32, seed: u64, ticks: u64) -> ArenaRun {
     let mut game = ArenaRun::new(&ArenaConfig {
@@ -55,7 +55,7 @@ proptest! {
         let mut mutated = game.frame.clone();
         let units: Vec<_> = mutated.world().query::<(&Unit, &Body)>().map(|(e, _)| e).collect();
         let victim = units[pick % units.len()];
-        mutated.world_mut().get_mut::<Body>(victim).unwrap().vel.y += tickstep::engine::Fp::from_bits(delta);
+        mutated.world_mut().get_mut::<Body>(victim).unwrap().vel.y += tickstep_engine::Fp::from_bits(delta);
         mutated.world_mut().get_mut::<Unit>(victim).unwrap().hp += 1;
         let b = encoded(&mutated);
         let report = snapshot::diff(&a, &b, &arena::schema(), 100).unwrap();
@@ -155,7 +155,7 @@ fn every_bit_flip_and_every_truncation_is_refused_with_the_right_error() {
 #[test]
 fn another_schema_and_a_small_frame_are_refused() {
     let bytes = encoded(&game(30, 1, 5).frame);
-    let other = tickstep::engine::Schema::builder::<ArenaGlobals>("tickstep-arena", 99)
+    let other = tickstep_engine::Schema::builder::<ArenaGlobals>("tickstep-arena", 99)
         .component::<Body>("body")
         .build()
         .unwrap();
@@ -200,7 +200,7 @@ proptest! {
 
     #[test]
     fn hostile_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..400)) {
-        tickstep::fuzzing::decode_hostile_snapshot(&raw);
+        tickstep_fuzzing::decode_hostile_snapshot(&raw);
     }
 
     #[test]
@@ -210,8 +210,8 @@ proptest! {
         cut in prop::option::of(any::<u16>()),
         reseal in any::<bool>(),
     ) {
-        let bytes = tickstep::fuzzing::edited_snapshot(ticks, &edits, cut, reseal);
-        tickstep::fuzzing::decode_hostile_snapshot(&bytes);
+        let bytes = tickstep_fuzzing::edited_snapshot(ticks, &edits, cut, reseal);
+        tickstep_fuzzing::decode_hostile_snapshot(&bytes);
     }
 
     #[test]
@@ -222,16 +222,16 @@ proptest! {
         let chunks: Vec<snapshot::Chunk> = shapes
             .into_iter()
             .map(|(index, count, total_len, chunk_size, data)| snapshot::Chunk {
-                snapshot: tickstep::engine::Digest([1; 32]),
+                snapshot: tickstep_engine::Digest([1; 32]),
                 index,
                 count,
                 total_len,
                 chunk_size,
-                hash: tickstep::engine::Digest::from(blake3::hash(&data)),
+                hash: tickstep_engine::Digest::from(blake3::hash(&data)),
                 data,
             })
             .collect();
-        tickstep::fuzzing::reassemble_hostile_chunks(limit, &chunks);
+        tickstep_fuzzing::reassemble_hostile_chunks(limit, &chunks);
     }
 }
 
@@ -256,7 +256,7 @@ fn a_forged_component_outside_its_column_window_is_refused_everywhere() {
     );
     // Give the last slot (a unit, outside the ship column's window) the ship bit.
     let masks = verified.header.header_len()
-        + tickstep::engine::IMAGE_HEADER_LEN
+        + tickstep_engine::IMAGE_HEADER_LEN
         + 8 * schema.components().len()
         + size_of::<ArenaGlobals>()
         + 4 * slots;

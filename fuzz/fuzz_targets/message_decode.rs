@@ -1,10 +1,10 @@
 //! TCP frame header, protocol message and saved reconnect-data decoding on arbitrary
 //! bytes: a clean error or a value that round-trips. See
-//! `tickstep::fuzzing::check_message_decoding`.
+//! `tickstep_fuzzing::check_message_decoding`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    tickstep::fuzzing::check_message_decoding(data);
+    tickstep_fuzzing::check_message_decoding(data);
 });

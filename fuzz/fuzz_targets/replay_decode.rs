@@ -1,11 +1,11 @@
 //! Replay file reading on hostile input: arbitrary bytes, and valid replays with
 //! arbitrary edits and cuts, then verify and seek on whatever parses. See
-//! `tickstep::fuzzing`; the proptest twin in `tests/replay.rs` runs the same code.
+//! `tickstep_fuzzing`; the proptest twin in `tests/replay.rs` runs the same code.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tickstep::fuzzing::{decode_hostile_replay, edited_replay};
+use tickstep_fuzzing::{decode_hostile_replay, edited_replay};
 
 #[derive(Arbitrary, Debug)]
 enum Input {

@@ -1,13 +1,13 @@
 //! Snapshot decoding on hostile input: arbitrary bytes, a valid snapshot with arbitrary
-//! edits, and arbitrary chunks. See `tickstep::fuzzing` for the properties; the proptest
+//! edits, and arbitrary chunks. See `tickstep_fuzzing` for the properties; the proptest
 //! twin in `tests/snapshot.rs` runs the same code on stable.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tickstep::engine::Digest;
-use tickstep::fuzzing::{decode_hostile_snapshot, edited_snapshot, reassemble_hostile_chunks};
-use tickstep::snapshot::Chunk;
+use tickstep_engine::Digest;
+use tickstep_fuzzing::{decode_hostile_snapshot, edited_snapshot, reassemble_hostile_chunks};
+use tickstep_snapshot::Chunk;
 
 #[derive(Arbitrary, Debug)]
 struct FuzzChunk {

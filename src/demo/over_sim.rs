@@ -7,9 +7,9 @@ use tickstep_engine::Tick;
 use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
-use crate::arena::{self, ArenaGlobals, ArenaInput};
-use crate::session::sim::SimNet;
-use crate::session::{ClientState, ReconnectInfo, Server, ServerConfig};
+use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
+use tickstep_session::sim::SimNet;
+use tickstep_session::{ClientState, ReconnectInfo, Server, ServerConfig};
 
 type Net = SimNet<ArenaGlobals, ArenaInput>;
 

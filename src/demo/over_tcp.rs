@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
-use crate::arena::{self, ArenaGlobals, ArenaInput};
-use crate::net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
-use crate::session::{
+use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
+use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
+use tickstep_session::{
     Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, Server, ServerConfig,
     ServerEvent,
 };

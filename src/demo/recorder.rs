@@ -6,8 +6,8 @@ use tickstep_engine::{Frame, Tick, TickInputs};
 use tickstep_replay::{ReplayHeader, ReplayWriter};
 
 use super::{DEMO_ROOM, DemoOptions};
-use crate::arena::{ArenaGlobals, ArenaInput};
-use crate::session::Server;
+use tickstep_arena::{ArenaGlobals, ArenaInput};
+use tickstep_session::Server;
 
 /// Writes the room's verified input to a replay as the room makes it.
 pub(crate) struct Recorder<W: Write> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
 
 use super::DemoOptions;
-use crate::arena::ArenaRun;
-use crate::session::{Client, ClientEvent, ClientState, ServerEvent, SnapshotSource};
+use tickstep_arena::ArenaRun;
+use tickstep_session::{Client, ClientEvent, ClientState, ServerEvent, SnapshotSource};
 
 /// What a run left behind: the raw material of a report.
 pub(crate) struct RunRecord {
@@ -258,7 +258,7 @@ impl DemoReport {
                 let what = match event {
                     ClientEvent::Joined { entry, .. } => {
                         let what = format!("joined ({entry:?})");
-                        if joined_before && matches!(entry, crate::session::Entry::FromStart) {
+                        if joined_before && matches!(entry, tickstep_session::Entry::FromStart) {
                             resyncs.push(resync(0, SnapshotSource::Start, 0));
                         }
                         joined_before = true;

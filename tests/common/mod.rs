@@ -2,10 +2,10 @@
 #![allow(dead_code)]
 
 use std::time::Duration;
-use tickstep::arena::{self, ArenaConfig, ArenaGlobals, ArenaInput};
-use tickstep::engine::{Checksum, Frame, Simulation, Tick, checksum};
-use tickstep::session::sim::{LinkConfig, SimNet};
-use tickstep::session::{
+use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
+use tickstep_engine::{Checksum, Frame, Simulation, Tick, checksum};
+use tickstep_session::sim::{LinkConfig, SimNet};
+use tickstep_session::{
     Client, ClientConfig, ClientEvent, ClientId, ReconnectInfo, RoomConfig, Server, ServerConfig,
     ServerEvent,
 };
@@ -123,7 +123,7 @@ pub fn resimulate(net: &Net, game: &ArenaConfig, ticks: &[Tick]) -> Vec<(Tick, C
     let log = net.server.room_inputs(ROOM).expect("room");
     let mut frame = initial(game);
     let mut simulation = arena::simulation();
-    let mut inputs = tickstep::engine::TickInputs::new(game.players as usize).expect("inputs");
+    let mut inputs = tickstep_engine::TickInputs::new(game.players as usize).expect("inputs");
     let mut out = Vec::new();
     for &tick in ticks {
         while frame.tick() < tick {

@@ -1,0 +1,145 @@
+//! Framing on a byte stream: every frame is a 5-byte header (payload length as a
+//! little-endian u32, then a kind byte) and the payload. The length is checked against
+//! [`MAX_FRAME_LEN`] before anything is allocated.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use tickstep_session::MAX_MESSAGE_LEN;
+
+/// Largest payload a frame may carry: one protocol message.
+pub const MAX_FRAME_LEN: usize = MAX_MESSAGE_LEN;
+
+/// Bytes of a frame header.
+pub const HEADER_LEN: usize = 5;
+
+/// What a frame carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// An encoded protocol message.
+    Message(Vec<u8>),
+    /// Nothing: proves the sender is alive.
+    Heartbeat,
+    /// The sender is closing the connection on purpose, and why.
+    Goodbye(String),
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The stream failed.
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the stream (between frames or inside one) without a goodbye.
+    #[error("connection closed without a goodbye")]
+    Closed,
+    /// The header announces more than [`MAX_FRAME_LEN`] bytes.
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_LEN}")]
+    TooLarge(u32),
+    /// The header's kind byte is unknown (or a heartbeat carries a payload).
+    #[error("malformed frame header (kind {kind}, length {len})")]
+    Malformed {
+        /// The kind byte.
+        kind: u8,
+        /// The announced length.
+        len: u32,
+    },
+}
+
+const KIND_MESSAGE: u8 = 0;
+const KIND_HEARTBEAT: u8 = 1;
+const KIND_GOODBYE: u8 = 2;
+
+/// Checks a frame header: the payload length and kind, or why the frame is refused.
+pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<(u8, usize), FrameError> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let kind = header[4];
+    if len as usize > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len));
+    }
+    match kind {
+        KIND_MESSAGE | KIND_GOODBYE => Ok((kind, len as usize)),
+        KIND_HEARTBEAT if len == 0 => Ok((kind, 0)),
+        _ => Err(FrameError::Malformed { kind, len }),
+    }
+}
+
+/// Reads one frame.
+pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Frame, FrameError> {
+    let mut header = [0u8; HEADER_LEN];
+    match reader.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let (kind, len) = parse_header(header)?;
+    // Bounded by MAX_FRAME_LEN, checked above.
+    let mut payload = vec![0u8; len];
+    match reader.read_exact(&mut payload).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(match kind {
+        KIND_MESSAGE => Frame::Message(payload),
+        KIND_GOODBYE => Frame::Goodbye(String::from_utf8_lossy(&payload).into_owned()),
+        _ => Frame::Heartbeat,
+    })
+}
+
+/// Writes one frame (a goodbye's reason is cut to fit).
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &Frame,
+) -> std::io::Result<()> {
+    let (kind, payload): (u8, &[u8]) = match frame {
+        Frame::Message(bytes) => (KIND_MESSAGE, bytes),
+        Frame::Heartbeat => (KIND_HEARTBEAT, &[]),
+        Frame::Goodbye(reason) => (KIND_GOODBYE, reason.as_bytes()),
+    };
+    let payload = &payload[..payload.len().min(MAX_FRAME_LEN)];
+    // One write per frame: header and payload together.
+    let mut bytes = Vec::with_capacity(HEADER_LEN + payload.len());
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.push(kind);
+    bytes.extend_from_slice(payload);
+    writer.write_all(&bytes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_bad_headers_are_refused() {
+        let frames = [
+            Frame::Message(vec![1, 2, 3]),
+            Frame::Heartbeat,
+            Frame::Goodbye("leaving".into()),
+        ];
+        let mut wire = Vec::new();
+        for frame in &frames {
+            write_frame(&mut wire, frame).await.unwrap();
+        }
+        let mut reader = &wire[..];
+        for frame in &frames {
+            assert_eq!(&read_frame(&mut reader).await.unwrap(), frame);
+        }
+        assert!(matches!(
+            read_frame(&mut reader).await,
+            Err(FrameError::Closed)
+        ));
+        let mut cut = &wire[..6];
+        read_frame(&mut cut).await.unwrap_err();
+        let huge = ((MAX_FRAME_LEN as u32 + 1).to_le_bytes(), 0u8);
+        let header = [huge.0[0], huge.0[1], huge.0[2], huge.0[3], huge.1];
+        assert!(matches!(parse_header(header), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            parse_header([1, 0, 0, 0, 1]),
+            Err(FrameError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_header([0, 0, 0, 0, 9]),
+            Err(FrameError::Malformed { .. })
+        ));
+    }
+}

@@ -1,0 +1,161 @@
+//! `tickstep demo`: an arena room with bot players over a network, players dropped and
+//! rejoined on a schedule; prints a timeline and whether every client converged.
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+use tickstep_arena::{ArenaConfig, MAX_ARENA_PLAYERS};
+use tickstep_session::sim::LinkConfig;
+
+mod over_sim;
+mod over_tcp;
+mod plan;
+mod recorder;
+mod report;
+
+use over_sim::run_over_sim;
+use over_tcp::run_over_tcp;
+use plan::{
+    Action, DEMO_ROOM, DemoOptions, PlayerAt, Schedule, demo_client, demo_client_id, demo_room,
+};
+
+use crate::files;
+use crate::output::{emit, progress_bar};
+
+/// Which network the demo runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Net {
+    /// Real TCP sockets on loopback, in real time: a server and one client per player
+    /// in this process.
+    Tcp,
+    /// The deterministic simulated network, in virtual time (reproducible from --seed,
+    /// and done in about a second).
+    Sim,
+}
+
+/// Arguments of `tickstep demo`.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// The network to play over.
+    #[arg(long, value_enum, default_value_t = Net::Tcp)]
+    net: Net,
+    /// Players (one bot client each).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=MAX_ARENA_PLAYERS as i64))]
+    players: u8,
+    /// The game ends after this tick.
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    ticks: u64,
+    /// Autonomous units in the arena.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    entities: u32,
+    /// Seed of the game, the bots and the simulated network.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Cut player P's connection and take it offline at room tick TICK (repeatable).
+    /// Without any --drop or --rejoin (and without --calm) the demo drops player 1 at
+    /// 300 and brings it back at 600 (local snapshot), and drops player 2 at 600 and
+    /// brings it back at 1500 (too old for its local snapshot: a buddy's).
+    #[arg(long = "drop", value_name = "P@TICK")]
+    drops: Vec<PlayerAt>,
+    /// Bring player P back online at room tick TICK; it reconnects on its own (repeatable).
+    #[arg(long = "rejoin", value_name = "P@TICK")]
+    rejoins: Vec<PlayerAt>,
+    /// Tear player P's client down at room tick TICK and rebuild it from the
+    /// ReconnectInfo it last saved, as after an app restart (repeatable).
+    #[arg(long = "restart", value_name = "P@TICK")]
+    restarts: Vec<PlayerAt>,
+    /// No default drops: every player stays connected.
+    #[arg(long)]
+    calm: bool,
+    /// One-way latency of every link, in milliseconds (--net sim).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    latency: u64,
+    /// Extra random delay per message, 0..=MS milliseconds (reorders messages; --net sim).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    jitter: u64,
+    /// Percent of messages lost (--net sim).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=90))]
+    loss: u8,
+    /// Ticks per second.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    tick_rate: u32,
+    /// Write the verified input the server broadcast as a replay file (check it with
+    /// `tickstep replay verify`).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Print one JSON object instead of the timeline.
+    #[arg(long)]
+    json: bool,
+}
+
+impl DemoArgs {
+    fn options(&self) -> DemoOptions {
+        let (mut drops, mut rejoins) = (self.drops.clone(), self.rejoins.clone());
+        if drops.is_empty() && rejoins.is_empty() && self.restarts.is_empty() && !self.calm {
+            let at = |player, tick| PlayerAt { player, tick };
+            let default_ticks = [(1, 300, 600), (2, 600, 1500)];
+            for (player, drop, rejoin) in default_ticks {
+                if player < self.players && rejoin < self.ticks {
+                    drops.push(at(player, drop));
+                    rejoins.push(at(player, rejoin));
+                }
+            }
+        }
+        DemoOptions {
+            game: ArenaConfig {
+                units: self.entities,
+                players: self.players,
+                seed: self.seed,
+            },
+            ticks: self.ticks,
+            tick_rate: self.tick_rate,
+            link: LinkConfig {
+                latency: Duration::from_millis(self.latency),
+                jitter: Duration::from_millis(self.jitter),
+                loss_percent: self.loss,
+                duplicate_percent: 0,
+            },
+            drops,
+            rejoins,
+            restarts: self.restarts.clone(),
+        }
+    }
+}
+
+/// Runs this subcommand; an error is the one line `main` prints. Exits non-zero (via
+/// the error) when the clients did not converge.
+pub fn run(args: &DemoArgs) -> Result<(), String> {
+    let options = args.options();
+    let bar = progress_bar(options.ticks, "playing");
+    let mut recording = Vec::new();
+    let record = args
+        .record
+        .as_ref()
+        .map(|_| &mut recording as &mut dyn std::io::Write);
+    let report = match args.net {
+        Net::Sim => run_over_sim(&options, record, |tick| bar.set_position(tick))?,
+        Net::Tcp => {
+            let shaped = args.latency != 20 || args.jitter != 0 || args.loss != 0;
+            if shaped {
+                return Err(
+                    "--latency, --jitter and --loss shape the simulated network: add --net sim"
+                        .into(),
+                );
+            }
+            run_over_tcp(&options, record, |tick, catching| {
+                bar.set_position(tick);
+                bar.set_message(catching.unwrap_or_else(|| "playing".into()));
+            })?
+        }
+    };
+    bar.finish_and_clear();
+    if let Some(path) = &args.record {
+        files::write(path, &recording)?;
+    }
+    emit(args.json, &report, |r| r.to_text())?;
+    if report.converged {
+        Ok(())
+    } else {
+        Err("the clients did not converge (see the timeline)".into())
+    }
+}

@@ -1,0 +1,48 @@
+//! What every subcommand shares: progress bars that show only on a terminal, and
+//! printing results as text or as one JSON object.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// A progress bar over `total` steps on stderr; invisible when stderr is not a terminal.
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg:>10} [{bar:40}] {pos}/{len} ticks ({per_sec}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// One snapshot difference as `entity component field: A=a B=b` (with `a`/`b` as the
+/// two sides' names).
+pub fn difference_line(d: &tickstep_snapshot::Difference, a: &str, b: &str) -> String {
+    let place = [
+        d.entity.as_deref(),
+        d.component.as_deref(),
+        Some(d.field.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    format!("  {place}: {a}={} {b}={}", d.a, d.b)
+}
+
+/// Prints `report` as one line of JSON, or as `text` when `json` is false.
+pub fn emit<T: Serialize>(
+    json: bool,
+    report: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(), String> {
+    if json {
+        let line = serde_json::to_string(report).map_err(|e| format!("cannot encode JSON: {e}"))?;
+        println!("{line}");
+    } else {
+        println!("{}", text(report));
+    }
+    Ok(())
+}

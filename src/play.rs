@@ -1,0 +1,198 @@
+//! `tickstep play`: a headless bot client that joins a room over TCP, plays the arena
+//! with the bots' input, reconnects on its own after an unexpected loss, keeps its
+//! reconnect info in a file as it plays, and prints its final tick and checksum.
+
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
+use tickstep_engine::{Checksum, Tick, checksum};
+use tickstep_net::{NetClient, TransportConfig};
+use tickstep_session::{
+    Client, ClientConfig, ClientEvent, ClientId, ClientState, Entry, ReconnectInfo, SnapshotSource,
+};
+
+use crate::files;
+use crate::game_args::ArenaArgs;
+use crate::net_args::{APP_VERSION, NetArgs};
+use crate::output::{emit, progress_bar};
+
+/// Arguments of `tickstep play`.
+#[derive(Args)]
+pub struct PlayArgs {
+    /// The server's address.
+    #[arg(long)]
+    server: String,
+    /// The room to join.
+    #[arg(long, default_value = "main")]
+    room: String,
+    /// The secret client id (32 hex digits) to join as; default: a fresh one.
+    #[arg(long, conflicts_with = "reconnect_file")]
+    client_id: Option<ClientId>,
+    /// Keep the reconnect info (client id, slot, last snapshot) in this file: read it
+    /// at start when it exists (rejoining the same slot), and rewrite it as the game runs.
+    #[arg(long, value_name = "FILE")]
+    reconnect_file: Option<PathBuf>,
+    /// Leave the game once the frame reaches this tick.
+    #[arg(long)]
+    ticks: u64,
+    #[command(flatten)]
+    game: ArenaArgs,
+    #[command(flatten)]
+    net: NetArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct PlayReport {
+    player: Option<u8>,
+    final_tick: Tick,
+    checksum: Checksum,
+    rejoined: bool,
+    resyncs: Vec<(Tick, SnapshotSource)>,
+}
+
+/// Ticks simulated per round at most, so the network is never starved.
+const STEP_BUDGET: u64 = 256;
+/// How often the reconnect file is rewritten.
+const SAVE_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs this subcommand; an error is the one line `main` prints.
+pub fn run(args: &PlayArgs) -> Result<(), String> {
+    crate::net_args::init_logging();
+    let config = args.game.config();
+    let initial = arena::new_frame(&config).map_err(|e| e.to_string())?;
+    let info = reconnect_info(args)?;
+    let rejoined = info.player.is_some();
+    save(args, &info)?;
+    let client_config = ClientConfig {
+        app_version: APP_VERSION.into(),
+        server_timeout: args.net.timeout(),
+        ..ClientConfig::default()
+    };
+    let client = Client::new(client_config, info, initial, arena::simulation());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    let transport = TransportConfig::with_timeout(args.net.timeout());
+    let bar = progress_bar(args.ticks, "playing");
+    let seed = config.seed;
+    let mut resyncs = Vec::new();
+    let mut saved_at = Duration::ZERO;
+    let mut save_error = None;
+    let mut joined_before = rejoined;
+    let outcome = runtime.block_on(async {
+        let mut net = NetClient::new(client, &args.server, transport, tokio::time::Instant::now());
+        net.client.connect(net.now());
+        net.pump();
+        loop {
+            let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
+                // Never past the last tick: the checksum printed is the one at it.
+                let budget = STEP_BUDGET.min(args.ticks.saturating_sub(client.frame().tick()));
+                let stepped = client.advance(now, budget);
+                if let Some(player) = client.player() {
+                    while let Some(tick) = client.next_input_tick() {
+                        client.send_input(now, arena::bot_input(seed, tick, player));
+                    }
+                }
+                while let Some(event) = client.poll_event() {
+                    match &event {
+                        ClientEvent::Resynced { tick, source, .. } => {
+                            resyncs.push((*tick, *source))
+                        }
+                        // Back into a young game: re-entered from tick 0, not a snapshot.
+                        ClientEvent::Joined {
+                            entry: Entry::FromStart,
+                            ..
+                        } if joined_before => {
+                            resyncs.push((0, SnapshotSource::Start));
+                        }
+                        _ => {}
+                    }
+                    joined_before |= matches!(event, ClientEvent::Joined { .. });
+                    if !matches!(event, ClientEvent::CatchUpProgress { .. }) {
+                        tracing::info!(?event);
+                    }
+                }
+                if now >= saved_at + SAVE_EVERY {
+                    saved_at = now;
+                    if let Err(e) = save(args, &client.reconnect_info()) {
+                        save_error = Some(e);
+                    }
+                }
+                bar.set_position(client.frame().tick());
+                stepped == budget && budget > 0
+            };
+            net.round(&mut host).await;
+            if let Some(error) = save_error.take() {
+                return Err(error);
+            }
+            let playing = matches!(
+                net.client.state(),
+                ClientState::Running | ClientState::CatchingUp
+            );
+            if net.client.frame().tick() >= args.ticks && playing {
+                let _ = save(args, &net.client.reconnect_info());
+                net.client.leave(net.now());
+                net.pump();
+                // Let the leave and the goodbye reach the server.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(net.client);
+            }
+            if let ClientState::Disconnected(reason) = net.client.state() {
+                return Err(format!(
+                    "stopped at tick {} before tick {}: {reason}",
+                    net.client.frame().tick(),
+                    args.ticks
+                ));
+            }
+        }
+    });
+    bar.finish_and_clear();
+    let client = outcome?;
+    let report = PlayReport {
+        player: client.player().map(|p| p.0),
+        final_tick: client.frame().tick(),
+        checksum: checksum(client.frame()),
+        rejoined,
+        resyncs,
+    };
+    emit(args.json, &report, |r| {
+        let player = r.player.map_or("?".into(), |p| p.to_string());
+        format!(
+            "player {player}: tick {} checksum {}",
+            r.final_tick, r.checksum
+        )
+    })
+}
+
+/// The reconnect info to start from: the file's (pointed at this server and room) when
+/// it exists, otherwise a first join.
+fn reconnect_info(args: &PlayArgs) -> Result<ReconnectInfo, String> {
+    if let Some(path) = &args.reconnect_file
+        && path.exists()
+    {
+        let mut info = ReconnectInfo::from_bytes(&files::read(path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if info.room != args.room {
+            info.player = None;
+            info.local_snapshot = None;
+        }
+        info.server = args.server.clone();
+        info.room = args.room.clone();
+        return Ok(info);
+    }
+    let id = args.client_id.unwrap_or_else(ClientId::generate);
+    Ok(ReconnectInfo::new(&args.server, &args.room, id))
+}
+
+fn save(args: &PlayArgs, info: &ReconnectInfo) -> Result<(), String> {
+    match &args.reconnect_file {
+        Some(path) => files::write(path, &info.to_bytes()),
+        None => Ok(()),
+    }
+}

@@ -149,7 +149,7 @@ pub fn run_load(
             checksum(&initial),
         );
         room.tick_rate = options.tick_rate;
-        server.open_room(name, room)?;
+        server.open_room(name, room).map_err(|e| e.to_string())?;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| format!("cannot listen on loopback: {e}"))?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaInput};
 use tickstep_engine::checksum;
 use tickstep_net::{ServerHost, TransportConfig, serve};
-use tickstep_session::{RoomConfig, Server, ServerConfig, ServerEvent};
+use tickstep_session::{RoomConfig, RoomEvent, Server, ServerConfig, ServerEvent};
 
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, NetArgs};
@@ -40,10 +40,9 @@ struct Log;
 
 impl ServerHost<ArenaInput> for Log {
     fn after_round(&mut self, server: &mut Server<ArenaInput>, _now: Duration) {
-        while let Some(event) = server.poll_event() {
+        while let Some(ServerEvent { room, event }) = server.poll_event() {
             match event {
-                ServerEvent::Evidence {
-                    room,
+                RoomEvent::Evidence {
                     tick,
                     player,
                     snapshot,
@@ -56,10 +55,10 @@ impl ServerHost<ArenaInput> for Log {
                         "desync evidence received"
                     );
                 }
-                ServerEvent::Desync { .. } | ServerEvent::BuddySnapshotRejected { .. } => {
-                    tracing::warn!(?event)
+                RoomEvent::Desync { .. } | RoomEvent::BuddySnapshotRejected { .. } => {
+                    tracing::warn!(room, ?event)
                 }
-                event => tracing::info!(?event),
+                event => tracing::info!(room, ?event),
             }
         }
     }
@@ -91,7 +90,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             .start_players
             .unwrap_or(config.players)
             .clamp(1, config.players);
-        server.open_room(name, room)?;
+        server.open_room(name, room).map_err(|e| e.to_string())?;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tickstep_arena::ArenaRun;
 use tickstep_engine::checksum;
 use tickstep_session::sim::LinkConfig;
-use tickstep_session::{ClientState, DisconnectReason, ServerEvent};
+use tickstep_session::{ClientState, DisconnectReason, RoomEvent};
 
 const END: u64 = 360;
 
@@ -85,7 +85,7 @@ proptest! {
         }
         run_for(&mut net, Duration::from_secs(120));
 
-        let desyncs = server_events(&net).into_iter().filter(|e| matches!(e, ServerEvent::Desync { .. })).count();
+        let desyncs = server_events(&net).into_iter().filter(|e| matches!(e, RoomEvent::Desync { .. })).count();
         prop_assert_eq!(desyncs, 0);
         prop_assert_eq!(net.undecodable, 0);
         let newest = net.server.room_tick(ROOM).unwrap_or(0);

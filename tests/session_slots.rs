@@ -11,7 +11,7 @@ use tickstep_engine::{PlayerId, Tick};
 use tickstep_session::sim::LinkConfig;
 use tickstep_session::{
     Client, ClientConfig, ClientEvent, ClientId, ClientState, DisconnectReason, Entry,
-    ReconnectInfo, ReconnectPolicy, ServerEvent, SessionError, SnapshotSource,
+    ReconnectInfo, ReconnectPolicy, RoomEvent, SessionError, SnapshotSource,
 };
 
 use common::{Net, ROOM};
@@ -22,7 +22,7 @@ fn events_since(net: &Net, i: usize, from: usize) -> Vec<ClientEvent> {
 }
 
 /// Server events from index `from` on.
-fn server_events_since(net: &Net, from: usize) -> Vec<ServerEvent> {
+fn server_events_since(net: &Net, from: usize) -> Vec<RoomEvent> {
     common::server_events(net).split_off(from)
 }
 
@@ -163,8 +163,7 @@ fn rejoin_within_player_ttl_keeps_the_slot() {
             .any(|e| matches!(e, ClientEvent::CaughtUp { .. }))
     );
     let server = server_events_since(&net, seen_server);
-    assert!(server.contains(&ServerEvent::PlayerJoined {
-        room: ROOM.into(),
+    assert!(server.contains(&RoomEvent::PlayerJoined {
         player: PlayerId(1),
         rejoined: true,
         entry: Entry::LocalSnapshot { tick },
@@ -172,7 +171,7 @@ fn rejoin_within_player_ttl_keeps_the_slot() {
     assert!(
         !server
             .iter()
-            .any(|e| matches!(e, ServerEvent::SlotFreed { .. }))
+            .any(|e| matches!(e, RoomEvent::SlotFreed { .. }))
     );
 
     common::run_for(&mut net, Duration::from_secs(15));
@@ -215,8 +214,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
         common::events(&net, 1)
     );
     assert!(
-        common::server_events(&net).contains(&ServerEvent::SlotFreed {
-            room: ROOM.into(),
+        common::server_events(&net).contains(&RoomEvent::SlotFreed {
             player: PlayerId(1)
         }),
         "{:?}",
@@ -405,8 +403,8 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
         .skip(seen_server)
         .find(|(_, e)| {
             matches!(
-                e,
-                ServerEvent::PlayerLeft {
+                e.event,
+                RoomEvent::PlayerLeft {
                     player: PlayerId(1),
                     ..
                 }
@@ -414,9 +412,8 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
         })
         .expect("the old connection timed out");
     assert_eq!(
-        timed_out.1,
-        ServerEvent::PlayerLeft {
-            room: ROOM.into(),
+        timed_out.1.event,
+        RoomEvent::PlayerLeft {
             player: PlayerId(1),
             reason: Some("timed out".into())
         }
@@ -432,7 +429,7 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
     );
     assert!(server.iter().any(|e| matches!(
         e,
-        ServerEvent::PlayerJoined {
+        RoomEvent::PlayerJoined {
             player: PlayerId(1),
             rejoined: true,
             ..
@@ -441,7 +438,7 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
     assert!(
         !server
             .iter()
-            .any(|e| matches!(e, ServerEvent::SlotFreed { .. }))
+            .any(|e| matches!(e, RoomEvent::SlotFreed { .. }))
     );
 
     common::run_for(&mut net, Duration::from_secs(20));
@@ -491,13 +488,11 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
         vec![ClientEvent::Disconnected { reason: kicked }]
     );
     let server = server_events_since(&net, seen_server);
-    assert!(server.contains(&ServerEvent::PlayerLeft {
-        room: ROOM.into(),
+    assert!(server.contains(&RoomEvent::PlayerLeft {
         player: PlayerId(3),
         reason: None
     }));
-    assert!(server.contains(&ServerEvent::PlayerLeft {
-        room: ROOM.into(),
+    assert!(server.contains(&RoomEvent::PlayerLeft {
         player: PlayerId(1),
         reason: Some("kicked".into())
     }));
@@ -546,7 +541,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
     assert!(
         !server_events_since(&net, seen_server)
             .iter()
-            .any(|e| matches!(e, ServerEvent::PlayerJoined { .. })),
+            .any(|e| matches!(e, RoomEvent::PlayerJoined { .. })),
         "nobody came back"
     );
     assert_eq!(net.client(0).state(), &ClientState::Running);
@@ -639,7 +634,7 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
     assert!(
         !common::server_events(&net)
             .iter()
-            .any(|e| matches!(e, ServerEvent::RoomClosed { .. })),
+            .any(|e| matches!(e, RoomEvent::RoomClosed)),
         "the room stayed open"
     );
 }
@@ -688,12 +683,11 @@ fn no_buddy_means_snapshot_request_failed() {
     assert!(
         !common::server_events(&net)
             .iter()
-            .any(|e| matches!(e, ServerEvent::BuddyAsked { .. })),
+            .any(|e| matches!(e, RoomEvent::BuddyAsked { .. })),
         "no buddy was online to ask"
     );
     assert!(
-        common::server_events(&net).contains(&ServerEvent::PlayerLeft {
-            room: ROOM.into(),
+        common::server_events(&net).contains(&RoomEvent::PlayerLeft {
             player: PlayerId(0),
             reason: Some("no snapshot".into())
         })

@@ -13,7 +13,7 @@ use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Frame, PlayerId, TickInputs};
 use tickstep_session::sim::LinkConfig;
 use tickstep_session::{
-    ClientEvent, ClientMessage, ClientState, DisconnectReason, Entry, ServerEvent, SessionError,
+    ClientEvent, ClientMessage, ClientState, DisconnectReason, Entry, RoomEvent, SessionError,
     SnapshotSource,
 };
 use tickstep_snapshot::{Chunk, DEFAULT_CHUNK_SIZE, Reassembler};
@@ -57,7 +57,7 @@ fn buddies_asked(net: &Net) -> Vec<PlayerId> {
     server_events(net)
         .into_iter()
         .filter_map(|e| match e {
-            ServerEvent::BuddyAsked { buddy, .. } => Some(buddy),
+            RoomEvent::BuddyAsked { buddy, .. } => Some(buddy),
             _ => None,
         })
         .collect()
@@ -279,7 +279,7 @@ fn forged_buddy_snapshot_is_rejected(lie: bool) {
     let rejected: Vec<_> = server_events(&net)
         .into_iter()
         .filter_map(|e| match e {
-            ServerEvent::BuddySnapshotRejected { buddy, .. } => Some(buddy),
+            RoomEvent::BuddySnapshotRejected { buddy, .. } => Some(buddy),
             _ => None,
         })
         .collect();
@@ -332,7 +332,7 @@ fn a_tampered_client_is_named_in_a_desync_at_the_right_tick() {
     let desyncs: Vec<_> = server_events(&net)
         .into_iter()
         .filter_map(|e| match e {
-            ServerEvent::Desync {
+            RoomEvent::Desync {
                 tick, disagreeing, ..
             } => Some((tick, disagreeing)),
             _ => None,
@@ -350,7 +350,7 @@ fn a_tampered_client_is_named_in_a_desync_at_the_right_tick() {
     let evidence: Vec<_> = server_events(&net)
         .into_iter()
         .filter_map(|e| match e {
-            ServerEvent::Evidence {
+            RoomEvent::Evidence {
                 tick,
                 player,
                 snapshot,

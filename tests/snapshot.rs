@@ -111,6 +111,8 @@ fn kind(error: &SnapshotError) -> &'static str {
         SnapshotError::CapacityExceeded { .. } => "CapacityExceeded",
         SnapshotError::TickMismatch { .. } => "TickMismatch",
         SnapshotError::ChecksumMismatch { .. } => "ChecksumMismatch",
+        SnapshotError::UnexpectedTick { .. } => "UnexpectedTick",
+        SnapshotError::NotVouched { .. } => "NotVouched",
         SnapshotError::InvalidFrame(_) => "InvalidFrame",
         SnapshotError::Frame(_) => "Frame",
     }

@@ -17,10 +17,10 @@
 //! the room asks a buddy for and checks against the checksums peers reported), then
 //! catches up over the verified input it missed.
 
-mod checksums;
 mod client;
 mod error;
 mod ids;
+mod outbox;
 mod protocol;
 mod reconnect;
 mod room;
@@ -31,16 +31,18 @@ pub mod sim;
 mod test_game;
 mod transfer;
 
-pub use checksums::{ChecksumBook, Verdict};
 pub use client::{
     Client, ClientConfig, ClientEvent, ClientState, ClientTransmit, DisconnectReason,
 };
 pub use error::SessionError;
 pub use ids::{ClientId, ConnId, ParseClientIdError};
+pub use outbox::ServerTransmit;
 pub use protocol::{
     ClientMessage, DecodeError, Entry, Hello, MAX_MESSAGE_LEN, PROTOCOL_VERSION, RoomInfo,
     ServerMessage, SnapshotSource, VerifiedTicks, decode, encode,
 };
 pub use reconnect::{LocalSnapshot, ReconnectInfo, ReconnectInfoError, ReconnectPolicy};
-pub use room::{FillPolicy, RoomConfig, RoomStats, SlotHolder};
-pub use server::{Server, ServerConfig, ServerEvent, ServerTransmit};
+pub use room::{
+    FillPolicy, MAX_TICK_RATE, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder,
+};
+pub use server::{OpenRoomError, Server, ServerConfig, ServerEvent};

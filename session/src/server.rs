@@ -7,124 +7,29 @@ use std::time::Duration;
 use tickstep_engine::{PlayerId, Tick};
 use tickstep_replay::InputLog;
 
-use super::protocol::{ClientMessage, Entry, ServerMessage};
-use super::room::{Room, RoomConfig, RoomStats, SlotHolder};
-use super::{ConnId, SessionError};
+use crate::outbox::{Outbox, ServerTransmit};
+use crate::protocol::{ClientMessage, ServerMessage};
+use crate::room::{Room, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder, Timing};
+use crate::{ConnId, SessionError};
 
-/// What the server wants the transport to do.
+/// What happened in one of the server's rooms.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerTransmit {
-    /// Send a message on a connection.
-    Send {
-        /// The connection.
-        to: ConnId,
-        /// The message.
-        message: ServerMessage,
-    },
-    /// Close a connection (after sending what was queued before this).
-    Close {
-        /// The connection.
-        conn: ConnId,
-    },
+pub struct ServerEvent {
+    /// The room's name.
+    pub room: String,
+    /// What happened.
+    pub event: RoomEvent,
 }
 
-/// What happened in a room, for the host's log and tools.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// A player took or retook a slot.
-    PlayerJoined {
-        /// The room.
-        room: String,
-        /// The slot.
-        player: PlayerId,
-        /// The client had this slot before.
-        rejoined: bool,
-        /// How it enters the game.
-        entry: Entry,
-    },
-    /// A player became inactive (its connection ended for `reason`), left for good
-    /// (`None`: it quit), or was kicked (`"kicked"`).
-    PlayerLeft {
-        /// The room.
-        room: String,
-        /// The slot.
-        player: PlayerId,
-        /// Why the connection ended, when it was not a quit.
-        reason: Option<String>,
-    },
-    /// An inactive player's slot was freed after PlayerTTL.
-    SlotFreed {
-        /// The room.
-        room: String,
-        /// The slot.
-        player: PlayerId,
-    },
-    /// The game started at tick 0.
-    GameStarted {
-        /// The room.
-        room: String,
-    },
-    /// A buddy was asked for the snapshot of `tick`.
-    BuddyAsked {
-        /// The room.
-        room: String,
-        /// The buddy.
-        buddy: PlayerId,
-        /// The tick.
-        tick: Tick,
-    },
-    /// A buddy's snapshot did not match the peers' checksums (or was broken).
-    BuddySnapshotRejected {
-        /// The room.
-        room: String,
-        /// The buddy.
-        buddy: PlayerId,
-        /// The tick asked for.
-        tick: Tick,
-    },
-    /// A checked snapshot is being sent to a joiner.
-    SnapshotSent {
-        /// The room.
-        room: String,
-        /// The joiner.
-        player: PlayerId,
-        /// The snapshot's tick.
-        tick: Tick,
-        /// Its size.
-        bytes: u64,
-    },
-    /// Players disagree about the frame at `tick`.
-    Desync {
-        /// The room.
-        room: String,
-        /// The tick.
-        tick: Tick,
-        /// The minority (everyone who reported, when there is no majority).
-        disagreeing: Vec<PlayerId>,
-    },
-    /// A player's snapshot of a desynced tick, kept for diagnosis.
-    Evidence {
-        /// The room.
-        room: String,
-        /// The tick.
-        tick: Tick,
-        /// Whose frame it is.
-        player: PlayerId,
-        /// The snapshot.
-        snapshot: Vec<u8>,
-    },
-    /// The game reached its end tick.
-    GameEnded {
-        /// The room.
-        room: String,
-        /// The last tick.
-        tick: Tick,
-    },
-    /// The room closed (empty past EmptyRoomTTL, or ended and empty).
-    RoomClosed {
-        /// The room.
-        room: String,
-    },
+/// Why a room could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpenRoomError {
+    /// A room of that name is open.
+    #[error("room {0:?} is already open")]
+    AlreadyOpen(String),
+    /// The rules cannot run a room.
+    #[error(transparent)]
+    Config(#[from] RoomConfigError),
 }
 
 /// Server-wide timing.
@@ -145,24 +50,6 @@ impl Default for ServerConfig {
     }
 }
 
-/// Messages and events waiting to be polled.
-#[derive(Debug, Default)]
-pub(crate) struct Outbox {
-    pub transmits: VecDeque<ServerTransmit>,
-    pub events: VecDeque<ServerEvent>,
-}
-
-impl Outbox {
-    pub fn send(&mut self, to: ConnId, message: ServerMessage) {
-        self.transmits
-            .push_back(ServerTransmit::Send { to, message });
-    }
-
-    pub fn close(&mut self, conn: ConnId) {
-        self.transmits.push_back(ServerTransmit::Close { conn });
-    }
-}
-
 /// The lockstep server: rooms of one game whose input type is `I`. Sans-IO: feed it
 /// connections' messages and the time, and poll what to send.
 #[derive(Debug)]
@@ -172,6 +59,7 @@ pub struct Server<I> {
     /// The room each connection said hello to.
     conns: BTreeMap<ConnId, String>,
     out: Outbox,
+    events: VecDeque<ServerEvent>,
 }
 
 impl<I: Pod + PartialEq> Server<I> {
@@ -182,16 +70,16 @@ impl<I: Pod + PartialEq> Server<I> {
             rooms: BTreeMap::new(),
             conns: BTreeMap::new(),
             out: Outbox::default(),
+            events: VecDeque::new(),
         }
     }
 
     /// Opens a room (its game starts once `config.start_players` have joined).
-    pub fn open_room(&mut self, name: &str, config: RoomConfig) -> Result<(), String> {
+    pub fn open_room(&mut self, name: &str, config: RoomConfig) -> Result<(), OpenRoomError> {
         if self.rooms.get(name).is_some_and(|room| !room.is_closed()) {
-            return Err(format!("room {name:?} is already open"));
+            return Err(OpenRoomError::AlreadyOpen(name.to_string()));
         }
-        self.rooms
-            .insert(name.to_string(), Room::new(name, config)?);
+        self.rooms.insert(name.to_string(), Room::new(config)?);
         Ok(())
     }
 
@@ -225,6 +113,7 @@ impl<I: Pod + PartialEq> Server<I> {
         if let Some(r) = self.rooms.get_mut(room) {
             r.kick(now, player, &mut self.out);
         }
+        self.collect_events(room);
     }
 
     /// A message arrived on `conn`.
@@ -247,6 +136,7 @@ impl<I: Pod + PartialEq> Server<I> {
                 } else {
                     room.hello(now, conn, hello, &mut self.out)
                 };
+                self.collect_events(&hello.room);
                 if let Err(error) = result {
                     self.refuse(now, conn, error);
                     return;
@@ -286,22 +176,44 @@ impl<I: Pod + PartialEq> Server<I> {
         }
     }
 
+    fn timing(&self) -> Timing {
+        Timing {
+            peer_timeout: self.config.peer_timeout,
+            heartbeat: self.config.heartbeat,
+        }
+    }
+
     fn drive_room(&mut self, now: Duration, name: &str) {
-        let (peer_timeout, heartbeat) = (self.config.peer_timeout, self.config.heartbeat);
+        let timing = self.timing();
         if let Some(room) = self.rooms.get_mut(name) {
-            room.drive(now, peer_timeout, heartbeat, &mut self.out);
+            room.drive(now, timing, &mut self.out);
+        }
+        self.collect_events(name);
+    }
+
+    /// Moves a room's events to the server's, tagged with its name.
+    fn collect_events(&mut self, name: &str) {
+        if let Some(room) = self.rooms.get_mut(name) {
+            while let Some(event) = room.poll_event() {
+                self.events.push_back(ServerEvent {
+                    room: name.to_string(),
+                    event,
+                });
+            }
         }
     }
 
     /// Time passed: finalise due ticks, run timeouts.
     pub fn handle_timeout(&mut self, now: Duration) {
-        self.drive(now);
-    }
-
-    fn drive(&mut self, now: Duration) {
-        let (peer_timeout, heartbeat) = (self.config.peer_timeout, self.config.heartbeat);
-        for room in self.rooms.values_mut() {
-            room.drive(now, peer_timeout, heartbeat, &mut self.out);
+        let timing = self.timing();
+        for (name, room) in &mut self.rooms {
+            room.drive(now, timing, &mut self.out);
+            while let Some(event) = room.poll_event() {
+                self.events.push_back(ServerEvent {
+                    room: name.clone(),
+                    event,
+                });
+            }
         }
     }
 
@@ -312,7 +224,7 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// The next thing to send or close.
     pub fn poll_transmit(&mut self) -> Option<ServerTransmit> {
-        let transmit = self.out.transmits.pop_front()?;
+        let transmit = self.out.pop()?;
         if let ServerTransmit::Close { conn } = transmit {
             self.conns.remove(&conn);
         }
@@ -321,7 +233,7 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// The next thing that happened.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.out.events.pop_front()
+        self.events.pop_front()
     }
 
     /// Connections the server knows (bounded by the transport's open connections).

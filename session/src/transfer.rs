@@ -1,11 +1,15 @@
 //! Snapshot transfers in either direction: the sender keeps the chunks until the
 //! receiver is done and resends the ones asked for; the receiver reassembles in any
-//! order and, when progress stalls, names what is still missing.
+//! order and, when progress stalls, names what is still missing. [`Download`] and
+//! [`Upload`] are the room's two kinds: a snapshot it sends a joiner, and one it asked
+//! a client for.
 
+use std::sync::Arc;
 use std::time::Duration;
+use tickstep_engine::{Checksum, PlayerId, Tick};
 use tickstep_snapshot::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Reassembler, split};
 
-use super::protocol::MAX_LIST;
+use crate::protocol::{MAX_LIST, ServerMessage, SnapshotSource};
 
 /// A snapshot being sent, kept whole until the receiver has it.
 #[derive(Debug)]
@@ -89,6 +93,90 @@ impl Incoming {
     /// The reassembled snapshot.
     pub fn finish(self) -> Result<Vec<u8>, ChunkError> {
         self.reassembler.finish()
+    }
+}
+
+/// The snapshot a joiner is being sent.
+#[derive(Debug)]
+pub(crate) struct Download {
+    /// Numbers the transfer.
+    pub transfer: u32,
+    /// The snapshot's tick.
+    pub tick: Tick,
+    /// The checksum the peers reported for that tick.
+    pub checksum: Checksum,
+    /// Where it came from.
+    pub source: SnapshotSource,
+    /// Its chunks (shared by every joiner it is sent to).
+    pub snapshot: Arc<Outgoing>,
+    /// When it was last sent whole.
+    pub sent_at: Duration,
+}
+
+impl Download {
+    /// The messages carrying `chunks` of this snapshot, with the live tick.
+    pub fn messages<'a>(
+        &'a self,
+        chunks: impl Iterator<Item = &'a Chunk> + 'a,
+        live: Tick,
+    ) -> impl Iterator<Item = ServerMessage> + 'a {
+        chunks.map(move |chunk| ServerMessage::SnapshotChunk {
+            transfer: self.transfer,
+            tick: self.tick,
+            checksum: self.checksum,
+            source: self.source,
+            live,
+            chunk: chunk.clone(),
+        })
+    }
+}
+
+/// A snapshot the room asked a client for.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    /// Numbers the request.
+    pub id: u32,
+    /// Who was asked.
+    pub from: PlayerId,
+    /// The tick asked for.
+    pub tick: Tick,
+    /// What has arrived.
+    pub incoming: Incoming,
+    /// When it was asked for.
+    pub asked_at: Duration,
+}
+
+impl Upload {
+    /// A request `id` to `from` for its snapshot of `tick`, of at most `limit` bytes.
+    pub fn new(id: u32, from: PlayerId, tick: Tick, limit: u64, now: Duration) -> Upload {
+        Upload {
+            id,
+            from,
+            tick,
+            incoming: Incoming::new(limit, now),
+            asked_at: now,
+        }
+    }
+
+    /// What to send `from` when the upload stalled: the missing chunks, or the whole
+    /// request again when nothing arrived. `None` when it has not stalled.
+    pub fn chase(&mut self, now: Duration, patience: Duration) -> Option<ServerMessage> {
+        if !self.incoming.stalled(now, patience) {
+            return None;
+        }
+        self.incoming.last_progress = now;
+        let missing = self.incoming.missing();
+        Some(if missing.is_empty() {
+            ServerMessage::UploadRequest {
+                upload: self.id,
+                tick: self.tick,
+            }
+        } else {
+            ServerMessage::ResendUpload {
+                upload: self.id,
+                chunks: missing,
+            }
+        })
     }
 }
 

@@ -25,6 +25,46 @@ pub(crate) fn hash(bytes: &[u8]) -> Checksum {
     Checksum::from(hasher.finalize())
 }
 
+/// Checks that `bytes` are a snapshot of exactly the frame peers vouched for: of
+/// `tick`, written with `schema`, with header checksum `checksum`, and a payload that
+/// really hashes to it (the header alone could lie). It does not look inside the frame:
+/// a side without the schema (a relaying server) can run it; [`restore`] checks the
+/// rest. Cost: one hash of the payload.
+pub fn check_vouched(
+    bytes: &[u8],
+    tick: Tick,
+    checksum: Checksum,
+    schema: SchemaHash,
+) -> Result<SnapshotHeader, SnapshotError> {
+    let header = read_header(bytes)?;
+    if header.schema_hash != schema {
+        return Err(SnapshotError::SchemaMismatch {
+            expected: schema,
+            found: header.schema_hash,
+        });
+    }
+    if header.tick != tick {
+        return Err(SnapshotError::UnexpectedTick {
+            expected: tick,
+            found: header.tick,
+        });
+    }
+    if header.checksum != checksum {
+        return Err(SnapshotError::NotVouched {
+            expected: checksum,
+            found: header.checksum,
+        });
+    }
+    let found = hash(&bytes[header.header_len()..]);
+    if found != header.checksum {
+        return Err(SnapshotError::ChecksumMismatch {
+            expected: header.checksum,
+            found,
+        });
+    }
+    Ok(header)
+}
+
 /// What a valid snapshot says about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotInfo {
@@ -165,4 +205,63 @@ pub fn restore_new<G: Pod>(
     let mut frame = Frame::new(schema, 0, G::zeroed())?;
     restore_within(bytes, &mut frame, max_capacity)?;
     Ok(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytemuck::{Pod, Zeroable};
+
+    #[derive(Clone, Copy, Pod, Zeroable)]
+    #[repr(C)]
+    struct Hp(u32);
+
+    fn snapshot_at(tick: Tick) -> (Vec<u8>, Checksum, SchemaHash) {
+        let schema = Schema::builder::<u64>("vouch", 1)
+            .component::<Hp>("hp")
+            .build()
+            .unwrap();
+        let mut frame = Frame::new(schema.clone(), 8, 5u64).unwrap();
+        frame.world_mut().spawn_with((Hp(7),)).unwrap();
+        let mut sim = tickstep_engine::Simulation::<u64, u8>::new();
+        let mut inputs = tickstep_engine::TickInputs::new(1).unwrap();
+        for t in 1..=tick {
+            inputs.reset(t);
+            sim.step(&mut frame, &inputs).unwrap();
+        }
+        let mut bytes = Vec::new();
+        let sum = encode(&frame, &mut bytes);
+        (bytes, sum, schema.hash())
+    }
+
+    #[test]
+    fn only_the_vouched_frame_of_the_expected_tick_passes() {
+        let (bytes, sum, schema) = snapshot_at(30);
+        assert!(check_vouched(&bytes, 30, sum, schema).is_ok());
+        assert!(matches!(
+            check_vouched(&bytes, 31, sum, schema),
+            Err(SnapshotError::UnexpectedTick {
+                expected: 31,
+                found: 30
+            })
+        ));
+        let other = Checksum::from(blake3::hash(b"other"));
+        assert!(matches!(
+            check_vouched(&bytes, 30, other, schema),
+            Err(SnapshotError::NotVouched { .. })
+        ));
+        assert!(matches!(
+            check_vouched(&bytes, 30, sum, SchemaHash::default()),
+            Err(SnapshotError::SchemaMismatch { .. })
+        ));
+        // A header that claims the vouched checksum over another payload.
+        let mut forged = bytes.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(matches!(
+            check_vouched(&forged, 30, sum, schema),
+            Err(SnapshotError::ChecksumMismatch { .. })
+        ));
+        assert!(check_vouched(&bytes[..50], 30, sum, schema).is_err());
+    }
 }

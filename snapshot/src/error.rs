@@ -82,6 +82,23 @@ pub enum SnapshotError {
         /// The payload's actual blake3.
         found: Checksum,
     },
+    /// The snapshot is of another tick than the one expected.
+    #[error("snapshot is of tick {found}, expected tick {expected}")]
+    UnexpectedTick {
+        /// The tick wanted.
+        expected: u64,
+        /// The snapshot's tick.
+        found: u64,
+    },
+    /// The snapshot is intact but is not the frame its peers vouched for: its checksum
+    /// differs from the one they reported for its tick.
+    #[error("snapshot checksum {found} is not the {expected} the peers reported for its tick")]
+    NotVouched {
+        /// The checksum the peers reported.
+        expected: Checksum,
+        /// The snapshot's checksum.
+        found: Checksum,
+    },
     /// The checksum is right but the frame inside breaks the engine's invariants (a
     /// forged snapshot).
     #[error("snapshot frame is invalid: {0}")]

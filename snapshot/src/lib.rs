@@ -44,7 +44,7 @@ pub mod format;
 mod inspect;
 
 pub use chunk::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Progress, Reassembler, split};
-pub use codec::{SnapshotInfo, Verified, encode, restore, restore_new, verify};
+pub use codec::{SnapshotInfo, Verified, check_vouched, encode, restore, restore_new, verify};
 pub use diff::{Difference, FrameDiff, diff};
 pub use error::SnapshotError;
 pub use inspect::{Summary, inspect};

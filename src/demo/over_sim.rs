@@ -24,7 +24,9 @@ pub fn run_over_sim(
     options.validate()?;
     let (initial, room) = demo_room(options)?;
     let mut server = Server::<ArenaInput>::new(ServerConfig::default());
-    server.open_room(DEMO_ROOM, room)?;
+    server
+        .open_room(DEMO_ROOM, room)
+        .map_err(|e| e.to_string())?;
     let seed = options.game.seed;
     let bots = Box::new(move |_, player, tick| arena::bot_input(seed, tick, player));
     let mut net = SimNet::new(server, seed, bots);
@@ -106,7 +108,11 @@ fn apply(net: &mut Net, i: usize, action: Action, initial: &tickstep_engine::Fra
 /// What the simulated run left behind, for the report.
 fn record_of(net: &Net) -> RunRecord {
     RunRecord {
-        server_events: net.server_events.clone(),
+        server_events: net
+            .server_events
+            .iter()
+            .map(|(at, e)| (*at, e.event.clone()))
+            .collect(),
         clients: (0..net.client_count())
             .map(|i| {
                 ClientRecord::of(

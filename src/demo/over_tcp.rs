@@ -18,8 +18,8 @@ use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_i
 use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
 use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
 use tickstep_session::{
-    Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, Server, ServerConfig,
-    ServerEvent,
+    Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, RoomEvent, Server,
+    ServerConfig,
 };
 
 /// Wall-clock time one round of a client's loop may simulate before the server and the
@@ -32,7 +32,7 @@ const SAVE_EVERY: Duration = Duration::from_millis(500);
 #[derive(Default)]
 struct Room {
     tick: Tick,
-    events: Vec<(Duration, ServerEvent)>,
+    events: Vec<(Duration, RoomEvent)>,
     filled_ticks: u64,
     bytes_sent: u64,
     recorder: Option<Recorder<Vec<u8>>>,
@@ -45,7 +45,7 @@ impl ServerHost<ArenaInput> for RoomHost {
     fn after_round(&mut self, server: &mut Server<ArenaInput>, now: Duration) {
         let mut room = self.0.borrow_mut();
         while let Some(event) = server.poll_event() {
-            room.events.push((now, event));
+            room.events.push((now, event.event));
         }
         room.tick = server.room_tick(DEMO_ROOM).unwrap_or(0);
         room.filled_ticks = server.room_stats(DEMO_ROOM).map_or(0, |s| s.filled_ticks);
@@ -105,7 +105,9 @@ async fn play(
 ) -> Result<(Option<Vec<u8>>, DemoReport), String> {
     let (initial, room_config) = demo_room(options)?;
     let mut server = Server::<ArenaInput>::new(ServerConfig::default());
-    server.open_room(DEMO_ROOM, room_config)?;
+    server
+        .open_room(DEMO_ROOM, room_config)
+        .map_err(|e| e.to_string())?;
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| format!("cannot listen on loopback: {e}"))?;

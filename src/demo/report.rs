@@ -8,12 +8,12 @@ use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
 
 use super::DemoOptions;
 use tickstep_arena::ArenaRun;
-use tickstep_session::{Client, ClientEvent, ClientState, ServerEvent, SnapshotSource};
+use tickstep_session::{Client, ClientEvent, ClientState, RoomEvent, SnapshotSource};
 
 /// What a run left behind: the raw material of a report.
 pub(crate) struct RunRecord {
     /// The server's events, timed.
-    pub server_events: Vec<(Duration, ServerEvent)>,
+    pub server_events: Vec<(Duration, RoomEvent)>,
     /// Each client's.
     pub clients: Vec<ClientRecord>,
     /// Ticks without every player's own input.
@@ -204,27 +204,27 @@ impl DemoReport {
         let started = record
             .server_events
             .iter()
-            .find(|(_, e)| matches!(e, ServerEvent::GameStarted { .. }))
+            .find(|(_, e)| matches!(e, RoomEvent::GameStarted))
             .map(|(at, _)| *at);
         let at = |time: Duration| tick_at(options, started, time);
         let mut desyncs = Vec::new();
         for (time, event) in &record.server_events {
             let (player, what) = match event {
-                ServerEvent::GameStarted { .. } => (None, "game started".to_string()),
-                ServerEvent::BuddyAsked { buddy, tick, .. } => (
+                RoomEvent::GameStarted => (None, "game started".to_string()),
+                RoomEvent::BuddyAsked { buddy, tick, .. } => (
                     Some(buddy.0),
                     format!("asked as buddy for the snapshot of tick {tick}"),
                 ),
-                ServerEvent::BuddySnapshotRejected { buddy, tick, .. } => (
+                RoomEvent::BuddySnapshotRejected { buddy, tick, .. } => (
                     Some(buddy.0),
                     format!(
                         "buddy snapshot of tick {tick} REJECTED: it does not match the peers' checksums"
                     ),
                 ),
-                ServerEvent::SlotFreed { player, .. } => {
+                RoomEvent::SlotFreed { player, .. } => {
                     (Some(player.0), "slot freed (PlayerTTL passed)".into())
                 }
-                ServerEvent::Desync {
+                RoomEvent::Desync {
                     tick, disagreeing, ..
                 } => {
                     desyncs.push(DesyncReport {
@@ -236,7 +236,7 @@ impl DemoReport {
                         format!("DESYNC at tick {tick}: players {disagreeing:?} disagree"),
                     )
                 }
-                ServerEvent::PlayerLeft {
+                RoomEvent::PlayerLeft {
                     player,
                     reason: Some(reason),
                     ..

@@ -6,8 +6,8 @@ use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Checksum, Frame, Simulation, Tick, checksum};
 use tickstep_session::sim::{LinkConfig, SimNet};
 use tickstep_session::{
-    Client, ClientConfig, ClientEvent, ClientId, ReconnectInfo, RoomConfig, Server, ServerConfig,
-    ServerEvent,
+    Client, ClientConfig, ClientEvent, ClientId, ReconnectInfo, RoomConfig, RoomEvent, Server,
+    ServerConfig,
 };
 
 /// The room every test plays in.
@@ -108,8 +108,11 @@ pub fn events(net: &Net, i: usize) -> Vec<ClientEvent> {
 }
 
 /// The server's events, without the time.
-pub fn server_events(net: &Net) -> Vec<ServerEvent> {
-    net.server_events.iter().map(|(_, e)| e.clone()).collect()
+pub fn server_events(net: &Net) -> Vec<RoomEvent> {
+    net.server_events
+        .iter()
+        .map(|(_, e)| e.event.clone())
+        .collect()
 }
 
 /// The checksum of client `i`'s frame.

@@ -6,7 +6,7 @@ use tickstep_engine::{Checksum, PlayerId, Tick};
 
 /// The decision about one tick's reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The tick.
     pub tick: Tick,
     /// The checksum more than half of the reporters agree on, if any.
@@ -31,7 +31,7 @@ struct Reports {
 
 /// Reported checksums of recent ticks (bounded) and their verdicts.
 #[derive(Clone, Debug)]
-pub struct ChecksumBook {
+pub(crate) struct ChecksumBook {
     players: usize,
     keep: usize,
     ticks: BTreeMap<Tick, Reports>,
@@ -120,11 +120,6 @@ impl ChecksumBook {
         *self.ticks.get(&tick)?.by_player.get(player.0 as usize)?
     }
 
-    /// The consensus checksum of `tick`, once decided.
-    pub fn consensus(&self, tick: Tick) -> Option<Checksum> {
-        self.ticks.get(&tick)?.verdict.as_ref()?.consensus
-    }
-
     /// The newest decided tick with a consensus, and the players who reported it.
     pub fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
         self.ticks.iter().rev().find_map(|(&tick, reports)| {
@@ -134,14 +129,9 @@ impl ChecksumBook {
         })
     }
 
-    /// Ticks remembered (at most `keep`).
-    pub fn len(&self) -> usize {
-        self.ticks.len()
-    }
-
-    /// Whether no tick is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.ticks.is_empty()
+    /// The slot count.
+    pub fn players(&self) -> usize {
+        self.players
     }
 }
 
@@ -196,7 +186,7 @@ mod tests {
         assert_eq!(verdicts.len(), 1);
         assert_eq!(verdicts[0].consensus, Some(sum(1)));
         assert_eq!(verdicts[0].disagreeing, vec![PlayerId(2)]);
-        assert_eq!(book.consensus(30), Some(sum(1)));
+        assert_eq!(book.verdict(30).unwrap().consensus, Some(sum(1)));
 
         book.record(60, PlayerId(0), sum(1));
         book.record(60, PlayerId(1), sum(2));
@@ -221,9 +211,9 @@ mod tests {
         for tick in [20, 30, 40] {
             book.record(tick, PlayerId(0), sum(1));
         }
-        assert_eq!(book.len(), 2);
+        assert_eq!(book.ticks.len(), 2);
         assert_eq!(book.record(5, PlayerId(0), sum(1)), None);
-        assert_eq!(book.len(), 2, "older than everything kept: ignored");
+        assert_eq!(book.ticks.len(), 2, "older than everything kept: ignored");
         assert_eq!(book.record(7, PlayerId(9), sum(1)), None);
     }
 }

@@ -1,0 +1,536 @@
+//! `Broker`: the snapshot broker. It decides how a (re)joiner enters a running game —
+//! from tick 0 while the game is young, from its own local snapshot when that is fresh
+//! and matches what the peers reported, or else from a buddy's — and runs the buddy
+//! search: it picks a connected, caught-up player that reported the newest consensus
+//! (spreading the load), checks what it uploads against that consensus, keeps the
+//! checked snapshot for later joiners, and moves on to the next buddy when one fails.
+//!
+//! The broker decides; the room carries its decisions out (it owns the seats and the
+//! outbox).
+
+use std::sync::Arc;
+use std::time::Duration;
+use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick};
+use tickstep_snapshot::Chunk;
+
+use super::config::RoomConfig;
+use super::judge::Judge;
+use super::seats::{Seats, Stage};
+use crate::SessionError;
+use crate::protocol::{Entry, Hello};
+use crate::transfer::{Outgoing, Upload};
+
+/// Longest local-snapshot age allowed when nobody else is online.
+const LONELY_LOCAL_CAP: Duration = Duration::from_secs(120);
+
+/// A buddy snapshot checked against the peers' consensus, reusable by joiners.
+#[derive(Clone, Debug)]
+pub(crate) struct Checked {
+    /// Its tick.
+    pub tick: Tick,
+    /// The consensus checksum it matches.
+    pub checksum: Checksum,
+    /// Its chunks.
+    pub snapshot: Arc<Outgoing>,
+}
+
+/// The upload asked of a buddy, and the checksum it must match.
+#[derive(Debug)]
+struct BuddyUpload {
+    upload: Upload,
+    expected: Checksum,
+}
+
+/// What to do for the players waiting for a snapshot.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Nothing yet: an upload is under way, or reports are awaited.
+    Wait,
+    /// Send them this checked snapshot.
+    Give(Checked),
+    /// Ask `buddy` for its snapshot of `tick` (which must have `checksum`).
+    Ask {
+        /// The buddy.
+        buddy: PlayerId,
+        /// The tick.
+        tick: Tick,
+        /// The consensus checksum of that tick.
+        checksum: Checksum,
+    },
+    /// Refuse them: no buddy can help.
+    Refuse(SessionError),
+}
+
+/// What became of a buddy's upload chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BuddyChunk {
+    /// Not a chunk of the buddy upload.
+    NotBuddy,
+    /// Taken; more to come.
+    More,
+    /// The snapshot arrived and checked out: serve the waiting players.
+    Checked,
+    /// The snapshot (of `tick`) arrived broken or unvouched: the buddy failed.
+    Rejected {
+        /// The tick asked for.
+        tick: Tick,
+    },
+}
+
+/// The broker's state.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    checked: Option<Checked>,
+    upload: Option<BuddyUpload>,
+    /// When the current search began.
+    search_began: Option<Duration>,
+    /// Players asked (and failed) in the current search.
+    tried: u64,
+    /// Snapshots each player served as a buddy (load balancing).
+    served: Vec<u32>,
+}
+
+impl Broker {
+    /// A broker for `players` slots.
+    pub fn new(players: usize) -> Broker {
+        Broker {
+            checked: None,
+            upload: None,
+            search_began: None,
+            tried: 0,
+            served: vec![0; players],
+        }
+    }
+
+    /// Whether a checked snapshot is on hand.
+    pub fn has_checked(&self) -> bool {
+        self.checked.is_some()
+    }
+
+    /// How a joiner saying `hello` enters a game running at `finalized` whose history
+    /// `covers` ticks, with `active` other players online.
+    pub fn entry(
+        &self,
+        config: &RoomConfig,
+        judge: &Judge,
+        hello: &Hello,
+        finalized: Tick,
+        covers: impl Fn(Tick) -> bool,
+        active: usize,
+    ) -> Entry {
+        if finalized < config.ticks_in(config.start_window) && covers(0) {
+            return Entry::FromStart;
+        }
+        if let Some((tick, checksum)) = hello.local_snapshot
+            && tick <= finalized
+            && covers(tick)
+            && finalized - tick <= local_age_limit(config, active)
+            && judge.allows(tick, checksum)
+        {
+            return Entry::LocalSnapshot { tick };
+        }
+        Entry::AwaitSnapshot
+    }
+
+    /// The next step for the players waiting for a snapshot (`waiting` says whether
+    /// any is). `held(tick)` says whether the history still covers a frame at `tick`.
+    pub fn plan(
+        &mut self,
+        now: Duration,
+        config: &RoomConfig,
+        seats: &Seats,
+        judge: &Judge,
+        finalized: Tick,
+        held: impl Fn(Tick) -> bool,
+    ) -> Plan {
+        if seats.mask(|a| matches!(a.stage, Stage::AwaitingSnapshot)) == 0 {
+            self.end_search();
+            return Plan::Wait;
+        }
+        let max_age = config.ticks_in(config.local_snapshot_max_age);
+        if let Some(checked) = &self.checked
+            && finalized - checked.tick <= max_age
+            && held(checked.tick)
+        {
+            return Plan::Give(checked.clone());
+        }
+        self.checked = None;
+        if self.upload.is_some() {
+            return Plan::Wait;
+        }
+        let began = *self.search_began.get_or_insert(now);
+        let candidates = self.candidates(config, seats, finalized);
+        let Some((tick, checksum, agreeing)) = judge.newest_consensus() else {
+            // No agreed checksum yet: wait for reports, unless nobody could give one.
+            if candidates == 0 {
+                return self.give_up(self.search_error());
+            }
+            if now >= began + config.snapshot_timeout {
+                return self.give_up(SessionError::SnapshotRequestTimedOut);
+            }
+            return Plan::Wait;
+        };
+        let choice = (0..seats.len())
+            .filter(|&p| candidates & agreeing & (1 << p) != 0)
+            .min_by_key(|&p| (self.served[p], p));
+        match choice {
+            Some(p) => {
+                self.served[p] += 1;
+                Plan::Ask {
+                    buddy: PlayerId(p as u8),
+                    tick,
+                    checksum,
+                }
+            }
+            None => self.give_up(self.search_error()),
+        }
+    }
+
+    /// Tracks the upload asked of a buddy for the snapshot with `expected` checksum.
+    pub fn asked(&mut self, upload: Upload, expected: Checksum) {
+        self.upload = Some(BuddyUpload { upload, expected });
+    }
+
+    /// Connected players in the game, their frame within a second of live, not yet
+    /// tried in this search.
+    fn candidates(&self, config: &RoomConfig, seats: &Seats, finalized: Tick) -> u64 {
+        let close = config.ticks_in(Duration::from_secs(1));
+        let ready = seats.mask(|active| match &active.stage {
+            Stage::Playing { feed, .. } => feed.stepped + close >= finalized,
+            _ => false,
+        });
+        ready & !self.tried
+    }
+
+    fn search_error(&self) -> SessionError {
+        if self.tried == 0 {
+            SessionError::SnapshotRequestFailed
+        } else {
+            SessionError::SnapshotRequestTimedOut
+        }
+    }
+
+    fn give_up(&mut self, error: SessionError) -> Plan {
+        self.end_search();
+        Plan::Refuse(error)
+    }
+
+    fn end_search(&mut self) {
+        self.search_began = None;
+        self.tried = 0;
+    }
+
+    /// A chunk of upload `id` from `player`; a complete buddy snapshot is checked
+    /// against the consensus for its tick and `schema`.
+    pub fn buddy_chunk(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        id: u32,
+        chunk: &Chunk,
+        schema: SchemaHash,
+    ) -> BuddyChunk {
+        let Some(buddy) = self
+            .upload
+            .as_mut()
+            .filter(|b| b.upload.id == id && b.upload.from == player)
+        else {
+            return BuddyChunk::NotBuddy;
+        };
+        let tick = buddy.upload.tick;
+        match buddy.upload.incoming.add(now, chunk) {
+            Ok(false) => return BuddyChunk::More,
+            Ok(true) => {}
+            Err(_) => {
+                self.buddy_failed(player);
+                return BuddyChunk::Rejected { tick };
+            }
+        }
+        let Some(BuddyUpload { upload, expected }) = self.upload.take() else {
+            return BuddyChunk::NotBuddy;
+        };
+        let checked = upload.incoming.finish().ok().filter(|bytes| {
+            tickstep_snapshot::check_vouched(bytes, tick, expected, schema).is_ok()
+        });
+        match checked {
+            Some(bytes) => {
+                self.checked = Some(Checked {
+                    tick,
+                    checksum: expected,
+                    snapshot: Arc::new(Outgoing::new(&bytes)),
+                });
+                BuddyChunk::Checked
+            }
+            None => {
+                self.buddy_failed(player);
+                BuddyChunk::Rejected { tick }
+            }
+        }
+    }
+
+    /// The buddy `player` will not deliver (it said so, failed, timed out or left):
+    /// never ask it again in this search.
+    pub fn buddy_failed(&mut self, player: PlayerId) {
+        if self.is_buddy(player, None) {
+            self.upload = None;
+        }
+        self.tried |= 1 << player.0;
+    }
+
+    /// Whether `player` is the buddy being asked (for upload `id`, when given).
+    pub fn is_buddy(&self, player: PlayerId, id: Option<u32>) -> bool {
+        self.upload
+            .as_ref()
+            .is_some_and(|b| b.upload.from == player && id.is_none_or(|id| b.upload.id == id))
+    }
+
+    /// Times the buddy out after `timeout` (returning it, to try the next one), or
+    /// returns what to send it if its upload stalled for `patience`.
+    pub fn chase(&mut self, now: Duration, timeout: Duration, patience: Duration) -> Chase {
+        let Some(buddy) = self.upload.as_mut() else {
+            return Chase::Nothing;
+        };
+        let from = buddy.upload.from;
+        if now >= buddy.upload.asked_at + timeout {
+            self.buddy_failed(from);
+            return Chase::TimedOut;
+        }
+        match buddy.upload.chase(now, patience) {
+            Some(message) => Chase::Resend(from, message),
+            None => Chase::Nothing,
+        }
+    }
+
+    /// A new player took seat `player`: it has served nobody yet.
+    pub fn seat_taken(&mut self, player: PlayerId) {
+        if let Some(served) = self.served.get_mut(player.0 as usize) {
+            *served = 0;
+        }
+    }
+}
+
+/// What chasing the buddy upload calls for.
+#[derive(Debug)]
+pub(crate) enum Chase {
+    /// Nothing.
+    Nothing,
+    /// Send the buddy this.
+    Resend(PlayerId, crate::protocol::ServerMessage),
+    /// The buddy timed out: plan again.
+    TimedOut,
+}
+
+/// Ticks a local snapshot may be behind: the configured age, or when nobody else is
+/// online the EmptyRoomTTL capped at 2 minutes.
+fn local_age_limit(config: &RoomConfig, active: usize) -> Tick {
+    let limit = if active == 0 {
+        config
+            .empty_room_ttl
+            .min(LONELY_LOCAL_CAP)
+            .max(config.local_snapshot_max_age)
+    } else {
+        config.local_snapshot_max_age
+    };
+    config.ticks_in(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::room::feed::Feed;
+    use crate::{ClientId, ConnId, PROTOCOL_VERSION, test_game};
+    use tickstep_snapshot::split;
+
+    const SEC: Duration = Duration::from_secs(1);
+
+    fn config() -> RoomConfig {
+        let frame = test_game::frame(1);
+        RoomConfig::new(
+            3,
+            "t",
+            frame.schema().hash(),
+            tickstep_engine::checksum(&frame),
+        )
+    }
+
+    fn hello(local: Option<(Tick, Checksum)>) -> Hello {
+        let config = config();
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: "t".into(),
+            schema: config.schema,
+            initial: config.initial,
+            room: "r".into(),
+            client_id: ClientId::from_seed(9),
+            rejoin: true,
+            local_snapshot: local,
+        }
+    }
+
+    fn sum(n: u8) -> Checksum {
+        Checksum::from(blake3::hash(&[n]))
+    }
+
+    /// Seats: players 0 and 1 playing at `stepped`, player 2 waiting for a snapshot.
+    fn seats(stepped: Tick) -> Seats {
+        let mut seats = Seats::new(3);
+        for p in 0..2u8 {
+            let mut feed = Feed::new(0, Duration::ZERO);
+            feed.acknowledge(Duration::ZERO, stepped, stepped, stepped);
+            let stage = Stage::Playing {
+                entered: 0,
+                feed,
+                sends_input: true,
+            };
+            seats.seat(
+                Duration::ZERO,
+                PlayerId(p),
+                ClientId::from_seed(p.into()),
+                ConnId(p.into()),
+                stage,
+            );
+        }
+        seats.seat(
+            Duration::ZERO,
+            PlayerId(2),
+            ClientId::from_seed(2),
+            ConnId(2),
+            Stage::AwaitingSnapshot,
+        );
+        seats
+    }
+
+    /// A judge whose players 0 and 1 agreed on `checksum` at `tick`.
+    fn judge(tick: Tick, checksum: Checksum) -> Judge {
+        let mut judge = Judge::new(3);
+        judge.report(PlayerId(0), tick, checksum);
+        judge.report(PlayerId(1), tick, checksum);
+        judge.decide(tick, |_| 0b011);
+        judge
+    }
+
+    #[test]
+    fn joiners_enter_from_start_then_a_fresh_matching_local_snapshot_then_a_buddy() {
+        let (config, broker) = (config(), Broker::new(3));
+        let judge = judge(600, sum(1));
+        let all = |_| true;
+        assert_eq!(
+            broker.entry(&config, &judge, &hello(None), 60, all, 2),
+            Entry::FromStart
+        );
+        let fresh = hello(Some((600, sum(1))));
+        assert_eq!(
+            broker.entry(&config, &judge, &fresh, 700, all, 2),
+            Entry::LocalSnapshot { tick: 600 }
+        );
+        let forged = hello(Some((600, sum(2))));
+        assert_eq!(
+            broker.entry(&config, &judge, &forged, 700, all, 2),
+            Entry::AwaitSnapshot
+        );
+        assert_eq!(
+            broker.entry(&config, &judge, &fresh, 700, |t| t > 650, 2),
+            Entry::AwaitSnapshot,
+            "the history no longer covers it"
+        );
+        // Older than 10 s: only good enough when nobody else is online.
+        assert_eq!(
+            broker.entry(&config, &judge, &fresh, 1300, all, 2),
+            Entry::AwaitSnapshot
+        );
+        assert_eq!(
+            broker.entry(&config, &judge, &fresh, 1300, all, 0),
+            Entry::LocalSnapshot { tick: 600 }
+        );
+    }
+
+    #[test]
+    fn the_buddy_search_asks_the_least_served_checks_what_it_sends_and_moves_on() {
+        let config = config();
+        let frame = test_game::frame(1);
+        let mut bytes = Vec::new();
+        let honest = tickstep_snapshot::encode(&frame, &mut bytes);
+        let (seats, judge) = (seats(0), judge(0, honest));
+        let mut broker = Broker::new(3);
+        let ask = |broker: &mut Broker| broker.plan(SEC, &config, &seats, &judge, 0, |_| true);
+        let Plan::Ask {
+            buddy,
+            tick: 0,
+            checksum,
+        } = ask(&mut broker)
+        else {
+            panic!("asks a buddy");
+        };
+        assert_eq!((buddy, checksum), (PlayerId(0), honest));
+        broker.asked(Upload::new(1, buddy, 0, 1 << 20, SEC), checksum);
+        assert!(
+            matches!(ask(&mut broker), Plan::Wait),
+            "one upload at a time"
+        );
+
+        // Player 0 sends a snapshot of another game: rejected, player 1 is next.
+        let mut other = Vec::new();
+        tickstep_snapshot::encode(&test_game::frame(2), &mut other);
+        let chunk = split(&other, 1 << 16).next().unwrap();
+        let schema = config.schema;
+        assert_eq!(
+            broker.buddy_chunk(SEC, PlayerId(0), 1, &chunk, schema),
+            BuddyChunk::Rejected { tick: 0 }
+        );
+        let Plan::Ask { buddy, .. } = ask(&mut broker) else {
+            panic!("asks the next buddy");
+        };
+        assert_eq!(buddy, PlayerId(1));
+        broker.asked(Upload::new(2, buddy, 0, 1 << 20, SEC), honest);
+        let chunk = split(&bytes, 1 << 16).next().unwrap();
+        assert_eq!(
+            broker.buddy_chunk(SEC, PlayerId(0), 2, &chunk, schema),
+            BuddyChunk::NotBuddy
+        );
+        assert_eq!(
+            broker.buddy_chunk(SEC, PlayerId(1), 2, &chunk, schema),
+            BuddyChunk::Checked
+        );
+        assert!(matches!(
+            ask(&mut broker),
+            Plan::Give(Checked { tick: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn no_candidate_or_no_delivery_refuses_the_waiting_by_name() {
+        let config = config();
+        let mut broker = Broker::new(3);
+        // Both players far behind live: nobody can serve.
+        let behind = seats(0);
+        let plan = broker.plan(SEC, &config, &behind, &judge(0, sum(1)), 600, |_| true);
+        assert!(matches!(
+            plan,
+            Plan::Refuse(SessionError::SnapshotRequestFailed)
+        ));
+        // A buddy that times out, then another: timed out.
+        let seats = seats(600);
+        let judge = judge(600, sum(1));
+        let Plan::Ask { buddy, .. } = broker.plan(SEC, &config, &seats, &judge, 600, |_| true)
+        else {
+            panic!("asks");
+        };
+        broker.asked(Upload::new(1, buddy, 600, 1 << 20, SEC), sum(1));
+        assert!(matches!(
+            broker.chase(20 * SEC, 15 * SEC, SEC),
+            Chase::TimedOut
+        ));
+        let Plan::Ask { buddy: next, .. } =
+            broker.plan(SEC, &config, &seats, &judge, 600, |_| true)
+        else {
+            panic!("asks the other");
+        };
+        assert_ne!(next, buddy);
+        broker.buddy_failed(next);
+        let plan = broker.plan(SEC, &config, &seats, &judge, 600, |_| true);
+        assert!(matches!(
+            plan,
+            Plan::Refuse(SessionError::SnapshotRequestTimedOut)
+        ));
+    }
+}

@@ -1,0 +1,198 @@
+//! `RoomConfig`: a room's rules, with the defaults named on each field, and the typed
+//! error for rules no room can run by.
+
+use std::time::Duration;
+use tickstep_engine::{Checksum, MAX_PLAYERS, SchemaHash, Tick};
+
+/// How a room fills the input of a present player whose input missed its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FillPolicy {
+    /// The player's previous verified input (a held key stays held).
+    RepeatLast,
+    /// Zeroed input.
+    Default,
+}
+
+/// A room's rules. [`RoomConfig::new`] gives the defaults named on each field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomConfig {
+    /// Player slots (1..=64).
+    pub players: u8,
+    /// The game starts once this many players joined (default: every slot).
+    pub start_players: u8,
+    /// Ticks per second (default 60, at most 10,000).
+    pub tick_rate: u32,
+    /// Clients send input this many ticks ahead of the newest verified tick (default 3).
+    pub input_delay: u32,
+    /// How long past its due time a tick waits for late input before filling it
+    /// (default 100 ms).
+    pub input_tolerance: Duration,
+    /// How missing input is filled (default: repeat the last).
+    pub fill: FillPolicy,
+    /// Clients report their checksum every this many ticks (default 30).
+    pub checksum_every: u32,
+    /// Verified input kept for (re)joiners (default 10 minutes).
+    pub history: Duration,
+    /// A game younger than this is joined from tick 0 over the input history
+    /// (default 5 s).
+    pub start_window: Duration,
+    /// The oldest local snapshot accepted (default 10 s); when no other player is
+    /// online, up to `empty_room_ttl` capped at 2 minutes.
+    pub local_snapshot_max_age: Duration,
+    /// An inactive player's slot is kept this long (default 20 s).
+    pub player_ttl: Duration,
+    /// A room whose players are all inactive stays open this long (default 20 s).
+    pub empty_room_ttl: Duration,
+    /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
+    pub snapshot_timeout: Duration,
+    /// Largest snapshot accepted from a buddy (default 64 MiB; an upload allocates its
+    /// announced size, up to this, when its first chunk arrives).
+    pub max_snapshot_len: u64,
+    /// The game ends after this tick (default: never).
+    pub end_tick: Option<Tick>,
+    /// The game build players must run.
+    pub app_version: String,
+    /// The game's schema hash.
+    pub schema: SchemaHash,
+    /// Checksum of the game's tick-0 frame (its configuration).
+    pub initial: Checksum,
+}
+
+/// Input is accepted at most this many ticks ahead of the newest verified tick.
+pub(crate) const MAX_AHEAD: u64 = 256;
+
+/// The highest tick rate a room runs at.
+pub const MAX_TICK_RATE: u32 = 10_000;
+
+/// Why a [`RoomConfig`] cannot run a room.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoomConfigError {
+    /// The slot count is outside 1..=64.
+    #[error("a room has 1..=64 player slots, not {0}")]
+    Players(u8),
+    /// The start threshold is outside 1..=players.
+    #[error("a game starts with 1..={players} players, not {start}")]
+    StartPlayers {
+        /// The configured threshold.
+        start: u8,
+        /// The room's slots.
+        players: u8,
+    },
+    /// The tick rate is 0 or above [`MAX_TICK_RATE`].
+    #[error("a room ticks 1..={MAX_TICK_RATE} times a second, not {0}")]
+    TickRate(u32),
+    /// Clients could not send input that far ahead.
+    #[error("the input delay must be below {MAX_AHEAD} ticks, not {0}")]
+    InputDelay(u32),
+}
+
+impl RoomConfig {
+    /// A room for `players` of the game with `schema` starting from the frame whose
+    /// checksum is `initial`, with the defaults documented on each field.
+    pub fn new(
+        players: u8,
+        app_version: &str,
+        schema: SchemaHash,
+        initial: Checksum,
+    ) -> RoomConfig {
+        RoomConfig {
+            players,
+            start_players: players,
+            tick_rate: 60,
+            input_delay: 3,
+            input_tolerance: Duration::from_millis(100),
+            fill: FillPolicy::RepeatLast,
+            checksum_every: 30,
+            history: Duration::from_secs(600),
+            start_window: Duration::from_secs(5),
+            local_snapshot_max_age: Duration::from_secs(10),
+            player_ttl: Duration::from_secs(20),
+            empty_room_ttl: Duration::from_secs(20),
+            snapshot_timeout: Duration::from_secs(15),
+            max_snapshot_len: 64 << 20,
+            end_tick: None,
+            app_version: app_version.to_string(),
+            schema,
+            initial,
+        }
+    }
+
+    /// Checks that a room can run by these rules.
+    pub fn validate(&self) -> Result<(), RoomConfigError> {
+        if self.players == 0 || self.players as usize > MAX_PLAYERS {
+            return Err(RoomConfigError::Players(self.players));
+        }
+        if self.start_players == 0 || self.start_players > self.players {
+            return Err(RoomConfigError::StartPlayers {
+                start: self.start_players,
+                players: self.players,
+            });
+        }
+        if self.tick_rate == 0 || self.tick_rate > MAX_TICK_RATE {
+            return Err(RoomConfigError::TickRate(self.tick_rate));
+        }
+        if self.input_delay as u64 >= MAX_AHEAD {
+            return Err(RoomConfigError::InputDelay(self.input_delay));
+        }
+        Ok(())
+    }
+
+    /// Whole ticks in `span`.
+    pub(crate) fn ticks_in(&self, span: Duration) -> u64 {
+        (span.as_millis() as u64).saturating_mul(self.tick_rate as u64) / 1000
+    }
+
+    /// When `tick` is due in a game that started at `started_at`.
+    pub(crate) fn due(&self, started_at: Duration, tick: Tick) -> Duration {
+        let nanos = (tick as u128 * 1_000_000_000) / self.tick_rate.max(1) as u128;
+        started_at + Duration::from_nanos(nanos.min(u64::MAX as u128) as u64)
+    }
+
+    /// One tick's length.
+    pub(crate) fn period(&self) -> Duration {
+        Duration::from_nanos(1_000_000_000 / self.tick_rate.max(1) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> RoomConfig {
+        RoomConfig::new(4, "t", SchemaHash::default(), Checksum::default())
+    }
+
+    #[test]
+    fn rules_no_room_can_run_by_are_named() {
+        assert_eq!(config().validate(), Ok(()));
+        let with = |change: fn(&mut RoomConfig)| {
+            let mut c = config();
+            change(&mut c);
+            c.validate()
+        };
+        assert_eq!(with(|c| c.players = 0), Err(RoomConfigError::Players(0)));
+        assert_eq!(with(|c| c.players = 65), Err(RoomConfigError::Players(65)));
+        assert_eq!(
+            with(|c| c.start_players = 5),
+            Err(RoomConfigError::StartPlayers {
+                start: 5,
+                players: 4
+            })
+        );
+        assert_eq!(with(|c| c.tick_rate = 0), Err(RoomConfigError::TickRate(0)));
+        assert_eq!(
+            with(|c| c.input_delay = 256),
+            Err(RoomConfigError::InputDelay(256))
+        );
+    }
+
+    #[test]
+    fn ticks_fall_due_on_the_rate_grid() {
+        let c = config();
+        assert_eq!(c.ticks_in(Duration::from_secs(5)), 300);
+        let start = Duration::from_secs(1);
+        assert_eq!(c.due(start, 0), start);
+        assert_eq!(c.due(start, 60), start + Duration::from_secs(1));
+        assert_eq!(c.period(), Duration::from_nanos(16_666_666));
+    }
+}

@@ -1,0 +1,81 @@
+//! `RoomEvent`: what happened in a room, for the host's log and tools. The server tags
+//! each with the room's name ([`crate::ServerEvent`]).
+
+use tickstep_engine::{PlayerId, Tick};
+
+use crate::protocol::Entry;
+
+/// What happened in a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A player took or retook a slot.
+    PlayerJoined {
+        /// The slot.
+        player: PlayerId,
+        /// The client had this slot before.
+        rejoined: bool,
+        /// How it enters the game.
+        entry: Entry,
+    },
+    /// A player became inactive (its connection ended for `reason`), left for good
+    /// (`None`: it quit), or was kicked (`"kicked"`).
+    PlayerLeft {
+        /// The slot.
+        player: PlayerId,
+        /// Why the connection ended, when it was not a quit.
+        reason: Option<String>,
+    },
+    /// An inactive player's slot was freed after PlayerTTL.
+    SlotFreed {
+        /// The slot.
+        player: PlayerId,
+    },
+    /// The game started at tick 0.
+    GameStarted,
+    /// A buddy was asked for the snapshot of `tick`.
+    BuddyAsked {
+        /// The buddy.
+        buddy: PlayerId,
+        /// The tick.
+        tick: Tick,
+    },
+    /// A buddy's snapshot did not match the peers' checksums (or was broken).
+    BuddySnapshotRejected {
+        /// The buddy.
+        buddy: PlayerId,
+        /// The tick asked for.
+        tick: Tick,
+    },
+    /// A checked snapshot is being sent to a joiner.
+    SnapshotSent {
+        /// The joiner.
+        player: PlayerId,
+        /// The snapshot's tick.
+        tick: Tick,
+        /// Its size.
+        bytes: u64,
+    },
+    /// Players disagree about the frame at `tick`.
+    Desync {
+        /// The tick.
+        tick: Tick,
+        /// The minority (everyone who reported, when there is no majority).
+        disagreeing: Vec<PlayerId>,
+    },
+    /// A player's snapshot of a desynced tick, kept for diagnosis.
+    Evidence {
+        /// The tick.
+        tick: Tick,
+        /// Whose frame it is.
+        player: PlayerId,
+        /// The snapshot.
+        snapshot: Vec<u8>,
+    },
+    /// The game reached its end tick.
+    GameEnded {
+        /// The last tick.
+        tick: Tick,
+    },
+    /// The room closed (empty past EmptyRoomTTL, or ended and empty).
+    RoomClosed,
+}

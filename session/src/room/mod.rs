@@ -1,0 +1,554 @@
+//! `Room`: one game on the server, in four parts, each its own module:
+//!
+//! - [`seats`]: player slots keyed by the secret `ClientId`, PlayerTTL, EmptyRoomTTL;
+//! - [`clock`]: tick deadlines, input collection and fill, the verified history;
+//! - [`broker`]: how a (re)joiner enters, buddy search, checked snapshots;
+//! - [`judge`]: checksum reports, majority verdicts, desync evidence.
+//!
+//! The room routes messages to its parts, carries out what they decide (snapshot
+//! traffic in [`snapshots`]), streams verified input ([`feed`]) and raises
+//! [`RoomEvent`]s; the server tags them with the room.
+
+mod broker;
+mod checksums;
+mod clock;
+mod config;
+mod events;
+mod feed;
+mod judge;
+mod seats;
+mod snapshots;
+
+pub use clock::RoomStats;
+pub use config::{FillPolicy, MAX_TICK_RATE, RoomConfig, RoomConfigError};
+pub use events::RoomEvent;
+pub use seats::SlotHolder;
+
+use bytemuck::Pod;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tickstep_engine::{Checksum, PlayerId, Tick};
+use tickstep_replay::InputLog;
+
+use crate::outbox::Outbox;
+use crate::protocol::{
+    ClientMessage, Entry, Hello, MAX_LIST, PROTOCOL_VERSION, RoomInfo, ServerMessage,
+};
+use crate::{ConnId, SessionError};
+use broker::Broker;
+use clock::Clock;
+use feed::Feed;
+use judge::Judge;
+use seats::{Admission, Seats, Stage};
+
+/// Housekeeping (timeouts, resends, heartbeats) runs at least this often.
+const HOUSEKEEPING: Duration = Duration::from_millis(50);
+
+/// Where the room's game is.
+#[derive(Debug)]
+enum Phase {
+    /// Seating players until `start_players` joined.
+    Lobby,
+    /// Ticking since `started_at`.
+    Running { started_at: Duration },
+    /// The end tick was verified; players finish and leave.
+    Ended,
+    /// Gone for good.
+    Closed,
+}
+
+/// Server-wide timing a room is driven with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    /// A player silent this long is taken as lost.
+    pub peer_timeout: Duration,
+    /// A player sent nothing this long gets a heartbeat.
+    pub heartbeat: Duration,
+}
+
+/// One game and its players. Owned and driven by a [`crate::Server`].
+#[derive(Debug)]
+pub(crate) struct Room<I> {
+    config: RoomConfig,
+    phase: Phase,
+    seats: Seats,
+    clock: Clock<I>,
+    broker: Broker,
+    judge: Judge,
+    events: VecDeque<RoomEvent>,
+    next_id: u32,
+    housekept: Duration,
+    /// The time of the last drive.
+    driven: Duration,
+}
+
+impl<I: Pod + PartialEq> Room<I> {
+    /// A room in its lobby, by `config`'s rules.
+    pub fn new(config: RoomConfig) -> Result<Room<I>, RoomConfigError> {
+        config.validate()?;
+        let players = config.players as usize;
+        Ok(Room {
+            phase: Phase::Lobby,
+            seats: Seats::new(players),
+            clock: Clock::new(&config)?,
+            broker: Broker::new(players),
+            judge: Judge::new(players),
+            events: VecDeque::new(),
+            next_id: 1,
+            housekept: Duration::ZERO,
+            driven: Duration::ZERO,
+            config,
+        })
+    }
+
+    /// The room's verified input history.
+    pub fn inputs(&self) -> &InputLog<I> {
+        self.clock.log()
+    }
+
+    /// The newest verified tick.
+    pub fn finalized(&self) -> Tick {
+        self.clock.finalized()
+    }
+
+    /// Whether the room has closed for good.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// The first tick a desync was found at.
+    pub fn first_desync(&self) -> Option<Tick> {
+        self.judge.first_desync()
+    }
+
+    /// Who holds each slot.
+    pub fn holders(&self) -> Vec<Option<SlotHolder>> {
+        self.seats.holders()
+    }
+
+    /// What the room has done so far.
+    pub fn stats(&self) -> RoomStats {
+        self.clock.stats()
+    }
+
+    /// The next thing that happened in the room.
+    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+        self.events.pop_front()
+    }
+
+    /// A fresh transfer or upload number (never 0).
+    fn new_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        id
+    }
+
+    fn info(&self) -> RoomInfo {
+        RoomInfo {
+            players: self.config.players,
+            tick_rate: self.config.tick_rate,
+            input_size: size_of::<I>() as u32,
+            input_delay: self.config.input_delay,
+            checksum_every: self.config.checksum_every,
+            end_tick: self.config.end_tick,
+        }
+    }
+
+    /// A connection says hello: refuse it with a reason, or seat it and say how it
+    /// enters the game.
+    pub fn hello(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        hello: &Hello,
+        out: &mut Outbox,
+    ) -> Result<(), SessionError> {
+        self.check_compatible(hello)?;
+        let open = !matches!(self.phase, Phase::Ended | Phase::Closed);
+        let (player, rejoined) = match self.seats.admit(conn, hello, open)? {
+            Admission::Repeated(player) => {
+                // Its welcome was lost: say the same again, from where the seat stands.
+                self.welcome(now, player, self.entry_of(player), out);
+                return Ok(());
+            }
+            Admission::Seat { player, rejoined } => (player, rejoined),
+        };
+        let entry = match self.phase {
+            Phase::Running { .. } => {
+                let clock = &self.clock;
+                self.broker.entry(
+                    &self.config,
+                    &self.judge,
+                    hello,
+                    clock.finalized(),
+                    |tick| clock.covers(tick),
+                    self.seats.active_count(),
+                )
+            }
+            _ => Entry::Lobby,
+        };
+        let stage = match entry {
+            Entry::Lobby => Stage::Lobby,
+            Entry::AwaitSnapshot => Stage::AwaitingSnapshot,
+            Entry::FromStart => playing(0, now, false),
+            Entry::LocalSnapshot { tick } => playing(tick, now, false),
+        };
+        if !rejoined {
+            self.broker.seat_taken(player);
+        }
+        self.seats.seat(now, player, hello.client_id, conn, stage);
+        self.welcome(now, player, entry, out);
+        self.events.push_back(RoomEvent::PlayerJoined {
+            player,
+            rejoined,
+            entry,
+        });
+        if matches!(self.phase, Phase::Lobby)
+            && self.seats.active_count() >= self.config.start_players as usize
+        {
+            self.start(now, out);
+        }
+        if entry == Entry::AwaitSnapshot {
+            self.serve_waiting(now, out);
+        }
+        Ok(())
+    }
+
+    fn welcome(&mut self, now: Duration, player: PlayerId, entry: Entry, out: &mut Outbox) {
+        let message = ServerMessage::Welcome {
+            player,
+            room: self.info(),
+            entry,
+            live: self.clock.finalized(),
+        };
+        self.seats.send(out, now, player, message);
+    }
+
+    fn check_compatible(&self, hello: &Hello) -> Result<(), SessionError> {
+        if hello.protocol != PROTOCOL_VERSION {
+            return Err(SessionError::VersionMismatch {
+                client: hello.protocol,
+                server: PROTOCOL_VERSION,
+            });
+        }
+        if hello.app_version != self.config.app_version {
+            return Err(SessionError::AppVersionMismatch {
+                client: hello.app_version.chars().take(64).collect(),
+                room: self.config.app_version.clone(),
+            });
+        }
+        if hello.schema != self.config.schema {
+            return Err(SessionError::SchemaMismatch);
+        }
+        if hello.initial != self.config.initial {
+            return Err(SessionError::GameMismatch);
+        }
+        Ok(())
+    }
+
+    /// How a seated player enters, as its welcome said: read from its stage.
+    fn entry_of(&self, player: PlayerId) -> Entry {
+        let stage = self.seats.active(player).map(|a| &a.stage);
+        match stage {
+            Some(Stage::Lobby) => Entry::Lobby,
+            Some(Stage::Playing { entered: 0, .. }) => Entry::FromStart,
+            Some(Stage::Playing { entered, .. }) => Entry::LocalSnapshot { tick: *entered },
+            // Waiting for a snapshot, or one is on the way (resent on its timer).
+            Some(Stage::AwaitingSnapshot | Stage::Receiving { .. }) | None => Entry::AwaitSnapshot,
+        }
+    }
+
+    fn start(&mut self, now: Duration, out: &mut Outbox) {
+        self.phase = Phase::Running { started_at: now };
+        for (_, active) in self.seats.actives_mut() {
+            active.stage = playing(0, now, true);
+        }
+        self.seats.broadcast(out, now, &ServerMessage::Start);
+        self.events.push_back(RoomEvent::GameStarted);
+    }
+
+    /// A message from the player on `conn` (after its hello).
+    pub fn message(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        message: ClientMessage,
+        out: &mut Outbox,
+    ) {
+        let Some(player) = self.seats.player_of(conn) else {
+            out.close(conn);
+            return;
+        };
+        if let Some(active) = self.seats.active_mut(player) {
+            active.last_heard = now;
+        }
+        match message {
+            // The server hands every hello to `Room::hello`.
+            ClientMessage::Hello(_) => {}
+            ClientMessage::Update {
+                received,
+                stepped,
+                first_input,
+                inputs,
+                checksums,
+            } => {
+                self.progress(now, player, received, stepped);
+                self.take_input(player, first_input, &inputs);
+                self.take_reports(now, player, stepped, &checksums, out);
+            }
+            ClientMessage::UploadChunk { upload, chunk } => {
+                self.upload_chunk(now, player, upload, &chunk, out)
+            }
+            ClientMessage::UploadUnavailable { upload } => {
+                if self.broker.is_buddy(player, Some(upload)) {
+                    self.broker.buddy_failed(player);
+                    self.serve_waiting(now, out);
+                } else {
+                    self.judge.forget(player, Some(upload));
+                }
+            }
+            ClientMessage::ResendChunks { transfer, chunks } => {
+                self.resend_chunks(now, player, transfer, &chunks, out)
+            }
+            ClientMessage::Leave => {
+                if let Some(seat) = self.seats.free(now, player)
+                    && let seats::Link::Active(active) = seat.link
+                {
+                    out.close(active.conn);
+                }
+                self.left(now, player, None, out);
+            }
+        }
+    }
+
+    /// The player's acknowledgement of verified input and its frame's tick. Only the
+    /// joiner's own word that its frame reached the snapshot's tick ends its transfer.
+    fn progress(&mut self, now: Duration, player: PlayerId, received: Tick, stepped: Tick) {
+        let finalized = self.clock.finalized();
+        let Some(active) = self.seats.active_mut(player) else {
+            return;
+        };
+        match &mut active.stage {
+            Stage::Playing { feed, .. } => feed.acknowledge(now, received, stepped, finalized),
+            Stage::Receiving { feed, download } => {
+                feed.acknowledge(now, received, stepped, finalized);
+                if stepped >= download.tick {
+                    let entered = download.tick;
+                    let feed = feed.clone();
+                    active.stage = Stage::Playing {
+                        entered,
+                        feed,
+                        sends_input: false,
+                    };
+                }
+            }
+            Stage::Lobby | Stage::AwaitingSnapshot => {}
+        }
+    }
+
+    /// Input from a playing player; from its first input on, ticks wait for it.
+    fn take_input(&mut self, player: PlayerId, first: Tick, inputs: &[u8]) {
+        let size = size_of::<I>();
+        if inputs.is_empty() || size == 0 || !inputs.len().is_multiple_of(size) {
+            return;
+        }
+        if let Some(active) = self.seats.active_mut(player)
+            && let Stage::Playing { sends_input, .. } = &mut active.stage
+        {
+            *sends_input = true;
+            self.clock.accept(player, first, inputs);
+        }
+    }
+
+    /// Checksum reports, for the ticks the player's frame has been through.
+    fn take_reports(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        stepped: Tick,
+        reports: &[(Tick, Checksum)],
+        out: &mut Outbox,
+    ) {
+        let Some(entered) = self.seats.active(player).and_then(|a| a.stage.entered()) else {
+            return;
+        };
+        let finalized = self.clock.finalized();
+        let every = self.config.checksum_every.max(1) as u64;
+        for &(tick, checksum) in reports.iter().take(MAX_LIST) {
+            if tick % every != 0 || tick > finalized || tick < entered || tick > stepped {
+                continue;
+            }
+            if let Some(verdict) = self.judge.report(player, tick, checksum) {
+                self.desync(now, verdict, out);
+            }
+        }
+    }
+
+    /// The transport lost the connection (or the player fell silent): the slot stays,
+    /// inactive, for PlayerTTL.
+    pub fn disconnect(&mut self, now: Duration, conn: ConnId, reason: &str, out: &mut Outbox) {
+        let Some(player) = self.seats.player_of(conn) else {
+            return;
+        };
+        self.seats.deactivate(now, player);
+        self.left(now, player, Some(reason.to_string()), out);
+    }
+
+    /// Removes a player for good, telling it why.
+    pub fn kick(&mut self, now: Duration, player: PlayerId, out: &mut Outbox) {
+        let Some(seat) = self.seats.free(now, player) else {
+            return;
+        };
+        if let seats::Link::Active(active) = seat.link {
+            out.send(active.conn, ServerMessage::Refused(SessionError::Kicked));
+            out.close(active.conn);
+        }
+        self.left(now, player, Some("kicked".into()), out);
+    }
+
+    /// After `player` left its seat: its uploads are off; a buddy is replaced.
+    fn left(&mut self, now: Duration, player: PlayerId, reason: Option<String>, out: &mut Outbox) {
+        self.events
+            .push_back(RoomEvent::PlayerLeft { player, reason });
+        self.judge.forget(player, None);
+        if self.broker.is_buddy(player, None) {
+            self.broker.buddy_failed(player);
+            self.serve_waiting(now, out);
+        }
+    }
+
+    /// Advances the room to `now`: finalises due ticks, streams verified input, and
+    /// runs timeouts, resends and heartbeats.
+    pub fn drive(&mut self, now: Duration, timing: Timing, out: &mut Outbox) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        self.driven = self.driven.max(now);
+        self.finalize_due(now);
+        self.stream(now, out);
+        if now >= self.housekept + HOUSEKEEPING {
+            self.housekept = now;
+            self.housekeeping(now, timing, out);
+        }
+    }
+
+    /// When the room next needs driving.
+    pub fn next_wake(&self) -> Option<Duration> {
+        let housekeeping = self.housekept + HOUSEKEEPING;
+        let tick = match self.phase {
+            Phase::Running { started_at } => {
+                self.clock
+                    .next_deadline(&self.config, started_at, self.driven)
+            }
+            Phase::Closed => return None,
+            Phase::Lobby | Phase::Ended => None,
+        };
+        Some(tick.map_or(housekeeping, |t| t.min(housekeeping)))
+    }
+
+    fn finalize_due(&mut self, now: Duration) {
+        let Phase::Running { started_at } = self.phase else {
+            return;
+        };
+        let expected = self.seats.mask(|a| {
+            matches!(
+                a.stage,
+                Stage::Playing {
+                    sends_input: true,
+                    ..
+                }
+            )
+        });
+        let present = self.seats.mask(|_| true);
+        self.clock
+            .finalize_due(&self.config, now, started_at, expected, present);
+        if self
+            .config
+            .end_tick
+            .is_some_and(|end| self.clock.finalized() >= end)
+        {
+            self.phase = Phase::Ended;
+            let tick = self.clock.finalized();
+            self.events.push_back(RoomEvent::GameEnded { tick });
+        }
+    }
+
+    /// Sends every entered player the verified ticks it lacks.
+    fn stream(&mut self, now: Duration, out: &mut Outbox) {
+        let row = self.seats.len() * size_of::<I>() + 8;
+        let per_message = (60_000 / row).max(1) as u64;
+        let (live, oldest) = (self.clock.finalized(), self.clock.oldest());
+        for (_, active) in self.seats.actives_mut() {
+            let feed = match &mut active.stage {
+                Stage::Playing { feed, .. } | Stage::Receiving { feed, .. } => feed,
+                Stage::Lobby | Stage::AwaitingSnapshot => continue,
+            };
+            let Some((from, to)) = feed.due(now, live, oldest) else {
+                continue;
+            };
+            for ticks in self.clock.verified(from, to, per_message) {
+                out.send(active.conn, ServerMessage::Verified { live, ticks });
+            }
+            active.last_sent = now;
+        }
+    }
+
+    fn housekeeping(&mut self, now: Duration, timing: Timing, out: &mut Outbox) {
+        let live = self.clock.finalized();
+        let silent: Vec<ConnId> = self
+            .seats
+            .actives()
+            .filter(|(_, a)| now >= a.last_heard + timing.peer_timeout)
+            .map(|(_, a)| a.conn)
+            .collect();
+        for conn in silent {
+            out.close(conn);
+            self.disconnect(now, conn, "timed out", out);
+        }
+        for (_, active) in self.seats.actives_mut() {
+            if now >= active.last_sent + timing.heartbeat {
+                active.last_sent = now;
+                out.send(active.conn, ServerMessage::Heartbeat { live });
+            }
+        }
+        for player in self.seats.expire(now, self.config.player_ttl) {
+            self.events.push_back(RoomEvent::SlotFreed { player });
+        }
+        if let Some(since) = self.seats.empty_since()
+            && (now >= since + self.config.empty_room_ttl || matches!(self.phase, Phase::Ended))
+        {
+            self.close();
+            return;
+        }
+        if let Phase::Ended = self.phase {
+            for (_, active) in self.seats.actives_mut() {
+                if active.stage.feed().is_some_and(|f| f.received >= live) {
+                    active.last_sent = now;
+                    out.send(active.conn, ServerMessage::End { tick: live });
+                }
+            }
+        }
+        self.judge_checksums(now, out);
+        self.resend_downloads(now, out);
+        self.chase_uploads(now, out);
+    }
+
+    /// Closes the room for good; nothing reaches it any more (the verdicts stay).
+    fn close(&mut self) {
+        self.phase = Phase::Closed;
+        self.seats.clear();
+        self.events.push_back(RoomEvent::RoomClosed);
+    }
+}
+
+/// The stage of a player whose frame runs from `entered`.
+fn playing(entered: Tick, now: Duration, sends_input: bool) -> Stage {
+    Stage::Playing {
+        entered,
+        feed: Feed::new(entered, now),
+        sends_input,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,449 @@
+//! `Seats`: the room's player slots, each keyed by the secret [`ClientId`] that took it.
+//! A seat is active (a connection plays it, at some stage of entering the game) or
+//! inactive (kept for its owner until PlayerTTL). The seats also know when the room
+//! went empty, for EmptyRoomTTL.
+
+use std::time::Duration;
+use tickstep_engine::{PlayerId, Tick};
+
+use super::feed::Feed;
+use crate::outbox::Outbox;
+use crate::protocol::{Hello, ServerMessage};
+use crate::transfer::Download;
+use crate::{ClientId, ConnId, SessionError};
+
+/// Who holds a slot: the client id and, while the player is active, its connection.
+pub type SlotHolder = (ClientId, Option<ConnId>);
+
+/// One player slot.
+#[derive(Debug)]
+pub(crate) struct Seat {
+    /// The secret the slot is keyed by.
+    pub client_id: ClientId,
+    /// Whether a connection plays it.
+    pub link: Link,
+}
+
+/// A seat's connection.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// No connection since `since`; the seat is kept until PlayerTTL after it.
+    Inactive {
+        /// When the player went inactive.
+        since: Duration,
+    },
+    /// A connection plays the seat.
+    Active(Active),
+}
+
+/// An active seat's connection and how far its player is into the game.
+#[derive(Debug)]
+pub(crate) struct Active {
+    /// The connection.
+    pub conn: ConnId,
+    /// When the player was last heard from.
+    pub last_heard: Duration,
+    /// When it was last sent anything.
+    pub last_sent: Duration,
+    /// How far into the game it is.
+    pub stage: Stage,
+}
+
+/// How far an active player is into the game.
+#[derive(Debug)]
+pub(crate) enum Stage {
+    /// Welcomed before the game started.
+    Lobby,
+    /// Its entry snapshot is being fetched from a buddy; its clock is paused.
+    AwaitingSnapshot,
+    /// Its entry snapshot is on the way; verified input after it streams meanwhile.
+    Receiving {
+        /// Verified input sent after the snapshot's tick.
+        feed: Feed,
+        /// The snapshot.
+        download: Download,
+    },
+    /// Its frame runs from `entered` on the verified input streaming to it.
+    Playing {
+        /// The tick its frame started from.
+        entered: Tick,
+        /// Verified input sent to it.
+        feed: Feed,
+        /// It sends input, so ticks wait (up to the tolerance) for it.
+        sends_input: bool,
+    },
+}
+
+impl Stage {
+    /// The tick the player's frame started from, once it has one coming.
+    pub fn entered(&self) -> Option<Tick> {
+        match self {
+            Stage::Receiving { download, .. } => Some(download.tick),
+            Stage::Playing { entered, .. } => Some(*entered),
+            Stage::Lobby | Stage::AwaitingSnapshot => None,
+        }
+    }
+
+    /// The verified input streaming to the player, once entered.
+    pub fn feed(&self) -> Option<&Feed> {
+        match self {
+            Stage::Receiving { feed, .. } | Stage::Playing { feed, .. } => Some(feed),
+            Stage::Lobby | Stage::AwaitingSnapshot => None,
+        }
+    }
+}
+
+/// How a hello is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The connection already plays this seat: its welcome was lost.
+    Repeated(PlayerId),
+    /// The seat to (re)take; `rejoined` when the client held it before.
+    Seat {
+        /// The slot.
+        player: PlayerId,
+        /// The client held it before.
+        rejoined: bool,
+    },
+}
+
+/// The room's slots.
+#[derive(Debug)]
+pub(crate) struct Seats {
+    seats: Vec<Option<Seat>>,
+    /// Since when no seat is active, if none is.
+    empty_since: Option<Duration>,
+}
+
+impl Seats {
+    /// `players` empty slots, the room empty since `now`.
+    pub fn new(players: usize) -> Seats {
+        Seats {
+            seats: (0..players).map(|_| None).collect(),
+            empty_since: None,
+        }
+    }
+
+    /// The slot count.
+    pub fn len(&self) -> usize {
+        self.seats.len()
+    }
+
+    /// Seat `player`, if taken.
+    pub fn get(&self, player: PlayerId) -> Option<&Seat> {
+        self.seats.get(player.0 as usize)?.as_ref()
+    }
+
+    /// The active seat `player`, if it is one.
+    pub fn active(&self, player: PlayerId) -> Option<&Active> {
+        match &self.get(player)?.link {
+            Link::Active(active) => Some(active),
+            Link::Inactive { .. } => None,
+        }
+    }
+
+    /// The active seat `player`, to change.
+    pub fn active_mut(&mut self, player: PlayerId) -> Option<&mut Active> {
+        match &mut self.seats.get_mut(player.0 as usize)?.as_mut()?.link {
+            Link::Active(active) => Some(active),
+            Link::Inactive { .. } => None,
+        }
+    }
+
+    /// Every active seat, by player.
+    pub fn actives(&self) -> impl Iterator<Item = (PlayerId, &Active)> {
+        self.seats
+            .iter()
+            .enumerate()
+            .filter_map(|(p, seat)| match seat {
+                Some(Seat {
+                    link: Link::Active(active),
+                    ..
+                }) => Some((PlayerId(p as u8), active)),
+                _ => None,
+            })
+    }
+
+    /// Every active seat, by player, to change.
+    pub fn actives_mut(&mut self) -> impl Iterator<Item = (PlayerId, &mut Active)> {
+        self.seats
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(p, seat)| match seat {
+                Some(Seat {
+                    link: Link::Active(active),
+                    ..
+                }) => Some((PlayerId(p as u8), active)),
+                _ => None,
+            })
+    }
+
+    /// The set of players (bit `p` for player `p`) whose active seat passes `test`.
+    pub fn mask(&self, test: impl Fn(&Active) -> bool) -> u64 {
+        self.actives()
+            .filter(|(_, active)| test(active))
+            .fold(0, |mask, (p, _)| mask | 1 << p.0)
+    }
+
+    /// Active seats.
+    pub fn active_count(&self) -> usize {
+        self.actives().count()
+    }
+
+    /// The seat a connection plays.
+    pub fn player_of(&self, conn: ConnId) -> Option<PlayerId> {
+        self.actives()
+            .find(|(_, active)| active.conn == conn)
+            .map(|(p, _)| p)
+    }
+
+    /// Who holds each slot.
+    pub fn holders(&self) -> Vec<Option<SlotHolder>> {
+        let holder = |seat: &Seat| match &seat.link {
+            Link::Active(active) => (seat.client_id, Some(active.conn)),
+            Link::Inactive { .. } => (seat.client_id, None),
+        };
+        self.seats.iter().map(|s| s.as_ref().map(holder)).collect()
+    }
+
+    /// Decides which seat a hello from `conn` gets, or why none. `open` says whether
+    /// the room still seats new players.
+    pub fn admit(
+        &self,
+        conn: ConnId,
+        hello: &Hello,
+        open: bool,
+    ) -> Result<Admission, SessionError> {
+        if let Some(p) = self.player_of(conn)
+            && self
+                .get(p)
+                .is_some_and(|seat| seat.client_id != hello.client_id)
+        {
+            let problem = "one connection plays one slot; it said hello as another client";
+            return Err(SessionError::ProtocolViolation(problem.into()));
+        }
+        let owned = self.seats.iter().enumerate().find_map(|(p, seat)| {
+            let seat = seat.as_ref().filter(|s| s.client_id == hello.client_id)?;
+            Some((PlayerId(p as u8), seat))
+        });
+        match owned {
+            Some((player, seat)) => match &seat.link {
+                Link::Active(active) if active.conn == conn => Ok(Admission::Repeated(player)),
+                Link::Active(_) => Err(SessionError::DuplicateClientId),
+                Link::Inactive { .. } if !open => Err(SessionError::RoomClosed),
+                Link::Inactive { .. } => Ok(Admission::Seat {
+                    player,
+                    rejoined: true,
+                }),
+            },
+            None if hello.rejoin => Err(SessionError::PlayerTtlExpired),
+            None if !open => Err(SessionError::RoomClosed),
+            None => {
+                let free = self
+                    .seats
+                    .iter()
+                    .position(Option::is_none)
+                    .ok_or(SessionError::RoomFull)?;
+                Ok(Admission::Seat {
+                    player: PlayerId(free as u8),
+                    rejoined: false,
+                })
+            }
+        }
+    }
+
+    /// Seats `client_id` at `player` on `conn` at `stage` (replacing whatever the seat
+    /// held); the room is no longer empty.
+    pub fn seat(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        client_id: ClientId,
+        conn: ConnId,
+        stage: Stage,
+    ) {
+        let active = Active {
+            conn,
+            last_heard: now,
+            last_sent: now,
+            stage,
+        };
+        self.seats[player.0 as usize] = Some(Seat {
+            client_id,
+            link: Link::Active(active),
+        });
+        self.empty_since = None;
+    }
+
+    /// Makes `player`'s seat inactive (kept for PlayerTTL); returns its connection.
+    pub fn deactivate(&mut self, now: Duration, player: PlayerId) -> Option<ConnId> {
+        let seat = self.seats.get_mut(player.0 as usize)?.as_mut()?;
+        let Link::Active(active) = &seat.link else {
+            return None;
+        };
+        let conn = active.conn;
+        seat.link = Link::Inactive { since: now };
+        self.note_departure(now);
+        Some(conn)
+    }
+
+    /// Frees `player`'s seat for good; returns the connection it had, if active.
+    pub fn free(&mut self, now: Duration, player: PlayerId) -> Option<Seat> {
+        let seat = self.seats.get_mut(player.0 as usize)?.take();
+        self.note_departure(now);
+        seat
+    }
+
+    fn note_departure(&mut self, now: Duration) {
+        if self.active_count() == 0 && self.empty_since.is_none() {
+            self.empty_since = Some(now);
+        }
+    }
+
+    /// Since when no seat has been active, if none is.
+    pub fn empty_since(&self) -> Option<Duration> {
+        self.empty_since.filter(|_| self.active_count() == 0)
+    }
+
+    /// Frees every seat inactive for `ttl`; returns their players.
+    pub fn expire(&mut self, now: Duration, ttl: Duration) -> Vec<PlayerId> {
+        let mut freed = Vec::new();
+        for (p, seat) in self.seats.iter_mut().enumerate() {
+            if let Some(Seat {
+                link: Link::Inactive { since },
+                ..
+            }) = seat
+                && now >= *since + ttl
+            {
+                *seat = None;
+                freed.push(PlayerId(p as u8));
+            }
+        }
+        freed
+    }
+
+    /// Empties every seat (the room closed).
+    pub fn clear(&mut self) {
+        self.seats.iter_mut().for_each(|s| *s = None);
+    }
+
+    /// Sends `message` to `player` if it is active.
+    pub fn send(
+        &mut self,
+        out: &mut Outbox,
+        now: Duration,
+        player: PlayerId,
+        message: ServerMessage,
+    ) {
+        if let Some(active) = self.active_mut(player) {
+            active.last_sent = now;
+            out.send(active.conn, message);
+        }
+    }
+
+    /// Sends `message` to every active player.
+    pub fn broadcast(&mut self, out: &mut Outbox, now: Duration, message: &ServerMessage) {
+        for (_, active) in self.actives_mut() {
+            active.last_sent = now;
+            out.send(active.conn, message.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PROTOCOL_VERSION;
+    use tickstep_engine::{Checksum, SchemaHash};
+
+    fn hello(n: u64, rejoin: bool) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: "t".into(),
+            schema: SchemaHash::default(),
+            initial: Checksum::default(),
+            room: "r".into(),
+            client_id: ClientId::from_seed(n),
+            rejoin,
+            local_snapshot: None,
+        }
+    }
+
+    const T0: Duration = Duration::ZERO;
+
+    fn seated(seats: &mut Seats, n: u64, conn: u64) -> PlayerId {
+        let Ok(Admission::Seat { player, .. }) = seats.admit(ConnId(conn), &hello(n, false), true)
+        else {
+            panic!("seat for client {n}");
+        };
+        seats.seat(
+            T0,
+            player,
+            ClientId::from_seed(n),
+            ConnId(conn),
+            Stage::Lobby,
+        );
+        player
+    }
+
+    #[test]
+    fn a_returning_id_gets_its_seat_and_a_second_connection_is_refused() {
+        let mut seats = Seats::new(2);
+        let a = seated(&mut seats, 1, 10);
+        assert_eq!(a, PlayerId(0));
+        assert_eq!(
+            seats.admit(ConnId(10), &hello(1, false), true),
+            Ok(Admission::Repeated(a))
+        );
+        assert_eq!(
+            seats.admit(ConnId(11), &hello(1, true), true),
+            Err(SessionError::DuplicateClientId)
+        );
+        assert!(matches!(
+            seats.admit(ConnId(10), &hello(2, false), true),
+            Err(SessionError::ProtocolViolation(_))
+        ));
+        seats.deactivate(T0, a);
+        assert_eq!(
+            seats.admit(ConnId(11), &hello(1, true), true),
+            Ok(Admission::Seat {
+                player: a,
+                rejoined: true
+            })
+        );
+    }
+
+    #[test]
+    fn full_rooms_expired_slots_and_closed_rooms_are_refused_by_name() {
+        let mut seats = Seats::new(1);
+        seated(&mut seats, 1, 10);
+        assert_eq!(
+            seats.admit(ConnId(11), &hello(2, false), true),
+            Err(SessionError::RoomFull)
+        );
+        assert_eq!(
+            seats.admit(ConnId(11), &hello(2, true), true),
+            Err(SessionError::PlayerTtlExpired)
+        );
+        assert_eq!(
+            seats.admit(ConnId(11), &hello(2, false), false),
+            Err(SessionError::RoomClosed)
+        );
+    }
+
+    #[test]
+    fn inactive_seats_expire_after_their_ttl_and_the_room_knows_when_it_emptied() {
+        let mut seats = Seats::new(2);
+        let a = seated(&mut seats, 1, 10);
+        let b = seated(&mut seats, 2, 11);
+        let sec = Duration::from_secs(1);
+        seats.deactivate(sec, a);
+        assert_eq!(seats.empty_since(), None, "b is still active");
+        seats.deactivate(2 * sec, b);
+        assert_eq!(seats.empty_since(), Some(2 * sec));
+        assert_eq!(seats.expire(20 * sec, 20 * sec), vec![]);
+        assert_eq!(seats.expire(21 * sec, 20 * sec), vec![a]);
+        assert_eq!(seats.expire(22 * sec, 20 * sec), vec![b]);
+        assert!(seats.holders().iter().all(Option::is_none));
+    }
+}

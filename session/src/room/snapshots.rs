@@ -1,0 +1,248 @@
+//! The room's snapshot traffic, and the verdicts that cause some of it: carrying out
+//! the broker's plans (asking buddies, sending joiners the checked snapshot, refusing
+//! them when nobody can help), resending what was lost, and asking for evidence of a
+//! desync.
+
+use bytemuck::Pod;
+use std::time::Duration;
+use tickstep_engine::{PlayerId, Tick};
+use tickstep_snapshot::Chunk;
+
+use super::broker::{BuddyChunk, Chase, Checked, Plan};
+use super::checksums::Verdict;
+use super::feed::Feed;
+use super::seats::Stage;
+use super::{Room, RoomEvent};
+use crate::outbox::Outbox;
+use crate::protocol::{ServerMessage, SnapshotSource};
+use crate::transfer::{Download, Upload};
+
+/// A download is resent whole after this long without the joiner entering.
+const DOWNLOAD_RESEND: Duration = Duration::from_secs(2);
+/// Missing upload chunks are asked for after this stall.
+const UPLOAD_STALL: Duration = Duration::from_millis(500);
+
+impl<I: Pod + PartialEq> Room<I> {
+    pub(super) fn upload_chunk(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        id: u32,
+        chunk: &Chunk,
+        out: &mut Outbox,
+    ) {
+        let schema = self.config.schema;
+        match self.broker.buddy_chunk(now, player, id, chunk, schema) {
+            BuddyChunk::More => {}
+            BuddyChunk::Checked => self.serve_waiting(now, out),
+            BuddyChunk::Rejected { tick } => {
+                self.events.push_back(RoomEvent::BuddySnapshotRejected {
+                    buddy: player,
+                    tick,
+                });
+                self.serve_waiting(now, out);
+            }
+            BuddyChunk::NotBuddy => {
+                if let Some(Some((tick, snapshot))) =
+                    self.judge.evidence_chunk(now, player, id, chunk)
+                {
+                    self.events.push_back(RoomEvent::Evidence {
+                        tick,
+                        player,
+                        snapshot,
+                    });
+                }
+            }
+        }
+    }
+
+    /// A joiner names chunks of its snapshot that did not arrive. An empty list would
+    /// mean everything: the room resends that on its own timer, never on request, so a
+    /// joiner cannot make it repeat itself.
+    pub(super) fn resend_chunks(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        transfer: u32,
+        chunks: &[u32],
+        out: &mut Outbox,
+    ) {
+        let live = self.clock.finalized();
+        let Some(active) = self.seats.active_mut(player) else {
+            return;
+        };
+        let Stage::Receiving { download, .. } = &active.stage else {
+            return;
+        };
+        if download.transfer != transfer || chunks.is_empty() {
+            return;
+        }
+        for message in download.messages(download.snapshot.select(chunks), live) {
+            out.send(active.conn, message);
+        }
+        active.last_sent = now;
+    }
+
+    pub(super) fn judge_checksums(&mut self, now: Duration, out: &mut Outbox) {
+        let grace = self.config.ticks_in(Duration::from_secs(2));
+        let settled = self.clock.finalized().saturating_sub(grace);
+        let seats = &self.seats;
+        let expected = |tick: Tick| seats.mask(|a| a.stage.entered().is_some_and(|e| e <= tick));
+        for verdict in self.judge.decide(settled, expected) {
+            self.desync(now, verdict, out);
+        }
+        if !self.broker.has_checked()
+            && self
+                .seats
+                .mask(|a| matches!(a.stage, Stage::AwaitingSnapshot))
+                != 0
+        {
+            self.serve_waiting(now, out);
+        }
+    }
+
+    /// Reports a desync to the host and the clients, and asks for evidence of the
+    /// first one.
+    pub(super) fn desync(&mut self, now: Duration, verdict: Verdict, out: &mut Outbox) {
+        let tick = verdict.tick;
+        self.events.push_back(RoomEvent::Desync {
+            tick,
+            disagreeing: verdict.disagreeing.clone(),
+        });
+        let message = ServerMessage::Desync {
+            tick,
+            disagreeing: verdict.disagreeing.clone(),
+        };
+        self.seats.broadcast(out, now, &message);
+        for witness in self.judge.witnesses(&verdict) {
+            let upload = self.ask_upload(now, witness, tick, out);
+            self.judge.expect_evidence(upload);
+        }
+    }
+
+    /// Asks `from` for its snapshot of `tick`.
+    pub(super) fn ask_upload(
+        &mut self,
+        now: Duration,
+        from: PlayerId,
+        tick: Tick,
+        out: &mut Outbox,
+    ) -> Upload {
+        let id = self.new_id();
+        let message = ServerMessage::UploadRequest { upload: id, tick };
+        self.seats.send(out, now, from, message);
+        Upload::new(id, from, tick, self.config.max_snapshot_len, now)
+    }
+
+    /// Asks again for stalled uploads; gives up on them past the snapshot timeout.
+    pub(super) fn chase_uploads(&mut self, now: Duration, out: &mut Outbox) {
+        let timeout = self.config.snapshot_timeout;
+        for (player, message) in self.judge.chase(now, timeout, UPLOAD_STALL) {
+            self.seats.send(out, now, player, message);
+        }
+        match self.broker.chase(now, timeout, UPLOAD_STALL) {
+            Chase::Nothing => {}
+            Chase::Resend(player, message) => self.seats.send(out, now, player, message),
+            Chase::TimedOut => self.serve_waiting(now, out),
+        }
+    }
+
+    pub(super) fn resend_downloads(&mut self, now: Duration, out: &mut Outbox) {
+        let live = self.clock.finalized();
+        for (_, active) in self.seats.actives_mut() {
+            let Stage::Receiving { download, .. } = &mut active.stage else {
+                continue;
+            };
+            if now < download.sent_at + DOWNLOAD_RESEND {
+                continue;
+            }
+            download.sent_at = now;
+            for message in download.messages(download.snapshot.chunks().iter(), live) {
+                out.send(active.conn, message);
+            }
+            active.last_sent = now;
+        }
+    }
+
+    /// Carries out the broker's plan for the players waiting for a snapshot.
+    pub(super) fn serve_waiting(&mut self, now: Duration, out: &mut Outbox) {
+        let clock = &self.clock;
+        let plan = self.broker.plan(
+            now,
+            &self.config,
+            &self.seats,
+            &self.judge,
+            clock.finalized(),
+            |tick| clock.holds_after(tick),
+        );
+        let waiting: Vec<PlayerId> = self
+            .seats
+            .actives()
+            .filter(|(_, a)| matches!(a.stage, Stage::AwaitingSnapshot))
+            .map(|(p, _)| p)
+            .collect();
+        match plan {
+            Plan::Wait => {}
+            Plan::Give(checked) => {
+                for player in waiting {
+                    self.give_snapshot(now, player, &checked, out);
+                }
+            }
+            Plan::Ask {
+                buddy,
+                tick,
+                checksum,
+            } => {
+                self.events.push_back(RoomEvent::BuddyAsked { buddy, tick });
+                let upload = self.ask_upload(now, buddy, tick, out);
+                self.broker.asked(upload, checksum);
+            }
+            Plan::Refuse(error) => {
+                for player in waiting {
+                    let Some(conn) = self.seats.active(player).map(|a| a.conn) else {
+                        continue;
+                    };
+                    out.send(conn, ServerMessage::Refused(error.clone()));
+                    out.close(conn);
+                    self.disconnect(now, conn, "no snapshot", out);
+                }
+            }
+        }
+    }
+
+    pub(super) fn give_snapshot(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        checked: &Checked,
+        out: &mut Outbox,
+    ) {
+        let transfer = self.new_id();
+        let live = self.clock.finalized();
+        let Some(active) = self.seats.active_mut(player) else {
+            return;
+        };
+        let download = Download {
+            transfer,
+            tick: checked.tick,
+            checksum: checked.checksum,
+            source: SnapshotSource::Buddy,
+            snapshot: checked.snapshot.clone(),
+            sent_at: now,
+        };
+        for message in download.messages(download.snapshot.chunks().iter(), live) {
+            out.send(active.conn, message);
+        }
+        active.last_sent = now;
+        let bytes = download.snapshot.len();
+        active.stage = Stage::Receiving {
+            feed: Feed::new(checked.tick, now),
+            download,
+        };
+        self.events.push_back(RoomEvent::SnapshotSent {
+            player,
+            tick: checked.tick,
+            bytes,
+        });
+    }
+}

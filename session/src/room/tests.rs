@@ -1,0 +1,212 @@
+//! The room as a whole, driven by hand with the session's stub game: the parts working
+//! together through hellos, input, time and departures.
+
+use std::time::Duration;
+use tickstep_engine::{PlayerId, TickInputs, checksum};
+
+use super::*;
+use crate::outbox::ServerTransmit;
+use crate::protocol::Hello;
+use crate::{ClientId, test_game};
+
+const MS: Duration = Duration::from_millis(1);
+const TIMING: Timing = Timing {
+    peer_timeout: Duration::from_secs(10),
+    heartbeat: Duration::from_secs(1),
+};
+
+struct Harness {
+    room: Room<u32>,
+    out: Outbox,
+}
+
+impl Harness {
+    fn new(players: u8, change: impl FnOnce(&mut RoomConfig)) -> Harness {
+        let frame = test_game::frame(1);
+        let mut config = RoomConfig::new(players, "t", frame.schema().hash(), checksum(&frame));
+        change(&mut config);
+        Harness {
+            room: Room::new(config).expect("room"),
+            out: Outbox::default(),
+        }
+    }
+
+    fn hello(&mut self, now: Duration, conn: u64, client: u64) -> Result<(), SessionError> {
+        let frame = test_game::frame(1);
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: "t".into(),
+            schema: frame.schema().hash(),
+            initial: checksum(&frame),
+            room: "r".into(),
+            client_id: ClientId::from_seed(client),
+            rejoin: false,
+            local_snapshot: None,
+        };
+        self.room.hello(now, ConnId(conn), &hello, &mut self.out)
+    }
+
+    fn input(&mut self, now: Duration, conn: u64, first: Tick, inputs: &[u32]) {
+        let message = ClientMessage::Update {
+            received: 0,
+            stepped: 0,
+            first_input: first,
+            inputs: bytemuck::cast_slice(inputs).to_vec(),
+            checksums: Vec::new(),
+        };
+        self.room.message(now, ConnId(conn), message, &mut self.out);
+    }
+
+    /// Everything sent to `conn` so far (drains the outbox).
+    fn sent(&mut self) -> Vec<(ConnId, ServerMessage)> {
+        std::iter::from_fn(|| self.out.pop())
+            .filter_map(|t| match t {
+                ServerTransmit::Send { to, message } => Some((to, message)),
+                ServerTransmit::Close { .. } => None,
+            })
+            .collect()
+    }
+
+    fn events(&mut self) -> Vec<RoomEvent> {
+        std::iter::from_fn(|| self.room.poll_event()).collect()
+    }
+}
+
+fn entries(sent: &[(ConnId, ServerMessage)], conn: u64) -> Vec<Entry> {
+    sent.iter()
+        .filter_map(|(to, m)| match m {
+            ServerMessage::Welcome { entry, .. } if *to == ConnId(conn) => Some(*entry),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_game_starts_when_the_room_fills_and_ticks_verify_everyones_input() {
+    let mut h = Harness::new(2, |_| {});
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    assert_eq!(entries(&h.sent(), 1), vec![Entry::Lobby]);
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    assert!(h.events().contains(&RoomEvent::GameStarted));
+    h.input(MS, 1, 1, &[10, 11]);
+    h.input(MS, 2, 1, &[20]);
+    let due = h.room.config.due(Duration::ZERO, 2);
+    h.room.drive(due, TIMING, &mut h.out);
+    assert_eq!(h.room.finalized(), 1, "tick 2 waits for player 1's input");
+    let mut inputs = TickInputs::new(2).unwrap();
+    h.room.inputs().read(1, &mut inputs).unwrap();
+    assert_eq!(inputs.raw(), &[10, 20]);
+    assert_eq!(h.room.stats().filled_ticks, 0);
+    h.room
+        .drive(due + h.room.config.input_tolerance, TIMING, &mut h.out);
+    assert_eq!(h.room.finalized(), 2);
+    h.room.inputs().read(2, &mut inputs).unwrap();
+    assert_eq!(inputs.raw(), &[11, 20], "filled with player 1's last input");
+    assert_eq!(h.room.stats().filled_ticks, 1);
+}
+
+/// Regression: a rejoiner whose welcome was lost repeated its hello while its buddy
+/// snapshot was on the way, and was told to enter from a local snapshot it did not have.
+#[test]
+fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
+    let mut h = Harness::new(2, |c| c.start_window = Duration::ZERO);
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    // Run to tick 60 with both reporting the same checksum at tick 30.
+    let frame = test_game::frame(1);
+    let mut sim = test_game::simulation();
+    let mut played = frame.clone();
+    let mut inputs = TickInputs::<u32>::new(2).unwrap();
+    let mut sum30 = None;
+    for tick in 1..=60 {
+        let now = h.room.config.due(Duration::ZERO, tick);
+        h.input(now, 1, tick, &[1]);
+        h.input(now, 2, tick, &[2]);
+        h.room.drive(now, TIMING, &mut h.out);
+        h.room.inputs().read(tick, &mut inputs).unwrap();
+        sim.step(&mut played, &inputs).unwrap();
+        if tick == 30 {
+            sum30 = Some(checksum(&played));
+        }
+    }
+    let sum30 = sum30.unwrap();
+    for conn in [1, 2] {
+        let update = ClientMessage::Update {
+            received: 60,
+            stepped: 60,
+            first_input: 0,
+            inputs: Vec::new(),
+            checksums: vec![(30, sum30)],
+        };
+        h.room
+            .message(Duration::from_secs(1), ConnId(conn), update, &mut h.out);
+    }
+    // Housekeeping decides tick 30; player 2 drops and comes back without a snapshot:
+    // a buddy is asked.
+    let later = Duration::from_millis(1100);
+    h.room.drive(later, TIMING, &mut h.out);
+    h.room.disconnect(later, ConnId(2), "lost", &mut h.out);
+    h.hello(later, 3, 2).unwrap();
+    let sent = h.sent();
+    assert_eq!(entries(&sent, 3), vec![Entry::AwaitSnapshot]);
+    let upload = sent
+        .iter()
+        .find_map(|(to, m)| match m {
+            ServerMessage::UploadRequest { upload, tick: 30 } if *to == ConnId(1) => Some(*upload),
+            _ => None,
+        })
+        .expect("player 0 asked as buddy");
+    // The buddy uploads its snapshot of tick 30; the room starts sending it.
+    let mut at30 = frame.clone();
+    let mut replay = test_game::simulation();
+    for tick in 1..=30 {
+        h.room.inputs().read(tick, &mut inputs).unwrap();
+        replay.step(&mut at30, &inputs).unwrap();
+    }
+    let mut bytes = Vec::new();
+    tickstep_snapshot::encode(&at30, &mut bytes);
+    for chunk in tickstep_snapshot::split(&bytes, 1 << 16) {
+        let message = ClientMessage::UploadChunk { upload, chunk };
+        h.room.message(later, ConnId(1), message, &mut h.out);
+    }
+    assert!(
+        h.sent().iter().any(|(to, m)| *to == ConnId(3)
+            && matches!(m, ServerMessage::SnapshotChunk { tick: 30, .. }))
+    );
+    // The welcome was lost; the client says hello again and must be told to await.
+    h.hello(Duration::from_secs(2), 3, 2).unwrap();
+    assert_eq!(entries(&h.sent(), 3), vec![Entry::AwaitSnapshot]);
+}
+
+#[test]
+fn silent_players_go_inactive_their_seats_expire_and_an_empty_room_closes() {
+    let mut h = Harness::new(2, |c| {
+        c.start_players = 1;
+        c.player_ttl = Duration::from_secs(5);
+        c.empty_room_ttl = Duration::from_secs(20);
+    });
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    let sec = Duration::from_secs(1);
+    h.room.drive(9 * sec, TIMING, &mut h.out);
+    assert_eq!(
+        h.room.holders()[0],
+        Some((ClientId::from_seed(1), Some(ConnId(1))))
+    );
+    h.room.drive(10 * sec, TIMING, &mut h.out);
+    assert_eq!(
+        h.room.holders()[0],
+        Some((ClientId::from_seed(1), None)),
+        "timed out"
+    );
+    h.room.drive(15 * sec, TIMING, &mut h.out);
+    assert_eq!(h.room.holders()[0], None, "PlayerTTL passed");
+    assert!(!h.room.is_closed());
+    h.room.drive(30 * sec, TIMING, &mut h.out);
+    assert!(h.room.is_closed(), "EmptyRoomTTL passed");
+    let events = h.events();
+    assert!(events.contains(&RoomEvent::SlotFreed {
+        player: PlayerId(0)
+    }));
+    assert_eq!(events.last(), Some(&RoomEvent::RoomClosed));
+    assert_eq!(h.hello(31 * sec, 2, 2), Err(SessionError::RoomClosed));
+}

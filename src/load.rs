@@ -292,7 +292,7 @@ async fn bot(
             _ = net.round(&mut host) => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
         }
-        if !counted && *net.client.state() == ClientState::Running {
+        if !counted && net.client.state() == ClientState::Running {
             counted = true;
             running.set(running.get() + 1);
         }

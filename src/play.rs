@@ -133,7 +133,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
             }
             let playing = matches!(
                 net.client.state(),
-                ClientState::Running | ClientState::CatchingUp
+                ClientState::Running | ClientState::CatchingUp { .. }
             );
             if net.client.frame().tick() >= args.ticks && playing {
                 let _ = save(args, &net.client.reconnect_info());

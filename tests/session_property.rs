@@ -94,7 +94,7 @@ proptest! {
             let ticks: Vec<u64> = reported.iter().map(|(t, _)| *t).collect();
             prop_assert_eq!(&resimulate(&net, &game, &ticks), &reported, "client {}", i);
             let dropped = outages.iter().any(|o| o.player == i);
-            let ended = *net.client(i).state() == ClientState::Disconnected(DisconnectReason::GameEnded);
+            let ended = net.client(i).state() == ClientState::Disconnected(DisconnectReason::GameEnded);
             prop_assert!(ended || dropped, "client {} never dropped but ended {:?}", i, net.client(i).state());
             if ended {
                 let truth = resimulate(&net, &game, &[END]);

@@ -37,7 +37,7 @@ fn reconnecting(events: &[ClientEvent]) -> Vec<&ClientEvent> {
 /// Runs until client `i`'s state satisfies `done`, giving up after `limit` of virtual time.
 fn run_until_state(net: &mut Net, i: usize, limit: Duration, done: impl Fn(&ClientState) -> bool) {
     let until = net.now() + limit;
-    net.run_while(until, |net| !done(net.client(i).state()));
+    net.run_while(until, |net| !done(&net.client(i).state()));
 }
 
 /// Cuts client `i`'s connection and takes its link down (both ends notice the reset).
@@ -65,7 +65,7 @@ fn assert_both_ended_converged(net: &Net, game: &arena::ArenaConfig, end: Tick) 
     for i in 0..2 {
         assert_eq!(
             net.client(i).state(),
-            &ClientState::Disconnected(DisconnectReason::GameEnded),
+            ClientState::Disconnected(DisconnectReason::GameEnded),
             "client {i} events: {:?}",
             common::events(net, i)
         );
@@ -98,7 +98,7 @@ fn rejoin_within_player_ttl_keeps_the_slot() {
     room.end_tick = Some(end);
     let mut net = common::started(&game, room);
     common::run_to_tick(&mut net, 360);
-    assert_eq!(net.client(1).state(), &ClientState::Running);
+    assert_eq!(net.client(1).state(), ClientState::Running);
     assert_eq!(net.client(1).player(), Some(PlayerId(1)));
     let (seen, seen_server) = (net.client_events[1].len(), net.server_events.len());
 
@@ -107,7 +107,7 @@ fn rejoin_within_player_ttl_keeps_the_slot() {
     assert!(
         matches!(
             net.client(1).state(),
-            ClientState::Reconnecting { .. } | ClientState::Connecting
+            ClientState::Reconnecting { .. } | ClientState::Connecting { .. }
         ),
         "still trying while offline: {:?}",
         net.client(1).state()
@@ -116,7 +116,7 @@ fn rejoin_within_player_ttl_keeps_the_slot() {
     run_until_state(&mut net, 1, Duration::from_secs(10), |s| {
         *s == ClientState::Running
     });
-    assert_eq!(net.client(1).state(), &ClientState::Running);
+    assert_eq!(net.client(1).state(), ClientState::Running);
     assert_eq!(net.client(1).player(), Some(PlayerId(1)), "the same slot");
 
     let after = events_since(&net, 1, seen);
@@ -203,13 +203,13 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
     );
     net.connect(i);
     common::run_to_tick(&mut net, 360);
-    assert_eq!(net.client(1).state(), &ClientState::Running);
+    assert_eq!(net.client(1).state(), ClientState::Running);
 
     drop_offline(&mut net, 1);
     common::run_for(&mut net, Duration::from_secs(4));
     assert_eq!(
         net.client(1).state(),
-        &ClientState::Disconnected(DisconnectReason::Error(SessionError::ReconnectFailed(2))),
+        ClientState::Disconnected(DisconnectReason::Error(SessionError::ReconnectFailed(2))),
         "gave up after its two attempts: {:?}",
         common::events(&net, 1)
     );
@@ -230,7 +230,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
     let refusal = DisconnectReason::Error(SessionError::PlayerTtlExpired);
     assert_eq!(
         net.client(1).state(),
-        &ClientState::Disconnected(refusal.clone())
+        ClientState::Disconnected(refusal.clone())
     );
     assert_eq!(
         events_since(&net, 1, seen),
@@ -262,7 +262,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
             .any(|e| matches!(e, ClientEvent::Resynced { .. })),
         "{after:?}"
     );
-    assert_eq!(net.client(1).state(), &ClientState::Running);
+    assert_eq!(net.client(1).state(), ClientState::Running);
     assert!(reconnecting(&after).is_empty());
     assert_eq!(common::slots(&net)[1], Some((ClientId::from_seed(1), true)));
 
@@ -281,7 +281,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
     common::join(&mut net, &game, 0, LinkConfig::default());
     common::join(&mut net, &game, 1, LinkConfig::default());
     common::run_to_tick(&mut net, 120);
-    assert_eq!(net.client(0).state(), &ClientState::Running);
+    assert_eq!(net.client(0).state(), ClientState::Running);
     let (seen0, seen_server) = (net.client_events[0].len(), net.server_events.len());
 
     let twin = common::info(0);
@@ -294,7 +294,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
     let refusal = DisconnectReason::Error(SessionError::DuplicateClientId);
     assert_eq!(
         net.client(2).state(),
-        &ClientState::Disconnected(refusal.clone())
+        ClientState::Disconnected(refusal.clone())
     );
     assert_eq!(
         common::events(&net, 2),
@@ -302,7 +302,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
     );
     assert_eq!(net.client(2).player(), None);
 
-    assert_eq!(net.client(0).state(), &ClientState::Running);
+    assert_eq!(net.client(0).state(), ClientState::Running);
     assert!(
         events_since(&net, 0, seen0).is_empty(),
         "{:?}",
@@ -323,7 +323,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
     );
     let tick = net.client(0).frame().tick();
     assert!(tick >= 400, "player 0 kept playing: tick {tick}");
-    assert_eq!(net.client(1).state(), &ClientState::Running);
+    assert_eq!(net.client(1).state(), ClientState::Running);
     assert_eq!(net.server.room_first_desync(ROOM), None);
 }
 
@@ -349,7 +349,7 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
 
     let restarted = common::client_with(&game, info, arena::simulation());
     let old = net.replace_client(1, restarted);
-    assert_eq!(old.state(), &ClientState::Running);
+    assert_eq!(old.state(), ClientState::Running);
     let seen = net.client_events[1].len();
     let replaced_at = net.now();
     net.connect(1);
@@ -358,7 +358,7 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
     });
     assert_eq!(
         net.client(1).state(),
-        &ClientState::Running,
+        ClientState::Running,
         "{:?}",
         events_since(&net, 1, seen)
     );
@@ -453,7 +453,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
     let mut net = common::started(&game, common::room_config(&game));
     common::run_to_tick(&mut net, 120);
     for i in 0..4 {
-        assert_eq!(net.client(i).state(), &ClientState::Running);
+        assert_eq!(net.client(i).state(), ClientState::Running);
     }
     let seen: Vec<usize> = (0..4).map(|i| net.client_events[i].len()).collect();
     let seen_server = net.server_events.len();
@@ -463,7 +463,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
     net.client_mut(3).leave(now);
     assert_eq!(
         net.client(3).state(),
-        &ClientState::Disconnected(DisconnectReason::Quit)
+        ClientState::Disconnected(DisconnectReason::Quit)
     );
     // Client 2 loses its connection unexpectedly and stays offline.
     drop_offline(&mut net, 2);
@@ -481,7 +481,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
     let kicked = DisconnectReason::Error(SessionError::Kicked);
     assert_eq!(
         net.client(1).state(),
-        &ClientState::Disconnected(kicked.clone())
+        ClientState::Disconnected(kicked.clone())
     );
     assert_eq!(
         events_since(&net, 1, seen[1]),
@@ -510,12 +510,12 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
     assert!(tries.len() >= 2, "the lost client keeps trying: {lost:?}");
     assert!(matches!(
         net.client(2).state(),
-        ClientState::Reconnecting { .. } | ClientState::Connecting
+        ClientState::Reconnecting { .. } | ClientState::Connecting { .. }
     ));
     net.client_mut(2).cancel();
     assert_eq!(
         net.client(2).state(),
-        &ClientState::Disconnected(DisconnectReason::Cancelled)
+        ClientState::Disconnected(DisconnectReason::Cancelled)
     );
     let cancelled_at = net.client_events[2].len();
     net.set_online(2, true);
@@ -529,7 +529,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
     );
     assert_eq!(
         net.client(2).state(),
-        &ClientState::Disconnected(DisconnectReason::Cancelled)
+        ClientState::Disconnected(DisconnectReason::Cancelled)
     );
     for i in [1, 3] {
         assert!(reconnecting(&events_since(&net, i, seen[i])).is_empty());
@@ -544,7 +544,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
             .any(|e| matches!(e, RoomEvent::PlayerJoined { .. })),
         "nobody came back"
     );
-    assert_eq!(net.client(0).state(), &ClientState::Running);
+    assert_eq!(net.client(0).state(), ClientState::Running);
     assert!(events_since(&net, 0, seen[0]).is_empty());
 }
 
@@ -567,7 +567,7 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
     assert!(
         matches!(
             net.client(0).state(),
-            ClientState::Reconnecting { .. } | ClientState::Connecting
+            ClientState::Reconnecting { .. } | ClientState::Connecting { .. }
         ),
         "{:?}",
         net.client(0).state()
@@ -585,7 +585,7 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
     });
     assert_eq!(
         net.client(0).state(),
-        &ClientState::Running,
+        ClientState::Running,
         "{:?}",
         events_since(&net, 0, seen)
     );
@@ -621,7 +621,7 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
     );
 
     common::run_for(&mut net, Duration::from_secs(2));
-    assert_eq!(net.client(0).state(), &ClientState::Running);
+    assert_eq!(net.client(0).state(), ClientState::Running);
     let tick = net.client(0).frame().tick();
     assert!(
         tick + 2 >= net.server.room_tick(ROOM).expect("room"),
@@ -666,7 +666,7 @@ fn no_buddy_means_snapshot_request_failed() {
     let refusal = DisconnectReason::Error(SessionError::SnapshotRequestFailed);
     assert_eq!(
         net.client(0).state(),
-        &ClientState::Disconnected(refusal.clone())
+        ClientState::Disconnected(refusal.clone())
     );
     let after = events_since(&net, 0, seen);
     assert_eq!(

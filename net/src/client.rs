@@ -84,7 +84,8 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
 
     /// Does what the client asked: connect, send or close.
     pub fn pump(&mut self) {
-        while let Some(transmit) = self.client.poll_transmit() {
+        let now = self.now();
+        while let Some(transmit) = self.client.poll_transmit(now) {
             match transmit {
                 ClientTransmit::Connect => {
                     if let Some(old) = self.conn.take() {

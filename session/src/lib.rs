@@ -33,6 +33,7 @@ mod transfer;
 
 pub use client::{
     Client, ClientConfig, ClientEvent, ClientState, ClientTransmit, DisconnectReason,
+    DownloadProgress,
 };
 pub use error::SessionError;
 pub use ids::{ClientId, ConnId, ParseClientIdError};

@@ -262,8 +262,9 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
     fn pump(&mut self) {
         loop {
             let mut moved = false;
+            let now = self.now;
             for i in 0..self.clients.len() {
-                while let Some(transmit) = self.clients[i].poll_transmit() {
+                while let Some(transmit) = self.clients[i].poll_transmit(now) {
                     moved = true;
                     self.client_transmit(i, transmit);
                 }
@@ -426,7 +427,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
         let now = self.now;
         for i in 0..self.clients.len() {
             let client = &mut self.clients[i];
-            let catching = *client.state() == ClientState::CatchingUp;
+            let catching = matches!(client.state(), ClientState::CatchingUp { .. });
             let began = Instant::now();
             client.advance(now, u64::MAX);
             if catching {

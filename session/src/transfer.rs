@@ -85,6 +85,11 @@ impl Incoming {
         self.reassembler.missing().take(MAX_LIST).collect()
     }
 
+    /// Chunks received of all.
+    pub fn progress(&self) -> tickstep_snapshot::Progress {
+        self.reassembler.progress()
+    }
+
     /// Whether no chunk arrived for `patience`.
     pub fn stalled(&self, now: Duration, patience: Duration) -> bool {
         now.saturating_sub(self.last_progress) >= patience

@@ -219,7 +219,7 @@ fn host_round(
     shared: &mut Player,
     saved_at: &mut Duration,
 ) -> bool {
-    let catching = *client.state() == ClientState::CatchingUp;
+    let catching = matches!(client.state(), ClientState::CatchingUp { .. });
     let began = WallClock::now();
     let pending = advance_for(client, now, STEP_SLICE);
     if catching {
@@ -304,7 +304,7 @@ async fn run_player(
         shared.bytes_sent = net.bytes_sent;
         if matches!(net.client.state(), ClientState::Disconnected(_)) && shared.end.is_none() {
             shared.end = Some(ClientRecord::of(&net.client, Vec::new(), Vec::new()));
-            if *net.client.state() == ClientState::Disconnected(DisconnectReason::GameEnded) {
+            if net.client.state() == ClientState::Disconnected(DisconnectReason::GameEnded) {
                 return;
             }
         }

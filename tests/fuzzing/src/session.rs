@@ -421,7 +421,7 @@ pub fn check_client_script(bytes: &[u8]) {
                 }
             }
         }
-        while let Some(transmit) = client.poll_transmit() {
+        while let Some(transmit) = client.poll_transmit(now) {
             if let ClientTransmit::Send(message) = transmit {
                 check_transmit_size(&message);
             }

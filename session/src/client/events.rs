@@ -1,0 +1,161 @@
+//! What a client tells its host: where it stands ([`ClientState`]), what happened
+//! ([`ClientEvent`]), why it stopped ([`DisconnectReason`]), and what the transport
+//! should do ([`ClientTransmit`]).
+
+use std::time::Duration;
+use tickstep_engine::{PlayerId, Tick};
+use tickstep_snapshot::Progress;
+
+use crate::SessionError;
+use crate::protocol::{ClientMessage, Entry, SnapshotSource};
+
+/// Why a client stopped for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The player left ([`crate::Client::leave`]).
+    Quit,
+    /// Reconnection was cancelled ([`crate::Client::cancel`]).
+    Cancelled,
+    /// The game reached its end.
+    GameEnded,
+    /// Refused, removed, or lost beyond what reconnection could mend.
+    Error(SessionError),
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisconnectReason::Quit => f.write_str("left the game"),
+            DisconnectReason::Cancelled => f.write_str("reconnection cancelled"),
+            DisconnectReason::GameEnded => f.write_str("the game ended"),
+            DisconnectReason::Error(error) => error.fmt(f),
+        }
+    }
+}
+
+/// A snapshot on its way to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadProgress {
+    /// The snapshot's tick.
+    pub tick: Tick,
+    /// Where it comes from.
+    pub source: SnapshotSource,
+    /// Chunks received of all.
+    pub chunks: Progress,
+}
+
+/// Where a client stands, with what is worth knowing in each state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientState {
+    /// Not started yet: call [`crate::Client::connect`].
+    Idle,
+    /// Saying hello.
+    Connecting {
+        /// The reconnection attempt this is (0 for the first connection).
+        attempt: u32,
+    },
+    /// In the room, waiting for the game to start.
+    Lobby,
+    /// Waiting for a snapshot; simulation and clock paused.
+    WaitingForSnapshot {
+        /// The snapshot, once it is on its way.
+        download: Option<DownloadProgress>,
+    },
+    /// Running buffered verified input to reach live.
+    CatchingUp {
+        /// The tick the frame entered the game at.
+        from: Tick,
+        /// The live tick being chased.
+        target: Tick,
+    },
+    /// In step with the room.
+    Running,
+    /// Lost the connection; the next attempt starts after a backoff.
+    Reconnecting {
+        /// The attempt coming up (1-based).
+        attempt: u32,
+        /// When it starts.
+        retry_at: Duration,
+    },
+    /// Stopped for good.
+    Disconnected(DisconnectReason),
+}
+
+impl ClientState {
+    /// Stopped for good.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, ClientState::Disconnected(_))
+    }
+}
+
+/// What the host game hears about. Events from before a (re)join are not replayed:
+/// the game view polls [`crate::Client::frame`] to set itself up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// Took (or retook) a slot.
+    Joined {
+        /// The slot.
+        player: PlayerId,
+        /// How the game will be entered.
+        entry: Entry,
+    },
+    /// The game was entered from tick 0.
+    Started,
+    /// Waiting for a snapshot; the simulation is paused.
+    WaitingForSnapshot,
+    /// The game was entered from a snapshot (instead of `Started`).
+    Resynced {
+        /// The snapshot's tick.
+        tick: Tick,
+        /// Where it came from.
+        source: SnapshotSource,
+        /// Its size.
+        bytes: u64,
+    },
+    /// Catch-up progress (after each [`crate::Client::advance`] that stepped while
+    /// catching up).
+    CatchUpProgress {
+        /// Ticks simulated since the game was entered.
+        done: u64,
+        /// The live tick being chased.
+        target: Tick,
+    },
+    /// Caught up with live after simulating `ticks` ticks.
+    CaughtUp {
+        /// Ticks simulated to get there.
+        ticks: u64,
+    },
+    /// The room found peers disagreeing at `tick`.
+    Desync {
+        /// The tick.
+        tick: Tick,
+        /// Who disagrees with the majority.
+        disagreeing: Vec<PlayerId>,
+    },
+    /// The connection was lost unexpectedly; another attempt follows after `after`.
+    Reconnecting {
+        /// The attempt coming up.
+        attempt: u32,
+        /// The wait before it.
+        after: Duration,
+        /// What was lost.
+        reason: SessionError,
+    },
+    /// Stopped for good.
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// What the client wants the transport to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientTransmit {
+    /// Open a fresh connection to the server (closing any old one); messages that
+    /// follow go on it.
+    Connect,
+    /// Send a message on the current connection.
+    Send(ClientMessage),
+    /// Close the current connection.
+    Close,
+}

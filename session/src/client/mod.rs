@@ -1,0 +1,587 @@
+//! `Client`: one player's side of a room. It joins (or rejoins with its secret id),
+//! enters the game from tick 0, its own local snapshot or a buddy's, catches up over
+//! the verified input it missed, then steps its frame on verified input as it comes,
+//! sends its own input and reports checksums. After an unexpected loss it keeps a
+//! snapshot of its last verified frame and reconnects with backoff; after a quit, a
+//! kick, a refusal or the end of the game it does not.
+//!
+//! The state machine lives in [`state`] (each state carries its data), the deadlines
+//! in one timer table ([`timers`]), entering the game in [`entry`] and losing and
+//! regaining the connection in [`reconnecting`].
+
+mod config;
+mod entry;
+mod events;
+mod reconnecting;
+mod state;
+mod timers;
+
+pub use config::ClientConfig;
+pub use events::{ClientEvent, ClientState, ClientTransmit, DisconnectReason, DownloadProgress};
+
+use bytemuck::Pod;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tickstep_engine::{Checksum, Frame, PlayerId, Simulation, Tick, checksum};
+use tickstep_replay::Budget;
+
+use crate::protocol::{ClientMessage, MAX_LIST, RoomInfo, ServerMessage};
+use crate::reconnect::{LocalSnapshot, ReconnectInfo};
+use crate::{SessionError, transfer::Outgoing};
+use state::{Attempts, InRoom, LocalFrame, Stage, State};
+use timers::{Timer, Timers};
+
+/// Checksum reports repeated in every update (they may be lost).
+const REPORTS_KEPT: usize = 8;
+/// Own input kept unconfirmed at most.
+const MAX_UNCONFIRMED: usize = 256;
+/// A stalled snapshot download asks for its missing chunks after this.
+const DOWNLOAD_STALL: Duration = Duration::from_millis(300);
+
+/// One player's lockstep client for a game with globals `G` and input `I`.
+///
+/// Sans-IO, like the [`crate::Server`]: the host feeds it what the transport received
+/// and the time, and does what it asks. Its methods, by kind:
+///
+/// - **`handle_*`**, for what happened: [`Client::handle_message`] (a message from
+///   the server), [`Client::handle_connection_lost`] (the transport failed),
+///   [`Client::handle_timeout`] (the time [`Client::poll_timeout`] named came).
+/// - **commands** from the game: [`Client::connect`], [`Client::advance`] (step the
+///   frame over verified input), [`Client::send_input`], [`Client::leave`],
+///   [`Client::cancel`], [`Client::join_as_new`].
+/// - **`poll_*`**, for what to do: [`Client::poll_transmit`] (connect, send, close),
+///   [`Client::poll_event`] (what the game should hear), [`Client::poll_timeout`]
+///   (when to call `handle_timeout` next).
+/// - **getters**: [`Client::state`], [`Client::frame`], [`Client::player`],
+///   [`Client::live`], [`Client::room`], [`Client::reconnect_info`].
+///
+/// A host loop, each time round: hand over what arrived (`handle_message` or
+/// `handle_connection_lost`), call `handle_timeout` when its time came, `advance`,
+/// send the input due (`next_input_tick`, `send_input`), then drain `poll_transmit`
+/// and `poll_event`, render [`Client::frame`], and sleep until the next message or
+/// [`Client::poll_timeout`]. The crate docs show it over the simulated network.
+pub struct Client<G, I> {
+    config: ClientConfig,
+    info: ReconnectInfo,
+    simulation: Simulation<G, I>,
+    initial: Frame<G>,
+    initial_checksum: Checksum,
+    frame: Frame<G>,
+    state: State<I>,
+    attempts: Attempts,
+    timers: Timers,
+    /// An update is owed: progress, input or reports changed, or a heartbeat is due.
+    update_due: bool,
+    out: VecDeque<ClientTransmit>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+    /// A client that will join `info.room` as `info.client_id`, playing the game whose
+    /// tick-0 frame is `initial`, stepped by `simulation`. Pass saved [`ReconnectInfo`]
+    /// to come back to a slot after an app restart.
+    pub fn new(
+        config: ClientConfig,
+        info: ReconnectInfo,
+        initial: Frame<G>,
+        simulation: Simulation<G, I>,
+    ) -> Client<G, I> {
+        Client {
+            initial_checksum: checksum(&initial),
+            frame: initial.clone(),
+            initial,
+            simulation,
+            info,
+            state: State::Idle,
+            attempts: Attempts::default(),
+            timers: Timers::default(),
+            update_due: false,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            config,
+        }
+    }
+
+    // Getters.
+
+    /// The current frame: the game state to render (meaningful once entered).
+    pub fn frame(&self) -> &Frame<G> {
+        &self.frame
+    }
+
+    /// Where the client stands.
+    pub fn state(&self) -> ClientState {
+        match &self.state {
+            State::Idle => ClientState::Idle,
+            State::Connecting => ClientState::Connecting {
+                attempt: self.attempts.count,
+            },
+            State::InRoom(in_room) => match &in_room.stage {
+                Stage::Lobby => ClientState::Lobby,
+                Stage::WaitingForSnapshot => ClientState::WaitingForSnapshot { download: None },
+                Stage::Downloading { download, .. } => ClientState::WaitingForSnapshot {
+                    download: Some(download.progress()),
+                },
+                Stage::CatchingUp { input, .. } => ClientState::CatchingUp {
+                    from: input.base,
+                    target: in_room.live,
+                },
+                Stage::Running { .. } => ClientState::Running,
+            },
+            State::Reconnecting { attempt } => ClientState::Reconnecting {
+                attempt: *attempt,
+                retry_at: self.timers.get(Timer::Retry).unwrap_or_default(),
+            },
+            State::Disconnected(reason) => ClientState::Disconnected(reason.clone()),
+        }
+    }
+
+    /// The slot held, once welcomed (kept across reconnections).
+    pub fn player(&self) -> Option<PlayerId> {
+        self.info.player
+    }
+
+    /// The newest verified tick the room has announced (0 outside the room).
+    pub fn live(&self) -> Tick {
+        self.in_room().map_or(0, |r| r.live)
+    }
+
+    /// The room's parameters, once welcomed.
+    pub fn room(&self) -> Option<&RoomInfo> {
+        self.in_room().map(|r| &r.room)
+    }
+
+    /// What to save to rejoin after an app restart; its local snapshot is the newest
+    /// checksum tick's (or the one kept at the last loss).
+    pub fn reconnect_info(&self) -> ReconnectInfo {
+        let mut info = self.info.clone();
+        if let Some(newest) = self.in_room().and_then(|r| r.snapshots.back())
+            && info
+                .local_snapshot
+                .as_ref()
+                .is_none_or(|s| s.tick < newest.tick)
+        {
+            info.local_snapshot = Some(LocalSnapshot {
+                tick: newest.tick,
+                checksum: newest.checksum,
+                bytes: newest.bytes.clone(),
+            });
+        }
+        info
+    }
+
+    fn in_room(&self) -> Option<&InRoom<I>> {
+        match &self.state {
+            State::InRoom(in_room) => Some(in_room),
+            _ => None,
+        }
+    }
+
+    fn in_room_mut(&mut self) -> Option<&mut InRoom<I>> {
+        match &mut self.state {
+            State::InRoom(in_room) => Some(in_room),
+            _ => None,
+        }
+    }
+
+    // Commands.
+
+    /// Starts joining (or rejoining, when the info names a slot held before).
+    pub fn connect(&mut self, now: Duration) {
+        self.attempts = Attempts {
+            count: 0,
+            began: now,
+        };
+        self.begin_attempt(now);
+    }
+
+    /// After `PlayerTtlExpired`: forgets the old slot and joins as a new player.
+    pub fn join_as_new(&mut self, now: Duration) {
+        self.info.player = None;
+        self.info.local_snapshot = None;
+        self.connect(now);
+    }
+
+    /// The player quits: tells the room to free the slot; no reconnection follows.
+    /// (While reconnecting there is no connection to tell: the room then keeps the
+    /// slot until PlayerTTL.)
+    pub fn leave(&mut self, _now: Duration) {
+        match self.state {
+            State::Disconnected(_) | State::Idle => return,
+            State::Reconnecting { .. } => {}
+            State::Connecting | State::InRoom(_) => {
+                self.out
+                    .push_back(ClientTransmit::Send(ClientMessage::Leave));
+            }
+        }
+        self.stop(DisconnectReason::Quit);
+    }
+
+    /// Stops whatever is under way (a reconnection in particular) for good.
+    pub fn cancel(&mut self) {
+        if !matches!(self.state, State::Disconnected(_)) {
+            self.stop(DisconnectReason::Cancelled);
+        }
+    }
+
+    /// Steps the frame over buffered verified input with the catch-up runner, at most
+    /// `max_ticks` ticks (the host's budget for this call); returns the ticks stepped.
+    /// Every `checksum_every` ticks the frame is snapshotted and its checksum reported.
+    pub fn advance(&mut self, _now: Duration, max_ticks: u64) -> u64 {
+        let State::InRoom(in_room) = &mut self.state else {
+            return 0;
+        };
+        let InRoom {
+            room,
+            live,
+            stage,
+            snapshots,
+            reports,
+            ..
+        } = &mut **in_room;
+        let every = room.checksum_every as u64;
+        let (input, runner) = match stage {
+            Stage::CatchingUp { input, runner } | Stage::Running { input, runner } => {
+                (input, runner)
+            }
+            _ => return 0,
+        };
+        let mut stepped = 0;
+        while stepped < max_ticks {
+            let tick = self.frame.tick();
+            let to_report = if every > 0 {
+                every - tick % every
+            } else {
+                u64::MAX
+            };
+            let slice = (max_ticks - stepped).min(to_report);
+            // An input the log no longer holds, or a refused step, stops here: the
+            // frame stays at the last good tick.
+            let _ = runner.run_slice(
+                &mut self.simulation,
+                &mut self.frame,
+                &input.log,
+                Budget::Ticks(slice),
+            );
+            let done = self.frame.tick() - tick;
+            stepped += done;
+            if done > 0 && every > 0 && self.frame.tick().is_multiple_of(every) {
+                let kept = self.config.snapshots_kept;
+                record_checksum((&mut *snapshots, &mut *reports), &self.frame, kept);
+            }
+            if done < slice {
+                break;
+            }
+        }
+        if stepped > 0 {
+            self.update_due = true;
+            if let Stage::CatchingUp { input, .. } = stage {
+                self.events.push_back(ClientEvent::CatchUpProgress {
+                    done: self.frame.tick() - input.base,
+                    target: *live,
+                });
+            }
+            self.update_running();
+            self.check_end();
+        }
+        stepped
+    }
+
+    /// The tick the next [`Client::send_input`] is for, when input is due (running,
+    /// and less than the input delay ahead of live).
+    pub fn next_input_tick(&self) -> Option<Tick> {
+        let in_room = self.in_room()?;
+        let tick = in_room.next_input.max(in_room.live.saturating_add(1));
+        let due = matches!(in_room.stage, Stage::Running { .. })
+            && tick <= in_room.live.saturating_add(in_room.room.input_delay as u64)
+            && in_room.unconfirmed.len() < MAX_UNCONFIRMED;
+        due.then_some(tick)
+    }
+
+    /// Sends own input for [`Client::next_input_tick`]; returns that tick (`None`
+    /// when no input is due, and the input is dropped).
+    pub fn send_input(&mut self, _now: Duration, input: I) -> Option<Tick> {
+        let tick = self.next_input_tick()?;
+        let in_room = self.in_room_mut()?;
+        if tick != in_room.next_input {
+            // Live moved past the input still unconfirmed: those ticks are final, and the
+            // update must carry consecutive ticks.
+            in_room.unconfirmed.clear();
+        }
+        in_room.unconfirmed.push_back((tick, input));
+        in_room.next_input = tick.saturating_add(1);
+        self.update_due = true;
+        Some(tick)
+    }
+
+    // Handlers.
+
+    /// A message from the server.
+    pub fn handle_message(&mut self, now: Duration, message: ServerMessage) {
+        if !matches!(self.state, State::Connecting | State::InRoom(_)) {
+            return;
+        }
+        self.timers
+            .set(Timer::ServerSilent, now + self.config.server_timeout);
+        match message {
+            ServerMessage::Welcome {
+                player,
+                room,
+                entry,
+                live,
+            } => self.welcome(now, player, room, entry, live),
+            ServerMessage::Refused(error) => self.refused(now, error),
+            ServerMessage::Start => self.start_if_lobby(now),
+            ServerMessage::Verified { live, ticks } => {
+                self.announce(live);
+                self.start_if_lobby(now);
+                let Some(in_room) = self.in_room_mut() else {
+                    return;
+                };
+                let took = match &mut in_room.stage {
+                    Stage::Downloading { input, .. }
+                    | Stage::CatchingUp { input, .. }
+                    | Stage::Running { input, .. } => input.take(&ticks),
+                    Stage::Lobby | Stage::WaitingForSnapshot => false,
+                };
+                let confirmed = in_room.stage.input().map_or(0, |i| i.newest());
+                while in_room
+                    .unconfirmed
+                    .front()
+                    .is_some_and(|(t, _)| *t <= confirmed)
+                {
+                    in_room.unconfirmed.pop_front();
+                }
+                self.update_due |= took;
+            }
+            ServerMessage::SnapshotChunk {
+                transfer,
+                tick,
+                checksum,
+                source,
+                live,
+                chunk,
+            } => {
+                self.announce(live);
+                self.snapshot_chunk(now, transfer, tick, checksum, source, &chunk);
+            }
+            ServerMessage::UploadRequest { upload, tick } => {
+                self.upload_requested(now, upload, tick)
+            }
+            ServerMessage::ResendUpload { upload, chunks } => {
+                let resend: Vec<_> = match self.in_room().and_then(|r| r.upload.as_ref()) {
+                    Some((id, outgoing)) if *id == upload => {
+                        outgoing.select(&chunks).cloned().collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for chunk in resend {
+                    self.transmit(now, ClientMessage::UploadChunk { upload, chunk });
+                }
+            }
+            ServerMessage::Desync { tick, disagreeing } => {
+                self.events
+                    .push_back(ClientEvent::Desync { tick, disagreeing });
+            }
+            ServerMessage::Heartbeat { live } => {
+                self.announce(live);
+                if live > 0 {
+                    self.start_if_lobby(now);
+                }
+            }
+            ServerMessage::End { tick } => {
+                if let Some(in_room) = self.in_room_mut() {
+                    in_room.end_at = Some(tick);
+                }
+                self.check_end();
+            }
+        }
+    }
+
+    /// The room announced `live` as its newest verified tick.
+    fn announce(&mut self, live: Tick) {
+        if let Some(in_room) = self.in_room_mut() {
+            in_room.live = in_room.live.max(live);
+        }
+    }
+
+    /// Time passed: retries, timeouts, heartbeats and stalled downloads whose time came.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        while let Some(timer) = self.timers.take_expired(now) {
+            match timer {
+                Timer::Start => self.stop(DisconnectReason::Error(SessionError::StartTimeout)),
+                Timer::Retry => self.begin_attempt(now),
+                Timer::ServerSilent => self.lost(
+                    now,
+                    SessionError::ConnectionLost("the server fell silent".into()),
+                ),
+                Timer::Hello => self.send_hello(now),
+                Timer::Heartbeat => self.update_due = true,
+                Timer::DownloadStall => self.chase_download(now),
+            }
+        }
+    }
+
+    // Polls.
+
+    /// When [`Client::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.timers.next()
+    }
+
+    /// The next thing for the transport to do. Progress, own input and checksum
+    /// reports go out as one update per drain, however many calls changed them.
+    pub fn poll_transmit(&mut self, now: Duration) -> Option<ClientTransmit> {
+        if self.out.is_empty() && self.update_due && self.in_room().is_some() {
+            self.update_due = false;
+            let update = self.update();
+            self.transmit(now, update);
+        }
+        self.out.pop_front()
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    // Internals shared by the submodules.
+
+    fn transmit(&mut self, now: Duration, message: ClientMessage) {
+        if self.in_room().is_some() {
+            self.timers
+                .set(Timer::Heartbeat, now + self.config.heartbeat);
+        }
+        self.out.push_back(ClientTransmit::Send(message));
+    }
+
+    /// The update: what verified input is held, the frame's tick, unconfirmed own
+    /// input and recent checksum reports.
+    fn update(&self) -> ClientMessage {
+        let Some(in_room) = self.in_room() else {
+            return ClientMessage::Leave;
+        };
+        let received = in_room.stage.input().map_or(0, |i| i.newest());
+        let stepped = in_room.stage.entered().map_or(0, |_| self.frame.tick());
+        ClientMessage::Update {
+            received,
+            stepped,
+            first_input: in_room.unconfirmed.front().map_or(0, |(t, _)| *t),
+            inputs: in_room
+                .unconfirmed
+                .iter()
+                .flat_map(|(_, i)| bytemuck::bytes_of(i).iter().copied())
+                .collect(),
+            checksums: in_room
+                .reports
+                .iter()
+                .rev()
+                .take(MAX_LIST)
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// CatchingUp becomes Running within `close_enough` of live.
+    fn update_running(&mut self) {
+        let close_enough = self.config.close_enough;
+        let tick = self.frame.tick();
+        let Some(in_room) = self.in_room_mut() else {
+            return;
+        };
+        if !matches!(in_room.stage, Stage::CatchingUp { .. }) || tick + close_enough < in_room.live
+        {
+            return;
+        }
+        let Stage::CatchingUp { input, runner } =
+            std::mem::replace(&mut in_room.stage, Stage::Lobby)
+        else {
+            return;
+        };
+        let ticks = tick - input.base;
+        in_room.stage = Stage::Running { input, runner };
+        in_room.next_input = in_room.next_input.max(in_room.live.saturating_add(1));
+        self.attempts.count = 0;
+        self.update_due = true;
+        if ticks > 0 {
+            self.events.push_back(ClientEvent::CaughtUp { ticks });
+        }
+    }
+
+    /// At the game's end tick the client leaves on its own.
+    fn check_end(&mut self) {
+        let tick = self.frame.tick();
+        if self
+            .in_room()
+            .and_then(|r| r.end_at)
+            .is_some_and(|end| tick >= end)
+        {
+            self.out
+                .push_back(ClientTransmit::Send(ClientMessage::Leave));
+            self.stop(DisconnectReason::GameEnded);
+        }
+    }
+
+    /// The room asks for the snapshot of `tick` (as a buddy, or as evidence).
+    fn upload_requested(&mut self, now: Duration, upload: u32, tick: Tick) {
+        let frame = &self.frame;
+        let State::InRoom(in_room) = &mut self.state else {
+            return;
+        };
+        if in_room.upload.as_ref().is_none_or(|(id, _)| *id != upload) {
+            let held = in_room
+                .snapshots
+                .iter()
+                .find(|s| s.tick == tick)
+                .map(|s| Outgoing::new(&s.bytes));
+            let held = held.or_else(|| {
+                (in_room.stage.entered().is_some() && frame.tick() == tick).then(|| {
+                    let mut bytes = Vec::new();
+                    tickstep_snapshot::encode(frame, &mut bytes);
+                    Outgoing::new(&bytes)
+                })
+            });
+            let Some(outgoing) = held else {
+                self.transmit(now, ClientMessage::UploadUnavailable { upload });
+                return;
+            };
+            in_room.upload = Some((upload, outgoing));
+        }
+        let chunks = in_room
+            .upload
+            .as_ref()
+            .map(|(_, o)| o.chunks().to_vec())
+            .unwrap_or_default();
+        for chunk in chunks {
+            self.transmit(now, ClientMessage::UploadChunk { upload, chunk });
+        }
+    }
+}
+
+/// Snapshots the frame at a checksum tick into `snapshots` (reusing the oldest
+/// buffer) and queues its checksum report.
+fn record_checksum<G: Pod>(
+    (snapshots, reports): (&mut VecDeque<LocalFrame>, &mut VecDeque<(Tick, Checksum)>),
+    frame: &Frame<G>,
+    kept: usize,
+) {
+    let mut bytes = if snapshots.len() >= kept.max(1) {
+        snapshots.pop_front().map(|s| s.bytes).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let checksum = tickstep_snapshot::encode(frame, &mut bytes);
+    let tick = frame.tick();
+    snapshots.push_back(LocalFrame {
+        tick,
+        checksum,
+        bytes,
+    });
+    if reports.len() >= REPORTS_KEPT {
+        reports.pop_front();
+    }
+    reports.push_back((tick, checksum));
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! The client's state machine, each state carrying the data valid in it: `Connecting`
+//! has nothing yet; `InRoom` has the room's parameters and a [`Stage`] of entering the
+//! game, whose variants hold the snapshot download, the verified input and the
+//! catch-up runner when, and only when, they exist.
+
+use bytemuck::Pod;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tickstep_engine::{Checksum, PlayerId, Tick, TickInputs};
+use tickstep_replay::{CatchUp, InputLog};
+
+use super::events::{DisconnectReason, DownloadProgress};
+use crate::protocol::{RoomInfo, SnapshotSource, VerifiedTicks};
+use crate::transfer::{Incoming, Outgoing};
+
+/// Where the client is.
+pub(crate) enum State<I> {
+    /// Not started.
+    Idle,
+    /// Saying hello (repeated on the `Hello` timer).
+    Connecting,
+    /// Welcomed into the room.
+    InRoom(Box<InRoom<I>>),
+    /// Lost; attempt `attempt` starts on the `Retry` timer.
+    Reconnecting {
+        /// The attempt coming up.
+        attempt: u32,
+    },
+    /// Stopped for good.
+    Disconnected(DisconnectReason),
+}
+
+/// A welcomed client: the room, its way into the game, and what it exchanges.
+pub(crate) struct InRoom<I> {
+    /// The room's parameters.
+    pub room: RoomInfo,
+    /// The newest verified tick the room announced.
+    pub live: Tick,
+    /// How far into the game.
+    pub stage: Stage<I>,
+    /// The tick the next own input is for.
+    pub next_input: Tick,
+    /// Own input the room has not confirmed, by tick (consecutive).
+    pub unconfirmed: VecDeque<(Tick, I)>,
+    /// Recent checksum reports, repeated in every update (they may be lost).
+    pub reports: VecDeque<(Tick, Checksum)>,
+    /// Snapshots of recent checksum ticks, for buddies, evidence and rejoining.
+    pub snapshots: VecDeque<LocalFrame>,
+    /// The snapshot being uploaded for the room, by request number.
+    pub upload: Option<(u32, Outgoing)>,
+    /// The game ends at this tick.
+    pub end_at: Option<Tick>,
+}
+
+/// An encoded snapshot of one of the client's own verified frames.
+pub(crate) struct LocalFrame {
+    /// Its tick.
+    pub tick: Tick,
+    /// Its checksum.
+    pub checksum: Checksum,
+    /// The snapshot.
+    pub bytes: Vec<u8>,
+}
+
+/// How far into the game a welcomed client is.
+pub(crate) enum Stage<I> {
+    /// Waiting for the game to start.
+    Lobby,
+    /// Waiting for the room to send a snapshot.
+    WaitingForSnapshot,
+    /// A snapshot is arriving; verified input after its tick is buffered meanwhile.
+    Downloading {
+        /// The snapshot.
+        download: Download,
+        /// Verified input from the snapshot's tick on.
+        input: VerifiedInput<I>,
+    },
+    /// The frame runs from `input.base()` and chases live over buffered input.
+    CatchingUp {
+        /// Verified input from the entry tick on.
+        input: VerifiedInput<I>,
+        /// Steps the frame over it.
+        runner: CatchUp<I>,
+    },
+    /// In step with the room.
+    Running {
+        /// Verified input from the entry tick on.
+        input: VerifiedInput<I>,
+        /// Steps the frame over it.
+        runner: CatchUp<I>,
+    },
+}
+
+impl<I> Stage<I> {
+    /// The verified input, once the entry tick is known.
+    pub fn input(&self) -> Option<&VerifiedInput<I>> {
+        match self {
+            Stage::Downloading { input, .. }
+            | Stage::CatchingUp { input, .. }
+            | Stage::Running { input, .. } => Some(input),
+            Stage::Lobby | Stage::WaitingForSnapshot => None,
+        }
+    }
+
+    /// The tick the frame entered the game at, once it has (the frame holds game
+    /// state from then on).
+    pub fn entered(&self) -> Option<Tick> {
+        match self {
+            Stage::CatchingUp { input, .. } | Stage::Running { input, .. } => Some(input.base),
+            _ => None,
+        }
+    }
+}
+
+/// A snapshot arriving from the room.
+pub(crate) struct Download {
+    /// Numbers the transfer.
+    pub transfer: u32,
+    /// The snapshot's tick.
+    pub tick: Tick,
+    /// The checksum the peers reported for that tick.
+    pub checksum: Checksum,
+    /// Where it comes from.
+    pub source: SnapshotSource,
+    /// The chunks so far.
+    pub incoming: Incoming,
+}
+
+impl Download {
+    /// Its progress, for the host.
+    pub fn progress(&self) -> DownloadProgress {
+        DownloadProgress {
+            tick: self.tick,
+            source: self.source,
+            chunks: self.incoming.progress(),
+        }
+    }
+}
+
+/// Verified input from a base tick on: what the room broadcast, in order.
+pub(crate) struct VerifiedInput<I> {
+    /// The tick the input continues from (the frame's entry tick).
+    pub base: Tick,
+    /// Input for `base + 1 ..`.
+    pub log: InputLog<I>,
+    scratch: TickInputs<I>,
+}
+
+impl<I: Pod + PartialEq> VerifiedInput<I> {
+    /// Input for `players` slots from `base`, keeping `history` ticks.
+    pub fn new(base: Tick, players: usize, history: u64) -> Option<VerifiedInput<I>> {
+        Some(VerifiedInput {
+            base,
+            log: InputLog::new(players, history.max(1)),
+            scratch: TickInputs::new(players).ok()?,
+        })
+    }
+
+    /// The newest tick held (the base when none).
+    pub fn newest(&self) -> Tick {
+        self.log.newest().unwrap_or(self.base)
+    }
+
+    /// Takes the ticks of a `Verified` message that continue what is held; returns
+    /// whether any did. Malformed batches are ignored.
+    pub fn take(&mut self, ticks: &VerifiedTicks) -> bool {
+        let row = self.scratch.players() * size_of::<I>();
+        if row == 0 || ticks.inputs.len() != ticks.presence.len() * row {
+            return false;
+        }
+        let mut took = false;
+        for (i, (&present, bytes)) in ticks
+            .presence
+            .iter()
+            .zip(ticks.inputs.chunks_exact(row))
+            .enumerate()
+        {
+            let Some(tick) = ticks.first.checked_add(i as u64) else {
+                break;
+            };
+            if tick != self.newest().saturating_add(1) {
+                continue;
+            }
+            self.scratch.reset(tick);
+            for (p, input) in bytes.chunks_exact(size_of::<I>()).enumerate() {
+                if present & (1 << p) != 0 {
+                    // Cannot fail: `p` is below the slot count.
+                    let _ = self
+                        .scratch
+                        .set(PlayerId(p as u8), bytemuck::pod_read_unaligned(input));
+                }
+            }
+            // Cannot fail: in order, and the slot count matches.
+            let _ = self.log.push(&self.scratch);
+            took = true;
+        }
+        took
+    }
+}
+
+/// How a client's reconnection attempts stand: how many in a row, and when the
+/// current run of attempts began (the start timeout counts from then).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Attempts {
+    /// Unexpected losses since the client last ran in step.
+    pub count: u32,
+    /// When the current attempts began.
+    pub began: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(first: Tick, inputs: &[[u32; 2]]) -> VerifiedTicks {
+        VerifiedTicks {
+            first,
+            presence: vec![0b11; inputs.len()],
+            inputs: inputs
+                .iter()
+                .flat_map(|row| bytemuck::bytes_of(row).to_vec())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn verified_input_takes_only_what_continues_the_log() {
+        let mut input = VerifiedInput::<u32>::new(10, 2, 100).unwrap();
+        assert_eq!(input.newest(), 10);
+        assert!(!input.take(&batch(12, &[[1, 2]])), "a gap");
+        assert!(
+            input.take(&batch(10, &[[0, 0], [3, 4], [5, 6]])),
+            "overlap trimmed"
+        );
+        assert_eq!(input.newest(), 12);
+        let mut row = TickInputs::new(2).unwrap();
+        input.log.read(12, &mut row).unwrap();
+        assert_eq!(row.raw(), &[5, 6]);
+        let mut broken = batch(13, &[[7, 8]]);
+        broken.inputs.pop();
+        assert!(!input.take(&broken), "malformed");
+    }
+}

@@ -11,7 +11,7 @@ use tickstep_engine::{PlayerId, Tick};
 use tickstep_session::sim::LinkConfig;
 use tickstep_session::{
     Client, ClientConfig, ClientEvent, ClientId, ClientState, DisconnectReason, Entry,
-    ReconnectInfo, ReconnectPolicy, RoomEvent, SessionError, SnapshotSource,
+    ReconnectInfo, ReconnectPolicy, Refusal, RoomEvent, SessionError, SnapshotSource,
 };
 
 use common::{Net, ROOM};
@@ -227,7 +227,7 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
     let now = net.now();
     net.client_mut(1).connect(now);
     common::run_for(&mut net, Duration::from_secs(3));
-    let refusal = DisconnectReason::Error(SessionError::PlayerTtlExpired);
+    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::PlayerTtlExpired));
     assert_eq!(
         net.client(1).state(),
         ClientState::Disconnected(refusal.clone())
@@ -291,7 +291,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
     net.connect(i);
     assert_eq!(i, 2);
     common::run_for(&mut net, Duration::from_secs(5));
-    let refusal = DisconnectReason::Error(SessionError::DuplicateClientId);
+    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::DuplicateClientId));
     assert_eq!(
         net.client(2).state(),
         ClientState::Disconnected(refusal.clone())
@@ -370,7 +370,7 @@ fn restart_from_saved_reconnect_info_rejoins_the_same_slot() {
     assert!(tries.iter().all(|e| matches!(
         e,
         ClientEvent::Reconnecting {
-            reason: SessionError::DuplicateClientId,
+            reason: SessionError::Refused(Refusal::DuplicateClientId),
             ..
         }
     )));
@@ -478,7 +478,7 @@ fn quit_does_not_reconnect_but_unexpected_loss_does_and_cancel_stops_it() {
             reason: DisconnectReason::Quit
         }]
     );
-    let kicked = DisconnectReason::Error(SessionError::Kicked);
+    let kicked = DisconnectReason::Error(SessionError::Refused(Refusal::Kicked));
     assert_eq!(
         net.client(1).state(),
         ClientState::Disconnected(kicked.clone())
@@ -663,7 +663,7 @@ fn no_buddy_means_snapshot_request_failed() {
     net.connect(0);
     common::run_for(&mut net, Duration::from_secs(10));
 
-    let refusal = DisconnectReason::Error(SessionError::SnapshotRequestFailed);
+    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::SnapshotRequestFailed));
     assert_eq!(
         net.client(0).state(),
         ClientState::Disconnected(refusal.clone())

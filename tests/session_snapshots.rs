@@ -13,8 +13,8 @@ use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Frame, PlayerId, TickInputs};
 use tickstep_session::sim::LinkConfig;
 use tickstep_session::{
-    ClientEvent, ClientMessage, ClientState, DisconnectReason, Entry, RoomEvent, SessionError,
-    SnapshotSource,
+    ClientEvent, ClientMessage, ClientState, DisconnectReason, Entry, Refusal, RoomEvent,
+    SessionError, SnapshotSource,
 };
 use tickstep_snapshot::{Chunk, DEFAULT_CHUNK_SIZE, Reassembler};
 
@@ -222,7 +222,8 @@ fn silent_buddies_end_in_snapshot_request_timed_out() {
     assert_eq!(asked.len(), 2, "each buddy tried once: {asked:?}");
     assert_ne!(asked[0], asked[1]);
     let state = net.client(late).state().clone();
-    let timed_out = DisconnectReason::Error(SessionError::SnapshotRequestTimedOut);
+    let timed_out =
+        DisconnectReason::Error(SessionError::Refused(Refusal::SnapshotRequestTimedOut));
     assert_eq!(state, ClientState::Disconnected(timed_out));
     assert!(
         !events(&net, late)

@@ -57,7 +57,7 @@ impl From<blake3::Hash> for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        crate::Hex(&self.0).fmt(f)
     }
 }
 
@@ -76,16 +76,9 @@ impl FromStr for Digest {
     type Err = ParseDigestError;
 
     fn from_str(text: &str) -> Result<Digest, ParseDigestError> {
-        let bad = || ParseDigestError(text.chars().take(80).collect());
-        if text.len() != 64 || !text.is_ascii() {
-            return Err(bad());
-        }
-        let mut bytes = [0u8; 32];
-        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks(2)) {
-            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        }
-        Ok(Digest(bytes))
+        crate::decode_hex(text)
+            .map(Digest)
+            .ok_or_else(|| ParseDigestError(text.chars().take(80).collect()))
     }
 }
 

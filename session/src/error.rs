@@ -1,12 +1,13 @@
-//! `SessionError`: every way joining or staying in a room can fail, by name, each with
-//! a message that says what to do. The same enum travels in a refusal from the server
-//! and ends up in the client's `Disconnected` reason.
+//! The two kinds of failure, by name, each with a message that says what to do:
+//! [`Refusal`], what a room tells a client when it refuses or removes it (it travels
+//! in [`crate::ServerMessage::Refused`]), and [`SessionError`], why a client lost or
+//! could not keep its place (a local outcome; a refusal is one of them).
 
 use serde::{Deserialize, Serialize};
 
-/// Why a client could not join, or was put out of, a room.
+/// Why a room refused a client, or put it out. Sent to the client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum SessionError {
+pub enum Refusal {
     /// Client and server speak different protocol versions.
     #[error(
         "protocol version {client} is not the server's {server}: update the client or the server"
@@ -63,24 +64,36 @@ pub enum SessionError {
     /// Every buddy asked for a snapshot was silent or left before it arrived.
     #[error("no buddy delivered a snapshot in time: try joining again")]
     SnapshotRequestTimedOut,
-    /// The snapshot the client was given failed verification.
-    #[error("the snapshot received failed verification: try joining again")]
-    SnapshotRejected,
-    /// The client did not enter the game within its start timeout.
-    #[error("the game did not start in time: check the connection and join again")]
-    StartTimeout,
     /// The server removed this player.
     #[error("the server removed this player from the room")]
     Kicked,
     /// The client broke the protocol (a message it may not send, or impossible content).
     #[error("protocol violation: {0}")]
     ProtocolViolation(String),
+}
+
+/// Why a client lost its place or could not take it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The room refused the client or put it out.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The snapshot the client was given failed verification.
+    #[error("the snapshot received failed verification: try joining again")]
+    SnapshotRejected,
+    /// The client did not enter the game within its start timeout.
+    #[error("the game did not start in time: check the connection and join again")]
+    StartTimeout,
     /// The connection was lost: the transport failed or the peer fell silent.
     #[error("the connection to the server was lost ({0})")]
     ConnectionLost(String),
     /// Automatic reconnection gave up after its attempts.
     #[error("could not reconnect after {0} attempts: check the connection and join again")]
     ReconnectFailed(u32),
+    /// The server sent something this client cannot use (another game, or a broken
+    /// server).
+    #[error("the server broke the protocol: {0}")]
+    UnexpectedMessage(String),
 }
 
 impl SessionError {

@@ -6,6 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::str::FromStr;
+use tickstep_engine::{Hex, decode_hex};
 
 /// A secret between one client and the server that keys the client's player slot: a
 /// client that comes back with the same id gets its slot back. Other clients never
@@ -36,7 +37,7 @@ impl ClientId {
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        Hex(&self.0).fmt(f)
     }
 }
 
@@ -56,16 +57,9 @@ impl FromStr for ClientId {
     type Err = ParseClientIdError;
 
     fn from_str(text: &str) -> Result<ClientId, ParseClientIdError> {
-        let bad = || ParseClientIdError(text.chars().take(40).collect());
-        if text.len() != 32 || !text.is_ascii() {
-            return Err(bad());
-        }
-        let mut bytes = [0u8; 16];
-        for (byte, pair) in bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            let pair = std::str::from_utf8(pair).map_err(|_| bad())?;
-            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
-        }
-        Ok(ClientId(bytes))
+        decode_hex(text)
+            .map(ClientId)
+            .ok_or_else(|| ParseClientIdError(text.chars().take(40).collect()))
     }
 }
 

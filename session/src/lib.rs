@@ -35,7 +35,7 @@ pub use client::{
     Client, ClientConfig, ClientEvent, ClientState, ClientTransmit, DisconnectReason,
     DownloadProgress,
 };
-pub use error::SessionError;
+pub use error::{Refusal, SessionError};
 pub use ids::{ClientId, ConnId, ParseClientIdError};
 pub use outbox::ServerTransmit;
 pub use protocol::{

@@ -9,10 +9,10 @@ use std::fmt;
 use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick};
 use tickstep_snapshot::Chunk;
 
-use super::{ClientId, SessionError};
+use super::{ClientId, Refusal};
 
 /// The protocol version this build speaks; a handshake with another is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest encoded message either side sends or accepts. A snapshot chunk (60 KiB) and
 /// a batch of verified ticks fit with room to spare.
@@ -168,7 +168,7 @@ pub enum ServerMessage {
         live: Tick,
     },
     /// Refused or put out; the connection closes after this.
-    Refused(SessionError),
+    Refused(Refusal),
     /// The game started: enter from tick 0.
     Start,
     /// Verified input, and the newest verified tick.

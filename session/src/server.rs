@@ -10,7 +10,7 @@ use tickstep_replay::InputLog;
 use crate::outbox::{Outbox, ServerTransmit};
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::room::{Room, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder, Timing};
-use crate::{ConnId, SessionError};
+use crate::{ConnId, Refusal};
 
 /// What happened in one of the server's rooms.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,17 +122,17 @@ impl<I: Pod + PartialEq> Server<I> {
         let room = match (&message, bound) {
             (ClientMessage::Hello(hello), Some(room)) if room != hello.room => {
                 let problem = "a connection joins one room";
-                self.refuse(now, conn, SessionError::ProtocolViolation(problem.into()));
+                self.refuse(now, conn, Refusal::ProtocolViolation(problem.into()));
                 return;
             }
             (ClientMessage::Hello(hello), _) => {
                 let Some(room) = self.rooms.get_mut(&hello.room) else {
                     let name = hello.room.chars().take(64).collect();
-                    self.refuse(now, conn, SessionError::NoSuchRoom(name));
+                    self.refuse(now, conn, Refusal::NoSuchRoom(name));
                     return;
                 };
                 let result = if room.is_closed() {
-                    Err(SessionError::RoomClosed)
+                    Err(Refusal::RoomClosed)
                 } else {
                     room.hello(now, conn, hello, &mut self.out)
                 };
@@ -152,7 +152,7 @@ impl<I: Pod + PartialEq> Server<I> {
             }
             (_, None) => {
                 let problem = "say hello first";
-                self.refuse(now, conn, SessionError::ProtocolViolation(problem.into()));
+                self.refuse(now, conn, Refusal::ProtocolViolation(problem.into()));
                 return;
             }
         };
@@ -160,7 +160,7 @@ impl<I: Pod + PartialEq> Server<I> {
     }
 
     /// Refuses `conn` with `error` and closes it; a slot it held goes inactive.
-    fn refuse(&mut self, now: Duration, conn: ConnId, error: SessionError) {
+    fn refuse(&mut self, now: Duration, conn: ConnId, error: Refusal) {
         self.out.send(conn, ServerMessage::Refused(error));
         self.out.close(conn);
         self.handle_disconnect(now, conn);
@@ -274,7 +274,7 @@ mod tests {
             matches!(
                 t,
                 ServerTransmit::Send {
-                    message: ServerMessage::Refused(SessionError::ProtocolViolation(_)),
+                    message: ServerMessage::Refused(Refusal::ProtocolViolation(_)),
                     ..
                 }
             )

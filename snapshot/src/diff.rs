@@ -158,7 +158,7 @@ impl Collector {
             while at < a.len() && !covered[at] && a[at] != b[at] {
                 at += 1;
             }
-            let hex = |bytes: &[u8]| bytes.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            let hex = |bytes: &[u8]| tickstep_engine::Hex(bytes).to_string();
             let field = format!("bytes {start}..{at}");
             self.push(
                 entity,

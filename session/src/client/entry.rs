@@ -34,7 +34,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             || players > MAX_PLAYERS
             || player.0 >= room.players
         {
-            self.stop(DisconnectReason::Error(SessionError::ProtocolViolation(
+            self.stop(DisconnectReason::Error(SessionError::UnexpectedMessage(
                 "the room's input size, player count or slot does not fit this game".into(),
             )));
             return;

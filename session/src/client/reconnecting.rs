@@ -8,9 +8,9 @@ use std::time::Duration;
 use super::state::State;
 use super::timers::Timer;
 use super::{Client, ClientEvent, ClientTransmit, DisconnectReason};
-use crate::SessionError;
 use crate::protocol::{ClientMessage, Hello, PROTOCOL_VERSION};
 use crate::reconnect::LocalSnapshot;
+use crate::{Refusal, SessionError};
 
 impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     /// The transport lost the connection (or could not open it).
@@ -94,26 +94,23 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     }
 
     /// The room refused us, or put us out.
-    pub(super) fn refused(&mut self, now: Duration, error: SessionError) {
+    pub(super) fn refused(&mut self, now: Duration, refusal: Refusal) {
         let rejoining = self.info.player.is_some();
-        match error {
+        match refusal {
             // The room still sees our old connection: retry until it times it out.
-            SessionError::DuplicateClientId
-                if rejoining && matches!(self.state, State::Connecting) =>
-            {
+            Refusal::DuplicateClientId if rejoining && matches!(self.state, State::Connecting) => {
                 self.out.push_back(ClientTransmit::Close);
                 let attempt = self.attempts.count.max(1);
                 let after = self.config.reconnect.backoff(attempt + 1);
-                self.retry_after(now, attempt, after, error);
+                self.retry_after(now, attempt, after, refusal.into());
             }
-            error if error.is_unexpected_loss() => self.lost(now, error),
-            error => {
-                if matches!(error, SessionError::Kicked | SessionError::PlayerTtlExpired) {
+            refusal => {
+                if matches!(refusal, Refusal::Kicked | Refusal::PlayerTtlExpired) {
                     // The slot is gone: a later connect is a new join.
                     self.info.player = None;
                     self.info.local_snapshot = None;
                 }
-                self.stop(DisconnectReason::Error(error));
+                self.stop(DisconnectReason::Error(refusal.into()));
             }
         }
     }

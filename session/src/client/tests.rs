@@ -36,7 +36,7 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
     client.handle_message(Duration::ZERO, welcome);
     assert!(matches!(
         client.state(),
-        ClientState::Disconnected(DisconnectReason::Error(SessionError::ProtocolViolation(_)))
+        ClientState::Disconnected(DisconnectReason::Error(SessionError::UnexpectedMessage(_)))
     ));
     assert_eq!(client.player(), None);
 }

@@ -16,7 +16,7 @@ use tickstep_snapshot::Chunk;
 use super::config::RoomConfig;
 use super::judge::Judge;
 use super::seats::{Seats, Stage};
-use crate::SessionError;
+use crate::Refusal;
 use crate::protocol::{Entry, Hello};
 use crate::transfer::{Outgoing, Upload};
 
@@ -58,7 +58,7 @@ pub(crate) enum Plan {
         checksum: Checksum,
     },
     /// Refuse them: no buddy can help.
-    Refuse(SessionError),
+    Refuse(Refusal),
 }
 
 /// What became of a buddy's upload chunk.
@@ -166,7 +166,7 @@ impl Broker {
                 return self.give_up(self.search_error());
             }
             if now >= began + config.snapshot_timeout {
-                return self.give_up(SessionError::SnapshotRequestTimedOut);
+                return self.give_up(Refusal::SnapshotRequestTimedOut);
             }
             return Plan::Wait;
         };
@@ -202,15 +202,15 @@ impl Broker {
         ready & !self.tried
     }
 
-    fn search_error(&self) -> SessionError {
+    fn search_error(&self) -> Refusal {
         if self.tried == 0 {
-            SessionError::SnapshotRequestFailed
+            Refusal::SnapshotRequestFailed
         } else {
-            SessionError::SnapshotRequestTimedOut
+            Refusal::SnapshotRequestTimedOut
         }
     }
 
-    fn give_up(&mut self, error: SessionError) -> Plan {
+    fn give_up(&mut self, error: Refusal) -> Plan {
         self.end_search();
         Plan::Refuse(error)
     }
@@ -504,10 +504,7 @@ mod tests {
         // Both players far behind live: nobody can serve.
         let behind = seats(0);
         let plan = broker.plan(SEC, &config, &behind, &judge(0, sum(1)), 600, |_| true);
-        assert!(matches!(
-            plan,
-            Plan::Refuse(SessionError::SnapshotRequestFailed)
-        ));
+        assert!(matches!(plan, Plan::Refuse(Refusal::SnapshotRequestFailed)));
         // A buddy that times out, then another: timed out.
         let seats = seats(600);
         let judge = judge(600, sum(1));
@@ -530,7 +527,7 @@ mod tests {
         let plan = broker.plan(SEC, &config, &seats, &judge, 600, |_| true);
         assert!(matches!(
             plan,
-            Plan::Refuse(SessionError::SnapshotRequestTimedOut)
+            Plan::Refuse(Refusal::SnapshotRequestTimedOut)
         ));
     }
 }

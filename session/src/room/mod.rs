@@ -34,7 +34,7 @@ use crate::outbox::Outbox;
 use crate::protocol::{
     ClientMessage, Entry, Hello, MAX_LIST, PROTOCOL_VERSION, RoomInfo, ServerMessage,
 };
-use crate::{ConnId, SessionError};
+use crate::{ConnId, Refusal};
 use broker::Broker;
 use clock::Clock;
 use feed::Feed;
@@ -162,7 +162,7 @@ impl<I: Pod + PartialEq> Room<I> {
         conn: ConnId,
         hello: &Hello,
         out: &mut Outbox,
-    ) -> Result<(), SessionError> {
+    ) -> Result<(), Refusal> {
         self.check_compatible(hello)?;
         let open = !matches!(self.phase, Phase::Ended | Phase::Closed);
         let (player, rejoined) = match self.seats.admit(conn, hello, open)? {
@@ -224,24 +224,24 @@ impl<I: Pod + PartialEq> Room<I> {
         self.seats.send(out, now, player, message);
     }
 
-    fn check_compatible(&self, hello: &Hello) -> Result<(), SessionError> {
+    fn check_compatible(&self, hello: &Hello) -> Result<(), Refusal> {
         if hello.protocol != PROTOCOL_VERSION {
-            return Err(SessionError::VersionMismatch {
+            return Err(Refusal::VersionMismatch {
                 client: hello.protocol,
                 server: PROTOCOL_VERSION,
             });
         }
         if hello.app_version != self.config.app_version {
-            return Err(SessionError::AppVersionMismatch {
+            return Err(Refusal::AppVersionMismatch {
                 client: hello.app_version.chars().take(64).collect(),
                 room: self.config.app_version.clone(),
             });
         }
         if hello.schema != self.config.schema {
-            return Err(SessionError::SchemaMismatch);
+            return Err(Refusal::SchemaMismatch);
         }
         if hello.initial != self.config.initial {
-            return Err(SessionError::GameMismatch);
+            return Err(Refusal::GameMismatch);
         }
         Ok(())
     }
@@ -400,7 +400,7 @@ impl<I: Pod + PartialEq> Room<I> {
             return;
         };
         if let seats::Link::Active(active) = seat.link {
-            out.send(active.conn, ServerMessage::Refused(SessionError::Kicked));
+            out.send(active.conn, ServerMessage::Refused(Refusal::Kicked));
             out.close(active.conn);
         }
         self.left(now, player, Some("kicked".into()), out);

@@ -10,7 +10,7 @@ use super::feed::Feed;
 use crate::outbox::Outbox;
 use crate::protocol::{Hello, ServerMessage};
 use crate::transfer::Download;
-use crate::{ClientId, ConnId, SessionError};
+use crate::{ClientId, ConnId, Refusal};
 
 /// Who holds a slot: the client id and, while the player is active, its connection.
 pub type SlotHolder = (ClientId, Option<ConnId>);
@@ -208,19 +208,14 @@ impl Seats {
 
     /// Decides which seat a hello from `conn` gets, or why none. `open` says whether
     /// the room still seats new players.
-    pub fn admit(
-        &self,
-        conn: ConnId,
-        hello: &Hello,
-        open: bool,
-    ) -> Result<Admission, SessionError> {
+    pub fn admit(&self, conn: ConnId, hello: &Hello, open: bool) -> Result<Admission, Refusal> {
         if let Some(p) = self.player_of(conn)
             && self
                 .get(p)
                 .is_some_and(|seat| seat.client_id != hello.client_id)
         {
             let problem = "one connection plays one slot; it said hello as another client";
-            return Err(SessionError::ProtocolViolation(problem.into()));
+            return Err(Refusal::ProtocolViolation(problem.into()));
         }
         let owned = self.seats.iter().enumerate().find_map(|(p, seat)| {
             let seat = seat.as_ref().filter(|s| s.client_id == hello.client_id)?;
@@ -229,21 +224,21 @@ impl Seats {
         match owned {
             Some((player, seat)) => match &seat.link {
                 Link::Active(active) if active.conn == conn => Ok(Admission::Repeated(player)),
-                Link::Active(_) => Err(SessionError::DuplicateClientId),
-                Link::Inactive { .. } if !open => Err(SessionError::RoomClosed),
+                Link::Active(_) => Err(Refusal::DuplicateClientId),
+                Link::Inactive { .. } if !open => Err(Refusal::RoomClosed),
                 Link::Inactive { .. } => Ok(Admission::Seat {
                     player,
                     rejoined: true,
                 }),
             },
-            None if hello.rejoin => Err(SessionError::PlayerTtlExpired),
-            None if !open => Err(SessionError::RoomClosed),
+            None if hello.rejoin => Err(Refusal::PlayerTtlExpired),
+            None if !open => Err(Refusal::RoomClosed),
             None => {
                 let free = self
                     .seats
                     .iter()
                     .position(Option::is_none)
-                    .ok_or(SessionError::RoomFull)?;
+                    .ok_or(Refusal::RoomFull)?;
                 Ok(Admission::Seat {
                     player: PlayerId(free as u8),
                     rejoined: false,
@@ -397,11 +392,11 @@ mod tests {
         );
         assert_eq!(
             seats.admit(ConnId(11), &hello(1, true), true),
-            Err(SessionError::DuplicateClientId)
+            Err(Refusal::DuplicateClientId)
         );
         assert!(matches!(
             seats.admit(ConnId(10), &hello(2, false), true),
-            Err(SessionError::ProtocolViolation(_))
+            Err(Refusal::ProtocolViolation(_))
         ));
         seats.deactivate(T0, a);
         assert_eq!(
@@ -419,15 +414,15 @@ mod tests {
         seated(&mut seats, 1, 10);
         assert_eq!(
             seats.admit(ConnId(11), &hello(2, false), true),
-            Err(SessionError::RoomFull)
+            Err(Refusal::RoomFull)
         );
         assert_eq!(
             seats.admit(ConnId(11), &hello(2, true), true),
-            Err(SessionError::PlayerTtlExpired)
+            Err(Refusal::PlayerTtlExpired)
         );
         assert_eq!(
             seats.admit(ConnId(11), &hello(2, false), false),
-            Err(SessionError::RoomClosed)
+            Err(Refusal::RoomClosed)
         );
     }
 

@@ -31,7 +31,7 @@ impl Harness {
         }
     }
 
-    fn hello(&mut self, now: Duration, conn: u64, client: u64) -> Result<(), SessionError> {
+    fn hello(&mut self, now: Duration, conn: u64, client: u64) -> Result<(), Refusal> {
         let frame = test_game::frame(1);
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
@@ -208,5 +208,5 @@ fn silent_players_go_inactive_their_seats_expire_and_an_empty_room_closes() {
         player: PlayerId(0)
     }));
     assert_eq!(events.last(), Some(&RoomEvent::RoomClosed));
-    assert_eq!(h.hello(31 * sec, 2, 2), Err(SessionError::RoomClosed));
+    assert_eq!(h.hello(31 * sec, 2, 2), Err(Refusal::RoomClosed));
 }

@@ -17,8 +17,8 @@ use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Checksum, Frame, PlayerId, checksum};
 use tickstep_session::{
     Client, ClientConfig, ClientId, ClientMessage, ClientTransmit, ConnId, Entry, Hello,
-    MAX_MESSAGE_LEN, PROTOCOL_VERSION, ReconnectInfo, RoomConfig, RoomInfo, Server, ServerConfig,
-    ServerMessage, ServerTransmit, SessionError, SnapshotSource, VerifiedTicks, decode, encode,
+    MAX_MESSAGE_LEN, PROTOCOL_VERSION, ReconnectInfo, Refusal, RoomConfig, RoomInfo, Server,
+    ServerConfig, ServerMessage, ServerTransmit, SnapshotSource, VerifiedTicks, decode, encode,
 };
 use tickstep_snapshot::{Chunk, split};
 
@@ -319,10 +319,10 @@ fn server_message(
             live: tick(script),
         },
         3 if script.u8().is_multiple_of(4) => ServerMessage::Refused(match script.u8() % 4 {
-            0 => SessionError::DuplicateClientId,
-            1 => SessionError::SnapshotRejected,
-            2 => SessionError::Kicked,
-            _ => SessionError::ConnectionLost("fuzz".into()),
+            0 => Refusal::DuplicateClientId,
+            1 => Refusal::PlayerTtlExpired,
+            2 => Refusal::Kicked,
+            _ => Refusal::ProtocolViolation("fuzz".into()),
         }),
         3 => ServerMessage::Start,
         4..=9 => {

@@ -22,6 +22,13 @@ pub trait ServerHost<I> {
     fn sent(&mut self, _bytes: usize) {}
 }
 
+/// What woke the server loop.
+enum Wake {
+    Accepted(std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>),
+    Inbound(Option<Inbound>),
+    Timer,
+}
+
 /// Serves `server` on `listener` until `shutdown` completes, then says goodbye to
 /// every connection. Time for the session is measured from `epoch`.
 pub async fn serve<I: Pod + PartialEq>(
@@ -37,23 +44,31 @@ pub async fn serve<I: Pod + PartialEq>(
     let mut next_id = 0u64;
     tokio::pin!(shutdown);
     loop {
-        let now = epoch.elapsed();
         let wake = server
             .poll_timeout()
             .map_or(Instant::now() + Duration::from_secs(1), |at| epoch + at);
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    next_id += 1;
-                    conns.insert(next_id, Connection::spawn(next_id, stream, inbound_tx.clone(), transport));
-                }
-                Err(e) => host.connection_note(0, &format!("accept failed: {e}")),
-            },
-            event = inbound.recv() => match event {
-                // What a connection said after the server closed it no longer counts.
-                Some(Inbound::Message { conn, .. }) if !conns.contains_key(&conn) => {}
-                Some(Inbound::Message { conn, bytes }) => match decode::<ClientMessage>(&bytes) {
+        let woke = tokio::select! {
+            accepted = listener.accept() => Wake::Accepted(accepted),
+            event = inbound.recv() => Wake::Inbound(event),
+            _ = sleep_until(wake) => Wake::Timer,
+            _ = &mut shutdown => break,
+        };
+        // The time is read after the wait, so what arrived is handled at its own time.
+        let now = epoch.elapsed();
+        match woke {
+            Wake::Accepted(Ok((stream, _))) => {
+                let _ = stream.set_nodelay(true);
+                next_id += 1;
+                conns.insert(
+                    next_id,
+                    Connection::spawn(next_id, stream, inbound_tx.clone(), transport),
+                );
+            }
+            Wake::Accepted(Err(e)) => host.connection_note(0, &format!("accept failed: {e}")),
+            // What a connection said after the server closed it no longer counts.
+            Wake::Inbound(Some(Inbound::Message { conn, .. })) if !conns.contains_key(&conn) => {}
+            Wake::Inbound(Some(Inbound::Message { conn, bytes })) => {
+                match decode::<ClientMessage>(&bytes) {
                     Ok(message) => server.handle_message(now, ConnId(conn), message),
                     Err(e) => {
                         host.connection_note(conn, &format!("closed: {e}"));
@@ -62,20 +77,22 @@ pub async fn serve<I: Pod + PartialEq>(
                         }
                         server.handle_disconnect(now, ConnId(conn));
                     }
-                },
-                Some(Inbound::Closed { conn, reason }) => {
-                    conns.remove(&conn);
-                    let note = match &reason {
-                        CloseReason::Goodbye(why) => format!("closed by the client: {why}"),
-                        CloseReason::Lost(why) => format!("lost: {why}"),
-                    };
-                    host.connection_note(conn, &note);
-                    server.handle_disconnect(now, ConnId(conn));
                 }
-                None => {}
-            },
-            _ = sleep_until(wake) => server.handle_timeout(now),
-            _ = &mut shutdown => break,
+            }
+            Wake::Inbound(Some(Inbound::Closed { conn, reason })) => {
+                conns.remove(&conn);
+                let note = match &reason {
+                    CloseReason::Goodbye(why) => format!("closed by the client: {why}"),
+                    CloseReason::Lost(why) => format!("lost: {why}"),
+                };
+                host.connection_note(conn, &note);
+                server.handle_disconnect(now, ConnId(conn));
+            }
+            Wake::Inbound(None) | Wake::Timer => {}
+        }
+        // Timers due by now run in this turn, whatever woke the loop.
+        if server.poll_timeout().is_some_and(|at| at <= now) {
+            server.handle_timeout(now);
         }
         while let Some(transmit) = server.poll_transmit() {
             match transmit {

@@ -1,21 +1,89 @@
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-//! The lockstep session, sans-IO: a room [`Server`] and a [`Client`] as state machines
-//! that take received messages and the current time and return messages to send and
-//! events. No sockets, threads or clocks inside: a transport (TCP in `net`, the
-//! deterministic [`sim`] network in tests and the demo) drives them.
+//! tickstep-session: the lockstep session, sans-IO. A [`Server`] hosting rooms and a
+//! [`Client`] per player are state machines that take received messages and the
+//! current time and hand back messages to send, events, and when to call them next.
+//! No sockets, threads or clocks inside: a transport (`tickstep-net`), the
+//! deterministic [`sim`] network (tests, the demo) or a fuzzer drives them.
+//!
+//! What this crate pursues, in order:
+//! 1. **Every peer plays the same verified input.** A room finalises each tick's input
+//!    and broadcasts it; clients step only on it and report checksums; a desync is
+//!    named with its tick, its players and evidence.
+//! 2. **A dropped player comes back without stopping anyone.** Its slot is kept for its
+//!    secret [`ClientId`]; it re-enters from its own local snapshot or a buddy's, checked
+//!    against the checksums the peers reported, and catches up.
+//! 3. **Any message may be lost, repeated or reordered** and bad input from a peer is a
+//!    typed refusal ([`Refusal`]), never a panic.
 //!
 //! Time is a [`Duration`](std::time::Duration) since an epoch the driver picks; only
-//! differences between times matter.
+//! differences matter. A host loop, for a server and a client sharing a perfect
+//! in-memory network (the same calls a real transport makes):
+//!
+//! ```
+//! use bytemuck::{Pod, Zeroable};
+//! use std::time::Duration;
+//! use tickstep_engine::{checksum, Frame, Schema, Simulation, TickInputs};
+//! use tickstep_session::*;
+//!
+//! #[derive(Clone, Copy, Default, Pod, Zeroable)]
+//! #[repr(C)]
+//! struct Score(u64);
+//!
+//! // The game: every tick each player's input (a u32) adds to the score.
+//! let schema = Schema::builder::<Score>("doc", 1).build()?;
+//! let initial = Frame::new(schema, 4, Score(0))?;
+//! let game = || Simulation::new().with_system(|f: &mut Frame<Score>, i: &TickInputs<u32>| {
+//!     f.globals_mut().0 += i.iter().map(|(_, &v)| v as u64).sum::<u64>();
+//! });
+//!
+//! // The server side: a room for one player that ends at tick 60.
+//! let mut server = Server::<u32>::new(ServerConfig::default());
+//! let mut room = RoomConfig::new(1, "doc 1", initial.schema().hash(), checksum(&initial));
+//! room.end_tick = Some(60);
+//! server.open_room("main", room)?;
+//!
+//! // The client side.
+//! let config = ClientConfig { app_version: "doc 1".into(), ..ClientConfig::default() };
+//! let info = ReconnectInfo::new("in-memory", "main", ClientId::from_seed(1));
+//! let mut client = Client::new(config, info, initial.clone(), game());
+//! let conn = ConnId(1);
+//!
+//! let mut now = Duration::ZERO;
+//! client.connect(now);
+//! while !client.state().is_disconnected() {
+//!     // The client: time, stepping, input, then what it wants sent.
+//!     client.handle_timeout(now);
+//!     client.advance(now, 1000);
+//!     while client.next_input_tick().is_some() {
+//!         client.send_input(now, 2);
+//!     }
+//!     while let Some(transmit) = client.poll_transmit(now) {
+//!         if let ClientTransmit::Send(message) = transmit {
+//!             let bytes = encode(&message); // what crosses the network
+//!             server.handle_message(now, conn, decode(&bytes)?);
+//!         }
+//!     }
+//!     while let Some(_event) = client.poll_event() {}
+//!     // The server: time, then what it wants sent.
+//!     server.handle_timeout(now);
+//!     while let Some(transmit) = server.poll_transmit() {
+//!         if let ServerTransmit::Send { message, .. } = transmit {
+//!             client.handle_message(now, decode(&encode(&message))?);
+//!         }
+//!     }
+//!     while let Some(_event) = server.poll_event() {}
+//!     // Sleep until the next timer (or message, on a real network).
+//!     let next = [client.poll_timeout(), server.poll_timeout()].into_iter().flatten().min();
+//!     now = next.unwrap_or(now).max(now + Duration::from_millis(1));
+//! }
+//! assert_eq!(client.frame().tick(), 60);
+//! assert_eq!(client.state(), ClientState::Disconnected(DisconnectReason::GameEnded));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! The flow: clients send input for tick T + input delay; a room finalises tick T when
 //! every playing player's input is in or a tolerance deadline passes (filling what is
 //! missing), and broadcasts the verified input; every client steps its frame on it and
 //! reports its checksum every K ticks; the room compares reports and names a desync.
-//! A player who drops comes back to the same slot with the same secret [`ClientId`] and
-//! enters the running game from a snapshot (its own local one if fresh, otherwise one
-//! the room asks a buddy for and checks against the checksums peers reported), then
-//! catches up over the verified input it missed.
 
 mod client;
 mod error;
@@ -39,8 +107,8 @@ pub use error::{Refusal, SessionError};
 pub use ids::{ClientId, ConnId, ParseClientIdError};
 pub use outbox::ServerTransmit;
 pub use protocol::{
-    ClientMessage, DecodeError, Entry, Hello, MAX_MESSAGE_LEN, PROTOCOL_VERSION, RoomInfo,
-    ServerMessage, SnapshotSource, VerifiedTicks, decode, encode,
+    ClientMessage, DecodeError, Entry, Hello, MAX_LIST, MAX_MESSAGE_LEN, PROTOCOL_VERSION,
+    RoomInfo, ServerMessage, SnapshotSource, VerifiedTicks, decode, encode,
 };
 pub use reconnect::{LocalSnapshot, ReconnectInfo, ReconnectInfoError, ReconnectPolicy};
 pub use room::{

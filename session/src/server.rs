@@ -51,7 +51,22 @@ impl Default for ServerConfig {
 }
 
 /// The lockstep server: rooms of one game whose input type is `I`. Sans-IO: feed it
-/// connections' messages and the time, and poll what to send.
+/// connections' messages and the time, and poll what to send. Its methods, by kind:
+///
+/// - **`handle_*`**, for what happened: [`Server::handle_message`] (a message on a
+///   connection, numbered by the transport), [`Server::handle_disconnect`] (the
+///   transport lost a connection), [`Server::handle_timeout`] (the time
+///   [`Server::poll_timeout`] named came).
+/// - **commands** from the host: [`Server::open_room`], [`Server::kick`].
+/// - **`poll_*`**, for what to do: [`Server::poll_transmit`] (send, close),
+///   [`Server::poll_event`] (what happened in the rooms, tagged with the room),
+///   [`Server::poll_timeout`].
+/// - **getters**: [`Server::room_tick`], [`Server::room_stats`],
+///   [`Server::room_inputs`], [`Server::room_slots`], [`Server::room_first_desync`],
+///   [`Server::connections`].
+///
+/// A host loop: hand over each message and lost connection as it comes, call
+/// `handle_timeout` at `poll_timeout`, then drain `poll_transmit` and `poll_event`.
 #[derive(Debug)]
 pub struct Server<I> {
     config: ServerConfig,

@@ -19,19 +19,19 @@ pub(crate) struct Outgoing {
 
 impl Outgoing {
     /// Splits `snapshot` for sending.
-    pub fn new(snapshot: &[u8]) -> Outgoing {
+    pub(crate) fn new(snapshot: &[u8]) -> Outgoing {
         Outgoing {
             chunks: split(snapshot, DEFAULT_CHUNK_SIZE).collect(),
         }
     }
 
     /// Every chunk, in order.
-    pub fn chunks(&self) -> &[Chunk] {
+    pub(crate) fn chunks(&self) -> &[Chunk] {
         &self.chunks
     }
 
     /// The chunks named in `wanted` that exist (at most [`MAX_LIST`]; all when empty).
-    pub fn select<'a>(&'a self, wanted: &'a [u32]) -> impl Iterator<Item = &'a Chunk> + 'a {
+    pub(crate) fn select<'a>(&'a self, wanted: &'a [u32]) -> impl Iterator<Item = &'a Chunk> + 'a {
         let all = wanted
             .is_empty()
             .then_some(self.chunks.iter())
@@ -45,7 +45,7 @@ impl Outgoing {
     }
 
     /// Total bytes of the snapshot.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.chunks.first().map_or(0, |c| c.total_len)
     }
 }
@@ -60,7 +60,7 @@ pub(crate) struct Incoming {
 
 impl Incoming {
     /// Expects a snapshot of at most `limit` bytes, from `now`.
-    pub fn new(limit: u64, now: Duration) -> Incoming {
+    pub(crate) fn new(limit: u64, now: Duration) -> Incoming {
         Incoming {
             reassembler: Reassembler::new(limit),
             last_progress: now,
@@ -68,7 +68,7 @@ impl Incoming {
     }
 
     /// Takes a chunk; `Ok(true)` once every chunk is in. Duplicates are harmless.
-    pub fn add(&mut self, now: Duration, chunk: &Chunk) -> Result<bool, ChunkError> {
+    pub(crate) fn add(&mut self, now: Duration, chunk: &Chunk) -> Result<bool, ChunkError> {
         match self.reassembler.add(chunk) {
             Ok(progress) => {
                 self.last_progress = now;
@@ -81,22 +81,22 @@ impl Incoming {
 
     /// Up to [`MAX_LIST`] missing chunk indices (empty before the first chunk: then
     /// the sender should send everything).
-    pub fn missing(&self) -> Vec<u32> {
+    pub(crate) fn missing(&self) -> Vec<u32> {
         self.reassembler.missing().take(MAX_LIST).collect()
     }
 
     /// Chunks received of all.
-    pub fn progress(&self) -> tickstep_snapshot::Progress {
+    pub(crate) fn progress(&self) -> tickstep_snapshot::Progress {
         self.reassembler.progress()
     }
 
     /// Whether no chunk arrived for `patience`.
-    pub fn stalled(&self, now: Duration, patience: Duration) -> bool {
+    pub(crate) fn stalled(&self, now: Duration, patience: Duration) -> bool {
         now.saturating_sub(self.last_progress) >= patience
     }
 
     /// The reassembled snapshot.
-    pub fn finish(self) -> Result<Vec<u8>, ChunkError> {
+    pub(crate) fn finish(self) -> Result<Vec<u8>, ChunkError> {
         self.reassembler.finish()
     }
 }
@@ -120,7 +120,7 @@ pub(crate) struct Download {
 
 impl Download {
     /// The messages carrying `chunks` of this snapshot, with the live tick.
-    pub fn messages<'a>(
+    pub(crate) fn messages<'a>(
         &'a self,
         chunks: impl Iterator<Item = &'a Chunk> + 'a,
         live: Tick,
@@ -153,7 +153,7 @@ pub(crate) struct Upload {
 
 impl Upload {
     /// A request `id` to `from` for its snapshot of `tick`, of at most `limit` bytes.
-    pub fn new(id: u32, from: PlayerId, tick: Tick, limit: u64, now: Duration) -> Upload {
+    pub(crate) fn new(id: u32, from: PlayerId, tick: Tick, limit: u64, now: Duration) -> Upload {
         Upload {
             id,
             from,
@@ -165,7 +165,7 @@ impl Upload {
 
     /// What to send `from` when the upload stalled: the missing chunks, or the whole
     /// request again when nothing arrived. `None` when it has not stalled.
-    pub fn chase(&mut self, now: Duration, patience: Duration) -> Option<ServerMessage> {
+    pub(crate) fn chase(&mut self, now: Duration, patience: Duration) -> Option<ServerMessage> {
         if !self.incoming.stalled(now, patience) {
             return None;
         }

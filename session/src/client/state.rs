@@ -93,7 +93,7 @@ pub(crate) enum Stage<I> {
 
 impl<I> Stage<I> {
     /// The verified input, once the entry tick is known.
-    pub fn input(&self) -> Option<&VerifiedInput<I>> {
+    pub(super) fn input(&self) -> Option<&VerifiedInput<I>> {
         match self {
             Stage::Downloading { input, .. }
             | Stage::CatchingUp { input, .. }
@@ -104,7 +104,7 @@ impl<I> Stage<I> {
 
     /// The tick the frame entered the game at, once it has (the frame holds game
     /// state from then on).
-    pub fn entered(&self) -> Option<Tick> {
+    pub(super) fn entered(&self) -> Option<Tick> {
         match self {
             Stage::CatchingUp { input, .. } | Stage::Running { input, .. } => Some(input.base),
             _ => None,
@@ -128,7 +128,7 @@ pub(crate) struct Download {
 
 impl Download {
     /// Its progress, for the host.
-    pub fn progress(&self) -> DownloadProgress {
+    pub(super) fn progress(&self) -> DownloadProgress {
         DownloadProgress {
             tick: self.tick,
             source: self.source,
@@ -148,7 +148,7 @@ pub(crate) struct VerifiedInput<I> {
 
 impl<I: Pod + PartialEq> VerifiedInput<I> {
     /// Input for `players` slots from `base`, keeping `history` ticks.
-    pub fn new(base: Tick, players: usize, history: u64) -> Option<VerifiedInput<I>> {
+    pub(super) fn new(base: Tick, players: usize, history: u64) -> Option<VerifiedInput<I>> {
         Some(VerifiedInput {
             base,
             log: InputLog::new(players, history.max(1)),
@@ -157,13 +157,13 @@ impl<I: Pod + PartialEq> VerifiedInput<I> {
     }
 
     /// The newest tick held (the base when none).
-    pub fn newest(&self) -> Tick {
+    pub(super) fn newest(&self) -> Tick {
         self.log.newest().unwrap_or(self.base)
     }
 
     /// Takes the ticks of a `Verified` message that continue what is held; returns
     /// whether any did. Malformed batches are ignored.
-    pub fn take(&mut self, ticks: &VerifiedTicks) -> bool {
+    pub(super) fn take(&mut self, ticks: &VerifiedTicks) -> bool {
         let row = self.scratch.players() * size_of::<I>();
         if row == 0 || ticks.inputs.len() != ticks.presence.len() * row {
             return false;

@@ -38,32 +38,32 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// Sets `timer` to fire at `at`.
-    pub fn set(&mut self, timer: Timer, at: Duration) {
+    pub(super) fn set(&mut self, timer: Timer, at: Duration) {
         self.at[timer as usize] = Some(at);
     }
 
     /// Clears `timer`.
-    pub fn stop(&mut self, timer: Timer) {
+    pub(super) fn stop(&mut self, timer: Timer) {
         self.at[timer as usize] = None;
     }
 
     /// Clears every timer.
-    pub fn stop_all(&mut self) {
+    pub(super) fn stop_all(&mut self) {
         self.at = [None; 6];
     }
 
     /// When `timer` fires.
-    pub fn get(&self, timer: Timer) -> Option<Duration> {
+    pub(super) fn get(&self, timer: Timer) -> Option<Duration> {
         self.at[timer as usize]
     }
 
     /// The earliest deadline.
-    pub fn next(&self) -> Option<Duration> {
+    pub(super) fn next(&self) -> Option<Duration> {
         self.at.iter().flatten().min().copied()
     }
 
     /// Clears and returns the earliest timer due at `now`.
-    pub fn take_expired(&mut self, now: Duration) -> Option<Timer> {
+    pub(super) fn take_expired(&mut self, now: Duration) -> Option<Timer> {
         let (timer, _) = TIMERS
             .iter()
             .filter_map(|&t| Some((t, self.get(t)?)))

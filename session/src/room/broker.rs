@@ -92,7 +92,7 @@ pub(crate) struct Broker {
 
 impl Broker {
     /// A broker for `players` slots.
-    pub fn new(players: usize) -> Broker {
+    pub(super) fn new(players: usize) -> Broker {
         Broker {
             checked: None,
             upload: None,
@@ -103,13 +103,13 @@ impl Broker {
     }
 
     /// Whether a checked snapshot is on hand.
-    pub fn has_checked(&self) -> bool {
+    pub(super) fn has_checked(&self) -> bool {
         self.checked.is_some()
     }
 
     /// How a joiner saying `hello` enters a game running at `finalized` whose history
     /// `covers` ticks, with `active` other players online.
-    pub fn entry(
+    pub(super) fn entry(
         &self,
         config: &RoomConfig,
         judge: &Judge,
@@ -134,7 +134,7 @@ impl Broker {
 
     /// The next step for the players waiting for a snapshot (`waiting` says whether
     /// any is). `held(tick)` says whether the history still covers a frame at `tick`.
-    pub fn plan(
+    pub(super) fn plan(
         &mut self,
         now: Duration,
         config: &RoomConfig,
@@ -187,7 +187,7 @@ impl Broker {
     }
 
     /// Tracks the upload asked of a buddy for the snapshot with `expected` checksum.
-    pub fn asked(&mut self, upload: Upload, expected: Checksum) {
+    pub(super) fn asked(&mut self, upload: Upload, expected: Checksum) {
         self.upload = Some(BuddyUpload { upload, expected });
     }
 
@@ -222,7 +222,7 @@ impl Broker {
 
     /// A chunk of upload `id` from `player`; a complete buddy snapshot is checked
     /// against the consensus for its tick and `schema`.
-    pub fn buddy_chunk(
+    pub(super) fn buddy_chunk(
         &mut self,
         now: Duration,
         player: PlayerId,
@@ -270,7 +270,7 @@ impl Broker {
 
     /// The buddy `player` will not deliver (it said so, failed, timed out or left):
     /// never ask it again in this search.
-    pub fn buddy_failed(&mut self, player: PlayerId) {
+    pub(super) fn buddy_failed(&mut self, player: PlayerId) {
         if self.is_buddy(player, None) {
             self.upload = None;
         }
@@ -278,7 +278,7 @@ impl Broker {
     }
 
     /// Whether `player` is the buddy being asked (for upload `id`, when given).
-    pub fn is_buddy(&self, player: PlayerId, id: Option<u32>) -> bool {
+    pub(super) fn is_buddy(&self, player: PlayerId, id: Option<u32>) -> bool {
         self.upload
             .as_ref()
             .is_some_and(|b| b.upload.from == player && id.is_none_or(|id| b.upload.id == id))
@@ -286,7 +286,7 @@ impl Broker {
 
     /// Times the buddy out after `timeout` (returning it, to try the next one), or
     /// returns what to send it if its upload stalled for `patience`.
-    pub fn chase(&mut self, now: Duration, timeout: Duration, patience: Duration) -> Chase {
+    pub(super) fn chase(&mut self, now: Duration, timeout: Duration, patience: Duration) -> Chase {
         let Some(buddy) = self.upload.as_mut() else {
             return Chase::Nothing;
         };
@@ -302,7 +302,7 @@ impl Broker {
     }
 
     /// A new player took seat `player`: it has served nobody yet.
-    pub fn seat_taken(&mut self, player: PlayerId) {
+    pub(super) fn seat_taken(&mut self, player: PlayerId) {
         if let Some(served) = self.served.get_mut(player.0 as usize) {
             *served = 0;
         }

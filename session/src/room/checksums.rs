@@ -18,7 +18,7 @@ pub(crate) struct Verdict {
 
 impl Verdict {
     /// Whether the tick's reports show a desync.
-    pub fn is_desync(&self) -> bool {
+    pub(super) fn is_desync(&self) -> bool {
         !self.disagreeing.is_empty()
     }
 }
@@ -39,7 +39,7 @@ pub(crate) struct ChecksumBook {
 
 impl ChecksumBook {
     /// A book for `players` slots that remembers the newest `keep` ticks (at least 1).
-    pub fn new(players: usize, keep: usize) -> ChecksumBook {
+    pub(super) fn new(players: usize, keep: usize) -> ChecksumBook {
         ChecksumBook {
             players,
             keep: keep.max(1),
@@ -50,7 +50,12 @@ impl ChecksumBook {
     /// Records `player`'s checksum of `tick` (a repeated report is ignored; the first
     /// one counts). When the tick was already decided, a report that differs from the
     /// consensus comes back as a desync verdict naming just that player.
-    pub fn record(&mut self, tick: Tick, player: PlayerId, checksum: Checksum) -> Option<Verdict> {
+    pub(super) fn record(
+        &mut self,
+        tick: Tick,
+        player: PlayerId,
+        checksum: Checksum,
+    ) -> Option<Verdict> {
         let slot = player.0 as usize;
         if slot >= self.players {
             return None;
@@ -93,7 +98,7 @@ impl ChecksumBook {
     /// Decides every undecided tick at or before `settled` (its grace period is over),
     /// and every other undecided tick that all `expected(tick)` players have reported.
     /// Returns the new verdicts, oldest first.
-    pub fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
+    pub(super) fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
         for (&tick, reports) in self.ticks.iter_mut() {
             if reports.verdict.is_some() {
@@ -111,17 +116,17 @@ impl ChecksumBook {
     }
 
     /// The verdict on `tick`, once decided.
-    pub fn verdict(&self, tick: Tick) -> Option<&Verdict> {
+    pub(super) fn verdict(&self, tick: Tick) -> Option<&Verdict> {
         self.ticks.get(&tick)?.verdict.as_ref()
     }
 
     /// What `player` reported for `tick`.
-    pub fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
+    pub(super) fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
         *self.ticks.get(&tick)?.by_player.get(player.0 as usize)?
     }
 
     /// The newest decided tick with a consensus, and the players who reported it.
-    pub fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
+    pub(super) fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
         self.ticks.iter().rev().find_map(|(&tick, reports)| {
             let consensus = reports.verdict.as_ref()?.consensus?;
             let agreeing = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
@@ -130,7 +135,7 @@ impl ChecksumBook {
     }
 
     /// The slot count.
-    pub fn players(&self) -> usize {
+    pub(super) fn players(&self) -> usize {
         self.players
     }
 }

@@ -50,7 +50,7 @@ pub(crate) struct Clock<I> {
 
 impl<I: Pod + PartialEq> Clock<I> {
     /// A clock at tick 0 for the room `config` describes.
-    pub fn new(config: &RoomConfig) -> Result<Clock<I>, RoomConfigError> {
+    pub(super) fn new(config: &RoomConfig) -> Result<Clock<I>, RoomConfigError> {
         let players = config.players as usize;
         let history = config.ticks_in(config.history).max(1);
         let scratch =
@@ -71,33 +71,33 @@ impl<I: Pod + PartialEq> Clock<I> {
     }
 
     /// The newest verified tick.
-    pub fn finalized(&self) -> Tick {
+    pub(super) fn finalized(&self) -> Tick {
         self.finalized
     }
 
     /// The verified input history.
-    pub fn log(&self) -> &InputLog<I> {
+    pub(super) fn log(&self) -> &InputLog<I> {
         &self.log
     }
 
     /// The oldest tick whose input is still held (1 before any).
-    pub fn oldest(&self) -> Tick {
+    pub(super) fn oldest(&self) -> Tick {
         self.log.oldest().unwrap_or(1)
     }
 
     /// Whether a frame at `tick` can catch up from the history: every tick after it is
     /// held (or none has been verified yet).
-    pub fn covers(&self, tick: Tick) -> bool {
+    pub(super) fn covers(&self, tick: Tick) -> bool {
         tick >= self.finalized || self.log.oldest().is_some_and(|o| o <= tick + 1)
     }
 
     /// Whether the history still holds every tick after `tick`.
-    pub fn holds_after(&self, tick: Tick) -> bool {
+    pub(super) fn holds_after(&self, tick: Tick) -> bool {
         self.log.oldest().is_some_and(|o| o <= tick + 1)
     }
 
     /// What the room has done so far.
-    pub fn stats(&self) -> RoomStats {
+    pub(super) fn stats(&self) -> RoomStats {
         RoomStats {
             tick: self.finalized,
             ..self.stats
@@ -107,7 +107,7 @@ impl<I: Pod + PartialEq> Clock<I> {
     /// Takes `player`'s input for consecutive ticks from `first` (`bytes` holds one
     /// input after another). Input for final ticks, too far ahead, or already given is
     /// ignored: the first word for a tick counts.
-    pub fn accept(&mut self, player: PlayerId, first: Tick, bytes: &[u8]) {
+    pub(super) fn accept(&mut self, player: PlayerId, first: Tick, bytes: &[u8]) {
         let size = size_of::<I>();
         if size == 0 || !bytes.len().is_multiple_of(size) {
             return;
@@ -132,7 +132,7 @@ impl<I: Pod + PartialEq> Clock<I> {
     /// `end`: a due tick waits for the input of every player in `expected` until its
     /// tolerance deadline. Players in `present` are connected: their missing input is
     /// filled; the others are absent. Returns whether anything was finalised.
-    pub fn finalize_due(
+    pub(super) fn finalize_due(
         &mut self,
         config: &RoomConfig,
         now: Duration,
@@ -200,7 +200,7 @@ impl<I: Pod + PartialEq> Clock<I> {
     /// When the next tick needs the clock, given the game started at `started_at` and
     /// the room was last driven at `driven`: its due time, or, when it is already due
     /// and waiting for input, its tolerance deadline. `None` at the end tick.
-    pub fn next_deadline(
+    pub(super) fn next_deadline(
         &self,
         config: &RoomConfig,
         started_at: Duration,
@@ -219,7 +219,12 @@ impl<I: Pod + PartialEq> Clock<I> {
 
     /// The verified ticks `from..=to` (those still held), in messages of at most
     /// `per_message` ticks.
-    pub fn verified(&mut self, from: Tick, to: Tick, per_message: u64) -> Vec<VerifiedTicks> {
+    pub(super) fn verified(
+        &mut self,
+        from: Tick,
+        to: Tick,
+        per_message: u64,
+    ) -> Vec<VerifiedTicks> {
         let row = self.scratch.players() * size_of::<I>();
         let mut batches = Vec::new();
         let mut first = from;

@@ -23,7 +23,7 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// A client whose frame starts at `base`, holding input up to it.
-    pub fn new(base: Tick, now: Duration) -> Feed {
+    pub(super) fn new(base: Tick, now: Duration) -> Feed {
         Feed {
             received: base,
             stepped: base,
@@ -34,7 +34,13 @@ impl Feed {
 
     /// The client says it holds input up to `received` and stepped to `stepped`; it
     /// cannot hold input the room has not made (`finalized`).
-    pub fn acknowledge(&mut self, now: Duration, received: Tick, stepped: Tick, finalized: Tick) {
+    pub(super) fn acknowledge(
+        &mut self,
+        now: Duration,
+        received: Tick,
+        stepped: Tick,
+        finalized: Tick,
+    ) {
         let received = received.min(finalized);
         if received > self.received {
             self.received = received;
@@ -46,7 +52,7 @@ impl Feed {
     /// The ticks to send now, given the newest verified tick `live` and the oldest tick
     /// still held: what was not sent yet, or, after a silence in acknowledgements,
     /// everything from the acknowledgement. Marks them sent.
-    pub fn due(&mut self, now: Duration, live: Tick, oldest: Tick) -> Option<(Tick, Tick)> {
+    pub(super) fn due(&mut self, now: Duration, live: Tick, oldest: Tick) -> Option<(Tick, Tick)> {
         if self.sent_up_to > self.received && now >= self.ack_moved + RESEND_AFTER {
             self.sent_up_to = self.received;
             self.ack_moved = now;

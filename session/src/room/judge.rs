@@ -24,7 +24,7 @@ pub(crate) struct Judge {
 
 impl Judge {
     /// A judge for `players` slots.
-    pub fn new(players: usize) -> Judge {
+    pub(super) fn new(players: usize) -> Judge {
         Judge {
             book: ChecksumBook::new(players, CHECKSUM_TICKS_KEPT),
             first_desync: None,
@@ -33,13 +33,13 @@ impl Judge {
     }
 
     /// The first tick a desync was found at.
-    pub fn first_desync(&self) -> Option<Tick> {
+    pub(super) fn first_desync(&self) -> Option<Tick> {
         self.first_desync
     }
 
     /// Whether a snapshot of `tick` with `checksum` agrees with what the peers
     /// reported: their consensus when the tick was decided; anything otherwise.
-    pub fn allows(&self, tick: Tick, checksum: Checksum) -> bool {
+    pub(super) fn allows(&self, tick: Tick, checksum: Checksum) -> bool {
         match self.book.verdict(tick) {
             Some(verdict) => verdict.consensus == Some(checksum),
             None => true,
@@ -47,19 +47,24 @@ impl Judge {
     }
 
     /// The newest decided tick with a consensus, and the players who reported it.
-    pub fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
+    pub(super) fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
         self.book.newest_consensus()
     }
 
     /// Records `player`'s report; a report that contradicts a decided tick comes back
     /// as a desync naming that player.
-    pub fn report(&mut self, player: PlayerId, tick: Tick, checksum: Checksum) -> Option<Verdict> {
+    pub(super) fn report(
+        &mut self,
+        player: PlayerId,
+        tick: Tick,
+        checksum: Checksum,
+    ) -> Option<Verdict> {
         self.book.record(tick, player, checksum)
     }
 
     /// Decides the ticks up to `settled` and those every `expected(tick)` player
     /// reported; returns the desyncs among them.
-    pub fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
+    pub(super) fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
         let mut verdicts = self.book.decide(settled, expected);
         verdicts.retain(Verdict::is_desync);
         verdicts
@@ -67,7 +72,7 @@ impl Judge {
 
     /// The players to ask for evidence of `verdict`: for the first desync only, the
     /// disagreeing players and one that agreed.
-    pub fn witnesses(&mut self, verdict: &Verdict) -> Vec<PlayerId> {
+    pub(super) fn witnesses(&mut self, verdict: &Verdict) -> Vec<PlayerId> {
         if self.first_desync.is_some() {
             return Vec::new();
         }
@@ -86,14 +91,14 @@ impl Judge {
     }
 
     /// Tracks an evidence upload.
-    pub fn expect_evidence(&mut self, upload: Upload) {
+    pub(super) fn expect_evidence(&mut self, upload: Upload) {
         self.evidence.push(upload);
     }
 
     /// A chunk of upload `id` from `player`. Returns whether it was evidence, and with
     /// it the finished snapshot and its tick. Broken evidence is dropped: it is best
     /// effort.
-    pub fn evidence_chunk(
+    pub(super) fn evidence_chunk(
         &mut self,
         now: Duration,
         player: PlayerId,
@@ -118,14 +123,14 @@ impl Judge {
     }
 
     /// Drops evidence `player` cannot or will not send.
-    pub fn forget(&mut self, player: PlayerId, id: Option<u32>) {
+    pub(super) fn forget(&mut self, player: PlayerId, id: Option<u32>) {
         self.evidence
             .retain(|u| u.from != player || id.is_some_and(|id| u.id != id));
     }
 
     /// Gives up on evidence older than `timeout`; returns what to send to evidence
     /// uploads stalled for `patience`.
-    pub fn chase(
+    pub(super) fn chase(
         &mut self,
         now: Duration,
         timeout: Duration,

@@ -84,7 +84,7 @@ pub(crate) struct Room<I> {
 
 impl<I: Pod + PartialEq> Room<I> {
     /// A room in its lobby, by `config`'s rules.
-    pub fn new(config: RoomConfig) -> Result<Room<I>, RoomConfigError> {
+    pub(crate) fn new(config: RoomConfig) -> Result<Room<I>, RoomConfigError> {
         config.validate()?;
         let players = config.players as usize;
         Ok(Room {
@@ -102,37 +102,37 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     /// The room's verified input history.
-    pub fn inputs(&self) -> &InputLog<I> {
+    pub(crate) fn inputs(&self) -> &InputLog<I> {
         self.clock.log()
     }
 
     /// The newest verified tick.
-    pub fn finalized(&self) -> Tick {
+    pub(crate) fn finalized(&self) -> Tick {
         self.clock.finalized()
     }
 
     /// Whether the room has closed for good.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
     }
 
     /// The first tick a desync was found at.
-    pub fn first_desync(&self) -> Option<Tick> {
+    pub(crate) fn first_desync(&self) -> Option<Tick> {
         self.judge.first_desync()
     }
 
     /// Who holds each slot.
-    pub fn holders(&self) -> Vec<Option<SlotHolder>> {
+    pub(crate) fn holders(&self) -> Vec<Option<SlotHolder>> {
         self.seats.holders()
     }
 
     /// What the room has done so far.
-    pub fn stats(&self) -> RoomStats {
+    pub(crate) fn stats(&self) -> RoomStats {
         self.clock.stats()
     }
 
     /// The next thing that happened in the room.
-    pub fn poll_event(&mut self) -> Option<RoomEvent> {
+    pub(crate) fn poll_event(&mut self) -> Option<RoomEvent> {
         self.events.pop_front()
     }
 
@@ -156,7 +156,7 @@ impl<I: Pod + PartialEq> Room<I> {
 
     /// A connection says hello: refuse it with a reason, or seat it and say how it
     /// enters the game.
-    pub fn hello(
+    pub(crate) fn hello(
         &mut self,
         now: Duration,
         conn: ConnId,
@@ -268,7 +268,7 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     /// A message from the player on `conn` (after its hello).
-    pub fn message(
+    pub(crate) fn message(
         &mut self,
         now: Duration,
         conn: ConnId,
@@ -386,7 +386,13 @@ impl<I: Pod + PartialEq> Room<I> {
 
     /// The transport lost the connection (or the player fell silent): the slot stays,
     /// inactive, for PlayerTTL.
-    pub fn disconnect(&mut self, now: Duration, conn: ConnId, reason: &str, out: &mut Outbox) {
+    pub(crate) fn disconnect(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        reason: &str,
+        out: &mut Outbox,
+    ) {
         let Some(player) = self.seats.player_of(conn) else {
             return;
         };
@@ -395,7 +401,7 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     /// Removes a player for good, telling it why.
-    pub fn kick(&mut self, now: Duration, player: PlayerId, out: &mut Outbox) {
+    pub(crate) fn kick(&mut self, now: Duration, player: PlayerId, out: &mut Outbox) {
         let Some(seat) = self.seats.free(now, player) else {
             return;
         };
@@ -419,7 +425,7 @@ impl<I: Pod + PartialEq> Room<I> {
 
     /// Advances the room to `now`: finalises due ticks, streams verified input, and
     /// runs timeouts, resends and heartbeats.
-    pub fn drive(&mut self, now: Duration, timing: Timing, out: &mut Outbox) {
+    pub(crate) fn drive(&mut self, now: Duration, timing: Timing, out: &mut Outbox) {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
@@ -433,7 +439,7 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     /// When the room next needs driving.
-    pub fn next_wake(&self) -> Option<Duration> {
+    pub(crate) fn next_wake(&self) -> Option<Duration> {
         let housekeeping = self.housekept + HOUSEKEEPING;
         let tick = match self.phase {
             Phase::Running { started_at } => {

@@ -76,7 +76,7 @@ pub(crate) enum Stage {
 
 impl Stage {
     /// The tick the player's frame started from, once it has one coming.
-    pub fn entered(&self) -> Option<Tick> {
+    pub(super) fn entered(&self) -> Option<Tick> {
         match self {
             Stage::Receiving { download, .. } => Some(download.tick),
             Stage::Playing { entered, .. } => Some(*entered),
@@ -85,7 +85,7 @@ impl Stage {
     }
 
     /// The verified input streaming to the player, once entered.
-    pub fn feed(&self) -> Option<&Feed> {
+    pub(super) fn feed(&self) -> Option<&Feed> {
         match self {
             Stage::Receiving { feed, .. } | Stage::Playing { feed, .. } => Some(feed),
             Stage::Lobby | Stage::AwaitingSnapshot => None,
@@ -117,7 +117,7 @@ pub(crate) struct Seats {
 
 impl Seats {
     /// `players` empty slots, the room empty since `now`.
-    pub fn new(players: usize) -> Seats {
+    pub(super) fn new(players: usize) -> Seats {
         Seats {
             seats: (0..players).map(|_| None).collect(),
             empty_since: None,
@@ -125,17 +125,17 @@ impl Seats {
     }
 
     /// The slot count.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.seats.len()
     }
 
     /// Seat `player`, if taken.
-    pub fn get(&self, player: PlayerId) -> Option<&Seat> {
+    pub(super) fn get(&self, player: PlayerId) -> Option<&Seat> {
         self.seats.get(player.0 as usize)?.as_ref()
     }
 
     /// The active seat `player`, if it is one.
-    pub fn active(&self, player: PlayerId) -> Option<&Active> {
+    pub(super) fn active(&self, player: PlayerId) -> Option<&Active> {
         match &self.get(player)?.link {
             Link::Active(active) => Some(active),
             Link::Inactive { .. } => None,
@@ -143,7 +143,7 @@ impl Seats {
     }
 
     /// The active seat `player`, to change.
-    pub fn active_mut(&mut self, player: PlayerId) -> Option<&mut Active> {
+    pub(super) fn active_mut(&mut self, player: PlayerId) -> Option<&mut Active> {
         match &mut self.seats.get_mut(player.0 as usize)?.as_mut()?.link {
             Link::Active(active) => Some(active),
             Link::Inactive { .. } => None,
@@ -151,7 +151,7 @@ impl Seats {
     }
 
     /// Every active seat, by player.
-    pub fn actives(&self) -> impl Iterator<Item = (PlayerId, &Active)> {
+    pub(super) fn actives(&self) -> impl Iterator<Item = (PlayerId, &Active)> {
         self.seats
             .iter()
             .enumerate()
@@ -165,7 +165,7 @@ impl Seats {
     }
 
     /// Every active seat, by player, to change.
-    pub fn actives_mut(&mut self) -> impl Iterator<Item = (PlayerId, &mut Active)> {
+    pub(super) fn actives_mut(&mut self) -> impl Iterator<Item = (PlayerId, &mut Active)> {
         self.seats
             .iter_mut()
             .enumerate()
@@ -179,26 +179,26 @@ impl Seats {
     }
 
     /// The set of players (bit `p` for player `p`) whose active seat passes `test`.
-    pub fn mask(&self, test: impl Fn(&Active) -> bool) -> u64 {
+    pub(super) fn mask(&self, test: impl Fn(&Active) -> bool) -> u64 {
         self.actives()
             .filter(|(_, active)| test(active))
             .fold(0, |mask, (p, _)| mask | 1 << p.0)
     }
 
     /// Active seats.
-    pub fn active_count(&self) -> usize {
+    pub(super) fn active_count(&self) -> usize {
         self.actives().count()
     }
 
     /// The seat a connection plays.
-    pub fn player_of(&self, conn: ConnId) -> Option<PlayerId> {
+    pub(super) fn player_of(&self, conn: ConnId) -> Option<PlayerId> {
         self.actives()
             .find(|(_, active)| active.conn == conn)
             .map(|(p, _)| p)
     }
 
     /// Who holds each slot.
-    pub fn holders(&self) -> Vec<Option<SlotHolder>> {
+    pub(super) fn holders(&self) -> Vec<Option<SlotHolder>> {
         let holder = |seat: &Seat| match &seat.link {
             Link::Active(active) => (seat.client_id, Some(active.conn)),
             Link::Inactive { .. } => (seat.client_id, None),
@@ -208,7 +208,12 @@ impl Seats {
 
     /// Decides which seat a hello from `conn` gets, or why none. `open` says whether
     /// the room still seats new players.
-    pub fn admit(&self, conn: ConnId, hello: &Hello, open: bool) -> Result<Admission, Refusal> {
+    pub(super) fn admit(
+        &self,
+        conn: ConnId,
+        hello: &Hello,
+        open: bool,
+    ) -> Result<Admission, Refusal> {
         if let Some(p) = self.player_of(conn)
             && self
                 .get(p)
@@ -249,7 +254,7 @@ impl Seats {
 
     /// Seats `client_id` at `player` on `conn` at `stage` (replacing whatever the seat
     /// held); the room is no longer empty.
-    pub fn seat(
+    pub(super) fn seat(
         &mut self,
         now: Duration,
         player: PlayerId,
@@ -271,7 +276,7 @@ impl Seats {
     }
 
     /// Makes `player`'s seat inactive (kept for PlayerTTL); returns its connection.
-    pub fn deactivate(&mut self, now: Duration, player: PlayerId) -> Option<ConnId> {
+    pub(super) fn deactivate(&mut self, now: Duration, player: PlayerId) -> Option<ConnId> {
         let seat = self.seats.get_mut(player.0 as usize)?.as_mut()?;
         let Link::Active(active) = &seat.link else {
             return None;
@@ -283,7 +288,7 @@ impl Seats {
     }
 
     /// Frees `player`'s seat for good; returns the connection it had, if active.
-    pub fn free(&mut self, now: Duration, player: PlayerId) -> Option<Seat> {
+    pub(super) fn free(&mut self, now: Duration, player: PlayerId) -> Option<Seat> {
         let seat = self.seats.get_mut(player.0 as usize)?.take();
         self.note_departure(now);
         seat
@@ -296,12 +301,12 @@ impl Seats {
     }
 
     /// Since when no seat has been active, if none is.
-    pub fn empty_since(&self) -> Option<Duration> {
+    pub(super) fn empty_since(&self) -> Option<Duration> {
         self.empty_since.filter(|_| self.active_count() == 0)
     }
 
     /// Frees every seat inactive for `ttl`; returns their players.
-    pub fn expire(&mut self, now: Duration, ttl: Duration) -> Vec<PlayerId> {
+    pub(super) fn expire(&mut self, now: Duration, ttl: Duration) -> Vec<PlayerId> {
         let mut freed = Vec::new();
         for (p, seat) in self.seats.iter_mut().enumerate() {
             if let Some(Seat {
@@ -318,12 +323,12 @@ impl Seats {
     }
 
     /// Empties every seat (the room closed).
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.seats.iter_mut().for_each(|s| *s = None);
     }
 
     /// Sends `message` to `player` if it is active.
-    pub fn send(
+    pub(super) fn send(
         &mut self,
         out: &mut Outbox,
         now: Duration,
@@ -337,7 +342,7 @@ impl Seats {
     }
 
     /// Sends `message` to every active player.
-    pub fn broadcast(&mut self, out: &mut Outbox, now: Duration, message: &ServerMessage) {
+    pub(super) fn broadcast(&mut self, out: &mut Outbox, now: Duration, message: &ServerMessage) {
         for (_, active) in self.actives_mut() {
             active.last_sent = now;
             out.send(active.conn, message.clone());

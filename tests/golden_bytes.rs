@@ -1,4 +1,4 @@
-//! Golden bytes: the exact encoding of snapshot format v1, replay format v1 and every
+//! Golden bytes: the exact encoding of snapshot format v1, replay format v2 and every
 //! protocol message, pinned in `tests/fixtures/*.hex` (one named item per line, as
 //! hex). A refactor that changes a byte fails here. Changing a format on purpose means
 //! bumping its version constant and regenerating the fixture:
@@ -148,8 +148,8 @@ fn snapshot_format_v1_bytes_are_pinned() {
 }
 
 #[test]
-fn replay_format_v1_bytes_are_pinned() {
-    assert_eq!(REPLAY_VERSION, 1, "a new version needs a new fixture");
+fn replay_format_v2_bytes_are_pinned() {
+    assert_eq!(REPLAY_VERSION, 2, "a new version needs a new fixture");
     let mut frame = frame();
     let header = ReplayHeader {
         schema_hash: schema().hash(),
@@ -163,16 +163,33 @@ fn replay_format_v1_bytes_are_pinned() {
     let mut writer = ReplayWriter::new(Vec::new(), &header, &frame).expect("writer");
     let mut playing = simulation();
     let mut inputs = TickInputs::<u16>::new(2).expect("inputs");
+    let mut recorded = Vec::new();
     for tick in 3..=8 {
         inputs.reset(tick);
         inputs.set(PlayerId(1), (tick % 3) as u16).expect("slot");
+        if tick % 4 == 0 {
+            inputs.set_replaced(PlayerId(0), 9).expect("slot");
+        }
+        if tick == 5 {
+            inputs.push_command(PlayerId(1), b"nova").expect("command");
+            inputs.push_command(PlayerId(0), &[]).expect("command");
+        }
+        recorded.push(inputs.clone());
         playing.step(&mut frame, &inputs).expect("step");
         writer.record(&inputs, &frame).expect("record");
     }
     let bytes = writer.finish(8).expect("finish");
-    let pinned = check("replay-v1.hex", &[("replay".into(), bytes)]);
+    let pinned = check("replay-v2.hex", &[("replay".into(), bytes)]);
     let replay = Replay::<u16>::parse(&pinned["replay"], &schema()).expect("pinned parses");
     assert_eq!(replay.last_tick(), 8);
+    for tick_inputs in &recorded {
+        let mut read = TickInputs::new(2).expect("inputs");
+        replay
+            .inputs
+            .read(tick_inputs.tick(), &mut read)
+            .expect("held");
+        assert_eq!(&read, tick_inputs, "flags and commands read back");
+    }
     let verified = tickstep_replay::verify(&replay, &schema(), &mut simulation(), |_| {})
         .expect("pinned verifies");
     assert_eq!(verified.final_checksum, checksum(&frame));

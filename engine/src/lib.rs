@@ -77,7 +77,10 @@ pub use fp::Fp;
 pub use frame::{Frame, FrameError, MAX_CAPACITY, MAX_TICK, Tick};
 pub use hex::{Hex, decode_hex};
 pub use image::{IMAGE_HEADER_LEN, ImageError, ImageHeader, ImageLayout, Section, validate_image};
-pub use input::{InputError, MAX_PLAYERS, PlayerId, TickInputs};
+pub use input::{
+    InputError, InputStatus, MAX_COMMAND_LEN, MAX_COMMANDS_PER_TICK, MAX_PLAYERS, PlayerId,
+    TickInputs,
+};
 pub use query::{Query, QueryIter, ReadOnlyQuery};
 pub use rng::{Rng, mix64};
 pub use schema::{ComponentInfo, MAX_ALIGN, MAX_COMPONENTS, Schema, SchemaBuilder, SchemaError};

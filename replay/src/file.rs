@@ -7,7 +7,9 @@
 
 use bytemuck::Pod;
 use std::io::{self, Write};
-use tickstep_engine::{Checksum, Digest, Frame, Schema, SchemaHash, Tick, TickInputs, checksum};
+use tickstep_engine::{
+    Checksum, Digest, Frame, PlayerId, Schema, SchemaHash, Tick, TickInputs, checksum,
+};
 use tickstep_snapshot::SnapshotError;
 
 use crate::record::{Next, Record, RecordKind, RecordReader, write_record};
@@ -16,7 +18,7 @@ use crate::{InputLog, InputLogError};
 /// The first bytes of a replay's header payload.
 pub const REPLAY_MAGIC: [u8; 8] = *b"TICKRPLY";
 /// The replay format version this build writes and reads.
-pub const REPLAY_VERSION: u32 = 1;
+pub const REPLAY_VERSION: u32 = 2;
 
 /// What a replay records besides the game: rates and the game's own configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,30 +299,7 @@ impl<'a, I: Pod + PartialEq> Replay<'a, I> {
         let next_tick = self.last_tick().saturating_add(1);
         match record.kind {
             RecordKind::Input => {
-                let players = self.inputs.players();
-                if payload.len() != 16 + players * size_of::<I>() {
-                    return Err(bad(offset, "input record has the wrong length"));
-                }
-                if u64_at(payload, 0) != next_tick {
-                    return Err(bad(offset, "input record is not for the next tick"));
-                }
-                let present = u64_at(payload, 8);
-                if players < 64 && present >> players != 0 {
-                    return Err(bad(
-                        offset,
-                        "input record marks nonexistent player slots present",
-                    ));
-                }
-                scratch.reset(next_tick);
-                for (player, bytes) in payload[16..]
-                    .chunks_exact(size_of::<I>().max(1))
-                    .enumerate()
-                {
-                    if present & (1 << player) != 0 {
-                        let input: I = bytemuck::pod_read_unaligned(bytes);
-                        let _ = scratch.set(tickstep_engine::PlayerId(player as u8), input);
-                    }
-                }
+                decode_input(payload, next_tick, scratch).map_err(|why| bad(offset, why))?;
                 self.inputs.push(scratch)?;
             }
             RecordKind::RepeatInput => {
@@ -382,14 +361,71 @@ fn verify_snapshot(
         .map_err(|error| ReplayError::Snapshot { offset, error })
 }
 
+/// Reads an input record for `tick` into `out`:
+///
+/// ```text
+/// tick u64 | present u64 | replaced u64 | inputs (players × input size)
+///   | commands u16 | per command: player u8, length u16, bytes
+/// ```
+fn decode_input<I: Pod>(
+    payload: &[u8],
+    tick: Tick,
+    out: &mut TickInputs<I>,
+) -> Result<(), &'static str> {
+    let players = out.players();
+    let fixed = 24 + players * size_of::<I>();
+    if payload.len() < fixed + 2 {
+        return Err("input record is too short");
+    }
+    if u64_at(payload, 0) != tick {
+        return Err("input record is not for the next tick");
+    }
+    let (present, replaced) = (u64_at(payload, 8), u64_at(payload, 16));
+    if players < 64 && present >> players != 0 {
+        return Err("input record marks nonexistent player slots present");
+    }
+    if replaced & !present != 0 {
+        return Err("input record marks absent players replaced");
+    }
+    out.reset(tick);
+    for (player, bytes) in payload[24..fixed]
+        .chunks_exact(size_of::<I>().max(1))
+        .enumerate()
+    {
+        if present & (1 << player) != 0 {
+            let _ = out.set(PlayerId(player as u8), bytemuck::pod_read_unaligned(bytes));
+        }
+    }
+    out.set_masks(present, replaced);
+    let count = u16::from_le_bytes([payload[fixed], payload[fixed + 1]]);
+    let mut rest = &payload[fixed + 2..];
+    for _ in 0..count {
+        let [player, lo, hi, tail @ ..] = rest else {
+            return Err("input record's commands are cut short");
+        };
+        let len = u16::from_le_bytes([*lo, *hi]) as usize;
+        if tail.len() < len {
+            return Err("input record's commands are cut short");
+        }
+        out.push_command(PlayerId(*player), &tail[..len])
+            .map_err(|_| "input record holds an impossible command")?;
+        rest = &tail[len..];
+    }
+    if !rest.is_empty() {
+        return Err("input record has bytes after its commands");
+    }
+    Ok(())
+}
+
 /// Records a game as it is played: call [`ReplayWriter::record`] after every step.
 pub struct ReplayWriter<W: Write, I> {
     out: W,
     players: usize,
     checksum_every: u64,
     checkpoint_every: u64,
-    /// The last recorded input's presence and values, to spot repeats.
-    previous_present: Option<u64>,
+    /// The last recorded input's presence and replacement masks and values, to spot
+    /// repeats.
+    previous_masks: Option<(u64, u64)>,
     previous: Vec<I>,
     payload: Vec<u8>,
     snapshot: Vec<u8>,
@@ -411,7 +447,7 @@ impl<W: Write, I: Pod + PartialEq> ReplayWriter<W, I> {
             players: header.players as usize,
             checksum_every: header.checksum_every as u64,
             checkpoint_every: header.checkpoint_every as u64,
-            previous_present: None,
+            previous_masks: None,
             previous: Vec::new(),
             payload: Vec::new(),
             snapshot,
@@ -444,21 +480,33 @@ impl<W: Write, I: Pod + PartialEq> ReplayWriter<W, I> {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
         }
         let tick = inputs.tick();
-        let present = inputs.present_mask();
-        let repeat = self.previous_present == Some(present) && self.previous == inputs.raw();
+        let masks = (inputs.present_mask(), inputs.replaced_mask());
+        let repeat = self.previous_masks == Some(masks)
+            && self.previous == inputs.raw()
+            && inputs.command_count() == 0;
         self.payload.clear();
         self.payload.extend_from_slice(&tick.to_le_bytes());
         if repeat {
             write_record(&mut self.out, RecordKind::RepeatInput, &self.payload)?;
-        } else {
-            self.payload.extend_from_slice(&present.to_le_bytes());
-            self.payload
-                .extend_from_slice(bytemuck::cast_slice(inputs.raw()));
-            write_record(&mut self.out, RecordKind::Input, &self.payload)?;
-            self.previous_present = Some(present);
-            self.previous.clear();
-            self.previous.extend_from_slice(inputs.raw());
+            return Ok(());
         }
+        self.payload.extend_from_slice(&masks.0.to_le_bytes());
+        self.payload.extend_from_slice(&masks.1.to_le_bytes());
+        self.payload
+            .extend_from_slice(bytemuck::cast_slice(inputs.raw()));
+        // At most MAX_COMMANDS_PER_TICK commands of at most MAX_COMMAND_LEN bytes.
+        self.payload
+            .extend_from_slice(&(inputs.command_count() as u16).to_le_bytes());
+        for (player, bytes) in inputs.commands() {
+            self.payload.push(player.0);
+            self.payload
+                .extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            self.payload.extend_from_slice(bytes);
+        }
+        write_record(&mut self.out, RecordKind::Input, &self.payload)?;
+        self.previous_masks = Some(masks);
+        self.previous.clear();
+        self.previous.extend_from_slice(inputs.raw());
         Ok(())
     }
 

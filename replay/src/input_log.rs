@@ -1,9 +1,10 @@
 //! `InputLog`: verified input by tick, compact and bounded, with random access.
 //!
 //! Consecutive ticks whose input is identical (held keys, idle players, absent players)
-//! share one run, so a repeated tick costs a counter increment, not another copy. The
-//! log keeps at most `history` ticks: pushing past that evicts the oldest, and asking
-//! for an evicted tick is a clear error (the caller needs a snapshot instead).
+//! share one run, so a repeated tick costs a counter increment, not another copy.
+//! Commands, rare and discrete, are kept apart by tick and do not break runs. The log
+//! keeps at most `history` ticks: pushing past that evicts the oldest, and asking for
+//! an evicted tick is a clear error (the caller needs a snapshot instead).
 
 use bytemuck::Pod;
 use std::collections::VecDeque;
@@ -54,6 +55,15 @@ struct Run {
     first: Tick,
     len: u64,
     present: u64,
+    replaced: u64,
+}
+
+/// A command and the tick it landed on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Command {
+    tick: Tick,
+    player: PlayerId,
+    bytes: Vec<u8>,
 }
 
 /// Verified input by tick: compact, bounded, randomly accessible.
@@ -64,6 +74,8 @@ pub struct InputLog<I> {
     runs: VecDeque<Run>,
     /// `players` inputs per run, in run order.
     inputs: VecDeque<I>,
+    /// Commands of the ticks held, in tick order.
+    commands: VecDeque<Command>,
     /// Ticks held (the sum of the runs' lengths).
     ticks: u64,
 }
@@ -76,6 +88,7 @@ impl<I: Pod + PartialEq> InputLog<I> {
             history: history.max(1),
             runs: VecDeque::new(),
             inputs: VecDeque::new(),
+            commands: VecDeque::new(),
             ticks: 0,
         }
     }
@@ -132,9 +145,16 @@ impl<I: Pod + PartialEq> InputLog<I> {
                 got: inputs.tick(),
             });
         }
-        let present = inputs.present_mask();
+        let (present, replaced) = (inputs.present_mask(), inputs.replaced_mask());
+        self.commands
+            .extend(inputs.commands().map(|(player, bytes)| Command {
+                tick: inputs.tick(),
+                player,
+                bytes: bytes.to_vec(),
+            }));
         let repeats = self.runs.back().is_some_and(|run| {
             run.present == present
+                && run.replaced == replaced
                 && self
                     .inputs
                     .range(self.inputs.len() - self.players..)
@@ -147,14 +167,15 @@ impl<I: Pod + PartialEq> InputLog<I> {
             first: inputs.tick(),
             len: 1,
             present,
+            replaced,
         });
         self.inputs.extend(inputs.raw().iter().copied());
         self.count_new_tick();
         Ok(())
     }
 
-    /// Appends the tick after the newest with the newest tick's input (a replay's
-    /// "same as before" record).
+    /// Appends the tick after the newest with the newest tick's input and no commands
+    /// (a replay's "same as before" record).
     pub fn repeat_newest(&mut self) -> Result<(), InputLogError> {
         let Some(run) = self.runs.back_mut() else {
             return Err(InputLogError::NotYet {
@@ -192,6 +213,10 @@ impl<I: Pod + PartialEq> InputLog<I> {
                 self.inputs.drain(..self.players);
             }
         }
+        let oldest = self.oldest().unwrap_or(Tick::MAX);
+        while self.commands.front().is_some_and(|c| c.tick < oldest) {
+            self.commands.pop_front();
+        }
     }
 
     /// Writes the input of `tick` into `out` (allocation-free).
@@ -222,6 +247,12 @@ impl<I: Pod + PartialEq> InputLog<I> {
                 // Cannot fail: `player` is below the slot count, which matches.
                 let _ = out.set(PlayerId(player as u8), self.inputs[base + player]);
             }
+        }
+        out.set_masks(run.present, run.replaced);
+        let first = self.commands.partition_point(|c| c.tick < tick);
+        for command in self.commands.range(first..).take_while(|c| c.tick == tick) {
+            // Cannot fail: pushed from a tick that held it.
+            let _ = out.push_command(command.player, &command.bytes);
         }
         Ok(())
     }
@@ -300,6 +331,34 @@ mod tests {
                 expected: 10,
                 got: 12
             })
+        );
+    }
+
+    #[test]
+    fn replaced_inputs_and_commands_read_back_and_leave_with_their_ticks() {
+        let mut log = InputLog::new(2, 3);
+        for tick in 1..=5 {
+            let mut inputs = tick_inputs(tick, [1, 1], 0b01);
+            inputs.set_replaced(PlayerId(1), 1).unwrap();
+            if tick % 2 == 1 {
+                inputs.push_command(PlayerId(0), &[tick as u8]).unwrap();
+            }
+            log.push(&inputs).unwrap();
+        }
+        assert_eq!(log.runs(), 1, "commands do not break runs");
+        let mut out = TickInputs::new(2).unwrap();
+        log.read(5, &mut out).unwrap();
+        assert_eq!(out.replaced_mask(), 0b10);
+        assert_eq!(
+            out.commands().collect::<Vec<_>>(),
+            vec![(PlayerId(0), &[5u8][..])]
+        );
+        log.read(4, &mut out).unwrap();
+        assert_eq!(out.command_count(), 0);
+        assert_eq!(
+            log.commands.len(),
+            2,
+            "tick 1's command left with tick 1 and 2"
         );
     }
 

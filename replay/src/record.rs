@@ -21,9 +21,9 @@ pub enum RecordKind {
     Header = 1,
     /// The snapshot the replay starts from.
     InitialSnapshot = 2,
-    /// One tick's verified input.
+    /// One tick's verified input: presence, replaced inputs, values, commands.
     Input = 3,
-    /// One tick whose input equals the previous tick's.
+    /// One tick whose input equals the previous tick's, with no commands.
     RepeatInput = 4,
     /// A frame checksum.
     Checksum = 5,

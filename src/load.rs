@@ -281,7 +281,7 @@ async fn bot(
         let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
             let pending = advance_for(client, now, Duration::from_millis(2));
             if let Some(player) = client.player() {
-                while let Some(tick) = client.next_input_tick() {
+                while let Some(tick) = client.next_input_tick(now) {
                     client.send_input(now, arena::bot_input(1, tick, player));
                 }
             }

@@ -95,7 +95,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                 let budget = STEP_BUDGET.min(args.ticks.saturating_sub(client.frame().tick()));
                 let stepped = client.advance(now, budget);
                 if let Some(player) = client.player() {
-                    while let Some(tick) = client.next_input_tick() {
+                    while let Some(tick) = client.next_input_tick(now) {
                         client.send_input(now, arena::bot_input(seed, tick, player));
                     }
                 }

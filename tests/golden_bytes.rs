@@ -20,8 +20,8 @@ use tickstep_engine::{
 };
 use tickstep_replay::{REPLAY_VERSION, Replay, ReplayHeader, ReplayWriter};
 use tickstep_session::{
-    ClientId, ClientMessage, Entry, Hello, PROTOCOL_VERSION, Refusal, RoomInfo, ServerMessage,
-    SnapshotSource, VerifiedTicks, decode, encode,
+    ClientId, ClientMessage, Command, Echo, Entry, Hello, PROTOCOL_VERSION, Refusal, RoomInfo,
+    ServerMessage, SnapshotSource, TickCommand, Timing, VerifiedTicks, decode, encode,
 };
 use tickstep_snapshot::format::FORMAT_VERSION;
 use tickstep_snapshot::split;
@@ -199,6 +199,18 @@ fn digest(n: u8) -> Digest {
     Digest([n; 32])
 }
 
+fn timing() -> Timing {
+    Timing {
+        room_us: Some(-250_000),
+        echo: Some(Echo {
+            client_us: 4_999_000,
+            held_us: 1_500,
+        }),
+        slack_us: Some(-3_000),
+        commands_taken: 2,
+    }
+}
+
 fn client_messages() -> Vec<(&'static str, ClientMessage)> {
     let chunk = split(&[1, 2, 3, 4, 5], 4).next().expect("chunk");
     vec![
@@ -213,11 +225,18 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
                 client_id: ClientId::from_seed(5),
                 rejoin: true,
                 local_snapshot: Some((90, digest(3))),
+                sent_at: 1_234_567,
             }),
         ),
         (
             "update",
             ClientMessage::Update {
+                sent_at: 5_000_000,
+                commands: vec![Command {
+                    seq: 3,
+                    tick: 303,
+                    bytes: b"nova".to_vec(),
+                }],
                 received: 300,
                 stepped: 299,
                 first_input: 302,
@@ -255,12 +274,13 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                     players: 2,
                     tick_rate: 60,
                     input_size: 2,
-                    input_delay: 3,
+                    min_lead: 1,
                     checksum_every: 30,
                     end_tick: Some(1800),
                 },
                 entry: Entry::LocalSnapshot { tick: 90 },
                 live: 120,
+                timing: timing(),
             },
         ),
         ("refused", ServerMessage::Refused(Refusal::PlayerTtlExpired)),
@@ -271,15 +291,22 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                 server: 2,
             }),
         ),
-        ("start", ServerMessage::Start),
+        ("start", ServerMessage::Start { timing: timing() }),
         (
             "verified",
             ServerMessage::Verified {
                 live: 122,
+                timing: timing(),
                 ticks: VerifiedTicks {
                     first: 121,
                     presence: vec![0b11, 0b01],
+                    replaced: vec![0b10, 0],
                     inputs: vec![1, 0, 2, 0, 3, 0, 0, 0],
+                    commands: vec![TickCommand {
+                        tick: 122,
+                        player: PlayerId(0),
+                        bytes: b"nova".to_vec(),
+                    }],
                 },
             },
         ),
@@ -315,7 +342,13 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                 disagreeing: vec![PlayerId(0)],
             },
         ),
-        ("heartbeat", ServerMessage::Heartbeat { live: 151 }),
+        (
+            "heartbeat",
+            ServerMessage::Heartbeat {
+                live: 151,
+                timing: timing(),
+            },
+        ),
         ("end", ServerMessage::End { tick: 1800 }),
     ]
 }

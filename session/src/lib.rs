@@ -53,7 +53,7 @@
 //!     // The client: time, stepping, input, then what it wants sent.
 //!     client.handle_timeout(now);
 //!     client.advance(now, 1000);
-//!     while client.next_input_tick().is_some() {
+//!     while client.next_input_tick(now).is_some() {
 //!         client.send_input(now, 2);
 //!     }
 //!     while let Some(transmit) = client.poll_transmit(now) {
@@ -76,6 +76,7 @@
 //!     now = next.unwrap_or(now).max(now + Duration::from_millis(1));
 //! }
 //! assert_eq!(client.frame().tick(), 60);
+//! assert_eq!(client.frame().globals().0, 2 * 60, "every tick played the client's input");
 //! assert_eq!(client.state(), ClientState::Disconnected(DisconnectReason::GameEnded));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -100,15 +101,16 @@ mod test_game;
 mod transfer;
 
 pub use client::{
-    Client, ClientConfig, ClientEvent, ClientState, ClientTransmit, DisconnectReason,
-    DownloadProgress,
+    Client, ClientConfig, ClientEvent, ClientState, ClientStats, ClientTransmit, CommandError,
+    DisconnectReason, DownloadProgress, LatencyHistogram, Playout,
 };
 pub use error::{Refusal, SessionError};
 pub use ids::{ClientId, ConnId, ParseClientIdError};
 pub use outbox::ServerTransmit;
 pub use protocol::{
-    ClientMessage, DecodeError, Entry, Hello, MAX_LIST, MAX_MESSAGE_LEN, PROTOCOL_VERSION,
-    RoomInfo, ServerMessage, SnapshotSource, VerifiedTicks, decode, encode,
+    ClientMessage, Command, DecodeError, Echo, Entry, Hello, MAX_LIST, MAX_MESSAGE_LEN,
+    PROTOCOL_VERSION, RoomInfo, ServerMessage, SnapshotSource, TickCommand, Timing, VerifiedTicks,
+    decode, encode,
 };
 pub use reconnect::{LocalSnapshot, ReconnectInfo, ReconnectInfoError, ReconnectPolicy};
 pub use room::{

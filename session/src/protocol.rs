@@ -1,8 +1,10 @@
 //! The wire protocol: every message client and server exchange, and their encoding
 //! (postcard, capped at [`MAX_MESSAGE_LEN`]). Every message is safe to lose, repeat or
-//! reorder: state travels redundantly (a client resends its unconfirmed input, the
-//! server resends unconfirmed verified input, chunk gaps are asked for again), so the
-//! session runs over datagrams as well as streams.
+//! reorder: state travels redundantly (a client resends its unconfirmed input and
+//! commands, the server resends unconfirmed verified input, chunk gaps are asked for
+//! again), so the session runs over datagrams as well as streams. Every server message
+//! to a joined client carries [`Timing`]: the room's clock and the echo of the client's
+//! clock, from which the client keeps its estimate of the room's tick and its RTT.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -12,7 +14,7 @@ use tickstep_snapshot::Chunk;
 use super::{ClientId, Refusal};
 
 /// The protocol version this build speaks; a handshake with another is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest encoded message either side sends or accepts. A snapshot chunk (60 KiB) and
 /// a batch of verified ticks fit with room to spare.
@@ -42,6 +44,59 @@ pub struct Hello {
     /// Tick and checksum of a snapshot the client kept from before it dropped, offered
     /// so it can re-enter without a transfer.
     pub local_snapshot: Option<(Tick, Checksum)>,
+    /// The client's clock (µs since its own epoch) when this left: echoed back.
+    pub sent_at: u64,
+}
+
+/// The room's clock and what it saw of one client's timing. Every server message to a
+/// joined client carries one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// µs since tick 0 was due when this message left (negative before it), or `None`
+    /// while the game has not been scheduled. Tick T is due at `T / tick_rate` s.
+    pub room_us: Option<i64>,
+    /// The newest `sent_at` the room heard from this client, and the µs between
+    /// hearing it and sending this (the client's round trip is its clock now, less the
+    /// echo, less the hold).
+    pub echo: Option<Echo>,
+    /// The smallest slack, in µs, of this client's input first heard since the last
+    /// report: how long before its tick was due it arrived (negative: late, the tick
+    /// waited or was filled).
+    pub slack_us: Option<i32>,
+    /// The newest command number the room has taken from this client.
+    pub commands_taken: u32,
+}
+
+/// A client clock reading echoed back by the room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Echo {
+    /// The client's `sent_at`, µs.
+    pub client_us: u64,
+    /// µs the room held it before replying.
+    pub held_us: u32,
+}
+
+/// A discrete action a client sends reliably: numbered so the room takes each exactly
+/// once, for the tick the client asked (or the first open tick, when that is final).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Numbers the client's commands, from 1, without gaps.
+    pub seq: u32,
+    /// The tick asked for.
+    pub tick: Tick,
+    /// The game's bytes (at most `tickstep_engine::MAX_COMMAND_LEN`).
+    pub bytes: Vec<u8>,
+}
+
+/// A command as verified: the tick it landed on and who sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TickCommand {
+    /// The tick.
+    pub tick: Tick,
+    /// The sender.
+    pub player: PlayerId,
+    /// The game's bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// What a client must know about the room's game.
@@ -53,8 +108,9 @@ pub struct RoomInfo {
     pub tick_rate: u32,
     /// Bytes of one player's input.
     pub input_size: u32,
-    /// A client sends input for the newest verified tick plus this many.
-    pub input_delay: u32,
+    /// Clients stamp input at least this many ticks past their estimate of the room's
+    /// tick (their lead grows from there with their round trip).
+    pub min_lead: u32,
     /// Clients report their checksum every this many ticks.
     pub checksum_every: u32,
     /// The tick the game ends at, if it has an end.
@@ -99,16 +155,21 @@ impl fmt::Display for SnapshotSource {
     }
 }
 
-/// Consecutive verified ticks: per tick the presence mask, and every slot's input bytes
-/// (absent slots zeroed), `players * input_size` bytes per tick.
+/// Consecutive verified ticks: per tick the presence and replaced masks, every slot's
+/// input bytes (absent slots zeroed), `players * input_size` bytes per tick, and the
+/// commands that landed on them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedTicks {
     /// The first tick carried.
     pub first: Tick,
     /// Presence mask per tick.
     pub presence: Vec<u64>,
+    /// Mask of inputs the room filled in, per tick.
+    pub replaced: Vec<u64>,
     /// Input bytes, tick after tick.
     pub inputs: Vec<u8>,
+    /// The commands of these ticks, in tick order.
+    pub commands: Vec<TickCommand>,
 }
 
 /// Client to server.
@@ -116,9 +177,11 @@ pub struct VerifiedTicks {
 pub enum ClientMessage {
     /// Join or rejoin a room (repeated until answered).
     Hello(Hello),
-    /// The client's progress, its unconfirmed input and its recent checksums; sent
-    /// whenever something changes and as a heartbeat.
+    /// The client's progress, its unconfirmed input and commands and its recent
+    /// checksums; sent whenever something changes and as a heartbeat.
     Update {
+        /// The client's clock (µs since its own epoch) when this left: echoed back.
+        sent_at: u64,
         /// Verified input held up to this tick.
         received: Tick,
         /// The frame's tick.
@@ -127,6 +190,8 @@ pub enum ClientMessage {
         first_input: Tick,
         /// Own input for consecutive ticks, `input_size` bytes each.
         inputs: Vec<u8>,
+        /// Commands the room has not confirmed taking, oldest first.
+        commands: Vec<Command>,
         /// Recent (tick, checksum) reports.
         checksums: Vec<(Tick, Checksum)>,
     },
@@ -166,15 +231,22 @@ pub enum ServerMessage {
         entry: Entry,
         /// The newest verified tick.
         live: Tick,
+        /// The room's clock.
+        timing: Timing,
     },
     /// Refused or put out; the connection closes after this.
     Refused(Refusal),
-    /// The game started: enter from tick 0.
-    Start,
+    /// The game is scheduled: enter from tick 0, due when `timing.room_us` reaches 0.
+    Start {
+        /// The room's clock.
+        timing: Timing,
+    },
     /// Verified input, and the newest verified tick.
     Verified {
         /// The newest tick the room has verified.
         live: Tick,
+        /// The room's clock.
+        timing: Timing,
         /// Consecutive verified ticks.
         ticks: VerifiedTicks,
     },
@@ -219,6 +291,8 @@ pub enum ServerMessage {
     Heartbeat {
         /// The newest verified tick.
         live: Tick,
+        /// The room's clock.
+        timing: Timing,
     },
     /// The game ended normally at `tick`.
     End {
@@ -275,6 +349,7 @@ mod tests {
             client_id: ClientId::from_seed(1),
             rejoin: true,
             local_snapshot: Some((5, Checksum::default())),
+            sent_at: 9,
         });
         let bytes = encode(&hello);
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(hello));

@@ -281,6 +281,7 @@ mod tests {
                 client_id: ClientId::from_seed(n),
                 rejoin: false,
                 local_snapshot: None,
+                sent_at: 0,
             })
         };
         server.handle_message(Duration::ZERO, ConnId(1), hello(1));

@@ -436,7 +436,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
             let Some(player) = client.player() else {
                 continue;
             };
-            while let Some(tick) = self.clients[i].next_input_tick() {
+            while let Some(tick) = self.clients[i].next_input_tick(now) {
                 let input = (self.inputs)(i, player, tick);
                 self.clients[i].send_input(now, input);
             }

@@ -10,7 +10,7 @@ use tickstep_engine::{Checksum, Frame, MAX_CAPACITY, PlayerId, Simulation, TickI
 use tickstep_replay::{Budget, CatchUp, InputLog};
 use tickstep_session::{
     Client, ClientConfig, ClientId, Entry, ReconnectInfo, RoomInfo, ServerMessage, SnapshotSource,
-    VerifiedTicks,
+    Timing, VerifiedTicks,
 };
 use tickstep_snapshot as snapshot;
 
@@ -237,11 +237,16 @@ fn client_catch_up(
         for tick in first..=last {
             log.read(tick, &mut inputs).map_err(|e| e.to_string())?;
             ticks.presence.push(inputs.present_mask());
+            ticks.replaced.push(inputs.replaced_mask());
             ticks
                 .inputs
                 .extend_from_slice(bytemuck::cast_slice(inputs.raw()));
         }
-        verified.push(ServerMessage::Verified { live, ticks });
+        verified.push(ServerMessage::Verified {
+            live,
+            timing: Timing::default(),
+            ticks,
+        });
         first = last + 1;
     }
     let client_config = ClientConfig {
@@ -257,7 +262,7 @@ fn client_catch_up(
         players: config.players,
         tick_rate: arena::DEFAULT_TICK_RATE,
         input_size: size_of::<ArenaInput>() as u32,
-        input_delay: 3,
+        min_lead: 1,
         checksum_every: 30,
         end_tick: None,
     };
@@ -272,6 +277,7 @@ fn client_catch_up(
         room,
         entry,
         live,
+        timing: Timing::default(),
     };
     for message in std::iter::once(welcome).chain(chunks).chain(verified) {
         client.handle_message(now, message);

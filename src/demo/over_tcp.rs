@@ -226,7 +226,7 @@ fn host_round(
         shared.catching += began.elapsed();
     }
     if let Some(player) = client.player() {
-        while let Some(tick) = client.next_input_tick() {
+        while let Some(tick) = client.next_input_tick(now) {
             client.send_input(now, arena::bot_input(seed, tick, player));
         }
     }

@@ -295,7 +295,9 @@ impl DemoReport {
                     ClientEvent::Disconnected { reason } => format!("stopped: {reason}"),
                     ClientEvent::Desync { .. }
                     | ClientEvent::Started
-                    | ClientEvent::CatchUpProgress { .. } => continue,
+                    | ClientEvent::CatchUpProgress { .. }
+                    | ClientEvent::InputLate { .. }
+                    | ClientEvent::OwnInputReplaced { .. } => continue,
                 };
                 timeline.push(TimelineEntry::new(*time, at(*time), Some(player), what));
             }

@@ -46,6 +46,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             stage: Stage::Lobby,
             next_input: 1,
             unconfirmed: VecDeque::new(),
+            handed: VecDeque::new(),
             reports: VecDeque::new(),
             snapshots: VecDeque::new(),
             upload: None,
@@ -140,7 +141,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         self.timers.stop(Timer::Start);
         self.timers.stop(Timer::DownloadStall);
         self.update_due = true;
-        self.update_running();
+        self.update_running(now);
     }
 
     /// A chunk of the snapshot to enter from; a new transfer replaces an older one.

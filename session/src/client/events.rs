@@ -125,6 +125,18 @@ pub enum ClientEvent {
         /// Ticks simulated to get there.
         ticks: u64,
     },
+    /// Own input reached the room late by `by`: the tick waited for it (or filled it
+    /// in, see [`ClientEvent::OwnInputReplaced`]). The input lead has grown.
+    InputLate {
+        /// How late.
+        by: Duration,
+    },
+    /// The room filled in this player's input for `tick`: it came too late, or not at
+    /// all. The verified input flags it `Replaced`.
+    OwnInputReplaced {
+        /// The tick.
+        tick: Tick,
+    },
     /// The room found peers disagreeing at `tick`.
     Desync {
         /// The tick.

@@ -6,35 +6,41 @@
 //! kick, a refusal or the end of the game it does not.
 //!
 //! The state machine lives in [`state`] (each state carries its data), the deadlines
-//! in one timer table ([`timers`]), entering the game in [`entry`] and losing and
-//! regaining the connection in [`reconnecting`].
+//! in one timer table ([`timers`]), the room's clock and the input lead in [`clock`],
+//! own input and commands in [`input`], stepping in [`stepping`], entering the game in
+//! [`entry`] and losing and regaining the connection in [`reconnecting`].
 
+mod clock;
 mod config;
 mod entry;
 mod events;
+mod input;
 mod reconnecting;
 mod state;
+mod stats;
+mod stepping;
 mod timers;
 
 pub use config::ClientConfig;
 pub use events::{ClientEvent, ClientState, ClientTransmit, DisconnectReason, DownloadProgress};
+pub use input::CommandError;
+pub use stats::{ClientStats, LatencyHistogram};
+pub use stepping::Playout;
 
 use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tickstep_engine::{Checksum, Frame, PlayerId, Simulation, Tick, checksum};
-use tickstep_replay::Budget;
 
-use crate::protocol::{ClientMessage, MAX_LIST, RoomInfo, ServerMessage};
+use crate::protocol::{
+    ClientMessage, Command, MAX_LIST, RoomInfo, ServerMessage, Timing, VerifiedTicks,
+};
 use crate::reconnect::{LocalSnapshot, ReconnectInfo};
 use crate::{SessionError, transfer::Outgoing};
-use state::{Attempts, InRoom, LocalFrame, Stage, State};
+use clock::{RoomClock, Slack};
+use state::{Attempts, InRoom, Stage, State};
 use timers::{Timer, Timers};
 
-/// Checksum reports repeated in every update (they may be lost).
-const REPORTS_KEPT: usize = 8;
-/// Own input kept unconfirmed at most.
-const MAX_UNCONFIRMED: usize = 256;
 /// A stalled snapshot download asks for its missing chunks after this.
 const DOWNLOAD_STALL: Duration = Duration::from_millis(300);
 
@@ -47,13 +53,16 @@ const DOWNLOAD_STALL: Duration = Duration::from_millis(300);
 ///   the server), [`Client::handle_connection_lost`] (the transport failed),
 ///   [`Client::handle_timeout`] (the time [`Client::poll_timeout`] named came).
 /// - **commands** from the game: [`Client::connect`], [`Client::advance`] (step the
-///   frame over verified input), [`Client::send_input`], [`Client::leave`],
+///   frame over verified input), [`Client::send_input`] (for each
+///   [`Client::next_input_tick`]), [`Client::send_command`], [`Client::leave`],
 ///   [`Client::cancel`], [`Client::join_as_new`].
 /// - **`poll_*`**, for what to do: [`Client::poll_transmit`] (connect, send, close),
 ///   [`Client::poll_event`] (what the game should hear), [`Client::poll_timeout`]
 ///   (when to call `handle_timeout` next).
 /// - **getters**: [`Client::state`], [`Client::frame`], [`Client::player`],
-///   [`Client::live`], [`Client::room`], [`Client::reconnect_info`].
+///   [`Client::live`], [`Client::room`], [`Client::reconnect_info`],
+///   [`Client::stats`], [`Client::playout`] (how far a render loop steps),
+///   [`Client::read_verified`] (the input, flags and commands of a stepped tick).
 ///
 /// A host loop, each time round: hand over what arrived (`handle_message` or
 /// `handle_connection_lost`), call `handle_timeout` when its time came, `advance`,
@@ -72,6 +81,15 @@ pub struct Client<G, I> {
     timers: Timers,
     /// An update is owed: progress, input or reports changed, or a heartbeat is due.
     update_due: bool,
+    /// The room's clock, the round trip and the input lead.
+    clock: RoomClock,
+    /// Commands the room has not confirmed taking (kept across reconnections).
+    commands: VecDeque<Command>,
+    /// The number of the newest command sent.
+    command_seq: u32,
+    /// Own commands were counted on the ticks up to here.
+    applied_through: Tick,
+    stats: ClientStats,
     out: VecDeque<ClientTransmit>,
     events: VecDeque<ClientEvent>,
 }
@@ -96,6 +114,11 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             attempts: Attempts::default(),
             timers: Timers::default(),
             update_due: false,
+            clock: RoomClock::default(),
+            commands: VecDeque::new(),
+            command_seq: 0,
+            applied_through: 0,
+            stats: ClientStats::default(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             config,
@@ -170,6 +193,18 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         info
     }
 
+    /// What the client measured of its play so far.
+    pub fn stats(&self) -> ClientStats {
+        let period = self.period_us();
+        let min_lead = self.room().map_or(1, |r| r.min_lead);
+        ClientStats {
+            input_lead: self.clock.lead(period, min_lead),
+            rtt: self.clock.rtt(),
+            jitter: self.clock.jitter(),
+            ..self.stats.clone()
+        }
+    }
+
     fn in_room(&self) -> Option<&InRoom<I>> {
         match &self.state {
             State::InRoom(in_room) => Some(in_room),
@@ -224,96 +259,6 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         }
     }
 
-    /// Steps the frame over buffered verified input with the catch-up runner, at most
-    /// `max_ticks` ticks (the host's budget for this call); returns the ticks stepped.
-    /// Every `checksum_every` ticks the frame is snapshotted and its checksum reported.
-    pub fn advance(&mut self, _now: Duration, max_ticks: u64) -> u64 {
-        let State::InRoom(in_room) = &mut self.state else {
-            return 0;
-        };
-        let InRoom {
-            room,
-            live,
-            stage,
-            snapshots,
-            reports,
-            ..
-        } = &mut **in_room;
-        let every = room.checksum_every as u64;
-        let (input, runner) = match stage {
-            Stage::CatchingUp { input, runner } | Stage::Running { input, runner } => {
-                (input, runner)
-            }
-            _ => return 0,
-        };
-        let mut stepped = 0;
-        while stepped < max_ticks {
-            let tick = self.frame.tick();
-            let to_report = if every > 0 {
-                every - tick % every
-            } else {
-                u64::MAX
-            };
-            let slice = (max_ticks - stepped).min(to_report);
-            // An input the log no longer holds, or a refused step, stops here: the
-            // frame stays at the last good tick.
-            let _ = runner.run_slice(
-                &mut self.simulation,
-                &mut self.frame,
-                &input.log,
-                Budget::Ticks(slice),
-            );
-            let done = self.frame.tick() - tick;
-            stepped += done;
-            if done > 0 && every > 0 && self.frame.tick().is_multiple_of(every) {
-                let kept = self.config.snapshots_kept;
-                record_checksum((&mut *snapshots, &mut *reports), &self.frame, kept);
-            }
-            if done < slice {
-                break;
-            }
-        }
-        if stepped > 0 {
-            self.update_due = true;
-            if let Stage::CatchingUp { input, .. } = stage {
-                self.events.push_back(ClientEvent::CatchUpProgress {
-                    done: self.frame.tick() - input.base,
-                    target: *live,
-                });
-            }
-            self.update_running();
-            self.check_end();
-        }
-        stepped
-    }
-
-    /// The tick the next [`Client::send_input`] is for, when input is due (running,
-    /// and less than the input delay ahead of live).
-    pub fn next_input_tick(&self) -> Option<Tick> {
-        let in_room = self.in_room()?;
-        let tick = in_room.next_input.max(in_room.live.saturating_add(1));
-        let due = matches!(in_room.stage, Stage::Running { .. })
-            && tick <= in_room.live.saturating_add(in_room.room.input_delay as u64)
-            && in_room.unconfirmed.len() < MAX_UNCONFIRMED;
-        due.then_some(tick)
-    }
-
-    /// Sends own input for [`Client::next_input_tick`]; returns that tick (`None`
-    /// when no input is due, and the input is dropped).
-    pub fn send_input(&mut self, _now: Duration, input: I) -> Option<Tick> {
-        let tick = self.next_input_tick()?;
-        let in_room = self.in_room_mut()?;
-        if tick != in_room.next_input {
-            // Live moved past the input still unconfirmed: those ticks are final, and the
-            // update must carry consecutive ticks.
-            in_room.unconfirmed.clear();
-        }
-        in_room.unconfirmed.push_back((tick, input));
-        in_room.next_input = tick.saturating_add(1);
-        self.update_due = true;
-        Some(tick)
-    }
-
     // Handlers.
 
     /// A message from the server.
@@ -329,30 +274,25 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 room,
                 entry,
                 live,
-            } => self.welcome(now, player, room, entry, live),
+                timing,
+            } => {
+                self.welcome(now, player, room, entry, live);
+                self.observe(now, &timing);
+            }
             ServerMessage::Refused(error) => self.refused(now, error),
-            ServerMessage::Start => self.start_if_lobby(now),
-            ServerMessage::Verified { live, ticks } => {
+            ServerMessage::Start { timing } => {
+                self.observe(now, &timing);
+                self.start_if_lobby(now);
+            }
+            ServerMessage::Verified {
+                live,
+                timing,
+                ticks,
+            } => {
+                self.observe(now, &timing);
                 self.announce(live);
                 self.start_if_lobby(now);
-                let Some(in_room) = self.in_room_mut() else {
-                    return;
-                };
-                let took = match &mut in_room.stage {
-                    Stage::Downloading { input, .. }
-                    | Stage::CatchingUp { input, .. }
-                    | Stage::Running { input, .. } => input.take(&ticks),
-                    Stage::Lobby | Stage::WaitingForSnapshot => false,
-                };
-                let confirmed = in_room.stage.input().map_or(0, |i| i.newest());
-                while in_room
-                    .unconfirmed
-                    .front()
-                    .is_some_and(|(t, _)| *t <= confirmed)
-                {
-                    in_room.unconfirmed.pop_front();
-                }
-                self.update_due |= took;
+                self.take_verified(&ticks);
             }
             ServerMessage::SnapshotChunk {
                 transfer,
@@ -383,7 +323,8 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 self.events
                     .push_back(ClientEvent::Desync { tick, disagreeing });
             }
-            ServerMessage::Heartbeat { live } => {
+            ServerMessage::Heartbeat { live, timing } => {
+                self.observe(now, &timing);
                 self.announce(live);
                 if live > 0 {
                     self.start_if_lobby(now);
@@ -395,6 +336,55 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 }
                 self.check_end();
             }
+        }
+    }
+
+    /// What a server message says about timing: the room's clock, the round trip,
+    /// the slack of own input (late input is the host's to hear of) and the commands
+    /// the room took.
+    fn observe(&mut self, now: Duration, timing: &Timing) {
+        if self.in_room().is_none() {
+            return;
+        }
+        if timing.room_us.is_some() {
+            // The game is scheduled: a lobby client whose `Start` was lost enters.
+            self.start_if_lobby(now);
+        }
+        let period = self.period_us();
+        if self.clock.observe(now, timing, period) == Slack::Late {
+            let late = timing.slack_us.unwrap_or_default().unsigned_abs();
+            let by = Duration::from_micros(late.into());
+            self.events.push_back(ClientEvent::InputLate { by });
+        }
+        self.commands_taken(timing.commands_taken);
+    }
+
+    /// Verified input from the room: kept for stepping; own input it confirms is no
+    /// longer resent; own input it had to fill in is counted and told.
+    fn take_verified(&mut self, ticks: &VerifiedTicks) {
+        let me = self.info.player;
+        let Some(in_room) = self.in_room_mut() else {
+            return;
+        };
+        let taken = match &mut in_room.stage {
+            Stage::Downloading { input, .. }
+            | Stage::CatchingUp { input, .. }
+            | Stage::Running { input, .. } => input.take(ticks, me),
+            Stage::Lobby | Stage::WaitingForSnapshot => return,
+        };
+        let confirmed = in_room.stage.input().map_or(0, |i| i.newest());
+        while in_room
+            .unconfirmed
+            .front()
+            .is_some_and(|(t, _)| *t <= confirmed)
+        {
+            in_room.unconfirmed.pop_front();
+        }
+        self.update_due |= taken.ticks > 0;
+        self.stats.own_input_replaced += taken.replaced_own.len() as u64;
+        for tick in taken.replaced_own {
+            self.events
+                .push_back(ClientEvent::OwnInputReplaced { tick });
         }
     }
 
@@ -434,7 +424,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     pub fn poll_transmit(&mut self, now: Duration) -> Option<ClientTransmit> {
         if self.out.is_empty() && self.update_due && self.in_room().is_some() {
             self.update_due = false;
-            let update = self.update();
+            let update = self.update(now);
             self.transmit(now, update);
         }
         self.out.pop_front()
@@ -457,13 +447,14 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
 
     /// The update: what verified input is held, the frame's tick, unconfirmed own
     /// input and recent checksum reports.
-    fn update(&self) -> ClientMessage {
+    fn update(&self, now: Duration) -> ClientMessage {
         let Some(in_room) = self.in_room() else {
             return ClientMessage::Leave;
         };
         let received = in_room.stage.input().map_or(0, |i| i.newest());
         let stepped = in_room.stage.entered().map_or(0, |_| self.frame.tick());
         ClientMessage::Update {
+            sent_at: now.as_micros().min(u64::MAX as u128) as u64,
             received,
             stepped,
             first_input: in_room.unconfirmed.front().map_or(0, |(t, _)| *t),
@@ -472,6 +463,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 .iter()
                 .flat_map(|(_, i)| bytemuck::bytes_of(i).iter().copied())
                 .collect(),
+            commands: self.commands.iter().take(MAX_LIST).cloned().collect(),
             checksums: in_room
                 .reports
                 .iter()
@@ -479,46 +471,6 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 .take(MAX_LIST)
                 .copied()
                 .collect(),
-        }
-    }
-
-    /// CatchingUp becomes Running within `close_enough` of live.
-    fn update_running(&mut self) {
-        let close_enough = self.config.close_enough;
-        let tick = self.frame.tick();
-        let Some(in_room) = self.in_room_mut() else {
-            return;
-        };
-        if !matches!(in_room.stage, Stage::CatchingUp { .. }) || tick + close_enough < in_room.live
-        {
-            return;
-        }
-        let Stage::CatchingUp { input, runner } =
-            std::mem::replace(&mut in_room.stage, Stage::Lobby)
-        else {
-            return;
-        };
-        let ticks = tick - input.base;
-        in_room.stage = Stage::Running { input, runner };
-        in_room.next_input = in_room.next_input.max(in_room.live.saturating_add(1));
-        self.attempts.count = 0;
-        self.update_due = true;
-        if ticks > 0 {
-            self.events.push_back(ClientEvent::CaughtUp { ticks });
-        }
-    }
-
-    /// At the game's end tick the client leaves on its own.
-    fn check_end(&mut self) {
-        let tick = self.frame.tick();
-        if self
-            .in_room()
-            .and_then(|r| r.end_at)
-            .is_some_and(|end| tick >= end)
-        {
-            self.out
-                .push_back(ClientTransmit::Send(ClientMessage::Leave));
-            self.stop(DisconnectReason::GameEnded);
         }
     }
 
@@ -556,31 +508,6 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             self.transmit(now, ClientMessage::UploadChunk { upload, chunk });
         }
     }
-}
-
-/// Snapshots the frame at a checksum tick into `snapshots` (reusing the oldest
-/// buffer) and queues its checksum report.
-fn record_checksum<G: Pod>(
-    (snapshots, reports): (&mut VecDeque<LocalFrame>, &mut VecDeque<(Tick, Checksum)>),
-    frame: &Frame<G>,
-    kept: usize,
-) {
-    let mut bytes = if snapshots.len() >= kept.max(1) {
-        snapshots.pop_front().map(|s| s.bytes).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let checksum = tickstep_snapshot::encode(frame, &mut bytes);
-    let tick = frame.tick();
-    snapshots.push_back(LocalFrame {
-        tick,
-        checksum,
-        bytes,
-    });
-    if reports.len() >= REPORTS_KEPT {
-        reports.pop_front();
-    }
-    reports.push_back((tick, checksum));
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use bytemuck::Pod;
 use std::time::Duration;
 
+use super::clock::RoomClock;
 use super::state::State;
 use super::timers::Timer;
 use super::{Client, ClientEvent, ClientTransmit, DisconnectReason};
@@ -24,6 +25,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     pub(super) fn begin_attempt(&mut self, now: Duration) {
         self.frame.clone_from(&self.initial);
         self.state = State::Connecting;
+        self.clock = RoomClock::default();
         self.update_due = false;
         self.timers.stop_all();
         let give_up = self.attempts.began + self.config.start_timeout;
@@ -52,6 +54,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 .local_snapshot
                 .as_ref()
                 .map(|s| (s.tick, s.checksum)),
+            sent_at: now.as_micros().min(u64::MAX as u128) as u64,
         };
         self.timers.set(Timer::Hello, now + self.config.hello_retry);
         self.transmit(now, ClientMessage::Hello(hello));

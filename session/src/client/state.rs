@@ -6,10 +6,12 @@
 use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
-use tickstep_engine::{Checksum, PlayerId, Tick, TickInputs};
+use tickstep_engine::{Checksum, InputStatus, PlayerId, Tick, TickInputs};
 use tickstep_replay::{CatchUp, InputLog};
 
 use super::events::{DisconnectReason, DownloadProgress};
+#[cfg(test)]
+use crate::protocol::TickCommand;
 use crate::protocol::{RoomInfo, SnapshotSource, VerifiedTicks};
 use crate::transfer::{Incoming, Outgoing};
 
@@ -42,6 +44,9 @@ pub(crate) struct InRoom<I> {
     pub next_input: Tick,
     /// Own input the room has not confirmed, by tick (consecutive).
     pub unconfirmed: VecDeque<(Tick, I)>,
+    /// Own input handed over and the time it was, until its tick is stepped (for the
+    /// input latency).
+    pub handed: VecDeque<(Tick, Duration)>,
     /// Recent checksum reports, repeated in every update (they may be lost).
     pub reports: VecDeque<(Tick, Checksum)>,
     /// Snapshots of recent checksum ticks, for buddies, evidence and rejoining.
@@ -161,23 +166,40 @@ impl<I: Pod + PartialEq> VerifiedInput<I> {
         self.log.newest().unwrap_or(self.base)
     }
 
-    /// Takes the ticks of a `Verified` message that continue what is held; returns
-    /// whether any did. Malformed batches are ignored.
-    pub(super) fn take(&mut self, ticks: &VerifiedTicks) -> bool {
-        let row = self.scratch.players() * size_of::<I>();
-        if row == 0 || ticks.inputs.len() != ticks.presence.len() * row {
-            return false;
+    /// How many commands `player` has on `tick` (0 when the tick is not held).
+    pub(crate) fn commands_from(&mut self, tick: Tick, player: PlayerId) -> u64 {
+        if self.log.read(tick, &mut self.scratch).is_err() {
+            return 0;
         }
-        let mut took = false;
-        for (i, (&present, bytes)) in ticks
-            .presence
-            .iter()
-            .zip(ticks.inputs.chunks_exact(row))
-            .enumerate()
+        self.scratch
+            .commands()
+            .filter(|(p, _)| *p == player)
+            .count() as u64
+    }
+
+    /// Takes the ticks of a `Verified` message that continue what is held. Returns how
+    /// many were taken and, of those, the ticks on which `me`'s input was replaced by
+    /// the room. Malformed batches are ignored whole.
+    pub(super) fn take(&mut self, ticks: &VerifiedTicks, me: Option<PlayerId>) -> Taken {
+        let mut taken = Taken::default();
+        let row = self.scratch.players() * size_of::<I>();
+        let count = ticks.presence.len();
+        let last = ticks.first.saturating_add(count as u64).saturating_sub(1);
+        let well_formed = row > 0
+            && ticks.inputs.len() == count * row
+            && ticks.replaced.len() == count
+            && ticks.commands.iter().all(|c| {
+                (ticks.first..=last).contains(&c.tick)
+                    && (c.player.0 as usize) < self.scratch.players()
+            });
+        if !well_formed {
+            return taken;
+        }
+        let rows = ticks.presence.iter().zip(&ticks.replaced);
+        for (i, ((&present, &replaced), bytes)) in
+            rows.zip(ticks.inputs.chunks_exact(row)).enumerate()
         {
-            let Some(tick) = ticks.first.checked_add(i as u64) else {
-                break;
-            };
+            let tick = ticks.first + i as u64;
             if tick != self.newest().saturating_add(1) {
                 continue;
             }
@@ -190,12 +212,29 @@ impl<I: Pod + PartialEq> VerifiedInput<I> {
                         .set(PlayerId(p as u8), bytemuck::pod_read_unaligned(input));
                 }
             }
+            self.scratch.set_masks(present, replaced);
+            for command in ticks.commands.iter().filter(|c| c.tick == tick) {
+                // A command the engine cannot hold is one the room would not send.
+                let _ = self.scratch.push_command(command.player, &command.bytes);
+            }
+            if me.is_some_and(|me| self.scratch.status(me) == InputStatus::Replaced) {
+                taken.replaced_own.push(tick);
+            }
             // Cannot fail: in order, and the slot count matches.
             let _ = self.log.push(&self.scratch);
-            took = true;
+            taken.ticks += 1;
         }
-        took
+        taken
     }
+}
+
+/// What taking a batch of verified ticks brought.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// Ticks taken.
+    pub ticks: u64,
+    /// Of those, the ticks on which the client's own input was replaced.
+    pub replaced_own: Vec<Tick>,
 }
 
 /// How a client's reconnection attempts stand: how many in a row, and when the
@@ -216,28 +255,53 @@ mod tests {
         VerifiedTicks {
             first,
             presence: vec![0b11; inputs.len()],
+            replaced: vec![0; inputs.len()],
             inputs: inputs
                 .iter()
                 .flat_map(|row| bytemuck::bytes_of(row).to_vec())
                 .collect(),
+            commands: Vec::new(),
         }
     }
 
     #[test]
     fn verified_input_takes_only_what_continues_the_log() {
+        let me = Some(PlayerId(1));
         let mut input = VerifiedInput::<u32>::new(10, 2, 100).unwrap();
         assert_eq!(input.newest(), 10);
-        assert!(!input.take(&batch(12, &[[1, 2]])), "a gap");
-        assert!(
-            input.take(&batch(10, &[[0, 0], [3, 4], [5, 6]])),
+        assert_eq!(input.take(&batch(12, &[[1, 2]]), me).ticks, 0, "a gap");
+        let mut three = batch(10, &[[0, 0], [3, 4], [5, 6]]);
+        three.replaced[2] = 0b10;
+        three.commands.push(TickCommand {
+            tick: 12,
+            player: PlayerId(0),
+            bytes: b"go".to_vec(),
+        });
+        let taken = input.take(&three, me);
+        assert_eq!(
+            (taken.ticks, taken.replaced_own),
+            (2, vec![12]),
             "overlap trimmed"
         );
         assert_eq!(input.newest(), 12);
         let mut row = TickInputs::new(2).unwrap();
         input.log.read(12, &mut row).unwrap();
         assert_eq!(row.raw(), &[5, 6]);
+        assert_eq!(row.status(PlayerId(1)), InputStatus::Replaced);
+        assert_eq!(input.commands_from(12, PlayerId(0)), 1);
         let mut broken = batch(13, &[[7, 8]]);
         broken.inputs.pop();
-        assert!(!input.take(&broken), "malformed");
+        assert_eq!(input.take(&broken, me).ticks, 0, "malformed");
+        let mut stray = batch(13, &[[7, 8]]);
+        stray.commands.push(TickCommand {
+            tick: 20,
+            player: PlayerId(0),
+            bytes: Vec::new(),
+        });
+        assert_eq!(
+            input.take(&stray, me).ticks,
+            0,
+            "a command outside the batch"
+        );
     }
 }

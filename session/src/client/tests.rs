@@ -23,7 +23,7 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
         players: 3,
         tick_rate: 60,
         input_size: 4,
-        input_delay: 3,
+        min_lead: 1,
         checksum_every: 30,
         end_tick: None,
     };
@@ -32,6 +32,7 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
         room,
         entry: Entry::FromStart,
         live: 0,
+        timing: Default::default(),
     };
     client.handle_message(Duration::ZERO, welcome);
     assert!(matches!(

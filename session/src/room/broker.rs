@@ -364,6 +364,7 @@ mod tests {
             client_id: ClientId::from_seed(9),
             rejoin: true,
             local_snapshot: local,
+            sent_at: 0,
         }
     }
 
@@ -380,12 +381,12 @@ mod tests {
             let stage = Stage::Playing {
                 entered: 0,
                 feed,
-                sends_input: true,
+                sending: None,
             };
             seats.seat(
                 Duration::ZERO,
                 PlayerId(p),
-                ClientId::from_seed(p.into()),
+                (ClientId::from_seed(p.into()), 0),
                 ConnId(p.into()),
                 stage,
             );
@@ -393,7 +394,7 @@ mod tests {
         seats.seat(
             Duration::ZERO,
             PlayerId(2),
-            ClientId::from_seed(2),
+            (ClientId::from_seed(2), 0),
             ConnId(2),
             Stage::AwaitingSnapshot,
         );

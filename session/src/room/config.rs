@@ -22,11 +22,19 @@ pub struct RoomConfig {
     pub start_players: u8,
     /// Ticks per second (default 60, at most 10,000).
     pub tick_rate: u32,
-    /// Clients send input this many ticks ahead of the newest verified tick (default 3).
-    pub input_delay: u32,
-    /// How long past its due time a tick waits for late input before filling it
-    /// (default 100 ms).
-    pub input_tolerance: Duration,
+    /// Clients stamp input at least this many ticks past their estimate of the room's
+    /// tick; each client's lead grows from there with its own round trip (default 1).
+    pub min_lead: u32,
+    /// How long past its due time a tick waits for a connected player's late input
+    /// before filling it in (default 40 ms). Absent and silent players are not waited
+    /// for.
+    pub hold: Duration,
+    /// A connected player none of whose input arrived for this long is silent: ticks
+    /// stop waiting for it and fill its input until it speaks again (default 500 ms).
+    pub silence: Duration,
+    /// Tick 0 falls due this long after the room fills, so that every client hears of
+    /// the start and gets its first input in on time (default 1 s).
+    pub start_delay: Duration,
     /// How missing input is filled (default: repeat the last).
     pub fill: FillPolicy,
     /// Clients report their checksum every this many ticks (default 30).
@@ -82,8 +90,8 @@ pub enum RoomConfigError {
     #[error("a room ticks 1..={MAX_TICK_RATE} times a second, not {0}")]
     TickRate(u32),
     /// Clients could not send input that far ahead.
-    #[error("the input delay must be below {MAX_AHEAD} ticks, not {0}")]
-    InputDelay(u32),
+    #[error("the minimum input lead must be below {MAX_AHEAD} ticks, not {0}")]
+    MinLead(u32),
 }
 
 impl RoomConfig {
@@ -99,8 +107,10 @@ impl RoomConfig {
             players,
             start_players: players,
             tick_rate: 60,
-            input_delay: 3,
-            input_tolerance: Duration::from_millis(100),
+            min_lead: 1,
+            hold: Duration::from_millis(40),
+            silence: Duration::from_millis(500),
+            start_delay: Duration::from_secs(1),
             fill: FillPolicy::RepeatLast,
             checksum_every: 30,
             history: Duration::from_secs(600),
@@ -131,8 +141,8 @@ impl RoomConfig {
         if self.tick_rate == 0 || self.tick_rate > MAX_TICK_RATE {
             return Err(RoomConfigError::TickRate(self.tick_rate));
         }
-        if self.input_delay as u64 >= MAX_AHEAD {
-            return Err(RoomConfigError::InputDelay(self.input_delay));
+        if self.min_lead as u64 >= MAX_AHEAD {
+            return Err(RoomConfigError::MinLead(self.min_lead));
         }
         Ok(())
     }
@@ -142,10 +152,10 @@ impl RoomConfig {
         (span.as_millis() as u64).saturating_mul(self.tick_rate as u64) / 1000
     }
 
-    /// When `tick` is due in a game that started at `started_at`.
-    pub(crate) fn due(&self, started_at: Duration, tick: Tick) -> Duration {
+    /// When `tick` is due in a game whose tick 0 was due at `zero`.
+    pub(crate) fn due(&self, zero: Duration, tick: Tick) -> Duration {
         let nanos = (tick as u128 * 1_000_000_000) / self.tick_rate.max(1) as u128;
-        started_at + Duration::from_nanos(nanos.min(u64::MAX as u128) as u64)
+        zero + Duration::from_nanos(nanos.min(u64::MAX as u128) as u64)
     }
 
     /// One tick's length.
@@ -181,8 +191,8 @@ mod tests {
         );
         assert_eq!(with(|c| c.tick_rate = 0), Err(RoomConfigError::TickRate(0)));
         assert_eq!(
-            with(|c| c.input_delay = 256),
-            Err(RoomConfigError::InputDelay(256))
+            with(|c| c.min_lead = 256),
+            Err(RoomConfigError::MinLead(256))
         );
     }
 

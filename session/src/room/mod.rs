@@ -32,14 +32,14 @@ use tickstep_replay::InputLog;
 
 use crate::outbox::Outbox;
 use crate::protocol::{
-    ClientMessage, Entry, Hello, MAX_LIST, PROTOCOL_VERSION, RoomInfo, ServerMessage,
+    ClientMessage, Command, Entry, Hello, MAX_LIST, PROTOCOL_VERSION, RoomInfo, ServerMessage,
 };
 use crate::{ConnId, Refusal};
 use broker::Broker;
 use clock::Clock;
 use feed::Feed;
 use judge::Judge;
-use seats::{Admission, Seats, Stage};
+use seats::{Admission, Seats, Sending, Stage};
 
 /// Housekeeping (timeouts, resends, heartbeats) runs at least this often.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
@@ -49,8 +49,8 @@ const HOUSEKEEPING: Duration = Duration::from_millis(50);
 enum Phase {
     /// Seating players until `start_players` joined.
     Lobby,
-    /// Ticking since `started_at`.
-    Running { started_at: Duration },
+    /// Ticking; tick 0 was (or will be) due at `zero`.
+    Running { zero: Duration },
     /// The end tick was verified; players finish and leave.
     Ended,
     /// Gone for good.
@@ -148,7 +148,7 @@ impl<I: Pod + PartialEq> Room<I> {
             players: self.config.players,
             tick_rate: self.config.tick_rate,
             input_size: size_of::<I>() as u32,
-            input_delay: self.config.input_delay,
+            min_lead: self.config.min_lead,
             checksum_every: self.config.checksum_every,
             end_tick: self.config.end_tick,
         }
@@ -168,6 +168,9 @@ impl<I: Pod + PartialEq> Room<I> {
         let (player, rejoined) = match self.seats.admit(conn, hello, open)? {
             Admission::Repeated(player) => {
                 // Its welcome was lost: say the same again, from where the seat stands.
+                if let Some(active) = self.seats.active_mut(player) {
+                    active.echo = Some((hello.sent_at, now));
+                }
                 self.welcome(now, player, self.entry_of(player), out);
                 return Ok(());
             }
@@ -190,24 +193,28 @@ impl<I: Pod + PartialEq> Room<I> {
         let stage = match entry {
             Entry::Lobby => Stage::Lobby,
             Entry::AwaitSnapshot => Stage::AwaitingSnapshot,
-            Entry::FromStart => playing(0, now, false),
-            Entry::LocalSnapshot { tick } => playing(tick, now, false),
+            Entry::FromStart => playing(0, now),
+            Entry::LocalSnapshot { tick } => playing(tick, now),
         };
         if !rejoined {
             self.broker.seat_taken(player);
         }
-        self.seats.seat(now, player, hello.client_id, conn, stage);
+        let id = (hello.client_id, hello.sent_at);
+        self.seats.seat(now, player, id, conn, stage);
+        if matches!(self.phase, Phase::Lobby)
+            && self.seats.active_count() >= self.config.start_players as usize
+        {
+            // This join fills the room: the others hear `Start`, the joiner's welcome
+            // says the same (so no reordering can leave it waiting in the lobby).
+            self.start(now, Some(player), out);
+        }
+        let entry = self.entry_of(player);
         self.welcome(now, player, entry, out);
         self.events.push_back(RoomEvent::PlayerJoined {
             player,
             rejoined,
             entry,
         });
-        if matches!(self.phase, Phase::Lobby)
-            && self.seats.active_count() >= self.config.start_players as usize
-        {
-            self.start(now, out);
-        }
         if entry == Entry::AwaitSnapshot {
             self.serve_waiting(now, out);
         }
@@ -215,13 +222,25 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     fn welcome(&mut self, now: Duration, player: PlayerId, entry: Entry, out: &mut Outbox) {
-        let message = ServerMessage::Welcome {
-            player,
-            room: self.info(),
-            entry,
-            live: self.clock.finalized(),
+        let (room, live) = (self.info(), self.clock.finalized());
+        let room_us = self.room_us(now);
+        self.seats
+            .send_timed(out, now, player, room_us, |timing| ServerMessage::Welcome {
+                player,
+                room,
+                entry,
+                live,
+                timing,
+            });
+    }
+
+    /// µs since tick 0 was due (negative before), once the game is scheduled.
+    fn room_us(&self, now: Duration) -> Option<i64> {
+        let Phase::Running { zero } = self.phase else {
+            return None;
         };
-        self.seats.send(out, now, player, message);
+        let micros = now.as_micros() as i128 - zero.as_micros() as i128;
+        Some(micros.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
     }
 
     fn check_compatible(&self, hello: &Hello) -> Result<(), Refusal> {
@@ -258,13 +277,53 @@ impl<I: Pod + PartialEq> Room<I> {
         }
     }
 
-    fn start(&mut self, now: Duration, out: &mut Outbox) {
-        self.phase = Phase::Running { started_at: now };
+    /// Schedules tick 0 a start delay from now, so every client hears of it and gets
+    /// its first input in on time, and tells every player in the lobby (but
+    /// `welcoming`, whose welcome says it).
+    fn start(&mut self, now: Duration, welcoming: Option<PlayerId>, out: &mut Outbox) {
+        self.phase = Phase::Running {
+            zero: now + self.config.start_delay,
+        };
         for (_, active) in self.seats.actives_mut() {
-            active.stage = playing(0, now, true);
+            active.stage = playing(0, now);
         }
-        self.seats.broadcast(out, now, &ServerMessage::Start);
         self.events.push_back(RoomEvent::GameStarted);
+        self.announce_start(now, welcoming, out);
+    }
+
+    /// Tells the players who entered at tick 0 and have sent no input yet that the game
+    /// is on, repeated (on the housekeeping beat) until tick 0 is due: `Start` may be
+    /// lost, and each tick a client misses from the start is a tick it is absent.
+    fn announce_start(&mut self, now: Duration, except: Option<PlayerId>, out: &mut Outbox) {
+        let Phase::Running { zero } = self.phase else {
+            return;
+        };
+        if now > zero {
+            return;
+        }
+        let waiting: Vec<PlayerId> = self
+            .seats
+            .actives()
+            .filter(|&(p, a)| {
+                Some(p) != except
+                    && matches!(
+                        a.stage,
+                        Stage::Playing {
+                            entered: 0,
+                            sending: None,
+                            ..
+                        }
+                    )
+            })
+            .map(|(p, _)| p)
+            .collect();
+        let room_us = self.room_us(now);
+        for player in waiting {
+            self.seats
+                .send_timed(out, now, player, room_us, |timing| ServerMessage::Start {
+                    timing,
+                });
+        }
     }
 
     /// A message from the player on `conn` (after its hello).
@@ -286,14 +345,20 @@ impl<I: Pod + PartialEq> Room<I> {
             // The server hands every hello to `Room::hello`.
             ClientMessage::Hello(_) => {}
             ClientMessage::Update {
+                sent_at,
                 received,
                 stepped,
                 first_input,
                 inputs,
+                commands,
                 checksums,
             } => {
+                if let Some(active) = self.seats.active_mut(player) {
+                    active.echo = Some((sent_at, now));
+                }
                 self.progress(now, player, received, stepped);
-                self.take_input(player, first_input, &inputs);
+                self.take_input(now, player, first_input, &inputs);
+                self.take_commands(player, &commands);
                 self.take_reports(now, player, stepped, &checksums, out);
             }
             ClientMessage::UploadChunk { upload, chunk } => {
@@ -338,7 +403,7 @@ impl<I: Pod + PartialEq> Room<I> {
                     active.stage = Stage::Playing {
                         entered,
                         feed,
-                        sends_input: false,
+                        sending: None,
                     };
                 }
             }
@@ -346,17 +411,53 @@ impl<I: Pod + PartialEq> Room<I> {
         }
     }
 
-    /// Input from a playing player; from its first input on, ticks wait for it.
-    fn take_input(&mut self, player: PlayerId, first: Tick, inputs: &[u8]) {
+    /// Input from a playing player: from the first tick it sends on, its input counts
+    /// (ticks wait for it, up to the hold); its slack goes back in the next [`Timing`].
+    fn take_input(&mut self, now: Duration, player: PlayerId, first: Tick, inputs: &[u8]) {
         let size = size_of::<I>();
         if inputs.is_empty() || size == 0 || !inputs.len().is_multiple_of(size) {
             return;
         }
-        if let Some(active) = self.seats.active_mut(player)
-            && let Stage::Playing { sends_input, .. } = &mut active.stage
+        let Phase::Running { zero } = self.phase else {
+            return;
+        };
+        let Some(active) = self.seats.active_mut(player) else {
+            return;
+        };
+        let Stage::Playing { sending, .. } = &mut active.stage else {
+            return;
+        };
+        let from = sending.map_or(first, |s| s.from);
+        *sending = Some(Sending {
+            from,
+            last_heard: now,
+        });
+        let slack = self
+            .clock
+            .accept(&self.config, zero, now, player, first, inputs);
+        active.note_slack(slack);
+    }
+
+    /// Commands from a playing player, each taken once, in order: the ones numbered past
+    /// what was taken land on their tick or the first open one.
+    fn take_commands(&mut self, player: PlayerId, commands: &[Command]) {
+        if !self
+            .seats
+            .active(player)
+            .is_some_and(|a| matches!(a.stage, Stage::Playing { .. }))
         {
-            *sends_input = true;
-            self.clock.accept(player, first, inputs);
+            return;
+        }
+        let Some(seat) = self.seats.get_mut(player) else {
+            return;
+        };
+        for command in commands.iter().take(MAX_LIST) {
+            if command.seq != seat.commands_taken.wrapping_add(1) {
+                continue;
+            }
+            // A command too long for any tick is skipped, not retried forever.
+            self.clock.command(player, command.tick, &command.bytes);
+            seat.commands_taken = command.seq;
         }
     }
 
@@ -442,10 +543,7 @@ impl<I: Pod + PartialEq> Room<I> {
     pub(crate) fn next_wake(&self) -> Option<Duration> {
         let housekeeping = self.housekept + HOUSEKEEPING;
         let tick = match self.phase {
-            Phase::Running { started_at } => {
-                self.clock
-                    .next_deadline(&self.config, started_at, self.driven)
-            }
+            Phase::Running { zero } => self.clock.next_deadline(&self.config, zero, self.driven),
             Phase::Closed => return None,
             Phase::Lobby | Phase::Ended => None,
         };
@@ -453,21 +551,32 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     fn finalize_due(&mut self, now: Duration) {
-        let Phase::Running { started_at } = self.phase else {
+        let Phase::Running { zero } = self.phase else {
             return;
         };
-        let expected = self.seats.mask(|a| {
-            matches!(
-                a.stage,
-                Stage::Playing {
-                    sends_input: true,
-                    ..
-                }
-            )
+        let silence = self.config.silence;
+        // Wait for the players sending input that have not fallen silent; a tick is
+        // for every player whose input counts from it.
+        let expected = self.seats.mask(|a| match a.stage {
+            Stage::Playing {
+                sending: Some(sending),
+                ..
+            } => now < sending.last_heard + silence,
+            _ => false,
         });
-        let present = self.seats.mask(|_| true);
+        let mut present = [None; tickstep_engine::MAX_PLAYERS];
+        for (player, active) in self.seats.actives() {
+            if let Stage::Playing {
+                sending: Some(sending),
+                ..
+            } = active.stage
+            {
+                present[player.0 as usize] = Some(sending.from);
+            }
+        }
+        let present = &present[..self.seats.len()];
         self.clock
-            .finalize_due(&self.config, now, started_at, expected, present);
+            .finalize_due(&self.config, now, zero, expected, present);
         if self
             .config
             .end_tick
@@ -484,7 +593,12 @@ impl<I: Pod + PartialEq> Room<I> {
         let row = self.seats.len() * size_of::<I>() + 8;
         let per_message = (60_000 / row).max(1) as u64;
         let (live, oldest) = (self.clock.finalized(), self.clock.oldest());
-        for (_, active) in self.seats.actives_mut() {
+        let room_us = self.room_us(now);
+        for p in 0..self.seats.len() {
+            let player = PlayerId(p as u8);
+            let Some(active) = self.seats.active_mut(player) else {
+                continue;
+            };
             let feed = match &mut active.stage {
                 Stage::Playing { feed, .. } | Stage::Receiving { feed, .. } => feed,
                 Stage::Lobby | Stage::AwaitingSnapshot => continue,
@@ -493,9 +607,14 @@ impl<I: Pod + PartialEq> Room<I> {
                 continue;
             };
             for ticks in self.clock.verified(from, to, per_message) {
-                out.send(active.conn, ServerMessage::Verified { live, ticks });
+                self.seats.send_timed(out, now, player, room_us, |timing| {
+                    ServerMessage::Verified {
+                        live,
+                        timing,
+                        ticks,
+                    }
+                });
             }
-            active.last_sent = now;
         }
     }
 
@@ -511,11 +630,18 @@ impl<I: Pod + PartialEq> Room<I> {
             out.close(conn);
             self.disconnect(now, conn, "timed out", out);
         }
-        for (_, active) in self.seats.actives_mut() {
-            if now >= active.last_sent + timing.heartbeat {
-                active.last_sent = now;
-                out.send(active.conn, ServerMessage::Heartbeat { live });
-            }
+        self.announce_start(now, None, out);
+        let room_us = self.room_us(now);
+        let quiet: Vec<PlayerId> = self
+            .seats
+            .actives()
+            .filter(|(_, a)| now >= a.last_sent + timing.heartbeat)
+            .map(|(p, _)| p)
+            .collect();
+        for player in quiet {
+            self.seats.send_timed(out, now, player, room_us, |timing| {
+                ServerMessage::Heartbeat { live, timing }
+            });
         }
         for player in self.seats.expire(now, self.config.player_ttl) {
             self.events.push_back(RoomEvent::SlotFreed { player });
@@ -547,12 +673,12 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 }
 
-/// The stage of a player whose frame runs from `entered`.
-fn playing(entered: Tick, now: Duration, sends_input: bool) -> Stage {
+/// The stage of a player whose frame runs from `entered` (it sends no input yet).
+fn playing(entered: Tick, now: Duration) -> Stage {
     Stage::Playing {
         entered,
         feed: Feed::new(entered, now),
-        sends_input,
+        sending: None,
     }
 }
 

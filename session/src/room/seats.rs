@@ -8,7 +8,7 @@ use tickstep_engine::{PlayerId, Tick};
 
 use super::feed::Feed;
 use crate::outbox::Outbox;
-use crate::protocol::{Hello, ServerMessage};
+use crate::protocol::{Echo, Hello, ServerMessage, Timing};
 use crate::transfer::Download;
 use crate::{ClientId, ConnId, Refusal};
 
@@ -22,6 +22,9 @@ pub(crate) struct Seat {
     pub client_id: ClientId,
     /// Whether a connection plays it.
     pub link: Link,
+    /// The newest command number taken from this player (kept across reconnections,
+    /// so a command resent after a loss is not taken twice).
+    pub commands_taken: u32,
 }
 
 /// A seat's connection.
@@ -45,8 +48,48 @@ pub(crate) struct Active {
     pub last_heard: Duration,
     /// When it was last sent anything.
     pub last_sent: Duration,
+    /// The newest client clock reading heard, and when: echoed in [`Timing`].
+    pub echo: Option<(u64, Duration)>,
+    /// The smallest slack of its input since the last [`Timing`] it was sent.
+    pub slack: Option<i32>,
     /// How far into the game it is.
     pub stage: Stage,
+}
+
+impl Active {
+    /// The [`Timing`] for a message leaving now, when the room's clock reads `room_us`;
+    /// its slack report starts over.
+    pub(super) fn timing(&mut self, now: Duration, room_us: Option<i64>, taken: u32) -> Timing {
+        let echo = self.echo.map(|(client_us, heard)| {
+            let held = now.saturating_sub(heard).as_micros();
+            Echo {
+                client_us,
+                held_us: held.min(u32::MAX as u128) as u32,
+            }
+        });
+        Timing {
+            room_us,
+            echo,
+            slack_us: self.slack.take(),
+            commands_taken: taken,
+        }
+    }
+
+    /// Notes the slack of input just taken.
+    pub(super) fn note_slack(&mut self, slack: Option<i32>) {
+        if let Some(slack) = slack {
+            self.slack = Some(self.slack.map_or(slack, |s| s.min(slack)));
+        }
+    }
+}
+
+/// A playing player's own input: from which tick it counts, and when some last came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sending {
+    /// The first tick its input counts from (before it the player is absent).
+    pub from: Tick,
+    /// When input last arrived.
+    pub last_heard: Duration,
 }
 
 /// How far an active player is into the game.
@@ -69,8 +112,8 @@ pub(crate) enum Stage {
         entered: Tick,
         /// Verified input sent to it.
         feed: Feed,
-        /// It sends input, so ticks wait (up to the tolerance) for it.
-        sends_input: bool,
+        /// Its own input, once it sends some: ticks wait (up to the hold) for it.
+        sending: Option<Sending>,
     },
 }
 
@@ -252,13 +295,13 @@ impl Seats {
         }
     }
 
-    /// Seats `client_id` at `player` on `conn` at `stage` (replacing whatever the seat
-    /// held); the room is no longer empty.
+    /// Seats `client_id` at `player` on `conn` at `stage`, its clock read `sent_at`
+    /// (a returning client keeps its seat's command count); the room is no longer empty.
     pub(super) fn seat(
         &mut self,
         now: Duration,
         player: PlayerId,
-        client_id: ClientId,
+        (client_id, sent_at): (ClientId, u64),
         conn: ConnId,
         stage: Stage,
     ) {
@@ -266,13 +309,26 @@ impl Seats {
             conn,
             last_heard: now,
             last_sent: now,
+            echo: Some((sent_at, now)),
+            slack: None,
             stage,
         };
-        self.seats[player.0 as usize] = Some(Seat {
+        let slot = &mut self.seats[player.0 as usize];
+        let commands_taken = slot
+            .as_ref()
+            .filter(|seat| seat.client_id == client_id)
+            .map_or(0, |seat| seat.commands_taken);
+        *slot = Some(Seat {
             client_id,
             link: Link::Active(active),
+            commands_taken,
         });
         self.empty_since = None;
+    }
+
+    /// Seat `player`, to change.
+    pub(super) fn get_mut(&mut self, player: PlayerId) -> Option<&mut Seat> {
+        self.seats.get_mut(player.0 as usize)?.as_mut()
     }
 
     /// Makes `player`'s seat inactive (kept for PlayerTTL); returns its connection.
@@ -341,6 +397,25 @@ impl Seats {
         }
     }
 
+    /// Sends `player`, if active, the message `make` builds around its [`Timing`].
+    pub(super) fn send_timed(
+        &mut self,
+        out: &mut Outbox,
+        now: Duration,
+        player: PlayerId,
+        room_us: Option<i64>,
+        make: impl FnOnce(Timing) -> ServerMessage,
+    ) {
+        let Some(seat) = self.get_mut(player) else {
+            return;
+        };
+        if let Link::Active(active) = &mut seat.link {
+            let timing = active.timing(now, room_us, seat.commands_taken);
+            active.last_sent = now;
+            out.send(active.conn, make(timing));
+        }
+    }
+
     /// Sends `message` to every active player.
     pub(super) fn broadcast(&mut self, out: &mut Outbox, now: Duration, message: &ServerMessage) {
         for (_, active) in self.actives_mut() {
@@ -366,6 +441,7 @@ mod tests {
             client_id: ClientId::from_seed(n),
             rejoin,
             local_snapshot: None,
+            sent_at: 0,
         }
     }
 
@@ -379,7 +455,7 @@ mod tests {
         seats.seat(
             T0,
             player,
-            ClientId::from_seed(n),
+            (ClientId::from_seed(n), 0),
             ConnId(conn),
             Stage::Lobby,
         );

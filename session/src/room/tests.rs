@@ -24,6 +24,8 @@ impl Harness {
     fn new(players: u8, change: impl FnOnce(&mut RoomConfig)) -> Harness {
         let frame = test_game::frame(1);
         let mut config = RoomConfig::new(players, "t", frame.schema().hash(), checksum(&frame));
+        // Tick 0 at once: these tests send input by hand.
+        config.start_delay = Duration::ZERO;
         change(&mut config);
         Harness {
             room: Room::new(config).expect("room"),
@@ -42,12 +44,15 @@ impl Harness {
             client_id: ClientId::from_seed(client),
             rejoin: false,
             local_snapshot: None,
+            sent_at: 0,
         };
         self.room.hello(now, ConnId(conn), &hello, &mut self.out)
     }
 
     fn input(&mut self, now: Duration, conn: u64, first: Tick, inputs: &[u32]) {
         let message = ClientMessage::Update {
+            sent_at: 0,
+            commands: Vec::new(),
             received: 0,
             stepped: 0,
             first_input: first,
@@ -97,8 +102,7 @@ fn the_game_starts_when_the_room_fills_and_ticks_verify_everyones_input() {
     h.room.inputs().read(1, &mut inputs).unwrap();
     assert_eq!(inputs.raw(), &[10, 20]);
     assert_eq!(h.room.stats().filled_ticks, 0);
-    h.room
-        .drive(due + h.room.config.input_tolerance, TIMING, &mut h.out);
+    h.room.drive(due + h.room.config.hold, TIMING, &mut h.out);
     assert_eq!(h.room.finalized(), 2);
     h.room.inputs().read(2, &mut inputs).unwrap();
     assert_eq!(inputs.raw(), &[11, 20], "filled with player 1's last input");
@@ -132,6 +136,8 @@ fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
     let sum30 = sum30.unwrap();
     for conn in [1, 2] {
         let update = ClientMessage::Update {
+            sent_at: 0,
+            commands: Vec::new(),
             received: 60,
             stepped: 60,
             first_input: 0,

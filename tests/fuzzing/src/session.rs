@@ -14,11 +14,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
+use tickstep_engine::MAX_COMMAND_LEN;
 use tickstep_engine::{Checksum, Frame, PlayerId, checksum};
 use tickstep_session::{
-    Client, ClientConfig, ClientId, ClientMessage, ClientTransmit, ConnId, Entry, Hello,
-    MAX_MESSAGE_LEN, PROTOCOL_VERSION, ReconnectInfo, Refusal, RoomConfig, RoomInfo, Server,
-    ServerConfig, ServerMessage, ServerTransmit, SnapshotSource, VerifiedTicks, decode, encode,
+    Client, ClientConfig, ClientId, ClientMessage, ClientTransmit, Command, ConnId, Echo, Entry,
+    Hello, MAX_MESSAGE_LEN, PROTOCOL_VERSION, ReconnectInfo, Refusal, RoomConfig, RoomInfo, Server,
+    ServerConfig, ServerMessage, ServerTransmit, SnapshotSource, TickCommand, Timing,
+    VerifiedTicks, decode, encode,
 };
 use tickstep_snapshot::{Chunk, split};
 
@@ -146,13 +148,25 @@ fn client_message(
                 client_id: ClientId::from_seed(script.u8() as u64 % 5),
                 rejoin: script.u8().is_multiple_of(4),
                 local_snapshot: script.bool().then(|| (near(script), checksum(frame))),
+                sent_at: script.u16() as u64 * 1000,
             })
         }
         3..=6 => ClientMessage::Update {
+            sent_at: script.u16() as u64 * 1000,
             received: near(script),
             stepped: near(script),
             first_input: near(script),
             inputs: script.bytes(48),
+            commands: (0..script.u8() % 3)
+                .map(|_| Command {
+                    seq: script.u8() as u32 % 6,
+                    tick: near(script),
+                    bytes: match script.u8() % 8 {
+                        0 => vec![7; MAX_COMMAND_LEN + 1],
+                        _ => script.bytes(16),
+                    },
+                })
+                .collect(),
             checksums: (0..script.u8() % 4)
                 .map(|_| {
                     let sum = if script.bool() {
@@ -306,7 +320,7 @@ fn server_message(
                 } else {
                     script.u8() as u32
                 },
-                input_delay: script.u8() as u32 % 8,
+                min_lead: script.u8() as u32 % 8,
                 checksum_every: script.u8() as u32 % 8,
                 end_tick: script.bool().then(|| tick(script)),
             },
@@ -317,6 +331,7 @@ fn server_message(
                 _ => Entry::FromStart,
             },
             live: tick(script),
+            timing: timing(script),
         },
         3 if script.u8().is_multiple_of(4) => ServerMessage::Refused(match script.u8() % 4 {
             0 => Refusal::DuplicateClientId,
@@ -324,7 +339,9 @@ fn server_message(
             2 => Refusal::Kicked,
             _ => Refusal::ProtocolViolation("fuzz".into()),
         }),
-        3 => ServerMessage::Start,
+        3 => ServerMessage::Start {
+            timing: timing(script),
+        },
         4..=9 => {
             let count = script.u8() as usize % 8;
             let row = if !script.u8().is_multiple_of(8) {
@@ -332,12 +349,22 @@ fn server_message(
             } else {
                 script.u8() as usize % 16
             };
+            let first = tick(script);
             ServerMessage::Verified {
                 live: tick(script),
+                timing: timing(script),
                 ticks: VerifiedTicks {
-                    first: tick(script),
+                    first,
                     presence: (0..count).map(|_| script.u8() as u64).collect(),
+                    replaced: (0..count).map(|_| script.u8() as u64 & 3).collect(),
                     inputs: (0..count * row).map(|i| i as u8).collect(),
+                    commands: (0..script.u8() % 3)
+                        .map(|_| TickCommand {
+                            tick: first + script.u8() as u64 % 8,
+                            player: PlayerId(script.u8() % 4),
+                            bytes: script.bytes(8),
+                        })
+                        .collect(),
                 },
             }
         }
@@ -365,10 +392,26 @@ fn server_message(
             tick: tick(script),
             disagreeing: vec![PlayerId(script.u8())],
         },
-        14 => ServerMessage::Heartbeat { live: tick(script) },
+        14 => ServerMessage::Heartbeat {
+            live: tick(script),
+            timing: timing(script),
+        },
         15 if script.bool() => ServerMessage::End { tick: tick(script) },
         _ => return decode(&script.bytes(255)).ok(),
     })
+}
+
+/// A room clock reading and timing report, plausible or wild.
+fn timing(script: &mut Script) -> Timing {
+    Timing {
+        room_us: script.bool().then(|| (script.u16() as i64 - 8_000) * 1_000),
+        echo: script.bool().then(|| Echo {
+            client_us: script.u16() as u64 * 1_000,
+            held_us: script.u16() as u32,
+        }),
+        slack_us: script.bool().then(|| (script.u16() as i32 - 30_000) * 4),
+        commands_taken: script.u8() as u32 % 8,
+    }
 }
 
 /// Drives a client with a script of hostile server messages, connection losses, host
@@ -397,7 +440,7 @@ pub fn check_client_script(bytes: &[u8]) {
             6..=9 => {
                 client.advance(now, 1 + script.u8() as u64 % 64);
             }
-            10 | 11 => {
+            10 => {
                 client.send_input(
                     now,
                     ArenaInput {
@@ -407,6 +450,9 @@ pub fn check_client_script(bytes: &[u8]) {
                         fire: 1,
                     },
                 );
+            }
+            11 => {
+                let _ = client.send_command(now, &script.bytes(8));
             }
             12 => match script.u8() % 8 {
                 0 => client.leave(now),
@@ -428,7 +474,7 @@ pub fn check_client_script(bytes: &[u8]) {
         }
         while client.poll_event().is_some() {}
         check_wake(timed_out, client.poll_timeout(), now);
-        if client.next_input_tick().is_some() {
+        if client.next_input_tick(now).is_some() {
             assert!(client.room().is_some(), "input due before joining");
         }
         let saved = client.reconnect_info().to_bytes();

@@ -1,0 +1,124 @@
+//! The player's own input and commands on their way to the room. Input is stamped for
+//! the room's estimated tick plus the client's lead (see [`super::clock`]), so it
+//! arrives before its tick is due; when the lead grows the ticks in between are asked
+//! for too (the host samples its current controls for each), when it shrinks no tick
+//! is asked for until the room's clock catches up: nothing sampled is dropped or sent
+//! twice. Commands are numbered and resent until the room confirms taking them.
+
+use bytemuck::Pod;
+use std::time::Duration;
+use tickstep_engine::{MAX_COMMAND_LEN, Tick};
+
+use super::Client;
+use super::state::Stage;
+use crate::protocol::{Command, MAX_LIST};
+
+/// Own input kept unconfirmed at most.
+const MAX_UNCONFIRMED: usize = 256;
+
+/// Why a command was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The client is not in a running game.
+    #[error("commands are sent only while the game runs")]
+    NotRunning,
+    /// Longer than `tickstep_engine::MAX_COMMAND_LEN`.
+    #[error("a command of {0} bytes is longer than the {MAX_COMMAND_LEN} allowed")]
+    TooLong(usize),
+    /// As many commands as one update carries are still unconfirmed: try again later.
+    #[error("{MAX_LIST} commands are still on their way: try again in a moment")]
+    Backlog,
+}
+
+impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+    /// The room's tick length in µs (60 Hz before the room is known).
+    pub(super) fn period_us(&self) -> u64 {
+        let rate = self.room().map_or(60, |r| r.tick_rate.max(1));
+        1_000_000 / rate as u64
+    }
+
+    /// The newest tick input stamped now can reach the room in time for: the room's
+    /// estimated tick plus the lead (`None` before the room's clock is known).
+    pub(super) fn input_target(&self, now: Duration) -> Option<Tick> {
+        let min_lead = self.room()?.min_lead;
+        let period = self.period_us();
+        let tick = self.clock.room_tick(now, period)?;
+        let target = tick.saturating_add(self.clock.lead(period, min_lead) as i64);
+        Some(target.max(0) as Tick)
+    }
+
+    /// The tick the next [`Client::send_input`] is for, when input is due: while
+    /// running, for every tick up to the room's estimated tick plus the lead.
+    pub fn next_input_tick(&self, now: Duration) -> Option<Tick> {
+        let in_room = self.in_room()?;
+        if !matches!(in_room.stage, Stage::Running { .. })
+            || in_room.unconfirmed.len() >= MAX_UNCONFIRMED
+        {
+            return None;
+        }
+        let tick = in_room.next_input.max(in_room.live.saturating_add(1));
+        let fallback = in_room.live + in_room.room.min_lead as u64 + 2;
+        let target = self.input_target(now).unwrap_or(fallback);
+        (tick <= target).then_some(tick)
+    }
+
+    /// Sends own input for [`Client::next_input_tick`]; returns that tick, or `None`
+    /// when no input is due (the input is not sent: nothing is reported sent that
+    /// cannot count).
+    pub fn send_input(&mut self, now: Duration, input: I) -> Option<Tick> {
+        let tick = self.next_input_tick(now)?;
+        let in_room = self.in_room_mut()?;
+        if in_room
+            .unconfirmed
+            .back()
+            .is_some_and(|&(last, _)| last + 1 != tick)
+        {
+            // Live moved past the input still unconfirmed: those ticks are final, and
+            // the update must carry consecutive ticks.
+            in_room.unconfirmed.clear();
+        }
+        in_room.unconfirmed.push_back((tick, input));
+        in_room.handed.push_back((tick, now));
+        in_room.next_input = tick.saturating_add(1);
+        self.update_due = true;
+        Some(tick)
+    }
+
+    /// Sends a command — a discrete action, as bytes — reliably: it is resent until the
+    /// room takes it, then lands on the tick of the input sent last (the player's
+    /// present), or the first open tick after it if that closed meanwhile; every peer
+    /// sees it on the same tick (in [`tickstep_engine::TickInputs::commands`]).
+    /// Returns its number.
+    pub fn send_command(&mut self, now: Duration, bytes: &[u8]) -> Result<u32, CommandError> {
+        if bytes.len() > MAX_COMMAND_LEN {
+            return Err(CommandError::TooLong(bytes.len()));
+        }
+        if self.commands.len() >= MAX_LIST {
+            return Err(CommandError::Backlog);
+        }
+        let Some(in_room) = self
+            .in_room()
+            .filter(|r| matches!(r.stage, Stage::Running { .. }))
+        else {
+            return Err(CommandError::NotRunning);
+        };
+        let _ = now;
+        let tick = in_room.next_input.saturating_sub(1).max(in_room.live + 1);
+        self.command_seq += 1;
+        self.commands.push_back(Command {
+            seq: self.command_seq,
+            tick,
+            bytes: bytes.to_vec(),
+        });
+        self.stats.commands_sent += 1;
+        self.update_due = true;
+        Ok(self.command_seq)
+    }
+
+    /// The room took the commands numbered up to `taken`.
+    pub(super) fn commands_taken(&mut self, taken: u32) {
+        while self.commands.front().is_some_and(|c| c.seq <= taken) {
+            self.commands.pop_front();
+        }
+    }
+}

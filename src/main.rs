@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bots;
 mod demo;
 mod files;
 mod game_args;

@@ -94,11 +94,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                 // Never past the last tick: the checksum printed is the one at it.
                 let budget = STEP_BUDGET.min(args.ticks.saturating_sub(client.frame().tick()));
                 let stepped = client.advance(now, budget);
-                if let Some(player) = client.player() {
-                    while let Some(tick) = client.next_input_tick(now) {
-                        client.send_input(now, arena::bot_input(seed, tick, player));
-                    }
-                }
+                crate::bots::play(client, now, seed);
                 while let Some(event) = client.poll_event() {
                     match &event {
                         ClientEvent::Resynced { tick, source, .. } => {

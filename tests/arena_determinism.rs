@@ -34,9 +34,9 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     game.run_to(600, |_| {}).unwrap();
     assert_eq!(
         checksum(&game.frame).to_hex(),
-        "3fdddf8c2371501dfc9f57087d0a508f0cf86999db746037ef0fd4f3646126fc"
+        "3afd4c49434910c4fe432acd133344d876202800bdedb7b8b0e804a967cff581"
     );
-    assert_eq!(game.frame.world().len(), 1025);
+    assert_eq!(game.frame.world().len(), 1018);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use tickstep_engine::{PlayerId, Tick, TickInputs, mix64};
 
-use super::ArenaInput;
+use super::{ArenaCommand, ArenaInput};
 
 /// Ticks a bot holds one heading before picking another.
 const SEGMENT_TICKS: u64 = 40;
@@ -21,13 +21,28 @@ pub fn bot_input(seed: u64, tick: Tick, player: PlayerId) -> ArenaInput {
     }
 }
 
-/// Fills `inputs` with every player's bot input for `tick`, all players present.
+/// Ticks between a bot's novas, on average.
+const NOVA_EVERY: u64 = 240;
+
+/// The command a bot `player` sends at `tick` in the game seeded with `seed`, if any:
+/// now and then a nova.
+pub fn bot_command(seed: u64, tick: Tick, player: PlayerId) -> Option<ArenaCommand> {
+    let roll = mix64(seed ^ 0x6e6f7661 ^ mix64(((player.0 as u64) << 40) ^ tick));
+    roll.is_multiple_of(NOVA_EVERY)
+        .then_some(ArenaCommand::NOVA)
+}
+
+/// Fills `inputs` with every player's bot input and commands for `tick`, all players
+/// present.
 pub fn fill_bot_inputs(seed: u64, tick: Tick, inputs: &mut TickInputs<ArenaInput>) {
     inputs.reset(tick);
     for player in 0..inputs.players() {
         let player = PlayerId(player as u8);
-        // Cannot fail: `player` is below `inputs.players()`.
+        // Cannot fail: `player` is below `inputs.players()`, a command is one byte.
         let _ = inputs.set(player, bot_input(seed, tick, player));
+        if let Some(command) = bot_command(seed, tick, player) {
+            let _ = inputs.push_command(player, bytemuck::bytes_of(&command));
+        }
     }
 }
 

@@ -75,6 +75,20 @@ pub struct ArenaGlobals {
     pub shots: u64,
 }
 
+/// A player's discrete action, sent as a command: reliable, it lands on one tick for
+/// every peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct ArenaCommand {
+    /// What to do: [`ArenaCommand::NOVA`].
+    pub kind: u8,
+}
+
+impl ArenaCommand {
+    /// The ship fires a ring of shots all around it, whatever its cooldown.
+    pub const NOVA: ArenaCommand = ArenaCommand { kind: 1 };
+}
+
 /// One player's input for one tick.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Pod, Zeroable)]
 #[repr(C)]

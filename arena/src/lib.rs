@@ -1,7 +1,8 @@
 //! tickstep-arena: tickstep's sample game, used by the CLI, the tests, the benches and the
 //! fuzzers.
 //!
-//! Each player steers a ship that shoots; `units` autonomous units wander, keep apart
+//! Each player steers a ship that shoots, and now and then sends a nova command (a ring
+//! of shots); `units` autonomous units wander, keep apart
 //! from their neighbours through a fixed-point spatial grid, chase the nearest ship and
 //! shoot at it. Projectiles spawn and despawn, units die and respawn at places drawn
 //! from the frame's RNG, ships go down and come back. The entity count scales from a
@@ -30,9 +31,11 @@ use tickstep_engine::{
     Entity, Fp, Frame, FrameError, Rng, Schema, Simulation, Vec2, World, WorldError, mix64,
 };
 
-pub use bot::{bot_input, fill_bot_inputs};
+pub use bot::{bot_command, bot_input, fill_bot_inputs};
 pub use combat::Combat;
-pub use components::{ArenaGlobals, ArenaInput, Body, MAX_ARENA_PLAYERS, Projectile, Ship, Unit};
+pub use components::{
+    ArenaCommand, ArenaGlobals, ArenaInput, Body, MAX_ARENA_PLAYERS, Projectile, Ship, Unit,
+};
 pub use grid::{GridEntry, SpatialGrid};
 pub use movement::movement;
 pub use recording::{DEFAULT_TICK_RATE, RecordError, RecordOptions, record};

@@ -47,6 +47,8 @@ pub const SHIP_RESPAWN_TICKS: i32 = 120;
 
 /// Projectile speed per tick.
 pub const PROJECTILE_SPEED: Fp = Fp::from_int(3);
+/// Shots in a nova ring.
+pub const NOVA_SHOTS: i64 = 12;
 /// Projectile lifetime in ticks.
 pub const PROJECTILE_TTL: i32 = 60;
 /// A projectile hits within this distance.

@@ -6,9 +6,11 @@
 //! to a joined client carries [`Timing`]: the room's clock and the echo of the client's
 //! clock, from which the client keeps its estimate of the room's tick and its RTT.
 
+use bytemuck::Pod;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick};
+use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick, TickInputs};
+use tickstep_replay::InputLog;
 use tickstep_snapshot::Chunk;
 
 use super::{ClientId, Refusal};
@@ -170,6 +172,44 @@ pub struct VerifiedTicks {
     pub inputs: Vec<u8>,
     /// The commands of these ticks, in tick order.
     pub commands: Vec<TickCommand>,
+}
+
+impl VerifiedTicks {
+    /// The ticks `first..=last` of `log` (as far as it holds them, from `first` on),
+    /// read through `scratch`.
+    pub fn from_log<I: Pod + PartialEq>(
+        log: &InputLog<I>,
+        first: Tick,
+        last: Tick,
+        scratch: &mut TickInputs<I>,
+    ) -> VerifiedTicks {
+        let count = last.saturating_sub(first).saturating_add(1).min(1 << 16) as usize;
+        let mut ticks = VerifiedTicks {
+            first,
+            presence: Vec::with_capacity(count),
+            replaced: Vec::with_capacity(count),
+            inputs: Vec::with_capacity(count * scratch.players() * size_of::<I>()),
+            commands: Vec::new(),
+        };
+        for tick in first..=last {
+            if log.read(tick, scratch).is_err() {
+                break;
+            }
+            ticks.presence.push(scratch.present_mask());
+            ticks.replaced.push(scratch.replaced_mask());
+            ticks
+                .inputs
+                .extend_from_slice(bytemuck::cast_slice(scratch.raw()));
+            ticks
+                .commands
+                .extend(scratch.commands().map(|(player, bytes)| TickCommand {
+                    tick,
+                    player,
+                    bytes: bytes.to_vec(),
+                }));
+        }
+        ticks
+    }
 }
 
 /// Client to server.

@@ -8,7 +8,7 @@ use bytemuck::Pod;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
-use tickstep_engine::{PlayerId, Rng, Tick};
+use tickstep_engine::{Frame, PlayerId, Rng, Tick};
 
 use super::protocol::{decode, encode};
 use super::{
@@ -69,8 +69,28 @@ enum Delivery {
 /// the network instead (nothing, the same, or other messages). Tests forge with it.
 pub type Tamper = Box<dyn FnMut(usize, ClientMessage) -> Vec<ClientMessage>>;
 
-/// Gives a client's input for a tick: (client index, player, tick).
-pub type InputSource<I> = Box<dyn FnMut(usize, PlayerId, Tick) -> I>;
+/// What a simulated player does for one tick: its input, and a command when it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Play<I> {
+    /// The input for the tick.
+    pub input: I,
+    /// A command to send with it.
+    pub command: Option<Vec<u8>>,
+}
+
+impl<I> Play<I> {
+    /// Just input.
+    pub fn input(input: I) -> Play<I> {
+        Play {
+            input,
+            command: None,
+        }
+    }
+}
+
+/// Gives a client's play for a tick: (client index, player, tick, the client's frame
+/// as it is when the input is asked for, so a player can react to what it sees).
+pub type InputSource<G, I> = Box<dyn FnMut(usize, PlayerId, Tick, &Frame<G>) -> Play<I>>;
 
 /// A server, its clients and the simulated network between them.
 pub struct SimNet<G, I> {
@@ -91,8 +111,10 @@ pub struct SimNet<G, I> {
     sequence: u64,
     rng: Rng,
     now: Duration,
-    inputs: InputSource<I>,
+    inputs: InputSource<G, I>,
     tamper: Option<Tamper>,
+    /// Every input each client accepted to send, with its tick, in order.
+    pub handed: Vec<Vec<(Tick, I)>>,
     /// Events every client raised, with the time.
     pub client_events: Vec<Vec<(Duration, ClientEvent)>>,
     /// Events the server raised, with the time.
@@ -112,7 +134,7 @@ pub struct SimNet<G, I> {
 impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
     /// A network around `server`, its randomness seeded with `seed`, clients' input
     /// taken from `inputs`.
-    pub fn new(server: Server<I>, seed: u64, inputs: InputSource<I>) -> SimNet<G, I> {
+    pub fn new(server: Server<I>, seed: u64, inputs: InputSource<G, I>) -> SimNet<G, I> {
         SimNet {
             server,
             clients: Vec::new(),
@@ -128,6 +150,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
             now: Duration::ZERO,
             inputs,
             tamper: None,
+            handed: Vec::new(),
             client_events: Vec::new(),
             server_events: Vec::new(),
             catch_up_walls: Vec::new(),
@@ -153,6 +176,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
         self.catch_up_walls.push(Vec::new());
         self.catching.push(Duration::ZERO);
         self.reported.push(Vec::new());
+        self.handed.push(Vec::new());
         self.clients.len() - 1
     }
 
@@ -437,8 +461,15 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
                 continue;
             };
             while let Some(tick) = self.clients[i].next_input_tick(now) {
-                let input = (self.inputs)(i, player, tick);
-                self.clients[i].send_input(now, input);
+                let play = (self.inputs)(i, player, tick, self.clients[i].frame());
+                if self.clients[i].send_input(now, play.input).is_some() {
+                    self.handed[i].push((tick, play.input));
+                }
+                if let Some(command) = play.command {
+                    // Refused only with a backlog the room has not confirmed: a bot
+                    // loses that command, as a player pressing a key too often would.
+                    let _ = self.clients[i].send_command(now, &command);
+                }
             }
         }
     }

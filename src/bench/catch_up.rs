@@ -225,30 +225,15 @@ fn client_catch_up(
                 .collect()
         })
         .unwrap_or_default();
-    let mut verified = Vec::new();
     let mut inputs = TickInputs::new(config.players as usize).map_err(|e| e.to_string())?;
-    let mut first = base + 1;
-    while first <= live {
-        let last = live.min(first + 999);
-        let mut ticks = VerifiedTicks {
-            first,
-            ..VerifiedTicks::default()
-        };
-        for tick in first..=last {
-            log.read(tick, &mut inputs).map_err(|e| e.to_string())?;
-            ticks.presence.push(inputs.present_mask());
-            ticks.replaced.push(inputs.replaced_mask());
-            ticks
-                .inputs
-                .extend_from_slice(bytemuck::cast_slice(inputs.raw()));
-        }
-        verified.push(ServerMessage::Verified {
+    let verified: Vec<ServerMessage> = (base + 1..=live)
+        .step_by(1000)
+        .map(|first| ServerMessage::Verified {
             live,
             timing: Timing::default(),
-            ticks,
-        });
-        first = last + 1;
-    }
+            ticks: VerifiedTicks::from_log(log, first, live.min(first + 999), &mut inputs),
+        })
+        .collect();
     let client_config = ClientConfig {
         history: live + 1,
         ..ClientConfig::default()

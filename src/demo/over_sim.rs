@@ -8,7 +8,7 @@ use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
 use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
-use tickstep_session::sim::SimNet;
+use tickstep_session::sim::{Play, SimNet};
 use tickstep_session::{ClientState, ReconnectInfo, Server, ServerConfig};
 
 type Net = SimNet<ArenaGlobals, ArenaInput>;
@@ -28,7 +28,10 @@ pub fn run_over_sim(
         .open_room(DEMO_ROOM, room)
         .map_err(|e| e.to_string())?;
     let seed = options.game.seed;
-    let bots = Box::new(move |_, player, tick| arena::bot_input(seed, tick, player));
+    let bots = Box::new(move |_, player, tick, _: &_| Play {
+        input: arena::bot_input(seed, tick, player),
+        command: arena::bot_command(seed, tick, player).map(|c| bytemuck::bytes_of(&c).to_vec()),
+    });
     let mut net = SimNet::new(server, seed, bots);
     for p in 0..options.game.players {
         let info = ReconnectInfo::new("sim", DEMO_ROOM, demo_client_id(options, p));

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
-use tickstep_arena::{self as arena, ArenaGlobals, ArenaInput};
+use tickstep_arena::{ArenaGlobals, ArenaInput};
 use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
 use tickstep_session::{
     Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, RoomEvent, Server,
@@ -225,11 +225,7 @@ fn host_round(
     if catching {
         shared.catching += began.elapsed();
     }
-    if let Some(player) = client.player() {
-        while let Some(tick) = client.next_input_tick(now) {
-            client.send_input(now, arena::bot_input(seed, tick, player));
-        }
-    }
+    crate::bots::play(client, now, seed);
     while let Some(event) = client.poll_event() {
         match &event {
             ClientEvent::CatchUpProgress { done, target } => {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Checksum, Frame, Simulation, Tick, checksum};
-use tickstep_session::sim::{LinkConfig, SimNet};
+use tickstep_session::sim::{LinkConfig, Play, SimNet};
 use tickstep_session::{
     Client, ClientConfig, ClientEvent, ClientId, ReconnectInfo, RoomConfig, RoomEvent, Server,
     ServerConfig,
@@ -53,7 +53,11 @@ pub fn network(game: &ArenaConfig, room: RoomConfig) -> Net {
     SimNet::new(
         server,
         seed,
-        Box::new(move |_, player, tick| arena::bot_input(seed, tick, player)),
+        Box::new(move |_, player, tick, _: &_| Play {
+            input: arena::bot_input(seed, tick, player),
+            command: arena::bot_command(seed, tick, player)
+                .map(|c| bytemuck::bytes_of(&c).to_vec()),
+        }),
     )
 }
 

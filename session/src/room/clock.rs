@@ -11,7 +11,7 @@ use tickstep_engine::{MAX_COMMAND_LEN, MAX_COMMANDS_PER_TICK, PlayerId, Tick, Ti
 use tickstep_replay::InputLog;
 
 use super::config::{FillPolicy, MAX_AHEAD, RoomConfig, RoomConfigError};
-use crate::protocol::{TickCommand, VerifiedTicks};
+use crate::protocol::VerifiedTicks;
 
 /// What a room has done, for hosts, tools and load tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -275,37 +275,16 @@ impl<I: Pod + PartialEq> Clock<I> {
         to: Tick,
         per_message: u64,
     ) -> Vec<VerifiedTicks> {
-        let row = self.scratch.players() * size_of::<I>();
         let mut batches = Vec::new();
         let mut first = from;
         while first <= to {
             let last = to.min(first + per_message.max(1) - 1);
-            let count = (last - first + 1) as usize;
-            let mut ticks = VerifiedTicks {
+            batches.push(VerifiedTicks::from_log(
+                &self.log,
                 first,
-                presence: Vec::with_capacity(count),
-                replaced: Vec::with_capacity(count),
-                inputs: Vec::with_capacity(count * row),
-                commands: Vec::new(),
-            };
-            for tick in first..=last {
-                if self.log.read(tick, &mut self.scratch).is_err() {
-                    break;
-                }
-                ticks.presence.push(self.scratch.present_mask());
-                ticks.replaced.push(self.scratch.replaced_mask());
-                ticks
-                    .inputs
-                    .extend_from_slice(bytemuck::cast_slice(self.scratch.raw()));
-                ticks
-                    .commands
-                    .extend(self.scratch.commands().map(|(player, bytes)| TickCommand {
-                        tick,
-                        player,
-                        bytes: bytes.to_vec(),
-                    }));
-            }
-            batches.push(ticks);
+                last,
+                &mut self.scratch,
+            ));
             first = last + 1;
         }
         batches

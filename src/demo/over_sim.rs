@@ -2,7 +2,7 @@
 //! time, so it is reproducible from its seed and takes only as long as simulating.
 
 use std::io::Write;
-use tickstep_engine::Tick;
+use tickstep_engine::{PlayerId, Tick};
 
 use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
@@ -65,7 +65,10 @@ pub fn run_over_sim(
             recorder.catch_up(&net.server)?;
         }
         for (player, action) in schedule.due(tick) {
-            apply(&mut net, player as usize, action, &initial);
+            let i = (0..net.client_count())
+                .find(|&i| net.client(i).player() == Some(PlayerId(player)))
+                .unwrap_or(player as usize);
+            apply(&mut net, i, action, &initial);
             timeline.push(TimelineEntry::new(
                 net.now(),
                 tick,

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant as WallClock};
-use tickstep_engine::{Frame, Tick};
+use tickstep_engine::{Frame, PlayerId, Tick};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -67,6 +67,8 @@ impl ServerHost<ArenaInput> for RoomHost {
 /// What one player's task shares with the demo.
 #[derive(Default)]
 struct Player {
+    /// The slot the client holds, once welcomed (the schedule names slots).
+    slot: Option<PlayerId>,
     events: Vec<(Duration, ClientEvent)>,
     catch_up_walls: Vec<Duration>,
     catching: Duration,
@@ -164,7 +166,11 @@ async fn play(
                 Some(player),
                 action.describe().to_string(),
             ));
-            let _ = controls[player as usize].send(action);
+            let i = players
+                .iter()
+                .position(|p| p.borrow().slot == Some(PlayerId(player)))
+                .unwrap_or(player as usize);
+            let _ = controls[i].send(action);
         }
         let catching = players.iter().enumerate().find_map(|(p, shared)| {
             let (done, target) = shared.borrow().progress?;
@@ -219,6 +225,7 @@ fn host_round(
     shared: &mut Player,
     saved_at: &mut Duration,
 ) -> bool {
+    shared.slot = client.player();
     let catching = matches!(client.state(), ClientState::CatchingUp { .. });
     let began = WallClock::now();
     let pending = advance_for(client, now, STEP_SLICE);

@@ -8,7 +8,9 @@ use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
 
 use super::DemoOptions;
 use tickstep_arena::ArenaRun;
-use tickstep_session::{Client, ClientEvent, ClientState, RoomEvent, SnapshotSource};
+use tickstep_session::{
+    Client, ClientEvent, ClientState, ClientStats, LatencyHistogram, RoomEvent, SnapshotSource,
+};
 
 /// What a run left behind: the raw material of a report.
 pub(crate) struct RunRecord {
@@ -31,6 +33,7 @@ pub(crate) struct ClientRecord {
     pub final_tick: Tick,
     pub checksum: Checksum,
     pub state: ClientState,
+    pub stats: ClientStats,
 }
 
 impl ClientRecord {
@@ -47,6 +50,7 @@ impl ClientRecord {
             final_tick: client.frame().tick(),
             checksum: checksum(client.frame()),
             state: client.state().clone(),
+            stats: client.stats(),
         }
     }
 }
@@ -104,6 +108,37 @@ pub struct ClientReport {
     pub state: String,
     /// Every re-entry into the game.
     pub resyncs: Vec<Resync>,
+    /// Ticks on which the room filled in this player's input while it was connected.
+    pub own_input_filled: u64,
+    /// The client's input lead at the end, in ticks.
+    pub input_lead_ticks: u64,
+    /// From handing input to the client to stepping its tick there.
+    pub input_latency_ms: Percentiles,
+    /// Commands the player sent.
+    pub commands_sent: u64,
+    /// Own commands seen on the ticks the client stepped.
+    pub commands_applied: u64,
+}
+
+/// The median and the 99th percentile of a distribution, in milliseconds (null when
+/// nothing was measured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    /// The median.
+    pub p50: Option<u64>,
+    /// The 99th percentile.
+    pub p99: Option<u64>,
+}
+
+impl Percentiles {
+    /// The percentiles of `histogram`.
+    pub fn of(histogram: &LatencyHistogram) -> Percentiles {
+        let ms = |p| histogram.percentile(p).map(|d| d.as_millis() as u64);
+        Percentiles {
+            p50: ms(50),
+            p99: ms(99),
+        }
+    }
 }
 
 /// A desync the room found.
@@ -160,6 +195,17 @@ impl DemoReport {
                 "player {}: tick {} checksum {} ({})",
                 client.player, client.final_tick, client.checksum, client.state
             );
+            let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+            let _ = writeln!(
+                text,
+                "          input lead {} ticks, latency p50 {} p99 {}, own input filled on {} ticks, novas {} sent {} applied",
+                client.input_lead_ticks,
+                ms(client.input_latency_ms.p50),
+                ms(client.input_latency_ms.p99),
+                client.own_input_filled,
+                client.commands_sent,
+                client.commands_applied
+            );
         }
         if let Some(offline) = self.offline_checksum {
             let same = self.clients.iter().all(|c| c.checksum == offline);
@@ -185,11 +231,10 @@ impl DemoReport {
     }
 }
 
-/// The room tick at virtual time `at`, from the tick rate (the timeline's clock).
-fn tick_at(options: &DemoOptions, started: Option<Duration>, at: Duration) -> Tick {
-    let Some(started) = started else { return 0 };
-    let ticks =
-        at.saturating_sub(started).as_micros() as u64 * options.tick_rate as u64 / 1_000_000;
+/// The room tick at time `at`, when tick 0 was due at `zero` (the timeline's clock).
+fn tick_at(options: &DemoOptions, zero: Option<Duration>, at: Duration) -> Tick {
+    let Some(zero) = zero else { return 0 };
+    let ticks = at.saturating_sub(zero).as_micros() as u64 * options.tick_rate as u64 / 1_000_000;
     ticks.min(options.ticks)
 }
 
@@ -201,16 +246,18 @@ impl DemoReport {
         record: &RunRecord,
         mut timeline: Vec<TimelineEntry>,
     ) -> DemoReport {
-        let started = record
-            .server_events
-            .iter()
-            .find(|(_, e)| matches!(e, RoomEvent::GameStarted))
-            .map(|(at, _)| *at);
+        let started = record.server_events.iter().find_map(|(at, e)| match e {
+            RoomEvent::GameStarted { delay } => Some(*at + *delay),
+            _ => None,
+        });
         let at = |time: Duration| tick_at(options, started, time);
         let mut desyncs = Vec::new();
         for (time, event) in &record.server_events {
             let (player, what) = match event {
-                RoomEvent::GameStarted => (None, "game started".to_string()),
+                RoomEvent::GameStarted { delay } => (
+                    None,
+                    format!("game started: tick 0 in {} ms", delay.as_millis()),
+                ),
                 RoomEvent::BuddyAsked { buddy, tick, .. } => (
                     Some(buddy.0),
                     format!("asked as buddy for the snapshot of tick {tick}"),
@@ -307,6 +354,11 @@ impl DemoReport {
                 checksum: client.checksum,
                 state: format!("{:?}", client.state),
                 resyncs,
+                own_input_filled: client.stats.own_input_replaced,
+                input_lead_ticks: client.stats.input_lead,
+                input_latency_ms: Percentiles::of(&client.stats.input_latency),
+                commands_sent: client.stats.commands_sent,
+                commands_applied: client.stats.commands_applied,
             });
         }
         timeline.sort_by_key(|e| (e.at_ms, e.player));

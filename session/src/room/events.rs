@@ -30,8 +30,11 @@ pub enum RoomEvent {
         /// The slot.
         player: PlayerId,
     },
-    /// The game started at tick 0.
-    GameStarted,
+    /// The game started: tick 0 falls due after `delay` (the room's start delay).
+    GameStarted {
+        /// From now until tick 0 is due.
+        delay: std::time::Duration,
+    },
     /// A buddy was asked for the snapshot of `tick`.
     BuddyAsked {
         /// The buddy.

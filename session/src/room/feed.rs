@@ -1,6 +1,8 @@
-//! `Feed`: the verified input streaming to one entered player, go-back-N from what it
-//! acknowledged. Every message may be lost, so what is unacknowledged goes again after
-//! a silence; a window bounds what is in flight.
+//! `Feed`: the verified input streaming to one entered player. Every message may be
+//! lost, so each one carries, besides the new ticks, the few newest the client has not
+//! acknowledged yet (a lost message costs nothing when the next arrives), and after a
+//! silence in acknowledgements everything from the acknowledgement goes again
+//! (go-back-N); a window bounds what is in flight.
 
 use std::time::Duration;
 use tickstep_engine::Tick;
@@ -9,6 +11,8 @@ use tickstep_engine::Tick;
 const SEND_WINDOW: u64 = 1024;
 /// Verified ticks are resent from the client's acknowledgement after this silence.
 const RESEND_AFTER: Duration = Duration::from_millis(300);
+/// Unacknowledged ticks repeated with each new one.
+const REPEATED: u64 = 3;
 
 /// What one client holds of the verified input, and what was sent it.
 #[derive(Debug, Clone)]
@@ -50,22 +54,23 @@ impl Feed {
     }
 
     /// The ticks to send now, given the newest verified tick `live` and the oldest tick
-    /// still held: what was not sent yet, or, after a silence in acknowledgements,
-    /// everything from the acknowledgement. Marks them sent.
+    /// still held: what was not sent yet with up to [`REPEATED`] unacknowledged ticks
+    /// before it, or, after a silence in acknowledgements, everything from the
+    /// acknowledgement. Marks them sent.
     pub(super) fn due(&mut self, now: Duration, live: Tick, oldest: Tick) -> Option<(Tick, Tick)> {
         if self.sent_up_to > self.received && now >= self.ack_moved + RESEND_AFTER {
             self.sent_up_to = self.received;
             self.ack_moved = now;
         }
-        let from = self
-            .sent_up_to
-            .max(self.received)
-            .max(oldest.saturating_sub(1))
-            + 1;
+        let unsent = self.sent_up_to.max(self.received) + 1;
         let to = live.min(self.received + SEND_WINDOW);
-        if from > to {
+        if unsent > to {
             return None;
         }
+        let from = unsent
+            .saturating_sub(REPEATED)
+            .max(self.received + 1)
+            .max(oldest);
         self.sent_up_to = to;
         Some((from, to))
     }
@@ -78,17 +83,26 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn sends_each_tick_once_then_goes_back_after_a_silence() {
+    fn new_ticks_travel_with_the_newest_unacknowledged_and_all_go_back_after_a_silence() {
         let mut feed = Feed::new(10, Duration::ZERO);
         assert_eq!(feed.due(Duration::ZERO, 10, 1), None);
         assert_eq!(feed.due(MS, 14, 1), Some((11, 14)));
-        assert_eq!(feed.due(2 * MS, 15, 1), Some((15, 15)));
-        assert_eq!(feed.due(3 * MS, 15, 1), None, "nothing new");
-        feed.acknowledge(4 * MS, 12, 12, 15);
-        assert_eq!(feed.due(5 * MS, 15, 1), None, "acknowledged moved: wait");
         assert_eq!(
-            feed.due(400 * MS, 15, 1),
-            Some((13, 15)),
+            feed.due(2 * MS, 15, 1),
+            Some((12, 15)),
+            "three unacknowledged again"
+        );
+        assert_eq!(feed.due(3 * MS, 15, 1), None, "nothing new");
+        feed.acknowledge(4 * MS, 13, 13, 15);
+        assert_eq!(
+            feed.due(5 * MS, 16, 1),
+            Some((14, 16)),
+            "only the unacknowledged"
+        );
+        assert_eq!(feed.due(6 * MS, 16, 1), None, "acknowledged moved: wait");
+        assert_eq!(
+            feed.due(400 * MS, 16, 1),
+            Some((14, 16)),
             "resent after silence"
         );
     }

@@ -287,7 +287,9 @@ impl<I: Pod + PartialEq> Room<I> {
         for (_, active) in self.seats.actives_mut() {
             active.stage = playing(0, now);
         }
-        self.events.push_back(RoomEvent::GameStarted);
+        self.events.push_back(RoomEvent::GameStarted {
+            delay: self.config.start_delay,
+        });
         self.announce_start(now, welcoming, out);
     }
 

@@ -92,7 +92,9 @@ fn the_game_starts_when_the_room_fills_and_ticks_verify_everyones_input() {
     h.hello(Duration::ZERO, 1, 1).unwrap();
     assert_eq!(entries(&h.sent(), 1), vec![Entry::Lobby]);
     h.hello(Duration::ZERO, 2, 2).unwrap();
-    assert!(h.events().contains(&RoomEvent::GameStarted));
+    assert!(h.events().contains(&RoomEvent::GameStarted {
+        delay: Duration::ZERO
+    }));
     h.input(MS, 1, 1, &[10, 11]);
     h.input(MS, 2, 1, &[20]);
     let due = h.room.config.due(Duration::ZERO, 2);

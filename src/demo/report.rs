@@ -361,6 +361,7 @@ impl DemoReport {
                 commands_applied: client.stats.commands_applied,
             });
         }
+        clients.sort_by_key(|c| c.player);
         timeline.sort_by_key(|e| (e.at_ms, e.player));
         let filled_ticks = record.filled_ticks;
         let offline_checksum = (filled_ticks == 0).then(|| offline(options)).flatten();

@@ -12,6 +12,7 @@ mod over_tcp;
 mod plan;
 mod recorder;
 mod report;
+mod shaper;
 
 use over_sim::run_over_sim;
 use over_tcp::run_over_tcp;
@@ -67,13 +68,14 @@ pub struct DemoArgs {
     /// No default drops: every player stays connected.
     #[arg(long)]
     calm: bool,
-    /// One-way latency of every link, in milliseconds (--net sim).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=10_000))]
-    latency: u64,
-    /// Extra random delay per message, 0..=MS milliseconds (reorders messages; --net sim).
+    /// One-way latency of every link, in milliseconds (default: 20 on the simulated
+    /// network; over TCP, given with --jitter or --loss, a relay shapes each link).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    latency: Option<u64>,
+    /// Extra random delay per message, 0..=MS milliseconds (reorders messages).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     jitter: u64,
-    /// Percent of messages lost (--net sim).
+    /// Percent of messages lost.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=90))]
     loss: u8,
     /// Ticks per second.
@@ -110,11 +112,12 @@ impl DemoArgs {
             ticks: self.ticks,
             tick_rate: self.tick_rate,
             link: LinkConfig {
-                latency: Duration::from_millis(self.latency),
+                latency: Duration::from_millis(self.latency.unwrap_or(20)),
                 jitter: Duration::from_millis(self.jitter),
                 loss_percent: self.loss,
                 duplicate_percent: 0,
             },
+            shaped: self.latency.is_some() || self.jitter > 0 || self.loss > 0,
             drops,
             rejoins,
             restarts: self.restarts.clone(),
@@ -134,19 +137,10 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         .map(|_| &mut recording as &mut dyn std::io::Write);
     let report = match args.net {
         Net::Sim => run_over_sim(&options, record, |tick| bar.set_position(tick))?,
-        Net::Tcp => {
-            let shaped = args.latency != 20 || args.jitter != 0 || args.loss != 0;
-            if shaped {
-                return Err(
-                    "--latency, --jitter and --loss shape the simulated network: add --net sim"
-                        .into(),
-                );
-            }
-            run_over_tcp(&options, record, |tick, catching| {
-                bar.set_position(tick);
-                bar.set_message(catching.unwrap_or_else(|| "playing".into()));
-            })?
-        }
+        Net::Tcp => run_over_tcp(&options, record, |tick, catching| {
+            bar.set_position(tick);
+            bar.set_message(catching.unwrap_or_else(|| "playing".into()));
+        })?,
     };
     bar.finish_and_clear();
     if let Some(path) = &args.record {

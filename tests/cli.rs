@@ -464,11 +464,56 @@ fn demo_over_tcp_converges_through_a_drop_a_rejoin_and_an_app_restart() {
     );
 }
 
+/// Over real sockets, through the in-process shaping relay: 50 ms each way, and the
+/// players' input still all counts, so the game equals the offline run.
 #[test]
-fn demo_network_flags_need_the_simulated_network() {
-    let output = tickstep(&["demo", "--net", "tcp", "--loss", "5"]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("--net sim"), "{stderr}");
+fn demo_over_shaped_tcp_with_50_ms_latency_equals_the_offline_run() {
+    let demo = json(&tickstep(&[
+        "demo",
+        "--net",
+        "tcp",
+        "--calm",
+        "--latency",
+        "50",
+        "--jitter",
+        "10",
+        "--players",
+        "2",
+        "--ticks",
+        "300",
+        "--entities",
+        "100",
+        "--seed",
+        "5",
+        "--json",
+    ]));
+    assert_eq!(demo["converged"], true, "{demo}");
+    assert_eq!(demo["filled_ticks"], 0, "{demo}");
+    let offline = json(&tickstep(&[
+        "run",
+        "--players",
+        "2",
+        "--ticks",
+        "300",
+        "--entities",
+        "100",
+        "--seed",
+        "5",
+        "--json",
+    ]));
+    assert_eq!(demo["offline_checksum"], offline["checksum"]);
+    for client in demo["clients"].as_array().unwrap() {
+        assert_eq!(client["checksum"], offline["checksum"]);
+        assert_eq!(client["own_input_filled"], 0);
+        let lead = client["input_lead_ticks"].as_u64().unwrap();
+        assert!(
+            lead >= 6,
+            "50 ms each way is 3 ticks before any margin: {lead}"
+        );
+        let p50 = client["input_latency_ms"]["p50"].as_u64().unwrap();
+        assert!(
+            (100..400).contains(&p50),
+            "a round trip and a margin: {p50} ms"
+        );
+    }
 }

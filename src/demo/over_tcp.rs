@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::recorder::Recorder;
 use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
+use super::shaper;
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
 use tickstep_arena::{ArenaGlobals, ArenaInput};
 use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
@@ -139,8 +140,16 @@ async fn play(
     for p in 0..options.game.players {
         let shared = Rc::new(RefCell::new(Player::default()));
         let (control, commands) = mpsc::unbounded_channel();
-        let info = ReconnectInfo::new(&address, DEMO_ROOM, demo_client_id(options, p));
-        let net = NetClient::new(demo_client(&initial, info), &address, transport, epoch);
+        let link = if options.shaped {
+            let seed = options.game.seed ^ u64::from(p);
+            shaper::relay(address.clone(), options.link, seed)
+                .await
+                .map_err(|e| format!("cannot start the shaping relay: {e}"))?
+        } else {
+            address.clone()
+        };
+        let info = ReconnectInfo::new(&link, DEMO_ROOM, demo_client_id(options, p));
+        let net = NetClient::new(demo_client(&initial, info), &link, transport, epoch);
         let seed = options.game.seed;
         tasks.push(tokio::task::spawn_local(run_player(
             net,

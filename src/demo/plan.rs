@@ -60,6 +60,9 @@ pub struct DemoOptions {
     pub tick_rate: u32,
     /// Every client's link.
     pub link: LinkConfig,
+    /// The link was asked for (over TCP, a relay then shapes every client's link;
+    /// otherwise they are loopback as it is).
+    pub shaped: bool,
     /// Cut this player's connection and take it offline at this tick.
     pub drops: Vec<PlayerAt>,
     /// Bring this player back online at this tick (it rejoins on its own).

@@ -125,6 +125,14 @@ impl RoomClock {
         )
     }
 
+    /// When, on the client's clock, the room's clock will read `room_us`.
+    pub(crate) fn local_at(&self, room_us: i64) -> Option<Duration> {
+        let offset = self.room_us(Duration::ZERO)?;
+        Some(Duration::from_micros(
+            room_us.saturating_sub(offset).max(0) as u64
+        ))
+    }
+
     /// The room's tick estimated for `now` (negative before tick 0 is due).
     pub(crate) fn room_tick(&self, now: Duration, period_us: u64) -> Option<i64> {
         Some(self.room_us(now)?.div_euclid(period_us.max(1) as i64))

@@ -11,6 +11,7 @@ use tickstep_engine::{MAX_COMMAND_LEN, Tick};
 
 use super::Client;
 use super::state::Stage;
+use super::timers::Timer;
 use crate::protocol::{Command, MAX_LIST};
 
 /// Own input kept unconfirmed at most.
@@ -45,6 +46,26 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         let tick = self.clock.room_tick(now, period)?;
         let target = tick.saturating_add(self.clock.lead(period, min_lead) as i64);
         Some(target.max(0) as Tick)
+    }
+
+    /// Arms the `Input` timer for when the room's clock reaches its next tick, so the
+    /// host is called to sample input as each tick's turn comes.
+    pub(super) fn arm_input_timer(&mut self, now: Duration) {
+        let period = self.period_us();
+        let running = self
+            .in_room()
+            .is_some_and(|r| matches!(r.stage, Stage::Running { .. }));
+        let next = self
+            .clock
+            .room_tick(now, period)
+            .filter(|_| running)
+            .and_then(|tick| self.clock.local_at((tick + 1) * period as i64));
+        match next {
+            Some(at) => self
+                .timers
+                .set(Timer::Input, at.max(now + Duration::from_micros(1))),
+            None => self.timers.stop(Timer::Input),
+        }
     }
 
     /// The tick the next [`Client::send_input`] is for, when input is due: while

@@ -357,6 +357,9 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             self.events.push_back(ClientEvent::InputLate { by });
         }
         self.commands_taken(timing.commands_taken);
+        if self.timers.get(Timer::Input).is_none() {
+            self.arm_input_timer(now);
+        }
     }
 
     /// Verified input from the room: kept for stepping; own input it confirms is no
@@ -408,6 +411,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 Timer::Hello => self.send_hello(now),
                 Timer::Heartbeat => self.update_due = true,
                 Timer::DownloadStall => self.chase_download(now),
+                Timer::Input => self.arm_input_timer(now),
             }
         }
     }

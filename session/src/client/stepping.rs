@@ -177,6 +177,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         in_room.next_input = in_room.next_input.max(first.saturating_add(1));
         self.attempts.count = 0;
         self.update_due = true;
+        self.arm_input_timer(now);
         if ticks > 0 {
             self.events.push_back(ClientEvent::CaughtUp { ticks });
         }

@@ -19,21 +19,24 @@ pub(crate) enum Timer {
     Heartbeat,
     /// Ask for the snapshot chunks that have not arrived.
     DownloadStall,
+    /// The room's clock reaches the next tick: input for another tick may be due.
+    Input,
 }
 
-const TIMERS: [Timer; 6] = [
+const TIMERS: [Timer; 7] = [
     Timer::Start,
     Timer::Retry,
     Timer::ServerSilent,
     Timer::Hello,
     Timer::Heartbeat,
     Timer::DownloadStall,
+    Timer::Input,
 ];
 
 /// When each timer fires, if set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Timers {
-    at: [Option<Duration>; 6],
+    at: [Option<Duration>; 7],
 }
 
 impl Timers {
@@ -49,7 +52,7 @@ impl Timers {
 
     /// Clears every timer.
     pub(super) fn stop_all(&mut self) {
-        self.at = [None; 6];
+        self.at = [None; 7];
     }
 
     /// When `timer` fires.

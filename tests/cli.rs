@@ -507,13 +507,13 @@ fn demo_over_shaped_tcp_with_50_ms_latency_equals_the_offline_run() {
         assert_eq!(client["own_input_filled"], 0);
         let lead = client["input_lead_ticks"].as_u64().unwrap();
         assert!(
-            lead >= 6,
+            lead > 3,
             "50 ms each way is 3 ticks before any margin: {lead}"
         );
         let p50 = client["input_latency_ms"]["p50"].as_u64().unwrap();
         assert!(
-            (100..400).contains(&p50),
-            "a round trip and a margin: {p50} ms"
+            p50 >= 100,
+            "input takes at least a round trip to play: {p50} ms"
         );
     }
 }

@@ -14,11 +14,10 @@ mod recorder;
 mod report;
 mod shaper;
 
-use over_sim::run_over_sim;
+pub use over_sim::run_over_sim;
 use over_tcp::run_over_tcp;
-use plan::{
-    Action, DEMO_ROOM, DemoOptions, PlayerAt, Schedule, demo_client, demo_client_id, demo_room,
-};
+pub use plan::DemoOptions;
+use plan::{Action, DEMO_ROOM, PlayerAt, Schedule, demo_client, demo_client_id, demo_room};
 
 use crate::files;
 use crate::output::{emit, progress_bar};

@@ -3,6 +3,7 @@
 //! these run on are shared and noisy.
 
 mod catch_up;
+mod latency;
 mod server;
 mod snapshot;
 
@@ -10,6 +11,7 @@ use clap::Subcommand;
 use std::time::{Duration, Instant};
 
 use catch_up::CatchUpBenchArgs;
+use latency::LatencyBenchArgs;
 use server::ServerBenchArgs;
 use snapshot::SnapshotBenchArgs;
 
@@ -20,6 +22,9 @@ pub enum BenchCommand {
     Snapshot(SnapshotBenchArgs),
     /// Catch-up speed, and rejoining by snapshot + catch-up against re-simulating from 0.
     CatchUp(CatchUpBenchArgs),
+    /// Input latency and lost input over the simulated network: a sweep of latency,
+    /// jitter and loss.
+    Latency(LatencyBenchArgs),
     /// Server load: rooms of bot clients against one server over loopback TCP; ticks
     /// on time and late, and server CPU per room-tick.
     Server(ServerBenchArgs),
@@ -31,6 +36,7 @@ pub fn run(command: &BenchCommand) -> Result<(), String> {
         BenchCommand::Snapshot(args) => snapshot::run(args),
         BenchCommand::CatchUp(args) => catch_up::run(args),
         BenchCommand::Server(args) => server::run(args),
+        BenchCommand::Latency(args) => latency::run(args),
     }
 }
 

@@ -517,3 +517,51 @@ fn demo_over_shaped_tcp_with_50_ms_latency_equals_the_offline_run() {
         );
     }
 }
+
+/// Under loss, with the default drops and rejoins (one back from its local snapshot,
+/// one from a buddy's), every seed converges: 3 players at 5% loss, 4 players at 8%
+/// with latency and jitter. (`.ci/run` sweeps 100 seeds of each in a release build.)
+#[test]
+fn demo_seeds_converge_under_loss_with_drops_and_rejoins() {
+    for seed in 1..=12 {
+        let seed = seed.to_string();
+        let flags: [&[&str]; 2] = [
+            &["--loss", "5"],
+            &[
+                "--players",
+                "4",
+                "--latency",
+                "20",
+                "--jitter",
+                "10",
+                "--loss",
+                "8",
+            ],
+        ];
+        for extra in flags {
+            let mut args = vec![
+                "demo",
+                "--net",
+                "sim",
+                "--entities",
+                "10",
+                "--seed",
+                &seed,
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            let demo = json(&tickstep(&args));
+            assert_eq!(demo["converged"], true, "seed {seed} {extra:?}: {demo}");
+            let resyncs: usize = demo["clients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["resyncs"].as_array().unwrap().len())
+                .sum();
+            assert!(
+                resyncs >= 2,
+                "seed {seed} {extra:?}: both dropped players came back"
+            );
+        }
+    }
+}

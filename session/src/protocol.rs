@@ -174,6 +174,38 @@ pub struct VerifiedTicks {
     pub commands: Vec<TickCommand>,
 }
 
+impl ClientMessage {
+    /// The message's kind, by name (for logs, metrics and network tests).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientMessage::Hello(_) => "Hello",
+            ClientMessage::Update { .. } => "Update",
+            ClientMessage::UploadChunk { .. } => "UploadChunk",
+            ClientMessage::UploadUnavailable { .. } => "UploadUnavailable",
+            ClientMessage::ResendChunks { .. } => "ResendChunks",
+            ClientMessage::Leave => "Leave",
+        }
+    }
+}
+
+impl ServerMessage {
+    /// The message's kind, by name (for logs, metrics and network tests).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerMessage::Welcome { .. } => "Welcome",
+            ServerMessage::Refused(_) => "Refused",
+            ServerMessage::Start { .. } => "Start",
+            ServerMessage::Verified { .. } => "Verified",
+            ServerMessage::SnapshotChunk { .. } => "SnapshotChunk",
+            ServerMessage::UploadRequest { .. } => "UploadRequest",
+            ServerMessage::ResendUpload { .. } => "ResendUpload",
+            ServerMessage::Desync { .. } => "Desync",
+            ServerMessage::Heartbeat { .. } => "Heartbeat",
+            ServerMessage::End { .. } => "End",
+        }
+    }
+}
+
 impl VerifiedTicks {
     /// The ticks `first..=last` of `log` (as far as it holds them, from `first` on),
     /// read through `scratch`.

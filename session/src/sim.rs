@@ -113,6 +113,8 @@ pub struct SimNet<G, I> {
     now: Duration,
     inputs: InputSource<G, I>,
     tamper: Option<Tamper>,
+    /// Extra loss by message kind.
+    kind_loss: Vec<(&'static str, u8)>,
     /// Every input each client accepted to send, with its tick, in order.
     pub handed: Vec<Vec<(Tick, I)>>,
     /// Events every client raised, with the time.
@@ -150,6 +152,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
             now: Duration::ZERO,
             inputs,
             tamper: None,
+            kind_loss: Vec::new(),
             handed: Vec::new(),
             client_events: Vec::new(),
             server_events: Vec::new(),
@@ -263,17 +266,41 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
     }
 
     /// Copies of a message the link delivers (0 when lost, 2 when duplicated).
-    fn copies(&mut self, i: usize) -> usize {
+    /// Copies of a message of `kind` the link delivers (0 when lost, 2 when duplicated).
+    fn copies(&mut self, i: usize, kind: &str) -> usize {
         let link = self.links[i];
-        if !self.online[i] || self.rng.below(100) < link.loss_percent as u32 {
+        let extra = self
+            .kind_loss
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, percent)| *percent);
+        if !self.online[i]
+            || self.rng.below(100) < link.loss_percent as u32
+            || self.rng.below(100) < extra as u32
+        {
             return 0;
         }
         1 + (self.rng.below(100) < link.duplicate_percent as u32) as usize
     }
 
-    fn send_on(&mut self, i: usize, conn: ConnId, make: impl Fn() -> Delivery, len: usize) {
+    /// Makes every message of `kind` (a `ClientMessage::kind` or `ServerMessage::kind`
+    /// name) on every link also lost `percent`% of the time: a way to aim loss at one
+    /// step of a protocol (the welcome, the snapshot chunks).
+    pub fn set_kind_loss(&mut self, kind: &'static str, percent: u8) {
+        self.kind_loss.retain(|(k, _)| *k != kind);
+        self.kind_loss.push((kind, percent));
+    }
+
+    fn send_on(
+        &mut self,
+        i: usize,
+        conn: ConnId,
+        kind: &str,
+        make: impl Fn() -> Delivery,
+        len: usize,
+    ) {
         self.bytes_sent += len as u64;
-        for _ in 0..self.copies(i) {
+        for _ in 0..self.copies(i, kind) {
             let at = self.now + self.delay(i);
             if let Some((_, last)) = self.open.get_mut(&conn) {
                 *last = (*last).max(at);
@@ -361,6 +388,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
                     self.send_on(
                         i,
                         conn,
+                        message.kind(),
                         || Delivery::ToServer {
                             conn,
                             bytes: bytes.clone(),
@@ -394,6 +422,7 @@ impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
                 self.send_on(
                     client,
                     to,
+                    message.kind(),
                     || Delivery::ToClient {
                         client,
                         conn: to,

@@ -26,6 +26,15 @@ pub fn game(players: u8, seed: u64) -> ArenaConfig {
     }
 }
 
+/// A smaller arena (30 units) for long games with many players in debug builds.
+pub fn small_game(players: u8, seed: u64) -> ArenaConfig {
+    ArenaConfig {
+        units: 30,
+        players,
+        seed,
+    }
+}
+
 /// The tick-0 frame of `game`.
 pub fn initial(game: &ArenaConfig) -> Frame<ArenaGlobals> {
     arena::new_frame(game).expect("arena frame")

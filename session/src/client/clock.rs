@@ -5,7 +5,9 @@
 //! [`Timing`]). The round trip is the median of recent echoes (outliers do not move a
 //! median; a real change does within half a window), the jitter their mean deviation.
 //! The room's clock is the reading of the least-delayed recent message plus the
-//! shortest one-way trip. The lead — how many ticks past the room's tick input is
+//! shortest one-way trip; the estimate in use slews toward it at most a tenth faster
+//! or slower than real time (so ticks played out at an even rate stay even) and snaps
+//! only past a large error. The lead — how many ticks past the room's tick input is
 //! stamped for — starts from the model `one way + 3 × jitter + a tick`, then follows
 //! the slack the room reports: it rises at once when input arrives late or barely in
 //! time, and falls a tick at a time after a stretch of ample slack.
@@ -25,6 +27,10 @@ const OFFSET_WINDOW: Duration = Duration::from_secs(2);
 const OFFSET_SAMPLES: usize = 128;
 /// Slack ample for this long lowers the lead by a tick.
 const AMPLE_FOR: Duration = Duration::from_secs(1);
+/// An estimate this far off jumps to the measurement instead of slewing, µs.
+const SNAP_US: i64 = 50_000;
+/// The estimates move at most one part in this many of the time passed.
+const SLEW_DIVISOR: i64 = 10;
 
 /// The client's view of the room's clock and its own timing.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +39,12 @@ pub(crate) struct RoomClock {
     rtts: VecDeque<u64>,
     /// Recent `room_us - local_us` readings, with when they arrived.
     offsets: VecDeque<(Duration, i64)>,
+    /// The estimate in use of `room_us - local_us`, slewed toward the measurements.
+    offset: Option<i64>,
+    /// The playout delay in use, µs, slewed toward its target.
+    delay_us: i64,
+    /// When the estimates last moved.
+    slewed_at: Duration,
     /// Ticks added to (or, negative, taken from) the model's lead by the room's reports.
     correction: i64,
     /// Thin-slack reports before this are about input stamped before the last raise.
@@ -65,10 +77,35 @@ impl RoomClock {
                 self.offsets.pop_front();
             }
         }
+        self.slew(now);
         match timing.slack_us {
             Some(slack) => self.feedback(now, slack as i64, period_us),
             None => Slack::Fine,
         }
+    }
+
+    /// Moves the estimates in use toward the measurements, by at most a tenth of the
+    /// time since they last moved (snapping the room's clock past [`SNAP_US`]).
+    fn slew(&mut self, now: Duration) {
+        let step = (micros(now.saturating_sub(self.slewed_at)) as i64 / SLEW_DIVISOR).max(1);
+        self.slewed_at = now;
+        if let Some(target) = self.measured_offset() {
+            self.offset = Some(match self.offset {
+                Some(offset) if (target - offset).abs() <= SNAP_US => {
+                    offset + (target - offset).clamp(-step, step)
+                }
+                _ => target,
+            });
+        }
+        let delay = micros(self.rtt() / 2 + 2 * self.jitter()) as i64;
+        self.delay_us += (delay - self.delay_us).clamp(-step, step);
+    }
+
+    /// `room_us - local_us` as the least-delayed recent message measures it.
+    fn measured_offset(&self) -> Option<i64> {
+        let best = self.offsets.iter().map(|&(_, offset)| offset).max()?;
+        let fastest = self.rtts.iter().min().copied().unwrap_or(0) / 2;
+        Some(best.saturating_add(fastest as i64))
     }
 
     /// Adjusts the lead to a slack report.
@@ -116,20 +153,13 @@ impl RoomClock {
     /// The room's clock (µs since its tick 0 was due) estimated for `now`, once a
     /// message said where it stands.
     pub(crate) fn room_us(&self, now: Duration) -> Option<i64> {
-        let best = self.offsets.iter().map(|&(_, offset)| offset).max()?;
-        let fastest = self.rtts.iter().min().copied().unwrap_or(0) / 2;
-        Some(
-            (micros(now) as i64)
-                .saturating_add(best)
-                .saturating_add(fastest as i64),
-        )
+        Some((micros(now) as i64).saturating_add(self.offset?))
     }
 
     /// When, on the client's clock, the room's clock will read `room_us`.
     pub(crate) fn local_at(&self, room_us: i64) -> Option<Duration> {
-        let offset = self.room_us(Duration::ZERO)?;
         Some(Duration::from_micros(
-            room_us.saturating_sub(offset).max(0) as u64
+            room_us.saturating_sub(self.offset?).max(0) as u64,
         ))
     }
 
@@ -149,9 +179,10 @@ impl RoomClock {
     }
 
     /// How far behind the room's tick to play out verified ticks, so that they are
-    /// there in time despite jitter: the one-way trip plus twice the jitter.
+    /// there in time despite jitter: the one-way trip plus twice the jitter (slewed, so
+    /// the playout rate stays even).
     pub(crate) fn playout_delay(&self) -> Duration {
-        self.rtt() / 2 + 2 * self.jitter()
+        Duration::from_micros(self.delay_us.max(0) as u64)
     }
 }
 
@@ -212,7 +243,8 @@ mod tests {
         });
         assert_eq!(clock.rtt(), 80 * MS);
         let now = Duration::from_secs(2);
-        assert_eq!(clock.room_us(now), Some(micros(now) as i64 + 5_000_000));
+        let error = clock.room_us(now).unwrap() - (micros(now) as i64 + 5_000_000);
+        assert!(error.abs() < 1_000, "within a millisecond: {error} µs");
         assert_eq!(
             clock.room_tick(now, PERIOD),
             Some(7_000_000 / PERIOD as i64)

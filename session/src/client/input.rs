@@ -80,7 +80,9 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         let tick = in_room.next_input.max(in_room.live.saturating_add(1));
         let fallback = in_room.live + in_room.room.min_lead as u64 + 2;
         let target = self.input_target(now).unwrap_or(fallback);
-        (tick <= target).then_some(tick)
+        // Input past the end of the game could not count.
+        let last = in_room.room.end_tick.unwrap_or(Tick::MAX);
+        (tick <= target && tick <= last).then_some(tick)
     }
 
     /// Sends own input for [`Client::next_input_tick`]; returns that tick, or `None`

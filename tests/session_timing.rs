@@ -180,3 +180,36 @@ fn a_render_loop_following_playout_steps_one_tick_per_frame_under_jitter() {
         steps.len()
     );
 }
+
+/// A restarted app numbers its commands from 1 again, and a player seated anew keeps
+/// numbering from where it was: neither has its commands skipped as already taken.
+#[test]
+fn commands_get_through_after_an_app_restart_and_in_a_new_seat() {
+    let game = small_game(2, 41);
+    let mut room = room_config(&game);
+    room.end_tick = Some(3000);
+    let mut net = network(&game, room);
+    for n in 0..2 {
+        join(&mut net, &game, n, link(20, 5, 0));
+    }
+    run_to_tick(&mut net, 900);
+    assert!(
+        net.client(1).stats().commands_applied > 0,
+        "novas before the restart"
+    );
+    // The app dies and comes back from what it saved: a new client, counting from 1.
+    let saved = net.client(1).reconnect_info();
+    net.replace_client(1, client_with(&game, saved, tickstep_arena::simulation()));
+    net.connect(1);
+    run_to_tick(&mut net, 2000);
+    let restarted = net.client(1).stats();
+    assert!(restarted.commands_sent > 0, "novas after the restart");
+    // Its commands in flight are confirmed or still queued; none is skipped.
+    assert!(
+        restarted.commands_applied + 2 >= restarted.commands_sent,
+        "{restarted:?}"
+    );
+    run_for(&mut net, Duration::from_secs(60));
+    let stats = net.client(1).stats();
+    assert_eq!(stats.commands_applied, stats.commands_sent, "{stats:?}");
+}

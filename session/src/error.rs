@@ -95,14 +95,3 @@ pub enum SessionError {
     #[error("the server broke the protocol: {0}")]
     UnexpectedMessage(String),
 }
-
-impl SessionError {
-    /// Whether a client should reconnect on its own after this: only after unexpected
-    /// losses, never after a refusal, a kick or a verdict on its state.
-    pub fn is_unexpected_loss(&self) -> bool {
-        matches!(
-            self,
-            SessionError::ConnectionLost(_) | SessionError::SnapshotRejected
-        )
-    }
-}

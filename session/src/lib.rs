@@ -81,10 +81,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The flow: clients send input for tick T + input delay; a room finalises tick T when
-//! every playing player's input is in or a tolerance deadline passes (filling what is
-//! missing), and broadcasts the verified input; every client steps its frame on it and
-//! reports its checksum every K ticks; the room compares reports and names a desync.
+//! The flow: each client stamps its input for the room's tick plus its own lead (sized
+//! from its round trip, corrected by the slack the room reports); a room finalises tick
+//! T when every player sending input has, or after a short hold for a late one (then
+//! filling it in, flagged), and broadcasts the verified input; every client steps its
+//! frame on it and reports its checksum every K ticks; the room compares reports and
+//! names a desync.
 
 mod client;
 mod error;

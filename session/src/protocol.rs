@@ -9,6 +9,7 @@
 use bytemuck::Pod;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick, TickInputs};
 use tickstep_replay::InputLog;
 use tickstep_snapshot::Chunk;
@@ -57,7 +58,7 @@ pub struct Timing {
     /// µs since tick 0 was due when this message left (negative before it), or `None`
     /// while the game has not been scheduled. Tick T is due at `T / tick_rate` s.
     pub room_us: Option<i64>,
-    /// The newest `sent_at` the room heard from this client, and the µs between
+    /// The latest `sent_at` the room heard from this client, and the µs between
     /// hearing it and sending this (the client's round trip is its clock now, less the
     /// echo, less the hold).
     pub echo: Option<Echo>,
@@ -67,6 +68,12 @@ pub struct Timing {
     pub slack_us: Option<i32>,
     /// The newest command number the room has taken from this client.
     pub commands_taken: u32,
+}
+
+/// A reading of a session clock (time since the driver's epoch) in whole µs, as the
+/// protocol carries clocks.
+pub(crate) fn micros(time: Duration) -> u64 {
+    time.as_micros().min(u64::MAX as u128) as u64
 }
 
 /// A client clock reading echoed back by the room.
@@ -84,7 +91,7 @@ pub struct Echo {
 pub struct Command {
     /// Numbers the client's commands, from 1, without gaps.
     pub seq: u32,
-    /// The tick asked for.
+    /// The tick asked for (past the room's input window, the window's last tick).
     pub tick: Tick,
     /// The game's bytes (at most `tickstep_engine::MAX_COMMAND_LEN`).
     pub bytes: Vec<u8>,
@@ -207,12 +214,13 @@ impl ServerMessage {
 }
 
 impl VerifiedTicks {
-    /// The ticks `first..=last` of `log` (as far as it holds them, from `first` on),
-    /// read through `scratch`.
+    /// The ticks of `log` from `first` to `last`, as far as it holds them and as many
+    /// as fit in about `max_bytes` encoded (at least one), read through `scratch`.
     pub fn from_log<I: Pod + PartialEq>(
         log: &InputLog<I>,
         first: Tick,
         last: Tick,
+        max_bytes: usize,
         scratch: &mut TickInputs<I>,
     ) -> VerifiedTicks {
         let count = last.saturating_sub(first).saturating_add(1).min(1 << 16) as usize;
@@ -223,10 +231,20 @@ impl VerifiedTicks {
             inputs: Vec::with_capacity(count * scratch.players() * size_of::<I>()),
             commands: Vec::new(),
         };
+        let mut bytes = 0;
         for tick in first..=last {
             if log.read(tick, scratch).is_err() {
                 break;
             }
+            // Two masks of at most 10 bytes, the inputs, and each command's bytes with
+            // its tick (10), player (1) and length (2).
+            let size = 20
+                + size_of_val(scratch.raw())
+                + scratch.commands().map(|(_, b)| 13 + b.len()).sum::<usize>();
+            if bytes > 0 && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
             ticks.presence.push(scratch.present_mask());
             ticks.replaced.push(scratch.replaced_mask());
             ticks

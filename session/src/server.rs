@@ -9,7 +9,7 @@ use tickstep_replay::InputLog;
 
 use crate::outbox::{Outbox, ServerTransmit};
 use crate::protocol::{ClientMessage, ServerMessage};
-use crate::room::{Room, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder, Timing};
+use crate::room::{Liveness, Room, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder};
 use crate::{ConnId, Refusal};
 
 /// What happened in one of the server's rooms.
@@ -191,17 +191,17 @@ impl<I: Pod + PartialEq> Server<I> {
         }
     }
 
-    fn timing(&self) -> Timing {
-        Timing {
+    fn liveness(&self) -> Liveness {
+        Liveness {
             peer_timeout: self.config.peer_timeout,
             heartbeat: self.config.heartbeat,
         }
     }
 
     fn drive_room(&mut self, now: Duration, name: &str) {
-        let timing = self.timing();
+        let liveness = self.liveness();
         if let Some(room) = self.rooms.get_mut(name) {
-            room.drive(now, timing, &mut self.out);
+            room.drive(now, liveness, &mut self.out);
         }
         self.collect_events(name);
     }
@@ -220,9 +220,9 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// Time passed: finalise due ticks, run timeouts.
     pub fn handle_timeout(&mut self, now: Duration) {
-        let timing = self.timing();
+        let liveness = self.liveness();
         for (name, room) in &mut self.rooms {
-            room.drive(now, timing, &mut self.out);
+            room.drive(now, liveness, &mut self.out);
             while let Some(event) = room.poll_event() {
                 self.events.push_back(ServerEvent {
                     room: name.clone(),

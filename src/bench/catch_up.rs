@@ -231,7 +231,13 @@ fn client_catch_up(
         .map(|first| ServerMessage::Verified {
             live,
             timing: Timing::default(),
-            ticks: VerifiedTicks::from_log(log, first, live.min(first + 999), &mut inputs),
+            ticks: VerifiedTicks::from_log(
+                log,
+                first,
+                live.min(first + 999),
+                usize::MAX,
+                &mut inputs,
+            ),
         })
         .collect();
     let client_config = ClientConfig {

@@ -98,16 +98,19 @@ async fn deliver(mut rx: mpsc::UnboundedReceiver<(Instant, Due)>, mut to: impl A
     // By (due time, arrival order): a priority queue that keeps equal times in order.
     let mut queue: BTreeMap<(Instant, u64), Due> = BTreeMap::new();
     let mut sequence = 0u64;
+    let mut open = true;
     loop {
         let next = queue.first_key_value().map(|(&(at, _), _)| at);
+        if !open && next.is_none() {
+            break;
+        }
         tokio::select! {
-            incoming = rx.recv() => match incoming {
+            incoming = rx.recv(), if open => match incoming {
                 Some((at, due)) => {
                     sequence += 1;
                     queue.insert((at, sequence), due);
                 }
-                None if queue.is_empty() => break,
-                None => {}
+                None => open = false,
             },
             _ = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
                 while let Some(entry) = queue.first_entry() {

@@ -8,12 +8,13 @@ use tickstep_engine::{Checksum, MAX_PLAYERS, PlayerId, Tick};
 use tickstep_replay::CatchUp;
 use tickstep_snapshot::Chunk;
 
+use super::clock::MAX_LEAD;
 use super::state::{Download, InRoom, Stage, State, VerifiedInput};
 use super::timers::Timer;
-use super::{Client, ClientEvent, DOWNLOAD_STALL, DisconnectReason};
-use crate::SessionError;
+use super::{Client, ClientEvent, DOWNLOAD_STALL, DisconnectReason, MIN_TIMER};
 use crate::protocol::{ClientMessage, Entry, RoomInfo, SnapshotSource};
 use crate::transfer::Incoming;
+use crate::{MAX_TICK_RATE, SessionError};
 
 impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     /// The room seated us at `player`: set up for `room` and enter as `entry` says.
@@ -33,12 +34,16 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             || players == 0
             || players > MAX_PLAYERS
             || player.0 >= room.players
+            || !(1..=MAX_TICK_RATE).contains(&room.tick_rate)
+            || room.min_lead > MAX_LEAD
         {
             self.stop(DisconnectReason::Error(SessionError::UnexpectedMessage(
-                "the room's input size, player count or slot does not fit this game".into(),
+                "the room's input size, player count, slot, rate or lead does not fit this game"
+                    .into(),
             )));
             return;
         }
+        self.clock.set_room(room.tick_rate, room.min_lead);
         self.info.player = Some(player);
         self.state = State::InRoom(Box::new(InRoom {
             room,
@@ -54,7 +59,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         }));
         self.timers.stop(Timer::Hello);
         self.timers
-            .set(Timer::Heartbeat, now + self.config.heartbeat);
+            .set(Timer::Heartbeat, now + self.config.heartbeat.max(MIN_TIMER));
         self.events.push_back(ClientEvent::Joined { player, entry });
         match entry {
             Entry::Lobby => self.timers.stop(Timer::Start),

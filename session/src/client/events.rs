@@ -126,7 +126,7 @@ pub enum ClientEvent {
         ticks: u64,
     },
     /// Own input reached the room late by `by`: the tick waited for it (or filled it
-    /// in, see [`ClientEvent::OwnInputReplaced`]). The input lead has grown.
+    /// in, see [`ClientEvent::OwnInputReplaced`]). The input lead grows to match.
     InputLate {
         /// How late.
         by: Duration,

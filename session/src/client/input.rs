@@ -32,34 +32,25 @@ pub enum CommandError {
 }
 
 impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
-    /// The room's tick length in µs (60 Hz before the room is known).
-    pub(super) fn period_us(&self) -> u64 {
-        let rate = self.room().map_or(60, |r| r.tick_rate.max(1));
-        1_000_000 / rate as u64
-    }
-
     /// The newest tick input stamped now can reach the room in time for: the room's
     /// estimated tick plus the lead (`None` before the room's clock is known).
     pub(super) fn input_target(&self, now: Duration) -> Option<Tick> {
-        let min_lead = self.room()?.min_lead;
-        let period = self.period_us();
-        let tick = self.clock.room_tick(now, period)?;
-        let target = tick.saturating_add(self.clock.lead(period, min_lead) as i64);
+        let tick = self.clock.room_tick(now)?;
+        let target = tick.saturating_add(self.clock.lead() as i64);
         Some(target.max(0) as Tick)
     }
 
     /// Arms the `Input` timer for when the room's clock reaches its next tick, so the
     /// host is called to sample input as each tick's turn comes.
     pub(super) fn arm_input_timer(&mut self, now: Duration) {
-        let period = self.period_us();
         let running = self
             .in_room()
             .is_some_and(|r| matches!(r.stage, Stage::Running { .. }));
         let next = self
             .clock
-            .room_tick(now, period)
+            .room_tick(now)
             .filter(|_| running)
-            .and_then(|tick| self.clock.local_at((tick + 1) * period as i64));
+            .and_then(|tick| self.clock.tick_starts_at(tick.saturating_add(1)));
         match next {
             Some(at) => self
                 .timers
@@ -78,7 +69,9 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             return None;
         }
         let tick = in_room.next_input.max(in_room.live.saturating_add(1));
-        let fallback = in_room.live + in_room.room.min_lead as u64 + 2;
+        let fallback = in_room
+            .live
+            .saturating_add(in_room.room.min_lead as u64 + 2);
         let target = self.input_target(now).unwrap_or(fallback);
         // Input past the end of the game could not count.
         let last = in_room.room.end_tick.unwrap_or(Tick::MAX);
@@ -112,7 +105,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     /// present), or the first open tick after it if that closed meanwhile; every peer
     /// sees it on the same tick (in [`tickstep_engine::TickInputs::commands`]).
     /// Returns its number.
-    pub fn send_command(&mut self, now: Duration, bytes: &[u8]) -> Result<u32, CommandError> {
+    pub fn send_command(&mut self, _now: Duration, bytes: &[u8]) -> Result<u32, CommandError> {
         if bytes.len() > MAX_COMMAND_LEN {
             return Err(CommandError::TooLong(bytes.len()));
         }
@@ -125,8 +118,10 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         else {
             return Err(CommandError::NotRunning);
         };
-        let _ = now;
-        let tick = in_room.next_input.saturating_sub(1).max(in_room.live + 1);
+        let tick = in_room
+            .next_input
+            .saturating_sub(1)
+            .max(in_room.live.saturating_add(1));
         self.command_seq += 1;
         self.commands.push_back(Command {
             seq: self.command_seq,

@@ -41,6 +41,8 @@ use clock::{RoomClock, Slack};
 use state::{Attempts, InRoom, Stage, State};
 use timers::{Timer, Timers};
 
+/// The shortest any configured interval is taken to be (a zero would make a host spin).
+const MIN_TIMER: Duration = Duration::from_millis(1);
 /// A stalled snapshot download asks for its missing chunks after this.
 const DOWNLOAD_STALL: Duration = Duration::from_millis(300);
 
@@ -195,10 +197,8 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
 
     /// What the client measured of its play so far.
     pub fn stats(&self) -> ClientStats {
-        let period = self.period_us();
-        let min_lead = self.room().map_or(1, |r| r.min_lead);
         ClientStats {
-            input_lead: self.clock.lead(period, min_lead),
+            input_lead: self.clock.lead(),
             rtt: self.clock.rtt(),
             jitter: self.clock.jitter(),
             ..self.stats.clone()
@@ -350,13 +350,15 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             // The game is scheduled: a lobby client whose `Start` was lost enters.
             self.start_if_lobby(now);
         }
-        let period = self.period_us();
-        if self.clock.observe(now, timing, period) == Slack::Late {
+        if self.clock.observe(now, timing) == Slack::Late {
             let late = timing.slack_us.unwrap_or_default().unsigned_abs();
             let by = Duration::from_micros(late.into());
             self.events.push_back(ClientEvent::InputLate { by });
         }
         self.commands_taken(timing.commands_taken);
+        // A restarted app, or one its room saw send more than it remembers: number new
+        // commands past what the seat already took.
+        self.command_seq = self.command_seq.max(timing.commands_taken);
         if self.timers.get(Timer::Input).is_none() {
             self.arm_input_timer(now);
         }
@@ -444,7 +446,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     fn transmit(&mut self, now: Duration, message: ClientMessage) {
         if self.in_room().is_some() {
             self.timers
-                .set(Timer::Heartbeat, now + self.config.heartbeat);
+                .set(Timer::Heartbeat, now + self.config.heartbeat.max(MIN_TIMER));
         }
         self.out.push_back(ClientTransmit::Send(message));
     }
@@ -458,7 +460,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         let received = in_room.stage.input().map_or(0, |i| i.newest());
         let stepped = in_room.stage.entered().map_or(0, |_| self.frame.tick());
         ClientMessage::Update {
-            sent_at: now.as_micros().min(u64::MAX as u128) as u64,
+            sent_at: crate::protocol::micros(now),
             received,
             stepped,
             first_input: in_room.unconfirmed.front().map_or(0, |(t, _)| *t),

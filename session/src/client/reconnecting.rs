@@ -6,9 +6,9 @@ use bytemuck::Pod;
 use std::time::Duration;
 
 use super::clock::RoomClock;
-use super::state::State;
+use super::state::{Stage, State};
 use super::timers::Timer;
-use super::{Client, ClientEvent, ClientTransmit, DisconnectReason};
+use super::{Client, ClientEvent, ClientTransmit, DisconnectReason, MIN_TIMER};
 use crate::protocol::{ClientMessage, Hello, PROTOCOL_VERSION};
 use crate::reconnect::LocalSnapshot;
 use crate::{Refusal, SessionError};
@@ -54,9 +54,10 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 .local_snapshot
                 .as_ref()
                 .map(|s| (s.tick, s.checksum)),
-            sent_at: now.as_micros().min(u64::MAX as u128) as u64,
+            sent_at: crate::protocol::micros(now),
         };
-        self.timers.set(Timer::Hello, now + self.config.hello_retry);
+        let retry = self.config.hello_retry.max(MIN_TIMER);
+        self.timers.set(Timer::Hello, now + retry);
         self.transmit(now, ClientMessage::Hello(hello));
     }
 
@@ -70,8 +71,12 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             let error = SessionError::ReconnectFailed(attempt - 1);
             return self.stop(DisconnectReason::Error(error));
         }
-        let entered = self.in_room().is_some_and(|r| r.stage.entered().is_some());
-        if entered {
+        // In the game, or waiting in its lobby (where no start timeout runs): the
+        // attempts to come back get a fresh start timeout.
+        let seated = self
+            .in_room()
+            .is_some_and(|r| r.stage.entered().is_some() || matches!(r.stage, Stage::Lobby));
+        if seated {
             self.attempts.began = now;
         } else if now >= self.attempts.began + self.config.start_timeout {
             // Still not in the game and out of time: give up now, not at the next call.

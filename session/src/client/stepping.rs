@@ -120,27 +120,18 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             };
         };
         let newest = in_room.stage.input().map_or(0, |i| i.newest());
-        let period = self.period_us();
         let paced = matches!(in_room.stage, Stage::Running { .. })
-            .then(|| self.clock.room_us(now))
+            .then(|| self.clock.playout(now))
             .flatten();
-        let Some(room_us) = paced else {
-            return Playout {
+        match paced {
+            Some((tick, fraction)) if tick >= 0 && (tick as u64) < newest => Playout {
+                tick: tick as u64,
+                fraction,
+            },
+            _ => Playout {
                 tick: newest,
                 fraction: 0.0,
-            };
-        };
-        let behind = room_us - self.clock.playout_delay().as_micros() as i64;
-        let target = behind.div_euclid(period as i64).max(0) as u64;
-        if target >= newest {
-            return Playout {
-                tick: newest,
-                fraction: 0.0,
-            };
-        }
-        Playout {
-            tick: target,
-            fraction: behind.rem_euclid(period as i64) as f32 / period as f32,
+            },
         }
     }
 

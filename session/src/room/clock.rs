@@ -23,7 +23,7 @@ pub struct RoomStats {
     /// offline run of every player's input.
     pub filled_ticks: u64,
     /// Ticks finalised more than one tick period after their deadline (due time plus
-    /// input tolerance): the server fell behind its own clock.
+    /// hold): the server fell behind its own clock.
     pub late_ticks: u64,
 }
 
@@ -94,10 +94,10 @@ impl<I: Pod + PartialEq> Clock<I> {
         self.log.oldest().unwrap_or(1)
     }
 
-    /// Whether a frame at `tick` can catch up from the history: every tick after it is
-    /// held (or none has been verified yet).
+    /// Whether a frame at `tick` can catch up from the history: nothing after it has
+    /// been verified yet, or the history still holds every tick after it.
     pub(super) fn covers(&self, tick: Tick) -> bool {
-        tick >= self.finalized || self.log.oldest().is_some_and(|o| o <= tick + 1)
+        tick >= self.finalized || self.holds_after(tick)
     }
 
     /// Whether the history still holds every tick after `tick`.
@@ -164,6 +164,18 @@ impl<I: Pod + PartialEq> Clock<I> {
         Some(self.finalized + 1 + slot as u64)
     }
 
+    /// Takes back the command `player` landed last on `tick` (it could not count).
+    pub(super) fn withdraw_command(&mut self, tick: Tick, player: PlayerId) {
+        let Some(slot) = tick.checked_sub(self.finalized + 1) else {
+            return;
+        };
+        if let Some(pending) = self.pending.get_mut(slot as usize)
+            && let Some(at) = pending.commands.iter().rposition(|(p, _)| *p == player)
+        {
+            pending.commands.remove(at);
+        }
+    }
+
     /// Finalises every tick due by `now` in a game whose tick 0 was due at `zero`, up
     /// to the end tick: a due tick waits for the input of every player in `expected`
     /// until its hold deadline. `present` says who the tick is for: a present player's
@@ -184,17 +196,18 @@ impl<I: Pod + PartialEq> Clock<I> {
             if now < due {
                 break;
             }
-            let all_in = expected & !self.pending[0].received == 0;
-            if !all_in && now < due + config.hold {
-                break;
-            }
-            let deadline = due + config.hold + config.period();
-            self.stats.late_ticks += (now > deadline) as u64;
             let present = present
                 .iter()
                 .enumerate()
                 .filter(|(_, from)| from.is_some_and(|f| f <= tick))
                 .fold(0u64, |mask, (p, _)| mask | 1 << p);
+            // A player's input counts (and is waited for) only from its first tick on.
+            let all_in = expected & present & !self.pending[0].received == 0;
+            if !all_in && now < due + config.hold {
+                break;
+            }
+            let deadline = due + config.hold + config.period();
+            self.stats.late_ticks += (now > deadline) as u64;
             self.finalize(config.fill, tick, present);
         }
         self.finalized > before
@@ -267,25 +280,24 @@ impl<I: Pod + PartialEq> Clock<I> {
         })
     }
 
-    /// The verified ticks `from..=to` (those still held), in messages of at most
-    /// `per_message` ticks.
+    /// The verified ticks `from..=to` (those still held), in messages of about
+    /// `max_bytes` at most.
     pub(super) fn verified(
         &mut self,
         from: Tick,
         to: Tick,
-        per_message: u64,
+        max_bytes: usize,
     ) -> Vec<VerifiedTicks> {
         let mut batches = Vec::new();
         let mut first = from;
         while first <= to {
-            let last = to.min(first + per_message.max(1) - 1);
-            batches.push(VerifiedTicks::from_log(
-                &self.log,
-                first,
-                last,
-                &mut self.scratch,
-            ));
-            first = last + 1;
+            let ticks = VerifiedTicks::from_log(&self.log, first, to, max_bytes, &mut self.scratch);
+            let taken = ticks.presence.len() as u64;
+            if taken == 0 {
+                break;
+            }
+            batches.push(ticks);
+            first += taken;
         }
         batches
     }
@@ -450,7 +462,7 @@ mod tests {
             .map(|(p, b)| (p, b.to_vec()))
             .collect();
         assert_eq!(tick5, vec![(PlayerId(0), b"on time".to_vec())]);
-        let batch = &clock.verified(3, 5, 10)[0];
+        let batch = &clock.verified(3, 5, 1 << 16)[0];
         assert_eq!(batch.commands.len(), MAX_COMMANDS_PER_TICK + 2);
         assert_eq!(
             (batch.commands[0].tick, batch.commands.last().unwrap().tick),
@@ -469,7 +481,7 @@ mod tests {
             clock.next_deadline(&config, T0, Duration::from_secs(10)),
             None
         );
-        let batches = clock.verified(1, 3, 2);
+        let batches = clock.verified(1, 3, 2 * 28);
         assert_eq!(batches.len(), 2);
         assert_eq!((batches[0].first, batches[0].presence.len()), (1, 2));
         assert_eq!(batches[1].inputs.len(), 8);

@@ -40,7 +40,11 @@ use clock::Clock;
 use feed::Feed;
 use judge::Judge;
 use seats::{Admission, Seats, Sending, Stage};
+use tickstep_engine::MAX_COMMAND_LEN;
 
+/// Verified ticks are sent in messages of about this many bytes at most (well within
+/// `MAX_MESSAGE_LEN`, whatever commands the ticks carry).
+const VERIFIED_BATCH_BYTES: usize = 60_000;
 /// Housekeeping (timeouts, resends, heartbeats) runs at least this often.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
 
@@ -57,9 +61,9 @@ enum Phase {
     Closed,
 }
 
-/// Server-wide timing a room is driven with.
+/// Server-wide liveness rules a room is driven with.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Timing {
+pub(crate) struct Liveness {
     /// A player silent this long is taken as lost.
     pub peer_timeout: Duration,
     /// A player sent nothing this long gets a heartbeat.
@@ -429,14 +433,18 @@ impl<I: Pod + PartialEq> Room<I> {
         let Stage::Playing { sending, .. } = &mut active.stage else {
             return;
         };
-        let from = sending.map_or(first, |s| s.from);
-        *sending = Some(Sending {
-            from,
+        let sending = sending.get_or_insert(Sending {
+            from: first,
             last_heard: now,
         });
         let slack = self
             .clock
             .accept(&self.config, zero, now, player, first, inputs);
+        // Only input that counts shows the player is not silent: a client whose input
+        // all lands out of the window is not waited for.
+        if slack.is_some() {
+            sending.last_heard = now;
+        }
         active.note_slack(slack);
     }
 
@@ -453,12 +461,34 @@ impl<I: Pod + PartialEq> Room<I> {
         let Some(seat) = self.seats.get_mut(player) else {
             return;
         };
+        let finalized = self.clock.finalized();
+        let per_second = self.config.tick_rate as u64;
         for command in commands.iter().take(MAX_LIST) {
-            if command.seq != seat.commands_taken.wrapping_add(1) {
+            // Numbered past what this seat took, in order: each is taken once, and a
+            // client that joined a fresh seat, or restarted, still gets through.
+            if command.seq <= seat.commands_taken {
                 continue;
             }
-            // A command too long for any tick is skipped, not retried forever.
-            self.clock.command(player, command.tick, &command.bytes);
+            if command.bytes.len() > MAX_COMMAND_LEN {
+                // A command no tick can hold is skipped, not retried forever.
+                seat.commands_taken = command.seq;
+                continue;
+            }
+            // Over the player's budget, or nowhere to land before the end: not taken,
+            // so the client sends it again and it lands later.
+            if !seat
+                .command_budget
+                .spend(finalized, per_second, command.bytes.len())
+            {
+                break;
+            }
+            let Some(landed) = self.clock.command(player, command.tick, &command.bytes) else {
+                break;
+            };
+            if self.config.end_tick.is_some_and(|end| landed > end) {
+                self.clock.withdraw_command(landed, player);
+                break;
+            }
             seat.commands_taken = command.seq;
         }
     }
@@ -528,7 +558,7 @@ impl<I: Pod + PartialEq> Room<I> {
 
     /// Advances the room to `now`: finalises due ticks, streams verified input, and
     /// runs timeouts, resends and heartbeats.
-    pub(crate) fn drive(&mut self, now: Duration, timing: Timing, out: &mut Outbox) {
+    pub(crate) fn drive(&mut self, now: Duration, liveness: Liveness, out: &mut Outbox) {
         if matches!(self.phase, Phase::Closed) {
             return;
         }
@@ -537,7 +567,7 @@ impl<I: Pod + PartialEq> Room<I> {
         self.stream(now, out);
         if now >= self.housekept + HOUSEKEEPING {
             self.housekept = now;
-            self.housekeeping(now, timing, out);
+            self.housekeeping(now, liveness, out);
         }
     }
 
@@ -592,8 +622,6 @@ impl<I: Pod + PartialEq> Room<I> {
 
     /// Sends every entered player the verified ticks it lacks.
     fn stream(&mut self, now: Duration, out: &mut Outbox) {
-        let row = self.seats.len() * size_of::<I>() + 8;
-        let per_message = (60_000 / row).max(1) as u64;
         let (live, oldest) = (self.clock.finalized(), self.clock.oldest());
         let room_us = self.room_us(now);
         for p in 0..self.seats.len() {
@@ -608,7 +636,7 @@ impl<I: Pod + PartialEq> Room<I> {
             let Some((from, to)) = feed.due(now, live, oldest) else {
                 continue;
             };
-            for ticks in self.clock.verified(from, to, per_message) {
+            for ticks in self.clock.verified(from, to, VERIFIED_BATCH_BYTES) {
                 self.seats.send_timed(out, now, player, room_us, |timing| {
                     ServerMessage::Verified {
                         live,
@@ -620,12 +648,12 @@ impl<I: Pod + PartialEq> Room<I> {
         }
     }
 
-    fn housekeeping(&mut self, now: Duration, timing: Timing, out: &mut Outbox) {
+    fn housekeeping(&mut self, now: Duration, liveness: Liveness, out: &mut Outbox) {
         let live = self.clock.finalized();
         let silent: Vec<ConnId> = self
             .seats
             .actives()
-            .filter(|(_, a)| now >= a.last_heard + timing.peer_timeout)
+            .filter(|(_, a)| now >= a.last_heard + liveness.peer_timeout)
             .map(|(_, a)| a.conn)
             .collect();
         for conn in silent {
@@ -637,7 +665,7 @@ impl<I: Pod + PartialEq> Room<I> {
         let quiet: Vec<PlayerId> = self
             .seats
             .actives()
-            .filter(|(_, a)| now >= a.last_sent + timing.heartbeat)
+            .filter(|(_, a)| now >= a.last_sent + liveness.heartbeat)
             .map(|(p, _)| p)
             .collect();
         for player in quiet {

@@ -25,6 +25,58 @@ pub(crate) struct Seat {
     /// The newest command number taken from this player (kept across reconnections,
     /// so a command resent after a loss is not taken twice).
     pub commands_taken: u32,
+    /// How many more commands, and command bytes, the player may send now.
+    pub command_budget: CommandBudget,
+}
+
+/// Commands a player may send: a budget refilled with the room's ticks, so one player
+/// cannot crowd others' commands out of the ticks, or fill the history kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CommandBudget {
+    /// Commands left.
+    commands: u64,
+    /// Bytes left.
+    bytes: u64,
+    /// The tick it was last refilled at.
+    at: Tick,
+}
+
+/// Commands a second a player may land, on average; twice that in a burst.
+const COMMANDS_PER_SECOND: u64 = 8;
+/// Command bytes a second a player may land, on average; twice that in a burst.
+const COMMAND_BYTES_PER_SECOND: u64 = 1024;
+
+impl Default for CommandBudget {
+    fn default() -> Self {
+        CommandBudget {
+            commands: 2 * COMMANDS_PER_SECOND,
+            bytes: 2 * COMMAND_BYTES_PER_SECOND,
+            at: 0,
+        }
+    }
+}
+
+impl CommandBudget {
+    /// Refills for the ticks up to `tick` (at `rate` a second) and spends one command
+    /// of `len` bytes, if the budget allows.
+    pub(super) fn spend(&mut self, tick: Tick, rate: u64, len: usize) -> bool {
+        let elapsed = tick.saturating_sub(self.at);
+        if elapsed > 0 {
+            let refill = |per_second: u64| elapsed.saturating_mul(per_second) / rate.max(1);
+            self.commands =
+                (self.commands + refill(COMMANDS_PER_SECOND)).min(2 * COMMANDS_PER_SECOND);
+            self.bytes =
+                (self.bytes + refill(COMMAND_BYTES_PER_SECOND)).min(2 * COMMAND_BYTES_PER_SECOND);
+            self.at = tick;
+        }
+        let len = len as u64;
+        if self.commands == 0 || self.bytes < len {
+            return false;
+        }
+        self.commands -= 1;
+        self.bytes -= len;
+        true
+    }
 }
 
 /// A seat's connection.
@@ -314,14 +366,17 @@ impl Seats {
             stage,
         };
         let slot = &mut self.seats[player.0 as usize];
-        let commands_taken = slot
+        let (commands_taken, command_budget) = slot
             .as_ref()
             .filter(|seat| seat.client_id == client_id)
-            .map_or(0, |seat| seat.commands_taken);
+            .map_or((0, CommandBudget::default()), |seat| {
+                (seat.commands_taken, seat.command_budget)
+            });
         *slot = Some(Seat {
             client_id,
             link: Link::Active(active),
             commands_taken,
+            command_budget,
         });
         self.empty_since = None;
     }

@@ -10,7 +10,7 @@ use crate::protocol::Hello;
 use crate::{ClientId, test_game};
 
 const MS: Duration = Duration::from_millis(1);
-const TIMING: Timing = Timing {
+const LIVENESS: Liveness = Liveness {
     peer_timeout: Duration::from_secs(10),
     heartbeat: Duration::from_secs(1),
 };
@@ -98,13 +98,13 @@ fn the_game_starts_when_the_room_fills_and_ticks_verify_everyones_input() {
     h.input(MS, 1, 1, &[10, 11]);
     h.input(MS, 2, 1, &[20]);
     let due = h.room.config.due(Duration::ZERO, 2);
-    h.room.drive(due, TIMING, &mut h.out);
+    h.room.drive(due, LIVENESS, &mut h.out);
     assert_eq!(h.room.finalized(), 1, "tick 2 waits for player 1's input");
     let mut inputs = TickInputs::new(2).unwrap();
     h.room.inputs().read(1, &mut inputs).unwrap();
     assert_eq!(inputs.raw(), &[10, 20]);
     assert_eq!(h.room.stats().filled_ticks, 0);
-    h.room.drive(due + h.room.config.hold, TIMING, &mut h.out);
+    h.room.drive(due + h.room.config.hold, LIVENESS, &mut h.out);
     assert_eq!(h.room.finalized(), 2);
     h.room.inputs().read(2, &mut inputs).unwrap();
     assert_eq!(inputs.raw(), &[11, 20], "filled with player 1's last input");
@@ -128,7 +128,7 @@ fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
         let now = h.room.config.due(Duration::ZERO, tick);
         h.input(now, 1, tick, &[1]);
         h.input(now, 2, tick, &[2]);
-        h.room.drive(now, TIMING, &mut h.out);
+        h.room.drive(now, LIVENESS, &mut h.out);
         h.room.inputs().read(tick, &mut inputs).unwrap();
         sim.step(&mut played, &inputs).unwrap();
         if tick == 30 {
@@ -152,7 +152,7 @@ fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
     // Housekeeping decides tick 30; player 2 drops and comes back without a snapshot:
     // a buddy is asked.
     let later = Duration::from_millis(1100);
-    h.room.drive(later, TIMING, &mut h.out);
+    h.room.drive(later, LIVENESS, &mut h.out);
     h.room.disconnect(later, ConnId(2), "lost", &mut h.out);
     h.hello(later, 3, 2).unwrap();
     let sent = h.sent();
@@ -195,21 +195,21 @@ fn silent_players_go_inactive_their_seats_expire_and_an_empty_room_closes() {
     });
     h.hello(Duration::ZERO, 1, 1).unwrap();
     let sec = Duration::from_secs(1);
-    h.room.drive(9 * sec, TIMING, &mut h.out);
+    h.room.drive(9 * sec, LIVENESS, &mut h.out);
     assert_eq!(
         h.room.holders()[0],
         Some((ClientId::from_seed(1), Some(ConnId(1))))
     );
-    h.room.drive(10 * sec, TIMING, &mut h.out);
+    h.room.drive(10 * sec, LIVENESS, &mut h.out);
     assert_eq!(
         h.room.holders()[0],
         Some((ClientId::from_seed(1), None)),
         "timed out"
     );
-    h.room.drive(15 * sec, TIMING, &mut h.out);
+    h.room.drive(15 * sec, LIVENESS, &mut h.out);
     assert_eq!(h.room.holders()[0], None, "PlayerTTL passed");
     assert!(!h.room.is_closed());
-    h.room.drive(30 * sec, TIMING, &mut h.out);
+    h.room.drive(30 * sec, LIVENESS, &mut h.out);
     assert!(h.room.is_closed(), "EmptyRoomTTL passed");
     let events = h.events();
     assert!(events.contains(&RoomEvent::SlotFreed {
@@ -217,4 +217,32 @@ fn silent_players_go_inactive_their_seats_expire_and_an_empty_room_closes() {
     }));
     assert_eq!(events.last(), Some(&RoomEvent::RoomClosed));
     assert_eq!(h.hello(31 * sec, 2, 2), Err(Refusal::RoomClosed));
+}
+
+/// A player whose first input is for a later tick is absent until then, and the ticks
+/// before it do not wait for it.
+#[test]
+fn ticks_before_a_players_first_input_do_not_wait_for_it() {
+    let mut h = Harness::new(2, |_| {});
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    h.input(MS, 1, 1, &[1, 1, 1, 1]);
+    h.input(MS, 2, 4, &[2]);
+    let due3 = h.room.config.due(Duration::ZERO, 3);
+    h.room.drive(due3, LIVENESS, &mut h.out);
+    assert_eq!(
+        h.room.finalized(),
+        3,
+        "ticks 1 to 3 did not hold for player 1"
+    );
+    let mut inputs = TickInputs::new(2).unwrap();
+    h.room.inputs().read(3, &mut inputs).unwrap();
+    assert_eq!(
+        inputs.status(PlayerId(1)),
+        tickstep_engine::InputStatus::Absent
+    );
+    let due4 = h.room.config.due(Duration::ZERO, 4);
+    h.room.drive(due4, LIVENESS, &mut h.out);
+    h.room.inputs().read(4, &mut inputs).unwrap();
+    assert_eq!(inputs.raw(), &[1, 2]);
 }

@@ -27,9 +27,59 @@ pub fn read(path: &Path) -> Result<Vec<u8>, String> {
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash never
 /// leaves half a file under the final name.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_with_mode(path, bytes, 0o644)
+}
+
+/// Writes a file that holds a secret (a client id): readable and writable by its owner
+/// only (mode 0600 on Unix), through a temporary file and a rename.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    write_with_mode(path, bytes, 0o600)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     let shown = path.display();
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
-    std::fs::write(&temporary, bytes).map_err(|e| format!("cannot write {shown}: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options
+        .open(&temporary)
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
+    #[cfg(unix)]
+    {
+        // A file already there keeps its old mode through open: set it.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot write {shown}: {e}"))?;
+    }
+    std::io::Write::write_all(&mut file, bytes)
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
+    drop(file);
     std::fs::rename(&temporary, path).map_err(|e| format!("cannot write {shown}: {e}"))
+}
+
+/// Reads a file that holds a secret, refusing one that other users can read (on Unix:
+/// any group or world permission) — its secret may have leaked, and using it would
+/// hide that.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let shown = path.display();
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {shown}: {e}"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{shown} is readable by other users (mode {:03o}) but holds a secret client id: run `chmod 600 {shown}` if nobody else could have read it",
+                mode & 0o777
+            ));
+        }
+    }
+    read(path)
 }

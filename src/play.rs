@@ -27,11 +27,12 @@ pub struct PlayArgs {
     /// The room to join.
     #[arg(long, default_value = "main")]
     room: String,
-    /// The secret client id (32 hex digits) to join as; default: a fresh one.
-    #[arg(long, conflicts_with = "reconnect_file")]
-    client_id: Option<ClientId>,
-    /// Keep the reconnect info (client id, slot, last snapshot) in this file: read it
-    /// at start when it exists (rejoining the same slot), and rewrite it as the game runs.
+    /// Keep the reconnect info (the secret client id, slot, resume token, last
+    /// snapshot) in this file, readable by its owner only: read it at start when it
+    /// exists (rejoining the same slot), rewrite it as the game runs. Without it the
+    /// client id comes from the TICKSTEP_CLIENT_ID environment variable (32 hex
+    /// digits), or a fresh one is drawn. Secrets never go on the command line, where
+    /// every user can read them.
     #[arg(long, value_name = "FILE")]
     reconnect_file: Option<PathBuf>,
     /// Leave the game once the frame reaches this tick.
@@ -57,6 +58,8 @@ struct PlayReport {
 
 /// Ticks simulated per round at most, so the network is never starved.
 const STEP_BUDGET: u64 = 256;
+/// The environment variable a client id may come from.
+const CLIENT_ID_VARIABLE: &str = "TICKSTEP_CLIENT_ID";
 /// How often the reconnect file is rewritten.
 const SAVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -172,7 +175,7 @@ fn reconnect_info(args: &PlayArgs) -> Result<ReconnectInfo, String> {
     if let Some(path) = &args.reconnect_file
         && path.exists()
     {
-        let mut info = ReconnectInfo::from_bytes(&files::read(path)?)
+        let mut info = ReconnectInfo::from_bytes(&files::read_secret(path)?)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         if info.room != args.room {
             info.player = None;
@@ -182,13 +185,19 @@ fn reconnect_info(args: &PlayArgs) -> Result<ReconnectInfo, String> {
         info.room = args.room.clone();
         return Ok(info);
     }
-    let id = args.client_id.unwrap_or_else(ClientId::generate);
+    let id = match std::env::var(CLIENT_ID_VARIABLE) {
+        Ok(hex) => hex
+            .trim()
+            .parse::<ClientId>()
+            .map_err(|e| format!("{CLIENT_ID_VARIABLE}: {e}"))?,
+        Err(_) => ClientId::generate().map_err(|e| e.to_string())?,
+    };
     Ok(ReconnectInfo::new(&args.server, &args.room, id))
 }
 
 fn save(args: &PlayArgs, info: &ReconnectInfo) -> Result<(), String> {
     match &args.reconnect_file {
-        Some(path) => files::write(path, &info.to_bytes()),
+        Some(path) => files::write_secret(path, &info.to_bytes()),
         None => Ok(()),
     }
 }

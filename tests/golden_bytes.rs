@@ -20,8 +20,8 @@ use tickstep_engine::{
 };
 use tickstep_replay::{REPLAY_VERSION, Replay, ReplayHeader, ReplayWriter};
 use tickstep_session::{
-    ClientId, ClientMessage, Command, Echo, Entry, Hello, PROTOCOL_VERSION, Refusal, RoomInfo,
-    ServerMessage, SnapshotSource, TickCommand, Timing, VerifiedTicks, decode, encode,
+    ClientId, ClientMessage, Command, Echo, Entry, Hello, PROTOCOL_VERSION, Refusal, ResumeToken,
+    RoomInfo, ServerMessage, SnapshotSource, TickCommand, Timing, VerifiedTicks, decode, encode,
 };
 use tickstep_snapshot::format::FORMAT_VERSION;
 use tickstep_snapshot::split;
@@ -226,6 +226,7 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
                 rejoin: true,
                 local_snapshot: Some((90, digest(3))),
                 sent_at: 1_234_567,
+                resume: Some(ResumeToken([9; 16])),
             }),
         ),
         (
@@ -281,6 +282,7 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
                 entry: Entry::LocalSnapshot { tick: 90 },
                 live: 120,
                 timing: timing(),
+                resume: ResumeToken([8; 16]),
             },
         ),
         ("refused", ServerMessage::Refused(Refusal::PlayerTtlExpired)),

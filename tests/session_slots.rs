@@ -270,10 +270,10 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
     assert_both_ended_converged(&net, &game, end);
 }
 
-/// A new join with the client id of an active player is refused with
-/// `DuplicateClientId` (no retry) and leaves that player undisturbed.
+/// A new join with the client id of an active player, but not its resume token, is
+/// refused with `ResumeRejected` (no retry) and leaves that player undisturbed.
 #[test]
-fn duplicate_client_id_is_refused_while_the_first_is_active() {
+fn a_twin_without_the_resume_token_is_refused_while_the_first_is_active() {
     let game = common::game(3, 13);
     let mut room = common::room_config(&game);
     room.start_players = 2;
@@ -291,7 +291,7 @@ fn duplicate_client_id_is_refused_while_the_first_is_active() {
     net.connect(i);
     assert_eq!(i, 2);
     common::run_for(&mut net, Duration::from_secs(5));
-    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::DuplicateClientId));
+    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::ResumeRejected));
     assert_eq!(
         net.client(2).state(),
         ClientState::Disconnected(refusal.clone())

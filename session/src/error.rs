@@ -53,6 +53,13 @@ pub enum Refusal {
         "this client id is already playing in the room: wait for the old connection to time out"
     )]
     DuplicateClientId,
+    /// The client came back without the slot's latest resume token: someone else
+    /// holding its id and an older token (a copied reconnect file) took it back first,
+    /// or it is that copy.
+    #[error(
+        "this slot's resume token has moved on: its owner came back from elsewhere; join as a new player"
+    )]
+    ResumeRejected,
     /// The slot kept for this client id was freed after PlayerTTL.
     #[error("the slot kept for this player expired (PlayerTTL): join the room as a new player")]
     PlayerTtlExpired,

@@ -107,7 +107,7 @@ pub use client::{
     DisconnectReason, DownloadProgress, LatencyHistogram, Playout,
 };
 pub use error::{Refusal, SessionError};
-pub use ids::{ClientId, ConnId, ParseClientIdError};
+pub use ids::{ClientId, ConnId, EntropyError, ParseClientIdError, ResumeToken};
 pub use outbox::ServerTransmit;
 pub use protocol::{
     ClientMessage, Command, DecodeError, Echo, Entry, Hello, MAX_LIST, MAX_MESSAGE_LEN,

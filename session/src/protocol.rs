@@ -14,7 +14,7 @@ use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick, TickInputs};
 use tickstep_replay::InputLog;
 use tickstep_snapshot::Chunk;
 
-use super::{ClientId, Refusal};
+use super::{ClientId, Refusal, ResumeToken};
 
 /// The protocol version this build speaks; a handshake with another is refused.
 pub const PROTOCOL_VERSION: u32 = 3;
@@ -49,6 +49,8 @@ pub struct Hello {
     pub local_snapshot: Option<(Tick, Checksum)>,
     /// The client's clock (µs since its own epoch) when this left: echoed back.
     pub sent_at: u64,
+    /// The token its last welcome into this slot gave, when coming back.
+    pub resume: Option<ResumeToken>,
 }
 
 /// The room's clock and what it saw of one client's timing. Every server message to a
@@ -323,6 +325,8 @@ pub enum ServerMessage {
         live: Tick,
         /// The room's clock.
         timing: Timing,
+        /// The token to show when coming back to this slot (a new one every welcome).
+        resume: ResumeToken,
     },
     /// Refused or put out; the connection closes after this.
     Refused(Refusal),
@@ -440,6 +444,7 @@ mod tests {
             rejoin: true,
             local_snapshot: Some((5, Checksum::default())),
             sent_at: 9,
+            resume: Some(ResumeToken([3; 16])),
         });
         let bytes = encode(&hello);
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(hello));

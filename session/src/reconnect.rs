@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, Tick};
 
-use super::ClientId;
+use super::{ClientId, ResumeToken};
 
 /// How a client retries after an unexpected loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +78,8 @@ pub struct ReconnectInfo {
     pub player: Option<PlayerId>,
     /// The last verified frame, if one was kept.
     pub local_snapshot: Option<LocalSnapshot>,
+    /// The token the last welcome gave, to show when coming back to the slot.
+    pub resume: Option<ResumeToken>,
 }
 
 /// The first bytes of a saved [`ReconnectInfo`].
@@ -103,6 +105,7 @@ impl ReconnectInfo {
             client_id,
             player: None,
             local_snapshot: None,
+            resume: None,
         }
     }
 
@@ -157,6 +160,7 @@ mod tests {
                 checksum: Checksum::default(),
                 bytes: vec![1, 2, 3],
             }),
+            resume: Some(ResumeToken([4; 16])),
         };
         let bytes = info.to_bytes();
         assert_eq!(ReconnectInfo::from_bytes(&bytes), Ok(info));

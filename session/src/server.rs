@@ -7,6 +7,7 @@ use std::time::Duration;
 use tickstep_engine::{PlayerId, Tick};
 use tickstep_replay::InputLog;
 
+use crate::ids::TokenMint;
 use crate::outbox::{Outbox, ServerTransmit};
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::room::{Liveness, Room, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder};
@@ -32,21 +33,47 @@ pub enum OpenRoomError {
     Config(#[from] RoomConfigError),
 }
 
-/// Server-wide timing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Server-wide settings.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// A client silent this long is taken as lost (default 10 s).
     pub peer_timeout: Duration,
     /// A client that was sent nothing this long gets a heartbeat (default 1 s).
     pub heartbeat: Duration,
+    /// Keys the resume tokens the server hands out (default: from the operating
+    /// system's random source; set it only to make a simulated run repeatable).
+    pub token_secret: [u8; 32],
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        // Without OS randomness, the standard library's randomly keyed hasher (itself
+        // seeded from the OS where it can be) still keys the tokens unpredictably.
+        let token_secret = crate::ids::random_bytes().unwrap_or_else(|_| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut secret = [0u8; 32];
+            for part in secret.chunks_exact_mut(8) {
+                let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+                hasher.write_u64(0x746f_6b65_6e73);
+                part.copy_from_slice(&hasher.finish().to_le_bytes());
+            }
+            secret
+        });
         ServerConfig {
             peer_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(1),
+            token_secret,
         }
+    }
+}
+
+/// Shows nothing of the secret.
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("peer_timeout", &self.peer_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,6 +100,7 @@ pub struct Server<I> {
     rooms: BTreeMap<String, Room<I>>,
     /// The room each connection said hello to.
     conns: BTreeMap<ConnId, String>,
+    tokens: TokenMint,
     out: Outbox,
     events: VecDeque<ServerEvent>,
 }
@@ -81,6 +109,7 @@ impl<I: Pod + PartialEq> Server<I> {
     /// A server with no rooms.
     pub fn new(config: ServerConfig) -> Server<I> {
         Server {
+            tokens: TokenMint::new(config.token_secret),
             config,
             rooms: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -149,7 +178,7 @@ impl<I: Pod + PartialEq> Server<I> {
                 let result = if room.is_closed() {
                     Err(Refusal::RoomClosed)
                 } else {
-                    room.hello(now, conn, hello, &mut self.out)
+                    room.hello(now, conn, hello, &mut self.tokens, &mut self.out)
                 };
                 self.collect_events(&hello.room);
                 if let Err(error) = result {
@@ -282,6 +311,7 @@ mod tests {
                 rejoin: false,
                 local_snapshot: None,
                 sent_at: 0,
+                resume: None,
             })
         };
         server.handle_message(Duration::ZERO, ConnId(1), hello(1));

@@ -9,8 +9,8 @@ use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Checksum, Frame, MAX_CAPACITY, PlayerId, Simulation, TickInputs, checksum};
 use tickstep_replay::{Budget, CatchUp, InputLog};
 use tickstep_session::{
-    Client, ClientConfig, ClientId, Entry, ReconnectInfo, RoomInfo, ServerMessage, SnapshotSource,
-    Timing, VerifiedTicks,
+    Client, ClientConfig, ClientId, Entry, ReconnectInfo, ResumeToken, RoomInfo, ServerMessage,
+    SnapshotSource, Timing, VerifiedTicks,
 };
 use tickstep_snapshot as snapshot;
 
@@ -269,6 +269,7 @@ fn client_catch_up(
         entry,
         live,
         timing: Timing::default(),
+        resume: ResumeToken([0; 16]),
     };
     for message in std::iter::once(welcome).chain(chunks).chain(verified) {
         client.handle_message(now, message);

@@ -234,6 +234,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
     pub fn join_as_new(&mut self, now: Duration) {
         self.info.player = None;
         self.info.local_snapshot = None;
+        self.info.resume = None;
         self.connect(now);
     }
 
@@ -275,7 +276,11 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 entry,
                 live,
                 timing,
+                resume,
             } => {
+                if matches!(self.state, State::Connecting) {
+                    self.info.resume = Some(resume);
+                }
                 self.welcome(now, player, room, entry, live);
                 self.observe(now, &timing);
             }

@@ -55,6 +55,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 .as_ref()
                 .map(|s| (s.tick, s.checksum)),
             sent_at: crate::protocol::micros(now),
+            resume: self.info.resume,
         };
         let retry = self.config.hello_retry.max(MIN_TIMER);
         self.timers.set(Timer::Hello, now + retry);
@@ -113,10 +114,14 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
                 self.retry_after(now, attempt, after, refusal.into());
             }
             refusal => {
-                if matches!(refusal, Refusal::Kicked | Refusal::PlayerTtlExpired) {
+                if matches!(
+                    refusal,
+                    Refusal::Kicked | Refusal::PlayerTtlExpired | Refusal::ResumeRejected
+                ) {
                     // The slot is gone: a later connect is a new join.
                     self.info.player = None;
                     self.info.local_snapshot = None;
+                    self.info.resume = None;
                 }
                 self.stop(DisconnectReason::Error(refusal.into()));
             }

@@ -33,6 +33,7 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
         entry: Entry::FromStart,
         live: 0,
         timing: Default::default(),
+        resume: crate::ResumeToken([0; 16]),
     };
     client.handle_message(Duration::ZERO, welcome);
     assert!(matches!(

@@ -338,7 +338,7 @@ fn local_age_limit(config: &RoomConfig, active: usize) -> Tick {
 mod tests {
     use super::*;
     use crate::room::feed::Feed;
-    use crate::{ClientId, ConnId, PROTOCOL_VERSION, test_game};
+    use crate::{ClientId, ConnId, PROTOCOL_VERSION, ResumeToken, test_game};
     use tickstep_snapshot::split;
 
     const SEC: Duration = Duration::from_secs(1);
@@ -365,6 +365,7 @@ mod tests {
             rejoin: true,
             local_snapshot: local,
             sent_at: 0,
+            resume: None,
         }
     }
 
@@ -386,7 +387,7 @@ mod tests {
             seats.seat(
                 Duration::ZERO,
                 PlayerId(p),
-                (ClientId::from_seed(p.into()), 0),
+                (ClientId::from_seed(p.into()), 0, ResumeToken([0; 16])),
                 ConnId(p.into()),
                 stage,
             );
@@ -394,7 +395,7 @@ mod tests {
         seats.seat(
             Duration::ZERO,
             PlayerId(2),
-            (ClientId::from_seed(2), 0),
+            (ClientId::from_seed(2), 0, ResumeToken([0; 16])),
             ConnId(2),
             Stage::AwaitingSnapshot,
         );

@@ -30,6 +30,7 @@ use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, Tick};
 use tickstep_replay::InputLog;
 
+use crate::ids::TokenMint;
 use crate::outbox::Outbox;
 use crate::protocol::{
     ClientMessage, Command, Entry, Hello, MAX_LIST, PROTOCOL_VERSION, RoomInfo, ServerMessage,
@@ -165,6 +166,7 @@ impl<I: Pod + PartialEq> Room<I> {
         now: Duration,
         conn: ConnId,
         hello: &Hello,
+        mint: &mut TokenMint,
         out: &mut Outbox,
     ) -> Result<(), Refusal> {
         self.check_compatible(hello)?;
@@ -203,7 +205,7 @@ impl<I: Pod + PartialEq> Room<I> {
         if !rejoined {
             self.broker.seat_taken(player);
         }
-        let id = (hello.client_id, hello.sent_at);
+        let id = (hello.client_id, hello.sent_at, mint.mint(hello.client_id));
         self.seats.seat(now, player, id, conn, stage);
         if matches!(self.phase, Phase::Lobby)
             && self.seats.active_count() >= self.config.start_players as usize
@@ -228,6 +230,9 @@ impl<I: Pod + PartialEq> Room<I> {
     fn welcome(&mut self, now: Duration, player: PlayerId, entry: Entry, out: &mut Outbox) {
         let (room, live) = (self.info(), self.clock.finalized());
         let room_us = self.room_us(now);
+        let Some(resume) = self.seats.get(player).map(|seat| seat.resume) else {
+            return;
+        };
         self.seats
             .send_timed(out, now, player, room_us, |timing| ServerMessage::Welcome {
                 player,
@@ -235,6 +240,7 @@ impl<I: Pod + PartialEq> Room<I> {
                 entry,
                 live,
                 timing,
+                resume,
             });
     }
 
@@ -361,6 +367,10 @@ impl<I: Pod + PartialEq> Room<I> {
             } => {
                 if let Some(active) = self.seats.active_mut(player) {
                     active.echo = Some((sent_at, now));
+                }
+                // Speaking after its welcome proves the client holds that welcome's token.
+                if let Some(seat) = self.seats.get_mut(player) {
+                    seat.confirmed = Some(seat.resume);
                 }
                 self.progress(now, player, received, stepped);
                 self.take_input(now, player, first_input, &inputs);

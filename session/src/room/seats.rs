@@ -10,7 +10,7 @@ use super::feed::Feed;
 use crate::outbox::Outbox;
 use crate::protocol::{Echo, Hello, ServerMessage, Timing};
 use crate::transfer::Download;
-use crate::{ClientId, ConnId, Refusal};
+use crate::{ClientId, ConnId, Refusal, ResumeToken};
 
 /// Who holds a slot: the client id and, while the player is active, its connection.
 pub type SlotHolder = (ClientId, Option<ConnId>);
@@ -27,6 +27,19 @@ pub(crate) struct Seat {
     pub commands_taken: u32,
     /// How many more commands, and command bytes, the player may send now.
     pub command_budget: CommandBudget,
+    /// The token its last welcome gave.
+    pub resume: ResumeToken,
+    /// The latest token the client proved it holds (by speaking after that welcome);
+    /// `None` while it proved none. This one, or the latest, brings the client back:
+    /// a welcome can be lost.
+    pub confirmed: Option<ResumeToken>,
+}
+
+impl Seat {
+    /// Whether a hello showing `token` may take this seat back.
+    fn accepts(&self, token: Option<ResumeToken>) -> bool {
+        token == Some(self.resume) || token == self.confirmed
+    }
 }
 
 /// Commands a player may send: a budget refilled with the room's ticks, so one player
@@ -324,6 +337,7 @@ impl Seats {
         match owned {
             Some((player, seat)) => match &seat.link {
                 Link::Active(active) if active.conn == conn => Ok(Admission::Repeated(player)),
+                _ if !seat.accepts(hello.resume) => Err(Refusal::ResumeRejected),
                 Link::Active(_) => Err(Refusal::DuplicateClientId),
                 Link::Inactive { .. } if !open => Err(Refusal::RoomClosed),
                 Link::Inactive { .. } => Ok(Admission::Seat {
@@ -347,13 +361,14 @@ impl Seats {
         }
     }
 
-    /// Seats `client_id` at `player` on `conn` at `stage`, its clock read `sent_at`
-    /// (a returning client keeps its seat's command count); the room is no longer empty.
+    /// Seats `client_id` at `player` on `conn` at `stage` with a fresh `resume` token,
+    /// its clock read `sent_at` (a returning client keeps its seat's command count); the
+    /// room is no longer empty.
     pub(super) fn seat(
         &mut self,
         now: Duration,
         player: PlayerId,
-        (client_id, sent_at): (ClientId, u64),
+        (client_id, sent_at, resume): (ClientId, u64, ResumeToken),
         conn: ConnId,
         stage: Stage,
     ) {
@@ -366,17 +381,19 @@ impl Seats {
             stage,
         };
         let slot = &mut self.seats[player.0 as usize];
-        let (commands_taken, command_budget) = slot
+        let (commands_taken, command_budget, confirmed) = slot
             .as_ref()
             .filter(|seat| seat.client_id == client_id)
-            .map_or((0, CommandBudget::default()), |seat| {
-                (seat.commands_taken, seat.command_budget)
+            .map_or((0, CommandBudget::default(), None), |seat| {
+                (seat.commands_taken, seat.command_budget, seat.confirmed)
             });
         *slot = Some(Seat {
             client_id,
             link: Link::Active(active),
             commands_taken,
             command_budget,
+            resume,
+            confirmed,
         });
         self.empty_since = None;
     }
@@ -497,6 +514,8 @@ mod tests {
             rejoin,
             local_snapshot: None,
             sent_at: 0,
+            // The token every seat here is given.
+            resume: Some(ResumeToken([0; 16])),
         }
     }
 
@@ -510,7 +529,7 @@ mod tests {
         seats.seat(
             T0,
             player,
-            (ClientId::from_seed(n), 0),
+            (ClientId::from_seed(n), 0, ResumeToken([0; 16])),
             ConnId(conn),
             Stage::Lobby,
         );

@@ -5,9 +5,10 @@ use std::time::Duration;
 use tickstep_engine::{PlayerId, TickInputs, checksum};
 
 use super::*;
+use crate::ids::TokenMint;
 use crate::outbox::ServerTransmit;
 use crate::protocol::Hello;
-use crate::{ClientId, test_game};
+use crate::{ClientId, ResumeToken, test_game};
 
 const MS: Duration = Duration::from_millis(1);
 const LIVENESS: Liveness = Liveness {
@@ -18,6 +19,7 @@ const LIVENESS: Liveness = Liveness {
 struct Harness {
     room: Room<u32>,
     out: Outbox,
+    mint: TokenMint,
 }
 
 impl Harness {
@@ -30,10 +32,32 @@ impl Harness {
         Harness {
             room: Room::new(config).expect("room"),
             out: Outbox::default(),
+            mint: TokenMint::new([7; 32]),
         }
     }
 
+    /// Client `client` says hello on `conn`, showing its seat's latest token.
     fn hello(&mut self, now: Duration, conn: u64, client: u64) -> Result<(), Refusal> {
+        let resume = self.token_of(client);
+        self.hello_with(now, conn, client, resume)
+    }
+
+    /// The latest token of the seat `client` holds.
+    fn token_of(&self, client: u64) -> Option<ResumeToken> {
+        let id = ClientId::from_seed(client);
+        (0..self.room.seats.len())
+            .filter_map(|p| self.room.seats.get(PlayerId(p as u8)))
+            .find(|seat| seat.client_id == id)
+            .map(|seat| seat.resume)
+    }
+
+    fn hello_with(
+        &mut self,
+        now: Duration,
+        conn: u64,
+        client: u64,
+        resume: Option<ResumeToken>,
+    ) -> Result<(), Refusal> {
         let frame = test_game::frame(1);
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
@@ -45,8 +69,10 @@ impl Harness {
             rejoin: false,
             local_snapshot: None,
             sent_at: 0,
+            resume,
         };
-        self.room.hello(now, ConnId(conn), &hello, &mut self.out)
+        self.room
+            .hello(now, ConnId(conn), &hello, &mut self.mint, &mut self.out)
     }
 
     fn input(&mut self, now: Duration, conn: u64, first: Tick, inputs: &[u32]) {
@@ -245,4 +271,59 @@ fn ticks_before_a_players_first_input_do_not_wait_for_it() {
     h.room.drive(due4, LIVENESS, &mut h.out);
     h.room.inputs().read(4, &mut inputs).unwrap();
     assert_eq!(inputs.raw(), &[1, 2]);
+}
+
+/// A copy of an old reconnect file (the client id and the token of an earlier
+/// welcome) cannot take the slot once its owner came back: every welcome rotates the
+/// token, and the room takes back only the latest.
+#[test]
+fn an_old_resume_token_cannot_take_the_slot_back() {
+    let mut h = Harness::new(2, |c| c.start_players = 1);
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    let first = h.token_of(1);
+    h.input(MS, 1, 1, &[1]);
+    h.room.disconnect(MS, ConnId(1), "lost", &mut h.out);
+    // The owner comes back with its latest token: a new one is issued, and the owner
+    // proves it got it by speaking.
+    h.hello(2 * MS, 2, 1).unwrap();
+    let second = h.token_of(1);
+    assert_ne!(first, second);
+    h.input(2 * MS, 2, 2, &[1]);
+    h.room.disconnect(3 * MS, ConnId(2), "lost", &mut h.out);
+    // The copied file shows the first token: refused, whether or not the owner is on.
+    assert_eq!(
+        h.hello_with(4 * MS, 3, 1, first),
+        Err(Refusal::ResumeRejected)
+    );
+    assert_eq!(
+        h.hello_with(4 * MS, 3, 1, None),
+        Err(Refusal::ResumeRejected)
+    );
+    h.hello(5 * MS, 4, 1).unwrap();
+    h.input(5 * MS, 4, 3, &[1]);
+    assert_eq!(
+        h.hello_with(6 * MS, 5, 1, second),
+        Err(Refusal::ResumeRejected),
+        "the owner is on again with a newer token"
+    );
+}
+
+/// A client whose welcome was lost, and whose connection then dropped, comes back
+/// without the token it never got: the seat takes it back while nobody proved holding
+/// a token for it.
+#[test]
+fn a_client_that_never_got_its_token_still_gets_its_seat_back() {
+    let mut h = Harness::new(2, |c| c.start_players = 1);
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    h.room.disconnect(MS, ConnId(1), "lost", &mut h.out);
+    h.hello_with(2 * MS, 2, 1, None).unwrap();
+    // Its second welcome was lost too, but the first token now is no proof either.
+    h.room.disconnect(3 * MS, ConnId(2), "lost", &mut h.out);
+    h.hello_with(4 * MS, 3, 1, None).unwrap();
+    h.input(5 * MS, 3, 1, &[1]);
+    h.room.disconnect(6 * MS, ConnId(3), "lost", &mut h.out);
+    assert_eq!(
+        h.hello_with(7 * MS, 4, 1, None),
+        Err(Refusal::ResumeRejected)
+    );
 }

@@ -18,9 +18,9 @@ use tickstep_engine::MAX_COMMAND_LEN;
 use tickstep_engine::{Checksum, Frame, PlayerId, checksum};
 use tickstep_session::{
     Client, ClientConfig, ClientId, ClientMessage, ClientTransmit, Command, ConnId, Echo, Entry,
-    Hello, MAX_MESSAGE_LEN, PROTOCOL_VERSION, ReconnectInfo, Refusal, RoomConfig, RoomInfo, Server,
-    ServerConfig, ServerMessage, ServerTransmit, SnapshotSource, TickCommand, Timing,
-    VerifiedTicks, decode, encode,
+    Hello, MAX_MESSAGE_LEN, PROTOCOL_VERSION, ReconnectInfo, Refusal, ResumeToken, RoomConfig,
+    RoomInfo, Server, ServerConfig, ServerMessage, ServerTransmit, SnapshotSource, TickCommand,
+    Timing, VerifiedTicks, decode, encode,
 };
 use tickstep_snapshot::{Chunk, split};
 
@@ -149,6 +149,7 @@ fn client_message(
                 rejoin: script.u8().is_multiple_of(4),
                 local_snapshot: script.bool().then(|| (near(script), checksum(frame))),
                 sent_at: script.u16() as u64 * 1000,
+                resume: script.bool().then(|| ResumeToken([script.u8(); 16])),
             })
         }
         3..=6 => ClientMessage::Update {
@@ -332,6 +333,7 @@ fn server_message(
             },
             live: tick(script),
             timing: timing(script),
+            resume: ResumeToken([script.u8(); 16]),
         },
         3 if script.u8().is_multiple_of(4) => ServerMessage::Refused(match script.u8() % 4 {
             0 => Refusal::DuplicateClientId,

@@ -216,7 +216,7 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
     vec![
         (
             "hello",
-            ClientMessage::Hello(Hello {
+            ClientMessage::Hello(Box::new(Hello {
                 protocol: PROTOCOL_VERSION,
                 app_version: "golden 1".into(),
                 schema: digest(1) as SchemaHash,
@@ -227,7 +227,7 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
                 local_snapshot: Some((90, digest(3))),
                 sent_at: 1_234_567,
                 resume: Some(ResumeToken([9; 16])),
-            }),
+            })),
         ),
         (
             "update",

@@ -268,7 +268,7 @@ impl VerifiedTicks {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientMessage {
     /// Join or rejoin a room (repeated until answered).
-    Hello(Hello),
+    Hello(Box<Hello>),
     /// The client's progress, its unconfirmed input and commands and its recent
     /// checksums; sent whenever something changes and as a heartbeat.
     Update {
@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_bad_bytes_are_refused() {
-        let hello = ClientMessage::Hello(Hello {
+        let hello = ClientMessage::Hello(Box::new(Hello {
             protocol: PROTOCOL_VERSION,
             app_version: "1".into(),
             schema: SchemaHash::default(),
@@ -445,7 +445,7 @@ mod tests {
             local_snapshot: Some((5, Checksum::default())),
             sent_at: 9,
             resume: Some(ResumeToken([3; 16])),
-        });
+        }));
         let bytes = encode(&hello);
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(hello));
         let mut long = bytes.clone();

@@ -301,7 +301,7 @@ mod tests {
         let room = RoomConfig::new(3, "t", frame.schema().hash(), checksum(&frame));
         server.open_room("r", room).unwrap();
         let hello = |n| {
-            ClientMessage::Hello(Hello {
+            ClientMessage::Hello(Box::new(Hello {
                 protocol: PROTOCOL_VERSION,
                 app_version: "t".into(),
                 schema: frame.schema().hash(),
@@ -312,7 +312,7 @@ mod tests {
                 local_snapshot: None,
                 sent_at: 0,
                 resume: None,
-            })
+            }))
         };
         server.handle_message(Duration::ZERO, ConnId(1), hello(1));
         server.handle_message(Duration::ZERO, ConnId(1), hello(2));

@@ -59,7 +59,7 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         };
         let retry = self.config.hello_retry.max(MIN_TIMER);
         self.timers.set(Timer::Hello, now + retry);
-        self.transmit(now, ClientMessage::Hello(hello));
+        self.transmit(now, ClientMessage::Hello(Box::new(hello)));
     }
 
     /// An unexpected loss: keep a local snapshot, then retry after a backoff.

@@ -127,7 +127,7 @@ fn client_message(
         0..=2 => {
             let wrong = script.u8();
             let field = |bit: u8| wrong & bit != 0 && wrong & 0x80 != 0;
-            ClientMessage::Hello(Hello {
+            ClientMessage::Hello(Box::new(Hello {
                 protocol: PROTOCOL_VERSION + field(1) as u32,
                 app_version: if field(2) {
                     "other".into()
@@ -150,7 +150,7 @@ fn client_message(
                 local_snapshot: script.bool().then(|| (near(script), checksum(frame))),
                 sent_at: script.u16() as u64 * 1000,
                 resume: script.bool().then(|| ResumeToken([script.u8(); 16])),
-            })
+            }))
         }
         3..=6 => ClientMessage::Update {
             sent_at: script.u16() as u64 * 1000,

@@ -246,20 +246,18 @@ fn rejoin_after_player_ttl_is_refused_then_joins_as_new() {
         *s == ClientState::Running
     });
     let after = events_since(&net, 1, seen);
-    assert!(
-        matches!(
-            after.first(),
-            Some(ClientEvent::Joined {
-                player: PlayerId(1),
-                ..
-            })
-        ),
-        "{after:?}"
+    assert_eq!(
+        after.first(),
+        Some(&ClientEvent::Joined {
+            player: PlayerId(1),
+            entry: Entry::FromStart
+        }),
+        "player 0 alone vouches for no buddy snapshot: it replays the history"
     );
     assert!(
         after
             .iter()
-            .any(|e| matches!(e, ClientEvent::Resynced { .. })),
+            .any(|e| matches!(e, ClientEvent::CaughtUp { .. })),
         "{after:?}"
     );
     assert_eq!(net.client(1).state(), ClientState::Running);
@@ -640,13 +638,53 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
 }
 
 /// A restarted app without a local snapshot, back in a room whose other player is
-/// gone, is refused with `SnapshotRequestFailed` and does not retry.
+/// gone, replays the room's own verified input from tick 0: it needs nobody's word.
 #[test]
-fn no_buddy_means_snapshot_request_failed() {
+fn a_lone_returner_without_a_snapshot_replays_from_tick_0() {
     let game = common::game(2, 17);
     let mut room = common::room_config(&game);
     room.empty_room_ttl = Duration::from_secs(60);
     room.player_ttl = Duration::from_secs(60);
+    let mut net = common::started(&game, room);
+    common::run_to_tick(&mut net, 360);
+    drop_offline(&mut net, 0);
+    drop_offline(&mut net, 1);
+    common::run_for(&mut net, Duration::from_secs(2));
+    let mut info = net.client(0).reconnect_info();
+    info.local_snapshot = None;
+    net.replace_client(0, common::client_with(&game, info, arena::simulation()));
+    net.set_online(0, true);
+    let seen = net.client_events[0].len();
+    net.connect(0);
+    common::run_for(&mut net, Duration::from_secs(5));
+
+    assert_eq!(net.client(0).state(), ClientState::Running);
+    let after = events_since(&net, 0, seen);
+    assert_eq!(
+        after.first(),
+        Some(&ClientEvent::Joined {
+            player: PlayerId(0),
+            entry: Entry::FromStart
+        })
+    );
+    let tick = net.client(0).frame().tick();
+    assert!(tick > 360 + 5 * 60, "caught up past the drop: {tick}");
+    assert_eq!(
+        common::resimulate(&net, &game, &[tick]),
+        vec![(tick, common::frame_checksum(&net, 0))],
+        "on the room's own input"
+    );
+}
+
+/// The same, once the history no longer reaches tick 0: nothing vouched is left to
+/// rejoin on, and the refusal says so (no retry follows).
+#[test]
+fn no_vouched_state_means_no_vouched_snapshot() {
+    let game = common::game(2, 17);
+    let mut room = common::room_config(&game);
+    room.empty_room_ttl = Duration::from_secs(60);
+    room.player_ttl = Duration::from_secs(60);
+    room.history = Duration::from_secs(3);
     let mut net = common::started(&game, room);
     common::run_to_tick(&mut net, 360);
 
@@ -663,7 +701,7 @@ fn no_buddy_means_snapshot_request_failed() {
     net.connect(0);
     common::run_for(&mut net, Duration::from_secs(10));
 
-    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::SnapshotRequestFailed));
+    let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::NoVouchedSnapshot));
     assert_eq!(
         net.client(0).state(),
         ClientState::Disconnected(refusal.clone())

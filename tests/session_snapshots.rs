@@ -137,9 +137,10 @@ fn late_join_after_the_start_window_enters_from_a_buddy_snapshot() {
 /// The end of games a player drops out of for a while.
 const LONG_END: u64 = 1800;
 
-/// Drops client 1 at tick 200 for `offline`, then lets it reconnect on its own.
-fn drop_and_return(offline: Duration) -> Net {
-    let game = game(2, 5);
+/// Drops client 1 of `players` at tick 200 for `offline`, then lets it reconnect on
+/// its own.
+fn drop_and_return(players: u8, offline: Duration) -> Net {
+    let game = game(players, 5);
     let mut room = room_config(&game);
     room.end_tick = Some(LONG_END);
     let mut net = started(&game, room);
@@ -154,7 +155,7 @@ fn drop_and_return(offline: Duration) -> Net {
 
 #[test]
 fn a_fresh_local_snapshot_is_used_to_rejoin() {
-    let net = drop_and_return(Duration::from_secs(3));
+    let net = drop_and_return(2, Duration::from_secs(3));
     let entries = resynced(&net, 1);
     assert_eq!(entries.len(), 1, "{:?}", events(&net, 1));
     assert_eq!(entries[0].1, SnapshotSource::Local);
@@ -168,16 +169,99 @@ fn a_fresh_local_snapshot_is_used_to_rejoin() {
 
 #[test]
 fn a_stale_local_snapshot_is_replaced_by_a_buddy_snapshot() {
-    let net = drop_and_return(Duration::from_secs(14));
+    let net = drop_and_return(3, Duration::from_secs(14));
     let entries = resynced(&net, 1);
     assert_eq!(entries.len(), 1, "{:?}", events(&net, 1));
     assert_eq!(entries[0].1, SnapshotSource::Buddy);
     assert!(
         entries[0].0 > 200 + 600,
-        "a snapshot from after the loss: {entries:?}"
+        "a snapshot from after the loss, vouched by players 0 and 2: {entries:?}"
     );
-    assert_eq!(buddies_asked(&net), vec![PlayerId(0)]);
+    assert_eq!(buddies_asked(&net).len(), 1);
     assert_converged_at(&net, LONG_END);
+}
+
+/// In a 1v1 the player still online cannot vouch alone: the returner rejoins on its
+/// own stale snapshot, which both reported on, and catches up longer.
+#[test]
+fn a_lone_peer_cannot_vouch_so_a_stale_local_snapshot_is_used() {
+    let net = drop_and_return(2, Duration::from_secs(14));
+    let entries = resynced(&net, 1);
+    assert_eq!(entries.len(), 1, "{:?}", events(&net, 1));
+    assert_eq!(entries[0].1, SnapshotSource::Local);
+    assert!(
+        (170..=200).contains(&entries[0].0),
+        "the last jointly reported tick: {entries:?}"
+    );
+    assert!(buddies_asked(&net).is_empty());
+    assert_converged_at(&net, LONG_END);
+}
+
+/// The planting attack from issue 13: in a 1v1, player 1 never ran the game honestly
+/// (it reports junk checksums, and would upload another game's snapshot). When the
+/// honest player's app is killed and returns, player 1 alone vouches for nothing: it
+/// is never asked to be a buddy, and the honest player ends on the honest state.
+#[test]
+fn a_lone_peer_cannot_plant_a_state_on_a_returning_player() {
+    let game = game(2, 5);
+    let mut room = room_config(&game);
+    room.end_tick = Some(LONG_END);
+    let mut net = started(&game, room);
+    net.set_tamper(Box::new(|from, message| match message {
+        ClientMessage::Update {
+            sent_at,
+            received,
+            stepped,
+            first_input,
+            inputs,
+            commands,
+            checksums,
+        } if from == 1 => {
+            let junk = checksums
+                .iter()
+                .map(|&(tick, _)| (tick, blake3::hash(&tick.to_le_bytes()).into()))
+                .collect();
+            vec![ClientMessage::Update {
+                sent_at,
+                received,
+                stepped,
+                first_input,
+                inputs,
+                commands,
+                checksums: junk,
+            }]
+        }
+        message => vec![message],
+    }));
+    run_to_tick(&mut net, 400);
+    net.cut(0);
+    net.set_online(0, false);
+    run_for(&mut net, Duration::from_secs(14));
+    net.set_online(0, true);
+    run_for(&mut net, Duration::from_secs(60));
+
+    assert!(
+        buddies_asked(&net).is_empty(),
+        "the lone peer was never a buddy"
+    );
+    let joined: Vec<_> = events(&net, 0)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Joined { entry, .. } => Some(entry),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        joined.last(),
+        Some(&Entry::FromStart),
+        "nothing was vouched: it replays the room's own input"
+    );
+    assert_eq!(net.client(0).frame().tick(), LONG_END);
+    assert_eq!(
+        resimulate(&net, &game, &[LONG_END]),
+        vec![(LONG_END, frame_checksum(&net, 0))],
+        "the honest state over the verified input"
+    );
 }
 
 /// Drops every upload chunk client `from` sends.

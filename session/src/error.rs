@@ -63,11 +63,13 @@ pub enum Refusal {
     /// The slot kept for this client id was freed after PlayerTTL.
     #[error("the slot kept for this player expired (PlayerTTL): join the room as a new player")]
     PlayerTtlExpired,
-    /// No connected, caught-up client could provide a snapshot for a (re)joiner.
+    /// No state of the running game is vouched for (its checksum reported by the
+    /// room's quorum of players) that a player online could send, the joiner holds no
+    /// vouched local snapshot, and the input history no longer reaches back to tick 0.
     #[error(
-        "no other player can send a snapshot of the running game: try again when someone is online"
+        "no state of the running game is vouched for by enough players to rejoin on: try again when other players are online"
     )]
-    SnapshotRequestFailed,
+    NoVouchedSnapshot,
     /// Every buddy asked for a snapshot was silent or left before it arrived.
     #[error("no buddy delivered a snapshot in time: try joining again")]
     SnapshotRequestTimedOut,

@@ -1,9 +1,20 @@
-//! `Broker`: the snapshot broker. It decides how a (re)joiner enters a running game —
-//! from tick 0 while the game is young, from its own local snapshot when that is fresh
-//! and matches what the peers reported, or else from a buddy's — and runs the buddy
-//! search: it picks a connected, caught-up player that reported the newest consensus
-//! (spreading the load), checks what it uploads against that consensus, keeps the
-//! checked snapshot for later joiners, and moves on to the next buddy when one fails.
+//! `Broker`: the snapshot broker. It decides how a (re)joiner enters a running game,
+//! only ever on a *vouched* state (one whose checksum a quorum of players reported,
+//! see [`Judge`]), preferring the shortest catch-up:
+//!
+//! 1. from tick 0 while the game is young;
+//! 2. from its own local snapshot when that is vouched and fresh;
+//! 3. from a buddy's snapshot of the newest vouched tick, when one is recent and a
+//!    player who reported it is online and caught up;
+//! 4. from its own vouched local snapshot of any age the history still covers;
+//! 5. from tick 0 while the history reaches back that far (verified input is the
+//!    room's own, so replaying it needs nobody's word);
+//! 6. else the search refuses it with [`Refusal::NoVouchedSnapshot`].
+//!
+//! It runs the buddy search: it picks a connected, caught-up player that reported the
+//! vouched tick (spreading the load), checks what it uploads against that checksum,
+//! keeps the checked snapshot for later joiners, and moves on to the next buddy when
+//! one fails.
 //!
 //! The broker decides; the room carries its decisions out (it owns the seats and the
 //! outbox).
@@ -20,15 +31,16 @@ use crate::Refusal;
 use crate::protocol::{Entry, Hello};
 use crate::transfer::{Outgoing, Upload};
 
-/// Longest local-snapshot age allowed when nobody else is online.
-const LONELY_LOCAL_CAP: Duration = Duration::from_secs(120);
+/// A buddy is asked for a vouched tick at most this many checksum intervals behind
+/// live: buddies keep snapshots of their last few checksum ticks (4 by default).
+const BUDDY_REACH_INTERVALS: u64 = 3;
 
-/// A buddy snapshot checked against the peers' consensus, reusable by joiners.
+/// A buddy snapshot checked against a vouched checksum, reusable by joiners.
 #[derive(Clone, Debug)]
 pub(crate) struct Checked {
     /// Its tick.
     pub tick: Tick,
-    /// The consensus checksum it matches.
+    /// The vouched checksum it matches.
     pub checksum: Checksum,
     /// Its chunks.
     pub snapshot: Arc<Outgoing>,
@@ -54,7 +66,7 @@ pub(crate) enum Plan {
         buddy: PlayerId,
         /// The tick.
         tick: Tick,
-        /// The consensus checksum of that tick.
+        /// The vouched checksum of that tick.
         checksum: Checksum,
     },
     /// Refuse them: no buddy can help.
@@ -108,28 +120,50 @@ impl Broker {
     }
 
     /// How a joiner saying `hello` enters a game running at `finalized` whose history
-    /// `covers` ticks, with `active` other players online.
+    /// `covers` ticks (the order is in the module docs).
     pub(super) fn entry(
         &self,
-        config: &RoomConfig,
-        judge: &Judge,
+        (config, seats, judge): (&RoomConfig, &Seats, &Judge),
         hello: &Hello,
         finalized: Tick,
         covers: impl Fn(Tick) -> bool,
-        active: usize,
     ) -> Entry {
-        if finalized < config.ticks_in(config.start_window) && covers(0) {
+        let young = finalized < config.ticks_in(config.start_window);
+        if young && covers(0) {
             return Entry::FromStart;
         }
-        if let Some((tick, checksum)) = hello.local_snapshot
-            && tick <= finalized
-            && covers(tick)
-            && finalized - tick <= local_age_limit(config, active)
-            && judge.allows(tick, checksum)
-        {
-            return Entry::LocalSnapshot { tick };
+        let local = hello
+            .local_snapshot
+            .filter(|&(tick, checksum)| {
+                tick <= finalized && covers(tick) && judge.vouches(tick, checksum)
+            })
+            .map(|(tick, _)| tick);
+        let max_age = config.ticks_in(config.local_snapshot_max_age);
+        match local {
+            Some(tick) if finalized - tick <= max_age => Entry::LocalSnapshot { tick },
+            _ if self.buddy_target(config, seats, judge, finalized).is_some() => {
+                Entry::AwaitSnapshot
+            }
+            Some(tick) => Entry::LocalSnapshot { tick },
+            None if covers(0) => Entry::FromStart,
+            None => Entry::AwaitSnapshot,
         }
-        Entry::AwaitSnapshot
+    }
+
+    /// The newest vouched tick if it is recent enough for a buddy to hold, its
+    /// checksum, and the players who could send it: connected, caught up, reported
+    /// it, not yet tried in this search.
+    fn buddy_target(
+        &self,
+        config: &RoomConfig,
+        seats: &Seats,
+        judge: &Judge,
+        finalized: Tick,
+    ) -> Option<(Tick, Checksum, u64)> {
+        let (tick, checksum, agreeing) = judge.newest_vouched()?;
+        let reach = BUDDY_REACH_INTERVALS * config.checksum_every.max(1) as u64;
+        let buddies = self.candidates(config, seats, finalized) & agreeing;
+        (tick + reach >= finalized && buddies != 0).then_some((tick, checksum, buddies))
     }
 
     /// The next step for the players waiting for a snapshot (`waiting` says whether
@@ -159,10 +193,13 @@ impl Broker {
             return Plan::Wait;
         }
         let began = *self.search_began.get_or_insert(now);
-        let candidates = self.candidates(config, seats, finalized);
-        let Some((tick, checksum, agreeing)) = judge.newest_consensus() else {
-            // No agreed checksum yet: wait for reports, unless nobody could give one.
-            if candidates == 0 {
+        let Some((tick, checksum, buddies)) = self.buddy_target(config, seats, judge, finalized)
+        else {
+            // No recent vouched tick: wait for the reports that would make one, unless
+            // too few players are online to vouch for anything, or none untried could
+            // send it.
+            let playing = seats.mask(|a| matches!(a.stage, Stage::Playing { .. }));
+            if (playing.count_ones() as usize) < judge.quorum() || playing & !self.tried == 0 {
                 return self.give_up(self.search_error());
             }
             if now >= began + config.snapshot_timeout {
@@ -171,7 +208,7 @@ impl Broker {
             return Plan::Wait;
         };
         let choice = (0..seats.len())
-            .filter(|&p| candidates & agreeing & (1 << p) != 0)
+            .filter(|&p| buddies & (1 << p) != 0)
             .min_by_key(|&p| (self.served[p], p));
         match choice {
             Some(p) => {
@@ -204,7 +241,7 @@ impl Broker {
 
     fn search_error(&self) -> Refusal {
         if self.tried == 0 {
-            Refusal::SnapshotRequestFailed
+            Refusal::NoVouchedSnapshot
         } else {
             Refusal::SnapshotRequestTimedOut
         }
@@ -320,20 +357,6 @@ pub(crate) enum Chase {
     TimedOut,
 }
 
-/// Ticks a local snapshot may be behind: the configured age, or when nobody else is
-/// online the EmptyRoomTTL capped at 2 minutes.
-fn local_age_limit(config: &RoomConfig, active: usize) -> Tick {
-    let limit = if active == 0 {
-        config
-            .empty_room_ttl
-            .min(LONELY_LOCAL_CAP)
-            .max(config.local_snapshot_max_age)
-    } else {
-        config.local_snapshot_max_age
-    };
-    config.ticks_in(limit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,47 +425,102 @@ mod tests {
         seats
     }
 
-    /// A judge whose players 0 and 1 agreed on `checksum` at `tick`.
-    fn judge(tick: Tick, checksum: Checksum) -> Judge {
-        let mut judge = Judge::new(3);
-        judge.report(PlayerId(0), tick, checksum);
-        judge.report(PlayerId(1), tick, checksum);
-        judge.decide(tick, |_| 0b011);
+    /// A judge to whom `reporters` (a mask) reported `checksum` at each of `ticks`.
+    fn reported(reporters: u64, ticks: &[Tick], checksum: Checksum) -> Judge {
+        let mut judge = Judge::new(3, 2);
+        for &tick in ticks {
+            for p in (0..3).filter(|p| reporters & (1 << p) != 0) {
+                judge.report(PlayerId(p), tick, checksum);
+            }
+            judge.decide(tick, |_| reporters);
+        }
         judge
     }
 
+    /// A judge whose players 0 and 1 agreed on `checksum` at `tick`.
+    fn judge(tick: Tick, checksum: Checksum) -> Judge {
+        reported(0b011, &[tick], checksum)
+    }
+
     #[test]
-    fn joiners_enter_from_start_then_a_fresh_matching_local_snapshot_then_a_buddy() {
+    fn joiners_enter_on_the_shortest_vouched_path() {
         let (config, broker) = (config(), Broker::new(3));
         let judge = judge(600, sum(1));
-        let all = |_| true;
-        assert_eq!(
-            broker.entry(&config, &judge, &hello(None), 60, all, 2),
-            Entry::FromStart
-        );
+        let entry = |hello: &Hello, finalized: Tick, covers: fn(Tick) -> bool| {
+            let seats = seats(finalized);
+            broker.entry((&config, &seats, &judge), hello, finalized, covers)
+        };
+        let all: fn(Tick) -> bool = |_| true;
+        assert_eq!(entry(&hello(None), 60, all), Entry::FromStart, "young");
         let fresh = hello(Some((600, sum(1))));
-        assert_eq!(
-            broker.entry(&config, &judge, &fresh, 700, all, 2),
-            Entry::LocalSnapshot { tick: 600 }
-        );
+        assert_eq!(entry(&fresh, 700, all), Entry::LocalSnapshot { tick: 600 });
         let forged = hello(Some((600, sum(2))));
         assert_eq!(
-            broker.entry(&config, &judge, &forged, 700, all, 2),
-            Entry::AwaitSnapshot
-        );
-        assert_eq!(
-            broker.entry(&config, &judge, &fresh, 700, |t| t > 650, 2),
+            entry(&forged, 650, all),
             Entry::AwaitSnapshot,
-            "the history no longer covers it"
+            "a buddy holds tick 600"
         );
-        // Older than 10 s: only good enough when nobody else is online.
         assert_eq!(
-            broker.entry(&config, &judge, &fresh, 1300, all, 2),
+            entry(&forged, 700, all),
+            Entry::FromStart,
+            "no buddy holds a vouched tick that old: the history replays from 0"
+        );
+        assert_eq!(
+            entry(&fresh, 700, |t| t > 650),
+            Entry::AwaitSnapshot,
+            "nothing vouched within reach: the search will say so"
+        );
+        // Older than 10 s: a buddy's newer vouched snapshot wins, else the old one.
+        assert_eq!(entry(&fresh, 1300, all), Entry::LocalSnapshot { tick: 600 });
+        let newer = reported(0b011, &[600, 1290], sum(1));
+        let seats = seats(1300);
+        assert_eq!(
+            broker.entry((&config, &seats, &newer), &fresh, 1300, all),
             Entry::AwaitSnapshot
         );
-        assert_eq!(
-            broker.entry(&config, &judge, &fresh, 1300, all, 0),
-            Entry::LocalSnapshot { tick: 600 }
+    }
+
+    #[test]
+    fn a_state_only_one_player_reported_is_never_relayed() {
+        let config = config();
+        let mut broker = Broker::new(3);
+        let seats = seats(600);
+        // Player 1 alone reported ticks up to 600 (player 0 stays silent).
+        let lone = reported(0b010, &[540, 570, 600], sum(6));
+        assert_eq!(lone.newest_vouched(), None);
+        let plan = broker.plan(SEC, &config, &seats, &lone, 600, |_| true);
+        assert!(
+            matches!(plan, Plan::Wait),
+            "two are playing: they may yet agree"
+        );
+        let plan = broker.plan(20 * SEC, &config, &seats, &lone, 600, |_| true);
+        assert!(matches!(
+            plan,
+            Plan::Refuse(Refusal::SnapshotRequestTimedOut)
+        ));
+        let mut alone = Seats::new(3);
+        alone.seat(
+            Duration::ZERO,
+            PlayerId(1),
+            (ClientId::from_seed(1), 0, ResumeToken([0; 16])),
+            ConnId(1),
+            Stage::Playing {
+                entered: 0,
+                feed: Feed::new(600, Duration::ZERO),
+                sending: None,
+            },
+        );
+        alone.seat(
+            Duration::ZERO,
+            PlayerId(2),
+            (ClientId::from_seed(2), 0, ResumeToken([0; 16])),
+            ConnId(2),
+            Stage::AwaitingSnapshot,
+        );
+        let plan = broker.plan(SEC, &config, &alone, &lone, 600, |_| true);
+        assert!(
+            matches!(plan, Plan::Refuse(Refusal::NoVouchedSnapshot)),
+            "one player online can vouch for nothing"
         );
     }
 
@@ -503,10 +581,15 @@ mod tests {
     fn no_candidate_or_no_delivery_refuses_the_waiting_by_name() {
         let config = config();
         let mut broker = Broker::new(3);
-        // Both players far behind live: nobody can serve.
+        // Both players far behind live: nobody can serve until they catch up.
         let behind = seats(0);
         let plan = broker.plan(SEC, &config, &behind, &judge(0, sum(1)), 600, |_| true);
-        assert!(matches!(plan, Plan::Refuse(Refusal::SnapshotRequestFailed)));
+        assert!(matches!(plan, Plan::Wait));
+        let plan = broker.plan(20 * SEC, &config, &behind, &judge(0, sum(1)), 600, |_| true);
+        assert!(matches!(
+            plan,
+            Plan::Refuse(Refusal::SnapshotRequestTimedOut)
+        ));
         // A buddy that times out, then another: timed out.
         let seats = seats(600);
         let judge = judge(600, sum(1));

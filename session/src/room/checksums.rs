@@ -115,22 +115,25 @@ impl ChecksumBook {
         verdicts
     }
 
-    /// The verdict on `tick`, once decided.
-    pub(super) fn verdict(&self, tick: Tick) -> Option<&Verdict> {
-        self.ticks.get(&tick)?.verdict.as_ref()
-    }
-
     /// What `player` reported for `tick`.
     pub(super) fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
         *self.ticks.get(&tick)?.by_player.get(player.0 as usize)?
     }
 
-    /// The newest decided tick with a consensus, and the players who reported it.
-    pub(super) fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
-        self.ticks.iter().rev().find_map(|(&tick, reports)| {
-            let consensus = reports.verdict.as_ref()?.consensus?;
-            let agreeing = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
-            Some((tick, consensus, agreeing))
+    /// The consensus of decided `tick` and the players who reported it, when at least
+    /// `quorum` distinct players did: a checksum no single peer chose.
+    pub(super) fn vouched(&self, tick: Tick, quorum: usize) -> Option<(Checksum, u64)> {
+        let reports = self.ticks.get(&tick)?;
+        let consensus = reports.verdict.as_ref()?.consensus?;
+        let agreeing = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
+        (agreeing.count_ones() as usize >= quorum.max(1)).then_some((consensus, agreeing))
+    }
+
+    /// The newest tick [`vouched`](Self::vouched) by `quorum` players.
+    pub(super) fn newest_vouched(&self, quorum: usize) -> Option<(Tick, Checksum, u64)> {
+        self.ticks.keys().rev().find_map(|&tick| {
+            let (checksum, agreeing) = self.vouched(tick, quorum)?;
+            Some((tick, checksum, agreeing))
         })
     }
 
@@ -191,14 +194,28 @@ mod tests {
         assert_eq!(verdicts.len(), 1);
         assert_eq!(verdicts[0].consensus, Some(sum(1)));
         assert_eq!(verdicts[0].disagreeing, vec![PlayerId(2)]);
-        assert_eq!(book.verdict(30).unwrap().consensus, Some(sum(1)));
+        assert_eq!(book.vouched(30, 1), Some((sum(1), 0b011)));
 
         book.record(60, PlayerId(0), sum(1));
         book.record(60, PlayerId(1), sum(2));
         assert!(book.decide(0, |_| 0b111).is_empty(), "waits for player 2");
         let tie = book.decide(60, |_| 0b111);
         assert_eq!((tie[0].consensus, tie[0].disagreeing.len()), (None, 2));
-        assert_eq!(book.newest_consensus(), Some((30, sum(1), 0b011)));
+        assert_eq!(book.newest_vouched(2), Some((30, sum(1), 0b011)));
+        assert_eq!(book.newest_vouched(3), None, "only two agreed");
+    }
+
+    #[test]
+    fn a_lone_reporter_is_a_consensus_but_vouches_for_nothing() {
+        let mut book = ChecksumBook::new(2, 8);
+        book.record(30, PlayerId(1), sum(7));
+        assert!(!book.decide(30, |_| 0b10)[0].is_desync());
+        assert_eq!(book.vouched(30, 1), Some((sum(7), 0b10)), "the consensus");
+        assert_eq!(book.vouched(30, 2), None);
+        assert_eq!(book.vouched(30, 1), Some((sum(7), 0b10)));
+        // The other player's late report agrees: now two vouch for it.
+        assert_eq!(book.record(30, PlayerId(0), sum(7)), None);
+        assert_eq!(book.vouched(30, 2), Some((sum(7), 0b11)));
     }
 
     #[test]

@@ -44,13 +44,18 @@ pub struct RoomConfig {
     /// A game younger than this is joined from tick 0 over the input history
     /// (default 5 s).
     pub start_window: Duration,
-    /// The oldest local snapshot accepted (default 10 s); when no other player is
-    /// online, up to `empty_room_ttl` capped at 2 minutes.
+    /// A vouched local snapshot older than this (default 10 s) is used only when no
+    /// buddy can send a newer vouched one: the catch-up from it is longer.
     pub local_snapshot_max_age: Duration,
     /// An inactive player's slot is kept this long (default 20 s).
     pub player_ttl: Duration,
     /// A room whose players are all inactive stays open this long (default 20 s).
     pub empty_room_ttl: Duration,
+    /// Players whose matching checksum reports make a tick *vouched* (default 2, or
+    /// every slot in smaller rooms). Only vouched states reach other players: a buddy's
+    /// snapshot, a returning player's local one. Raise it so that no group smaller
+    /// than this can choose another player's state.
+    pub snapshot_quorum: u8,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,
     /// Largest snapshot accepted from a buddy (default 64 MiB; an upload allocates its
@@ -89,6 +94,9 @@ pub enum RoomConfigError {
     /// The tick rate is 0 or above [`MAX_TICK_RATE`].
     #[error("a room ticks 1..={MAX_TICK_RATE} times a second, not {0}")]
     TickRate(u32),
+    /// A quorum of 0 would vouch for states nobody reported.
+    #[error("a snapshot quorum is at least 1 player")]
+    SnapshotQuorum,
     /// Clients could not send input that far ahead.
     #[error("the minimum input lead must be below {MAX_AHEAD} ticks, not {0}")]
     MinLead(u32),
@@ -118,6 +126,7 @@ impl RoomConfig {
             local_snapshot_max_age: Duration::from_secs(10),
             player_ttl: Duration::from_secs(20),
             empty_room_ttl: Duration::from_secs(20),
+            snapshot_quorum: 2,
             snapshot_timeout: Duration::from_secs(15),
             max_snapshot_len: 64 << 20,
             end_tick: None,
@@ -140,6 +149,9 @@ impl RoomConfig {
         }
         if self.tick_rate == 0 || self.tick_rate > MAX_TICK_RATE {
             return Err(RoomConfigError::TickRate(self.tick_rate));
+        }
+        if self.snapshot_quorum == 0 {
+            return Err(RoomConfigError::SnapshotQuorum);
         }
         if self.min_lead as u64 >= MAX_AHEAD {
             return Err(RoomConfigError::MinLead(self.min_lead));
@@ -190,6 +202,10 @@ mod tests {
             })
         );
         assert_eq!(with(|c| c.tick_rate = 0), Err(RoomConfigError::TickRate(0)));
+        assert_eq!(
+            with(|c| c.snapshot_quorum = 0),
+            Err(RoomConfigError::SnapshotQuorum)
+        );
         assert_eq!(
             with(|c| c.min_lead = 256),
             Err(RoomConfigError::MinLead(256))

@@ -2,7 +2,13 @@
 //! [`ChecksumBook`]), decides each tick by majority once everyone expected has reported
 //! or a grace period passed, and for the first desync gathers evidence: the snapshots
 //! of that tick from the disagreeing players and one agreeing player.
+//!
+//! It also remembers which ticks are *vouched*: decided, and their consensus reported
+//! by at least a quorum of distinct players. Only a vouched state may reach another
+//! player (a buddy's snapshot, a returning player's local one): no single peer can
+//! choose what someone else plays on.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, Tick};
 use tickstep_snapshot::Chunk;
@@ -11,44 +17,65 @@ use super::checksums::{ChecksumBook, Verdict};
 use crate::protocol::ServerMessage;
 use crate::transfer::Upload;
 
-/// Checksum ticks remembered.
+/// Checksum ticks remembered with every report.
 const CHECKSUM_TICKS_KEPT: usize = 64;
 
-/// Reported checksums, verdicts and evidence.
+/// Vouched ticks remembered (their checksums only): at a report every 30 ticks, over
+/// half an hour at 60 Hz, longer than the default history.
+const VOUCHED_TICKS_KEPT: usize = 4096;
+
+/// Reported checksums, verdicts, vouched ticks and evidence.
 #[derive(Debug)]
 pub(crate) struct Judge {
     book: ChecksumBook,
+    quorum: usize,
+    vouched: BTreeMap<Tick, Checksum>,
     first_desync: Option<Tick>,
     evidence: Vec<Upload>,
 }
 
 impl Judge {
-    /// A judge for `players` slots.
-    pub(super) fn new(players: usize) -> Judge {
+    /// A judge for `players` slots whose ticks are vouched once `quorum` players
+    /// agree (or every slot, in rooms with fewer).
+    pub(super) fn new(players: usize, quorum: usize) -> Judge {
         Judge {
             book: ChecksumBook::new(players, CHECKSUM_TICKS_KEPT),
+            quorum: quorum.clamp(1, players.max(1)),
+            vouched: BTreeMap::new(),
             first_desync: None,
             evidence: Vec::new(),
+        }
+    }
+
+    /// Players who must agree for a tick to be vouched.
+    pub(super) fn quorum(&self) -> usize {
+        self.quorum
+    }
+
+    /// Whether a frame of `tick` with `checksum` is vouched for.
+    pub(super) fn vouches(&self, tick: Tick, checksum: Checksum) -> bool {
+        self.vouched.get(&tick) == Some(&checksum)
+    }
+
+    /// The newest vouched tick still in the book, its checksum, and the players who
+    /// reported it (the possible buddies).
+    pub(super) fn newest_vouched(&self) -> Option<(Tick, Checksum, u64)> {
+        self.book.newest_vouched(self.quorum)
+    }
+
+    fn note_if_vouched(&mut self, tick: Tick) {
+        let Some((checksum, _)) = self.book.vouched(tick, self.quorum) else {
+            return;
+        };
+        self.vouched.insert(tick, checksum);
+        if self.vouched.len() > VOUCHED_TICKS_KEPT {
+            self.vouched.pop_first();
         }
     }
 
     /// The first tick a desync was found at.
     pub(super) fn first_desync(&self) -> Option<Tick> {
         self.first_desync
-    }
-
-    /// Whether a snapshot of `tick` with `checksum` agrees with what the peers
-    /// reported: their consensus when the tick was decided; anything otherwise.
-    pub(super) fn allows(&self, tick: Tick, checksum: Checksum) -> bool {
-        match self.book.verdict(tick) {
-            Some(verdict) => verdict.consensus == Some(checksum),
-            None => true,
-        }
-    }
-
-    /// The newest decided tick with a consensus, and the players who reported it.
-    pub(super) fn newest_consensus(&self) -> Option<(Tick, Checksum, u64)> {
-        self.book.newest_consensus()
     }
 
     /// Records `player`'s report; a report that contradicts a decided tick comes back
@@ -59,13 +86,18 @@ impl Judge {
         tick: Tick,
         checksum: Checksum,
     ) -> Option<Verdict> {
-        self.book.record(tick, player, checksum)
+        let desync = self.book.record(tick, player, checksum);
+        self.note_if_vouched(tick);
+        desync
     }
 
     /// Decides the ticks up to `settled` and those every `expected(tick)` player
     /// reported; returns the desyncs among them.
     pub(super) fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
         let mut verdicts = self.book.decide(settled, expected);
+        for verdict in &verdicts {
+            self.note_if_vouched(verdict.tick);
+        }
         verdicts.retain(Verdict::is_desync);
         verdicts
     }
@@ -155,7 +187,7 @@ mod tests {
 
     #[test]
     fn the_first_desync_names_witnesses_from_both_sides_once() {
-        let mut judge = Judge::new(3);
+        let mut judge = Judge::new(3, 2);
         for (p, n) in [(0, 1), (1, 2), (2, 1)] {
             assert_eq!(judge.report(PlayerId(p), 30, sum(n)), None);
         }
@@ -163,8 +195,11 @@ mod tests {
         assert_eq!(desyncs.len(), 1);
         assert_eq!(judge.witnesses(&desyncs[0]), vec![PlayerId(1), PlayerId(0)]);
         assert_eq!(judge.first_desync(), Some(30));
-        assert!(judge.allows(30, sum(1)) && !judge.allows(30, sum(2)));
-        assert!(judge.allows(60, sum(9)), "undecided ticks allow anything");
+        assert!(judge.vouches(30, sum(1)) && !judge.vouches(30, sum(2)));
+        assert!(
+            !judge.vouches(60, sum(9)),
+            "undecided ticks vouch for nothing"
+        );
         for (p, n) in [(0, 1), (1, 3), (2, 1)] {
             judge.report(PlayerId(p), 60, sum(n));
         }
@@ -177,8 +212,36 @@ mod tests {
     }
 
     #[test]
+    fn vouched_ticks_need_a_quorum_and_outlive_the_book() {
+        let mut judge = Judge::new(2, 2);
+        judge.report(PlayerId(0), 30, sum(1));
+        judge.report(PlayerId(1), 30, sum(1));
+        judge.decide(0, |_| 0b11);
+        assert!(judge.vouches(30, sum(1)));
+        // Later only player 1 reports: its word alone vouches for nothing.
+        for tick in (60..=3000).step_by(30) {
+            judge.report(PlayerId(1), tick, sum(2));
+        }
+        judge.decide(3000, |_| 0b10);
+        assert_eq!(judge.newest_vouched(), None, "tick 30 left the book");
+        assert!(
+            judge.vouches(30, sum(1)),
+            "but is still remembered as vouched"
+        );
+        assert!(!judge.vouches(3000, sum(2)));
+
+        let mut alone = Judge::new(1, 2);
+        alone.report(PlayerId(0), 30, sum(3));
+        alone.decide(30, |_| 0b1);
+        assert!(
+            alone.vouches(30, sum(3)),
+            "a one-player room's quorum is one"
+        );
+    }
+
+    #[test]
     fn evidence_arrives_in_chunks_and_stalls_are_chased() {
-        let mut judge = Judge::new(2);
+        let mut judge = Judge::new(2, 2);
         let sec = Duration::from_secs(1);
         judge.expect_evidence(Upload::new(7, PlayerId(1), 30, 1 << 20, Duration::ZERO));
         let bytes: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();

@@ -97,7 +97,7 @@ impl<I: Pod + PartialEq> Room<I> {
             seats: Seats::new(players),
             clock: Clock::new(&config)?,
             broker: Broker::new(players),
-            judge: Judge::new(players),
+            judge: Judge::new(players, config.snapshot_quorum.into()),
             events: VecDeque::new(),
             next_id: 1,
             housekept: Duration::ZERO,
@@ -186,12 +186,10 @@ impl<I: Pod + PartialEq> Room<I> {
             Phase::Running { .. } => {
                 let clock = &self.clock;
                 self.broker.entry(
-                    &self.config,
-                    &self.judge,
+                    (&self.config, &self.seats, &self.judge),
                     hello,
                     clock.finalized(),
                     |tick| clock.covers(tick),
-                    self.seats.active_count(),
                 )
             }
             _ => Entry::Lobby,

@@ -15,7 +15,6 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
-use tickstep_engine::checksum;
 use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
 use tickstep_session::{
     Client, ClientConfig, ClientId, ClientState, ReconnectInfo, RoomConfig, RoomStats, Server,
@@ -142,12 +141,7 @@ pub fn run_load(
     let rooms: Vec<String> = (0..options.rooms).map(|r| format!("load-{r}")).collect();
     let mut server = Server::<ArenaInput>::new(ServerConfig::default());
     for name in &rooms {
-        let mut room = RoomConfig::new(
-            options.players,
-            "load",
-            initial.schema().hash(),
-            checksum(&initial),
-        );
+        let mut room = RoomConfig::new(options.players, "load", &initial);
         room.tick_rate = options.tick_rate;
         server.open_room(name, room).map_err(|e| e.to_string())?;
     }

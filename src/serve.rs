@@ -4,7 +4,6 @@ use clap::Args;
 use std::io::Write;
 use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaInput};
-use tickstep_engine::checksum;
 use tickstep_net::{ServerHost, TransportConfig, serve};
 use tickstep_session::{RoomConfig, RoomEvent, Server, ServerConfig, ServerEvent};
 
@@ -78,12 +77,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         ..ServerConfig::default()
     });
     for name in &args.rooms {
-        let mut room = RoomConfig::new(
-            config.players,
-            APP_VERSION,
-            initial.schema().hash(),
-            checksum(&initial),
-        );
+        let mut room = RoomConfig::new(config.players, APP_VERSION, &initial);
         room.tick_rate = args.tick_rate;
         room.end_tick = args.ticks;
         room.start_players = args

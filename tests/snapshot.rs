@@ -30,6 +30,8 @@ proptest! {
     fn restored_frames_step_identically(seed in any::<u64>(), ticks in 0u64..90, units in 1u32..300) {
         let mut original = game(units, seed, ticks);
         let bytes = encoded(&original.frame);
+        let bound = snapshot::max_len(&arena::schema(), original.frame.world().capacity());
+        prop_assert!(bytes.len() as u64 <= bound, "{} > {}", bytes.len(), bound);
         prop_assert_eq!(snapshot::verify(&bytes, &arena::schema()).unwrap().header.checksum, checksum(&original.frame));
         let fresh: Frame<ArenaGlobals> = snapshot::restore_new(&bytes, arena::schema(), u32::MAX).unwrap();
         // Restoring into a frame with another history (and more capacity, which a

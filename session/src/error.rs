@@ -79,6 +79,12 @@ pub enum Refusal {
     /// The client broke the protocol (a message it may not send, or impossible content).
     #[error("protocol violation: {0}")]
     ProtocolViolation(String),
+    /// The room sent the joiner's snapshot several times over and it still did not
+    /// arrive.
+    #[error(
+        "the snapshot was sent several times over without arriving: check the connection and join again"
+    )]
+    DownloadFailed,
 }
 
 /// Why a client lost its place or could not take it.

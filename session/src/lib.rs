@@ -37,7 +37,7 @@
 //!
 //! // The server side: a room for one player that ends at tick 60.
 //! let mut server = Server::<u32>::new(ServerConfig::default());
-//! let mut room = RoomConfig::new(1, "doc 1", initial.schema().hash(), checksum(&initial));
+//! let mut room = RoomConfig::new(1, "doc 1", &initial);
 //! room.end_tick = Some(60);
 //! server.open_room("main", room)?;
 //!

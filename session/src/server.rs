@@ -298,7 +298,7 @@ mod tests {
     fn a_connection_cannot_hold_two_slots() {
         let frame = test_game::frame(1);
         let mut server = Server::<Input>::new(ServerConfig::default());
-        let room = RoomConfig::new(3, "t", frame.schema().hash(), checksum(&frame));
+        let room = RoomConfig::new(3, "t", &frame);
         server.open_room("r", room).unwrap();
         let hello = |n| {
             ClientMessage::Hello(Box::new(Hello {

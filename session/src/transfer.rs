@@ -3,6 +3,10 @@
 //! order and, when progress stalls, names what is still missing. [`Download`] and
 //! [`Upload`] are the room's two kinds: a snapshot it sends a joiner, and one it asked
 //! a client for.
+//!
+//! What a joiner can make the room send is bounded: a chunk goes again at most once
+//! per [`CHUNK_RESEND_INTERVAL`] however often it is named, and a download spends at
+//! most [`DOWNLOAD_SEND_FACTOR`] times the snapshot's size in all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +14,13 @@ use tickstep_engine::{Checksum, PlayerId, Tick};
 use tickstep_snapshot::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Reassembler, split};
 
 use crate::protocol::{MAX_LIST, ServerMessage, SnapshotSource};
+
+/// A chunk is sent to one joiner at most once in this interval.
+pub(crate) const CHUNK_RESEND_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A download sends at most this many times the snapshot's bytes (the first copy and
+/// resends); a joiner that still lacks it is given up on.
+pub(crate) const DOWNLOAD_SEND_FACTOR: u64 = 4;
 
 /// A snapshot being sent, kept whole until the receiver has it.
 #[derive(Debug)]
@@ -31,6 +42,7 @@ impl Outgoing {
     }
 
     /// The chunks named in `wanted` that exist (at most [`MAX_LIST`]; all when empty).
+    /// The client side's answer to the room's `ResendUpload`: the room is trusted.
     pub(crate) fn select<'a>(&'a self, wanted: &'a [u32]) -> impl Iterator<Item = &'a Chunk> + 'a {
         let all = wanted
             .is_empty()
@@ -108,31 +120,100 @@ pub(crate) struct Download {
     pub transfer: u32,
     /// The snapshot's tick.
     pub tick: Tick,
-    /// The checksum the peers reported for that tick.
+    /// The checksum the peers vouched for at that tick.
     pub checksum: Checksum,
     /// Where it came from.
     pub source: SnapshotSource,
     /// Its chunks (shared by every joiner it is sent to).
-    pub snapshot: Arc<Outgoing>,
+    snapshot: Arc<Outgoing>,
     /// When it was last sent whole.
     pub sent_at: Duration,
+    /// When each chunk was last sent.
+    chunk_sent: Vec<Option<Duration>>,
+    /// Bytes of chunk data sent so far.
+    spent: u64,
 }
 
 impl Download {
-    /// The messages carrying `chunks` of this snapshot, with the live tick.
-    pub(crate) fn messages<'a>(
-        &'a self,
-        chunks: impl Iterator<Item = &'a Chunk> + 'a,
+    /// A transfer of `snapshot` (of `tick`, vouched as `checksum`), not sent yet.
+    pub(crate) fn new(
+        transfer: u32,
+        (tick, checksum): (Tick, Checksum),
+        source: SnapshotSource,
+        snapshot: Arc<Outgoing>,
+        now: Duration,
+    ) -> Download {
+        Download {
+            transfer,
+            tick,
+            checksum,
+            source,
+            chunk_sent: vec![None; snapshot.chunks().len()],
+            snapshot,
+            sent_at: now,
+            spent: 0,
+        }
+    }
+
+    /// The snapshot's size.
+    pub(crate) fn len(&self) -> u64 {
+        self.snapshot.len()
+    }
+
+    /// Whether the download spent its budget: the joiner is not getting it.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.spent > DOWNLOAD_SEND_FACTOR * self.snapshot.len()
+    }
+
+    /// The messages sending every chunk (at first, and when the joiner stays silent),
+    /// with the live tick.
+    pub(crate) fn send_whole(&mut self, now: Duration, live: Tick) -> Vec<ServerMessage> {
+        self.sent_at = now;
+        let all: Vec<u32> = (0..self.chunk_sent.len() as u32).collect();
+        self.send(now, &all, live, Duration::ZERO)
+    }
+
+    /// The messages resending the chunks named in `wanted` (at most [`MAX_LIST`]):
+    /// each named chunk once, and only if it was not sent in the last
+    /// [`CHUNK_RESEND_INTERVAL`].
+    pub(crate) fn resend(
+        &mut self,
+        now: Duration,
+        wanted: &[u32],
         live: Tick,
-    ) -> impl Iterator<Item = ServerMessage> + 'a {
-        chunks.map(move |chunk| ServerMessage::SnapshotChunk {
-            transfer: self.transfer,
-            tick: self.tick,
-            checksum: self.checksum,
-            source: self.source,
-            live,
-            chunk: chunk.clone(),
-        })
+    ) -> Vec<ServerMessage> {
+        let wanted: Vec<u32> = wanted.iter().take(MAX_LIST).copied().collect();
+        self.send(now, &wanted, live, CHUNK_RESEND_INTERVAL)
+    }
+
+    fn send(
+        &mut self,
+        now: Duration,
+        which: &[u32],
+        live: Tick,
+        interval: Duration,
+    ) -> Vec<ServerMessage> {
+        let mut messages = Vec::new();
+        for &index in which {
+            let Some(chunk) = self.snapshot.chunks().get(index as usize) else {
+                continue;
+            };
+            let recent = self.chunk_sent[index as usize].is_some_and(|at| now < at + interval);
+            if recent || self.exhausted() {
+                continue;
+            }
+            self.chunk_sent[index as usize] = Some(now);
+            self.spent += chunk.data.len() as u64;
+            messages.push(ServerMessage::SnapshotChunk {
+                transfer: self.transfer,
+                tick: self.tick,
+                checksum: self.checksum,
+                source: self.source,
+                live,
+                chunk: chunk.clone(),
+            });
+        }
+        messages
     }
 }
 
@@ -188,6 +269,51 @@ impl Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chunk_bytes(messages: &[ServerMessage]) -> u64 {
+        messages
+            .iter()
+            .map(|m| match m {
+                ServerMessage::SnapshotChunk { chunk, .. } => chunk.data.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_joiner_cannot_make_the_room_repeat_itself() {
+        let bytes: Vec<u8> = (0..600_000u32).map(|i| (i * 13) as u8).collect();
+        let snapshot = Arc::new(Outgoing::new(&bytes));
+        let count = snapshot.chunks().len() as u32;
+        let ms = Duration::from_millis;
+        let mut download = Download::new(
+            1,
+            (30, Checksum::default()),
+            SnapshotSource::Buddy,
+            snapshot,
+            ms(0),
+        );
+        assert_eq!(chunk_bytes(&download.send_whole(ms(0), 40)), 600_000);
+        // Chunk 0 named 64 times, at once and again and again: not within the interval.
+        let greedy = vec![0u32; 64];
+        assert!(download.resend(ms(10), &greedy, 40).is_empty());
+        assert_eq!(
+            download.resend(ms(300), &greedy, 40).len(),
+            1,
+            "once, deduplicated"
+        );
+        assert!(download.resend(ms(400), &greedy, 40).is_empty());
+        // Asking for everything over and over spends the budget, then nothing goes.
+        let all: Vec<u32> = (0..count).collect();
+        let mut sent = 600_000 + DEFAULT_CHUNK_SIZE as u64;
+        for step in 1..100 {
+            sent += chunk_bytes(&download.resend(ms(300 * step + 400), &all, 40));
+        }
+        assert!(download.exhausted());
+        let bound = DOWNLOAD_SEND_FACTOR * 600_000 + DEFAULT_CHUNK_SIZE as u64;
+        assert!(sent <= bound, "{sent} > {bound}");
+        assert!(download.send_whole(ms(60_000), 40).is_empty());
+    }
 
     #[test]
     fn lost_chunks_are_named_and_resent() {

@@ -1,12 +1,18 @@
 //! Chunked transfer: a snapshot split into checksummed pieces that can arrive in any
-//! order, reassembled with missing, duplicate and foreign pieces detected and the total
-//! size capped before anything is allocated.
+//! order, reassembled with missing, duplicate and foreign pieces detected, the total
+//! size capped, chunks no smaller than [`MIN_CHUNK_SIZE`], and memory taken only as
+//! chunks arrive (an announced size costs nothing until its bytes are sent).
 
 use serde::{Deserialize, Serialize};
 use tickstep_engine::Digest;
 
 /// Chunk payload size that keeps a chunk and its envelope inside a 64 KiB message.
 pub const DEFAULT_CHUNK_SIZE: usize = 60 * 1024;
+
+/// The smallest chunk size a [`Reassembler`] accepts for snapshots of more than one
+/// chunk: tiny chunks would cost per-chunk bookkeeping out of proportion to their
+/// bytes.
+pub const MIN_CHUNK_SIZE: u32 = 4096;
 
 /// One piece of a snapshot in transit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +54,12 @@ pub enum ChunkError {
         total_len: u64,
         /// The limit.
         limit: u64,
+    },
+    /// The chunk size is below [`MIN_CHUNK_SIZE`] for a snapshot of several chunks.
+    #[error("chunks of {chunk_size} bytes are below the minimum of {MIN_CHUNK_SIZE}")]
+    TooSmall {
+        /// The announced chunk size.
+        chunk_size: u32,
     },
     /// Count, size and length do not fit together, or the index is out of range.
     #[error("chunk {index} of {count} (size {chunk_size}, total {total_len}) is impossible")]
@@ -108,15 +120,17 @@ pub fn split(snapshot: &[u8], chunk_size: usize) -> impl Iterator<Item = Chunk> 
     })
 }
 
-/// Collects the chunks of one snapshot in any order.
+/// Collects the chunks of one snapshot in any order. It holds what arrived, chunk by
+/// chunk, and joins them in [`Reassembler::finish`].
 #[derive(Debug)]
 pub struct Reassembler {
     limit: u64,
     /// Set by the first accepted chunk.
     shape: Option<Shape>,
-    received: Vec<bool>,
+    /// Each chunk's bytes once it arrived.
+    received: Vec<Option<Vec<u8>>>,
     have: u32,
-    buffer: Vec<u8>,
+    held: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,8 +165,13 @@ impl Reassembler {
             shape: None,
             received: Vec::new(),
             have: 0,
-            buffer: Vec::new(),
+            held: 0,
         }
+    }
+
+    /// Bytes of chunk data held so far.
+    pub fn held(&self) -> u64 {
+        self.held
     }
 
     fn check_shape(&self, chunk: &Chunk) -> Result<Shape, ChunkError> {
@@ -194,6 +213,11 @@ impl Reassembler {
         if shape.chunk_size == 0 || expected_count != shape.count as u64 {
             return Err(impossible);
         }
+        if shape.count > 1 && shape.chunk_size < MIN_CHUNK_SIZE {
+            return Err(ChunkError::TooSmall {
+                chunk_size: shape.chunk_size,
+            });
+        }
         Ok(shape)
     }
 
@@ -217,18 +241,18 @@ impl Reassembler {
             return Err(ChunkError::Corrupt { index: chunk.index });
         }
         if self.shape.is_none() {
-            // Sizes were checked against the limit above: this allocation is bounded.
+            // The count was checked against the limit and the minimum chunk size above:
+            // at most limit / MIN_CHUNK_SIZE empty slots.
             self.shape = Some(shape);
-            self.received = vec![false; shape.count as usize];
-            self.buffer = vec![0; shape.total_len as usize];
+            self.received = vec![None; shape.count as usize];
         }
-        if self.received[chunk.index as usize] {
+        let slot = &mut self.received[chunk.index as usize];
+        if slot.is_some() {
             return Err(ChunkError::Duplicate { index: chunk.index });
         }
-        let start = start as usize;
-        self.buffer[start..start + chunk.data.len()].copy_from_slice(&chunk.data);
-        self.received[chunk.index as usize] = true;
+        *slot = Some(chunk.data.clone());
         self.have += 1;
+        self.held += chunk.data.len() as u64;
         Ok(Progress {
             received: self.have,
             count: shape.count,
@@ -248,7 +272,7 @@ impl Reassembler {
         self.received
             .iter()
             .enumerate()
-            .filter(|(_, got)| !**got)
+            .filter(|(_, got)| got.is_none())
             .map(|(i, _)| i as u32)
     }
 
@@ -264,10 +288,14 @@ impl Reassembler {
             });
         }
         let id = self.shape.map(|s| s.snapshot).unwrap_or_default();
-        if crate::codec::hash(&self.buffer) != id {
+        let mut whole = Vec::with_capacity(self.held as usize);
+        for data in self.received.into_iter().flatten() {
+            whole.extend_from_slice(&data);
+        }
+        if crate::codec::hash(&whole) != id {
             return Err(ChunkError::WholeMismatch);
         }
-        Ok(self.buffer)
+        Ok(whole)
     }
 }
 
@@ -281,8 +309,8 @@ mod tests {
 
     #[test]
     fn reassembles_in_any_order() {
-        let bytes = data(10_000);
-        let mut chunks: Vec<Chunk> = split(&bytes, 1000).collect();
+        let bytes = data(40_000);
+        let mut chunks: Vec<Chunk> = split(&bytes, 4096).collect();
         assert_eq!(chunks.len(), 10);
         chunks.reverse();
         chunks.swap(2, 7);
@@ -296,15 +324,15 @@ mod tests {
 
     #[test]
     fn missing_duplicate_foreign_corrupt_and_oversized_chunks_are_detected() {
-        let bytes = data(2500);
-        let chunks: Vec<Chunk> = split(&bytes, 1000).collect();
+        let bytes = data(10_000);
+        let chunks: Vec<Chunk> = split(&bytes, 4096).collect();
         let mut reassembler = Reassembler::new(1 << 20);
         reassembler.add(&chunks[0]).unwrap();
         assert_eq!(
             reassembler.add(&chunks[0]),
             Err(ChunkError::Duplicate { index: 0 })
         );
-        let other: Vec<Chunk> = split(&data(2400), 1000).collect();
+        let other: Vec<Chunk> = split(&data(9000), 4096).collect();
         assert!(matches!(
             reassembler.add(&other[1]),
             Err(ChunkError::Foreign { .. })
@@ -328,6 +356,29 @@ mod tests {
             small.add(&chunks[0]),
             Err(ChunkError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn memory_follows_the_bytes_that_arrived_and_tiny_chunks_are_refused() {
+        let bytes = data(100_000);
+        let chunks: Vec<Chunk> = split(&bytes, 4096).collect();
+        let mut reassembler = Reassembler::new(1 << 20);
+        reassembler.add(&chunks[24]).unwrap();
+        assert_eq!(reassembler.held(), chunks[24].data.len() as u64);
+        reassembler.add(&chunks[3]).unwrap();
+        assert_eq!(reassembler.held(), 100_000 % 4096 + 4096);
+        let tiny: Vec<Chunk> = split(&bytes, 1).take(1).collect();
+        assert_eq!(
+            Reassembler::new(1 << 20).add(&tiny[0]),
+            Err(ChunkError::TooSmall { chunk_size: 1 })
+        );
+        let whole: Vec<Chunk> = split(&bytes[..10], 16).collect();
+        let mut small = Reassembler::new(1 << 20);
+        assert!(
+            small.add(&whole[0]).unwrap().is_complete(),
+            "one small chunk is fine"
+        );
+        assert_eq!(small.finish().unwrap(), &bytes[..10]);
     }
 
     #[test]

@@ -80,6 +80,28 @@ pub struct SnapshotInfo {
     pub capacity: u32,
 }
 
+/// The largest snapshot a frame of `schema` holding up to `capacity` entities can
+/// have: what a receiver should accept at most (a bigger one cannot be honest).
+pub fn max_len(schema: &Schema, capacity: u32) -> u64 {
+    use crate::format::{FIXED_HEADER_LEN, SECTION_ENTRY_LEN};
+    let columns = schema.components().len() as u64;
+    let slots = capacity as u64;
+    let header = FIXED_HEADER_LEN as u64 + (6 + columns) * SECTION_ENTRY_LEN as u64;
+    let per_slot = 4
+        + 8
+        + 4
+        + schema
+            .components()
+            .iter()
+            .map(|c| c.size as u64)
+            .sum::<u64>();
+    header
+        + tickstep_engine::IMAGE_HEADER_LEN as u64
+        + 8 * columns
+        + schema.globals_size() as u64
+        + per_slot * slots
+}
+
 /// Writes a snapshot of `frame` into `out` (cleared first) and returns its checksum,
 /// which equals [`tickstep_engine::checksum`] of the frame. `out` is reused: once it has
 /// held a snapshot this large, encoding allocates nothing. Cost: one copy and one hash.
@@ -232,6 +254,26 @@ mod tests {
         let mut bytes = Vec::new();
         let sum = encode(&frame, &mut bytes);
         (bytes, sum, schema.hash())
+    }
+
+    #[test]
+    fn max_len_bounds_a_full_frame_up_to_its_empty_free_list() {
+        let schema = Schema::builder::<u64>("full", 1)
+            .component::<Hp>("hp")
+            .build()
+            .unwrap();
+        let mut frame = Frame::new(schema.clone(), 8, 5u64).unwrap();
+        let mut bytes = Vec::new();
+        encode(&frame, &mut bytes);
+        let bound = max_len(&schema, 8);
+        assert!((bytes.len() as u64) < bound, "an empty frame is smaller");
+        for _ in 0..8 {
+            frame.world_mut().spawn_with((Hp(1),)).unwrap();
+        }
+        encode(&frame, &mut bytes);
+        // Every slot live with every component: only the free list (4 bytes a slot)
+        // is empty.
+        assert_eq!(bytes.len() as u64, bound - 4 * 8);
     }
 
     #[test]

@@ -43,8 +43,12 @@ mod error;
 pub mod format;
 mod inspect;
 
-pub use chunk::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Progress, Reassembler, split};
-pub use codec::{SnapshotInfo, Verified, check_vouched, encode, restore, restore_new, verify};
+pub use chunk::{
+    Chunk, ChunkError, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, Progress, Reassembler, split,
+};
+pub use codec::{
+    SnapshotInfo, Verified, check_vouched, encode, max_len, restore, restore_new, verify,
+};
 pub use diff::{Difference, FrameDiff, diff};
 pub use error::SnapshotError;
 pub use inspect::{Summary, inspect};

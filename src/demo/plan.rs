@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
-use tickstep_engine::{Frame, Tick, checksum};
+use tickstep_engine::{Frame, Tick};
 
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
 use tickstep_session::sim::LinkConfig;
@@ -165,12 +165,7 @@ pub(crate) fn demo_room(
 ) -> Result<(Frame<ArenaGlobals>, RoomConfig), String> {
     let game = &options.game;
     let initial = arena::new_frame(game).map_err(|e| e.to_string())?;
-    let mut room = RoomConfig::new(
-        game.players,
-        APP_VERSION,
-        initial.schema().hash(),
-        checksum(&initial),
-    );
+    let mut room = RoomConfig::new(game.players, APP_VERSION, &initial);
     room.tick_rate = options.tick_rate;
     room.end_tick = Some(options.ticks);
     Ok((initial, room))

@@ -43,7 +43,7 @@ pub fn initial(game: &ArenaConfig) -> Frame<ArenaGlobals> {
 /// Room rules for `game` with the defaults, ready to adjust.
 pub fn room_config(game: &ArenaConfig) -> RoomConfig {
     let frame = initial(game);
-    RoomConfig::new(game.players, APP, frame.schema().hash(), checksum(&frame))
+    RoomConfig::new(game.players, APP, &frame)
 }
 
 /// Client settings that match the room's app version.

@@ -26,7 +26,8 @@ pub struct ClientConfig {
     pub history: u64,
     /// Snapshots of recent checksum ticks kept for buddies and evidence (default 4).
     pub snapshots_kept: usize,
-    /// Largest snapshot accepted (default 64 MiB).
+    /// Largest snapshot accepted (default 64 MiB; never more than a frame of the game's
+    /// schema and capacity can have).
     pub max_snapshot_len: u64,
 }
 

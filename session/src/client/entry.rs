@@ -159,10 +159,12 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         source: SnapshotSource,
         chunk: &Chunk,
     ) {
+        let largest =
+            tickstep_snapshot::max_len(self.frame.schema(), self.frame.world().capacity());
         let (players, history, limit) = (
             self.players(),
             self.config.history,
-            self.config.max_snapshot_len,
+            self.config.max_snapshot_len.min(largest),
         );
         let Some(in_room) = self.in_room_mut() else {
             return;

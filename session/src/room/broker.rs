@@ -368,12 +368,7 @@ mod tests {
 
     fn config() -> RoomConfig {
         let frame = test_game::frame(1);
-        RoomConfig::new(
-            3,
-            "t",
-            frame.schema().hash(),
-            tickstep_engine::checksum(&frame),
-        )
+        RoomConfig::new(3, "t", &frame)
     }
 
     fn hello(local: Option<(Tick, Checksum)>) -> Hello {

@@ -312,10 +312,10 @@ pub(crate) fn slack_us(due: Duration, now: Duration) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickstep_engine::{Checksum, InputStatus, SchemaHash};
+    use tickstep_engine::InputStatus;
 
     fn config() -> RoomConfig {
-        RoomConfig::new(2, "t", SchemaHash::default(), Checksum::default())
+        RoomConfig::new(2, "t", &crate::test_game::frame(1))
     }
 
     const T0: Duration = Duration::ZERO;

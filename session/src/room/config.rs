@@ -1,8 +1,9 @@
 //! `RoomConfig`: a room's rules, with the defaults named on each field, and the typed
 //! error for rules no room can run by.
 
+use bytemuck::Pod;
 use std::time::Duration;
-use tickstep_engine::{Checksum, MAX_PLAYERS, SchemaHash, Tick};
+use tickstep_engine::{Checksum, Frame, MAX_PLAYERS, SchemaHash, Tick};
 
 /// How a room fills the input of a present player whose input missed its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,8 +59,9 @@ pub struct RoomConfig {
     pub snapshot_quorum: u8,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,
-    /// Largest snapshot accepted from a buddy (default 64 MiB; an upload allocates its
-    /// announced size, up to this, when its first chunk arrives).
+    /// Largest snapshot accepted from a buddy (default: the largest a frame of the
+    /// game's schema and entity capacity can have, [`tickstep_snapshot::max_len`]).
+    /// Uploads hold only the bytes that arrived.
     pub max_snapshot_len: u64,
     /// The game ends after this tick (default: never).
     pub end_tick: Option<Tick>,
@@ -103,14 +105,11 @@ pub enum RoomConfigError {
 }
 
 impl RoomConfig {
-    /// A room for `players` of the game with `schema` starting from the frame whose
-    /// checksum is `initial`, with the defaults documented on each field.
-    pub fn new(
-        players: u8,
-        app_version: &str,
-        schema: SchemaHash,
-        initial: Checksum,
-    ) -> RoomConfig {
+    /// A room for `players` of the game whose tick-0 frame is `initial` (it gives the
+    /// schema, the initial checksum and the snapshot size limit), with the defaults
+    /// documented on each field.
+    pub fn new<G: Pod>(players: u8, app_version: &str, initial: &Frame<G>) -> RoomConfig {
+        let schema = initial.schema();
         RoomConfig {
             players,
             start_players: players,
@@ -128,11 +127,11 @@ impl RoomConfig {
             empty_room_ttl: Duration::from_secs(20),
             snapshot_quorum: 2,
             snapshot_timeout: Duration::from_secs(15),
-            max_snapshot_len: 64 << 20,
+            max_snapshot_len: tickstep_snapshot::max_len(schema, initial.world().capacity()),
             end_tick: None,
             app_version: app_version.to_string(),
-            schema,
-            initial,
+            schema: schema.hash(),
+            initial: tickstep_engine::checksum(initial),
         }
     }
 
@@ -181,7 +180,7 @@ mod tests {
     use super::*;
 
     fn config() -> RoomConfig {
-        RoomConfig::new(4, "t", SchemaHash::default(), Checksum::default())
+        RoomConfig::new(4, "t", &crate::test_game::frame(1))
     }
 
     #[test]

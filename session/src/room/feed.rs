@@ -2,15 +2,25 @@
 //! lost, so each one carries, besides the new ticks, the few newest the client has not
 //! acknowledged yet (a lost message costs nothing when the next arrives), and after a
 //! silence in acknowledgements everything from the acknowledgement goes again
-//! (go-back-N); a window bounds what is in flight.
+//! (go-back-N).
+//!
+//! A window bounds what is in flight, like a congestion window: it grows by what each
+//! acknowledgement confirms (so a catch-up ramps up in a few round trips) and halves
+//! at each silence, and the wait before resending doubles while the silence lasts. A
+//! client that never acknowledges costs the room a small window now and then, not a
+//! stream.
 
 use std::time::Duration;
 use tickstep_engine::Tick;
 
-/// Unacknowledged verified ticks in flight to one client.
-const SEND_WINDOW: u64 = 1024;
-/// Verified ticks are resent from the client's acknowledgement after this silence.
+/// The most unacknowledged verified ticks in flight to one client.
+const MAX_WINDOW: u64 = 1024;
+/// The window a feed starts with, and the least it shrinks to.
+const MIN_WINDOW: u64 = 32;
+/// Verified ticks are resent from the client's acknowledgement after this silence...
 const RESEND_AFTER: Duration = Duration::from_millis(300);
+/// ...doubling while the silence lasts, up to this.
+const MAX_RESEND_AFTER: Duration = Duration::from_millis(4800);
 /// Unacknowledged ticks repeated with each new one.
 const REPEATED: u64 = 3;
 
@@ -23,6 +33,8 @@ pub(crate) struct Feed {
     pub stepped: Tick,
     sent_up_to: Tick,
     ack_moved: Duration,
+    window: u64,
+    resend_after: Duration,
 }
 
 impl Feed {
@@ -33,6 +45,8 @@ impl Feed {
             stepped: base,
             sent_up_to: base,
             ack_moved: now,
+            window: MIN_WINDOW,
+            resend_after: RESEND_AFTER,
         }
     }
 
@@ -47,8 +61,10 @@ impl Feed {
     ) {
         let received = received.min(finalized);
         if received > self.received {
+            self.window = (self.window + (received - self.received)).min(MAX_WINDOW);
             self.received = received;
             self.ack_moved = now;
+            self.resend_after = RESEND_AFTER;
         }
         self.stepped = self.stepped.max(stepped.min(self.received));
     }
@@ -58,12 +74,14 @@ impl Feed {
     /// before it, or, after a silence in acknowledgements, everything from the
     /// acknowledgement. Marks them sent.
     pub(super) fn due(&mut self, now: Duration, live: Tick, oldest: Tick) -> Option<(Tick, Tick)> {
-        if self.sent_up_to > self.received && now >= self.ack_moved + RESEND_AFTER {
+        if self.sent_up_to > self.received && now >= self.ack_moved + self.resend_after {
             self.sent_up_to = self.received;
             self.ack_moved = now;
+            self.window = (self.window / 2).max(MIN_WINDOW);
+            self.resend_after = (self.resend_after * 2).min(MAX_RESEND_AFTER);
         }
         let unsent = self.sent_up_to.max(self.received) + 1;
-        let to = live.min(self.received + SEND_WINDOW);
+        let to = live.min(self.received + self.window);
         if unsent > to {
             return None;
         }
@@ -112,9 +130,52 @@ mod tests {
         let mut feed = Feed::new(0, Duration::ZERO);
         feed.acknowledge(MS, 50, 60, 20);
         assert_eq!((feed.received, feed.stepped), (20, 20));
-        assert_eq!(feed.due(MS, 5000, 1), Some((21, 20 + SEND_WINDOW)));
+        assert_eq!(
+            feed.due(MS, 5000, 1),
+            Some((21, 20 + MIN_WINDOW + 20)),
+            "the window grew by the 20 acknowledged"
+        );
         // Ticks evicted from the history are skipped.
         let mut late = Feed::new(0, Duration::ZERO);
-        assert_eq!(late.due(MS, 100, 40), Some((40, 100)));
+        late.acknowledge(MS, 10, 10, 10);
+        assert_eq!(late.due(MS, 100, 40), Some((40, 10 + MIN_WINDOW + 10)));
+    }
+
+    #[test]
+    fn the_window_grows_with_acknowledgements_and_shrinks_with_silence() {
+        let mut feed = Feed::new(0, Duration::ZERO);
+        let live = 100_000;
+        // A catch-up: every acknowledgement confirms the whole window, which doubles.
+        let mut now = Duration::ZERO;
+        let mut windows = Vec::new();
+        for _ in 0..7 {
+            now += 10 * MS;
+            let (_, to) = feed.due(now, live, 0).expect("more to send");
+            windows.push(to - feed.received);
+            feed.acknowledge(now, to, to, live);
+        }
+        assert_eq!(windows, vec![32, 64, 128, 256, 512, 1024, 1024]);
+
+        // A client that stops acknowledging: after the window it was sent, go-back-N
+        // with a halving window and a doubling wait, so the room sends a trickle.
+        let (acked, silent_from) = (feed.received, now);
+        let (first, mut sent, mut resends) = (feed.due(now + MS, live, 0), 0, Vec::new());
+        assert_eq!(first, Some((acked + 1, acked + 1024)));
+        while now < Duration::from_secs(60) {
+            now += 10 * MS;
+            if let Some((from, to)) = feed.due(now, live, 0) {
+                assert_eq!(from, acked + 1, "only ever the unacknowledged again");
+                sent += to + 1 - from;
+                resends.push(((now - silent_from).as_millis(), to - acked));
+            }
+        }
+        let at: Vec<u128> = resends.iter().map(|&(at, _)| at).collect();
+        let windows: Vec<u64> = resends.iter().map(|&(_, w)| w).collect();
+        assert_eq!(&at[..6], &[300, 900, 2100, 4500, 9300, 14100]);
+        assert_eq!(&windows[..6], &[512, 256, 128, 64, 32, 32]);
+        assert!(
+            sent <= 512 + 256 + 128 + 64 + 32 * 12,
+            "{sent} ticks in a minute of silence"
+        );
     }
 }

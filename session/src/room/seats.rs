@@ -168,8 +168,8 @@ pub(crate) enum Stage {
     Receiving {
         /// Verified input sent after the snapshot's tick.
         feed: Feed,
-        /// The snapshot.
-        download: Download,
+        /// The snapshot (boxed: most seats are not receiving).
+        download: Box<Download>,
     },
     /// Its frame runs from `entered` on the verified input streaming to it.
     Playing {

@@ -13,6 +13,7 @@ use super::checksums::Verdict;
 use super::feed::Feed;
 use super::seats::Stage;
 use super::{Room, RoomEvent};
+use crate::Refusal;
 use crate::outbox::Outbox;
 use crate::protocol::{ServerMessage, SnapshotSource};
 use crate::transfer::{Download, Upload};
@@ -57,8 +58,9 @@ impl<I: Pod + PartialEq> Room<I> {
     }
 
     /// A joiner names chunks of its snapshot that did not arrive. An empty list would
-    /// mean everything: the room resends that on its own timer, never on request, so a
-    /// joiner cannot make it repeat itself.
+    /// mean everything: the room resends that on its own timer, never on request, and
+    /// a named chunk goes again at most once per interval within the download's
+    /// budget, so a joiner cannot make the room repeat itself.
     pub(super) fn resend_chunks(
         &mut self,
         now: Duration,
@@ -71,16 +73,19 @@ impl<I: Pod + PartialEq> Room<I> {
         let Some(active) = self.seats.active_mut(player) else {
             return;
         };
-        let Stage::Receiving { download, .. } = &active.stage else {
+        let Stage::Receiving { download, .. } = &mut active.stage else {
             return;
         };
-        if download.transfer != transfer || chunks.is_empty() {
+        if download.transfer != transfer {
             return;
         }
-        for message in download.messages(download.snapshot.select(chunks), live) {
+        let messages = download.resend(now, chunks, live);
+        if !messages.is_empty() {
+            active.last_sent = now;
+        }
+        for message in messages {
             out.send(active.conn, message);
         }
-        active.last_sent = now;
     }
 
     pub(super) fn judge_checksums(&mut self, now: Duration, out: &mut Outbox) {
@@ -147,20 +152,31 @@ impl<I: Pod + PartialEq> Room<I> {
         }
     }
 
+    /// Sends downloads whole again to joiners silent for a while; gives up on those
+    /// whose download spent its budget.
     pub(super) fn resend_downloads(&mut self, now: Duration, out: &mut Outbox) {
         let live = self.clock.finalized();
-        for (_, active) in self.seats.actives_mut() {
+        let mut spent = Vec::new();
+        for (player, active) in self.seats.actives_mut() {
             let Stage::Receiving { download, .. } = &mut active.stage else {
                 continue;
             };
             if now < download.sent_at + DOWNLOAD_RESEND {
                 continue;
             }
-            download.sent_at = now;
-            for message in download.messages(download.snapshot.chunks().iter(), live) {
+            if download.exhausted() {
+                spent.push((player, active.conn));
+                continue;
+            }
+            for message in download.send_whole(now, live) {
                 out.send(active.conn, message);
             }
             active.last_sent = now;
+        }
+        for (_, conn) in spent {
+            out.send(conn, ServerMessage::Refused(Refusal::DownloadFailed));
+            out.close(conn);
+            self.disconnect(now, conn, "snapshot download failed", out);
         }
     }
 
@@ -222,19 +238,18 @@ impl<I: Pod + PartialEq> Room<I> {
         let Some(active) = self.seats.active_mut(player) else {
             return;
         };
-        let download = Download {
+        let mut download = Box::new(Download::new(
             transfer,
-            tick: checked.tick,
-            checksum: checked.checksum,
-            source: SnapshotSource::Buddy,
-            snapshot: checked.snapshot.clone(),
-            sent_at: now,
-        };
-        for message in download.messages(download.snapshot.chunks().iter(), live) {
+            (checked.tick, checked.checksum),
+            SnapshotSource::Buddy,
+            checked.snapshot.clone(),
+            now,
+        ));
+        for message in download.send_whole(now, live) {
             out.send(active.conn, message);
         }
         active.last_sent = now;
-        let bytes = download.snapshot.len();
+        let bytes = download.len();
         active.stage = Stage::Receiving {
             feed: Feed::new(checked.tick, now),
             download,

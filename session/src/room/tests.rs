@@ -25,7 +25,7 @@ struct Harness {
 impl Harness {
     fn new(players: u8, change: impl FnOnce(&mut RoomConfig)) -> Harness {
         let frame = test_game::frame(1);
-        let mut config = RoomConfig::new(players, "t", frame.schema().hash(), checksum(&frame));
+        let mut config = RoomConfig::new(players, "t", &frame);
         // Tick 0 at once: these tests send input by hand.
         config.start_delay = Duration::ZERO;
         change(&mut config);

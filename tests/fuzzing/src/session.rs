@@ -84,7 +84,7 @@ fn initial() -> Frame<ArenaGlobals> {
 
 /// Short timers so a short script reaches joins, entries, snapshots and expiry.
 fn room_config(frame: &Frame<ArenaGlobals>) -> RoomConfig {
-    let mut room = RoomConfig::new(3, "fuzz", frame.schema().hash(), checksum(frame));
+    let mut room = RoomConfig::new(3, "fuzz", frame);
     room.start_players = 1;
     room.start_window = Duration::from_millis(500);
     room.snapshot_timeout = Duration::from_secs(2);

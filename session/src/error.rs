@@ -85,6 +85,16 @@ pub enum Refusal {
         "the snapshot was sent several times over without arriving: check the connection and join again"
     )]
     DownloadFailed,
+    /// The room limits the seats one network address may hold, and this address holds
+    /// that many.
+    #[error("this network address already holds as many seats as the room allows")]
+    TooManySeatsFromAddress,
+    /// The server holds as many connections as it allows, in all or from this address.
+    #[error("the server has no room for another connection: try again later")]
+    TooManyConnections,
+    /// The connection did not say hello in time.
+    #[error("no hello arrived in time")]
+    HelloTimeout,
 }
 
 /// Why a client lost its place or could not take it.

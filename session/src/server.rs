@@ -3,6 +3,7 @@
 
 use bytemuck::Pod;
 use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Duration;
 use tickstep_engine::{PlayerId, Tick};
 use tickstep_replay::InputLog;
@@ -43,6 +44,18 @@ pub struct ServerConfig {
     /// Keys the resume tokens the server hands out (default: from the operating
     /// system's random source; set it only to make a simulated run repeatable).
     pub token_secret: [u8; 32],
+    /// Connections held at most (default 10,000); more are refused with
+    /// `TooManyConnections`.
+    pub max_connections: usize,
+    /// Connections held at most from one address (default 1,000: a LAN party, a NAT
+    /// or a test on loopback never meets it).
+    pub max_connections_per_address: usize,
+    /// A connection that has not said hello this long after it opened is closed
+    /// (default 5 s). Traffic before the hello does not extend it.
+    pub hello_timeout: Duration,
+    /// Bytes all unfinished uploads (buddy snapshots, evidence) may hold together
+    /// (default 64 MiB); a chunk past it is dropped, and the upload times out.
+    pub upload_budget: u64,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +76,10 @@ impl Default for ServerConfig {
             peer_timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(1),
             token_secret,
+            max_connections: 10_000,
+            max_connections_per_address: 1_000,
+            hello_timeout: Duration::from_secs(5),
+            upload_budget: 64 << 20,
         }
     }
 }
@@ -73,6 +90,13 @@ impl std::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("peer_timeout", &self.peer_timeout)
             .field("heartbeat", &self.heartbeat)
+            .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field("hello_timeout", &self.hello_timeout)
+            .field("upload_budget", &self.upload_budget)
             .finish_non_exhaustive()
     }
 }
@@ -80,10 +104,12 @@ impl std::fmt::Debug for ServerConfig {
 /// The lockstep server: rooms of one game whose input type is `I`. Sans-IO: feed it
 /// connections' messages and the time, and poll what to send. Its methods, by kind:
 ///
-/// - **`handle_*`**, for what happened: [`Server::handle_message`] (a message on a
-///   connection, numbered by the transport), [`Server::handle_disconnect`] (the
-///   transport lost a connection), [`Server::handle_timeout`] (the time
-///   [`Server::poll_timeout`] named came).
+/// - **`handle_*`**, for what happened: [`Server::handle_connection`] (the transport
+///   opened a connection from an address: connection caps, the hello deadline and
+///   seat limits per address apply to connections announced this way),
+///   [`Server::handle_message`] (a message on a connection, numbered by the
+///   transport), [`Server::handle_disconnect`] (the transport lost a connection),
+///   [`Server::handle_timeout`] (the time [`Server::poll_timeout`] named came).
 /// - **commands** from the host: [`Server::open_room`], [`Server::kick`].
 /// - **`poll_*`**, for what to do: [`Server::poll_transmit`] (send, close),
 ///   [`Server::poll_event`] (what happened in the rooms, tagged with the room),
@@ -100,6 +126,11 @@ pub struct Server<I> {
     rooms: BTreeMap<String, Room<I>>,
     /// The room each connection said hello to.
     conns: BTreeMap<ConnId, String>,
+    /// Connections the transport announced: their address, and until their hello, its
+    /// deadline.
+    opened: BTreeMap<ConnId, Opened>,
+    /// Announced connections per address.
+    per_address: BTreeMap<IpAddr, usize>,
     tokens: TokenMint,
     out: Outbox,
     events: VecDeque<ServerEvent>,
@@ -113,6 +144,8 @@ impl<I: Pod + PartialEq> Server<I> {
             config,
             rooms: BTreeMap::new(),
             conns: BTreeMap::new(),
+            opened: BTreeMap::new(),
+            per_address: BTreeMap::new(),
             out: Outbox::default(),
             events: VecDeque::new(),
         }
@@ -160,8 +193,43 @@ impl<I: Pod + PartialEq> Server<I> {
         self.collect_events(room);
     }
 
+    /// The transport opened `conn` from `address`. Past a connection cap it is refused
+    /// (`TooManyConnections`, queued with its close) and the error returned, so the
+    /// transport can stop reading it at once.
+    pub fn handle_connection(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        address: IpAddr,
+    ) -> Result<(), Refusal> {
+        let from_address = self.per_address.get(&address).copied().unwrap_or(0);
+        if self.opened.len() >= self.config.max_connections
+            || from_address >= self.config.max_connections_per_address
+        {
+            self.out
+                .send(conn, ServerMessage::Refused(Refusal::TooManyConnections));
+            self.out.close(conn);
+            return Err(Refusal::TooManyConnections);
+        }
+        if self.opened.contains_key(&conn) {
+            return Ok(());
+        }
+        *self.per_address.entry(address).or_default() += 1;
+        let hello_by = Some(now + self.config.hello_timeout);
+        self.opened.insert(conn, Opened { address, hello_by });
+        Ok(())
+    }
+
     /// A message arrived on `conn`.
     pub fn handle_message(&mut self, now: Duration, conn: ConnId, message: ClientMessage) {
+        if let ClientMessage::UploadChunk { chunk, .. } = &message {
+            let held: u64 = self.rooms.values().map(Room::uploads_held).sum();
+            if held + chunk.data.len() as u64 > self.config.upload_budget {
+                // Over the server's upload budget: dropped, as if lost; the room asks
+                // again later or gives the upload up.
+                return;
+            }
+        }
         let bound = self.conns.get(&conn).cloned();
         let room = match (&message, bound) {
             (ClientMessage::Hello(hello), Some(room)) if room != hello.room => {
@@ -175,11 +243,19 @@ impl<I: Pod + PartialEq> Server<I> {
                     self.refuse(now, conn, Refusal::NoSuchRoom(name));
                     return;
                 };
+                let opened = self.opened.get_mut(&conn);
+                let address = opened.as_ref().map(|o| o.address);
                 let result = if room.is_closed() {
                     Err(Refusal::RoomClosed)
                 } else {
-                    room.hello(now, conn, hello, &mut self.tokens, &mut self.out)
+                    let at = (conn, address);
+                    room.hello(now, at, hello, &mut self.tokens, &mut self.out)
                 };
+                if result.is_ok()
+                    && let Some(opened) = opened
+                {
+                    opened.hello_by = None;
+                }
                 self.collect_events(&hello.room);
                 if let Err(error) = result {
                     self.refuse(now, conn, error);
@@ -212,6 +288,7 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// The transport lost `conn` (closed by the peer, or failed).
     pub fn handle_disconnect(&mut self, now: Duration, conn: ConnId) {
+        self.forget_connection(conn);
         if let Some(name) = self.conns.remove(&conn)
             && let Some(room) = self.rooms.get_mut(&name)
         {
@@ -247,8 +324,30 @@ impl<I: Pod + PartialEq> Server<I> {
         }
     }
 
-    /// Time passed: finalise due ticks, run timeouts.
+    fn forget_connection(&mut self, conn: ConnId) {
+        let Some(opened) = self.opened.remove(&conn) else {
+            return;
+        };
+        if let Some(count) = self.per_address.get_mut(&opened.address) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_address.remove(&opened.address);
+            }
+        }
+    }
+
+    /// Time passed: finalise due ticks, run timeouts, close connections that did not
+    /// say hello in time.
     pub fn handle_timeout(&mut self, now: Duration) {
+        let late: Vec<ConnId> = self
+            .opened
+            .iter()
+            .filter(|(_, o)| o.hello_by.is_some_and(|by| now >= by))
+            .map(|(&conn, _)| conn)
+            .collect();
+        for conn in late {
+            self.refuse(now, conn, Refusal::HelloTimeout);
+        }
         let liveness = self.liveness();
         for (name, room) in &mut self.rooms {
             room.drive(now, liveness, &mut self.out);
@@ -263,7 +362,12 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// When [`Server::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.rooms.values().filter_map(Room::next_wake).min()
+        let hello_by = self.opened.values().filter_map(|o| o.hello_by).min();
+        self.rooms
+            .values()
+            .filter_map(Room::next_wake)
+            .chain(hello_by)
+            .min()
     }
 
     /// The next thing to send or close.
@@ -271,6 +375,7 @@ impl<I: Pod + PartialEq> Server<I> {
         let transmit = self.out.pop()?;
         if let ServerTransmit::Close { conn } = transmit {
             self.conns.remove(&conn);
+            self.forget_connection(conn);
         }
         Some(transmit)
     }
@@ -280,10 +385,19 @@ impl<I: Pod + PartialEq> Server<I> {
         self.events.pop_front()
     }
 
-    /// Connections the server knows (bounded by the transport's open connections).
+    /// Connections that said hello to a room (bounded by the transport's open
+    /// connections).
     pub fn connections(&self) -> usize {
         self.conns.len()
     }
+}
+
+/// A connection the transport announced.
+#[derive(Debug)]
+struct Opened {
+    address: IpAddr,
+    /// Until its hello is accepted: when it must have come.
+    hello_by: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -293,39 +407,138 @@ mod tests {
     use crate::{ClientId, Hello, PROTOCOL_VERSION};
     use tickstep_engine::checksum;
 
+    fn hello(n: u64) -> ClientMessage {
+        let frame = test_game::frame(1);
+        ClientMessage::Hello(Box::new(Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: "t".into(),
+            schema: frame.schema().hash(),
+            initial: checksum(&frame),
+            room: "r".into(),
+            client_id: ClientId::from_seed(n),
+            rejoin: false,
+            local_snapshot: None,
+            sent_at: 0,
+            resume: None,
+        }))
+    }
+
+    fn server(config: ServerConfig, change: impl FnOnce(&mut RoomConfig)) -> Server<Input> {
+        let mut server = Server::<Input>::new(config);
+        let mut room = RoomConfig::new(3, "t", &test_game::frame(1));
+        change(&mut room);
+        server.open_room("r", room).unwrap();
+        server
+    }
+
+    fn refusals(server: &mut Server<Input>) -> Vec<(ConnId, Refusal)> {
+        std::iter::from_fn(|| server.poll_transmit())
+            .filter_map(|t| match t {
+                ServerTransmit::Send {
+                    to,
+                    message: ServerMessage::Refused(refusal),
+                } => Some((to, refusal)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connections_are_capped_in_all_and_per_address() {
+        let config = ServerConfig {
+            max_connections: 3,
+            max_connections_per_address: 2,
+            ..ServerConfig::default()
+        };
+        let mut server = server(config, |_| {});
+        let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let t = Duration::ZERO;
+        assert_eq!(server.handle_connection(t, ConnId(1), a), Ok(()));
+        assert_eq!(server.handle_connection(t, ConnId(2), a), Ok(()));
+        let full = Err(Refusal::TooManyConnections);
+        assert_eq!(server.handle_connection(t, ConnId(3), a), full);
+        assert_eq!(server.handle_connection(t, ConnId(4), b), Ok(()));
+        assert_eq!(server.handle_connection(t, ConnId(5), b), full, "3 in all");
+        assert_eq!(
+            refusals(&mut server),
+            vec![
+                (ConnId(3), Refusal::TooManyConnections),
+                (ConnId(5), Refusal::TooManyConnections)
+            ]
+        );
+        server.handle_disconnect(t, ConnId(1));
+        assert_eq!(
+            server.handle_connection(t, ConnId(6), a),
+            Ok(()),
+            "room again"
+        );
+    }
+
+    #[test]
+    fn a_connection_without_hello_is_closed_at_its_deadline() {
+        let addr: IpAddr = [10, 0, 0, 1].into();
+        let ms = Duration::from_millis;
+        let mut roomless = Server::<Input>::new(ServerConfig::default());
+        roomless.handle_connection(ms(0), ConnId(1), addr).unwrap();
+        assert_eq!(
+            roomless.poll_timeout(),
+            Some(ms(5000)),
+            "the host wakes for it"
+        );
+
+        let mut server = server(ServerConfig::default(), |_| {});
+        server.handle_connection(ms(0), ConnId(1), addr).unwrap();
+        server.handle_connection(ms(100), ConnId(2), addr).unwrap();
+        server.handle_message(ms(200), ConnId(2), hello(2));
+        refusals(&mut server);
+        server.handle_timeout(ms(4999));
+        assert_eq!(refusals(&mut server), vec![]);
+        server.handle_timeout(ms(5000));
+        assert_eq!(
+            refusals(&mut server),
+            vec![(ConnId(1), Refusal::HelloTimeout)]
+        );
+        server.handle_timeout(ms(9000));
+        assert!(
+            !refusals(&mut server).iter().any(|(c, _)| *c == ConnId(2)),
+            "it said hello"
+        );
+    }
+
+    #[test]
+    fn an_address_holds_at_most_the_rooms_limit_of_seats() {
+        let mut server = server(ServerConfig::default(), |room| {
+            room.max_seats_per_address = Some(1)
+        });
+        let (a, b): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let t = Duration::ZERO;
+        for (conn, addr) in [(1, a), (2, a), (3, b)] {
+            server.handle_connection(t, ConnId(conn), addr).unwrap();
+            server.handle_message(t, ConnId(conn), hello(conn));
+        }
+        assert_eq!(
+            refusals(&mut server),
+            vec![(ConnId(2), Refusal::TooManySeatsFromAddress)]
+        );
+        let held = server
+            .room_slots("r")
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .count();
+        assert_eq!(held, 2);
+    }
+
     /// Regression: one connection saying hello as two clients held two slots.
     #[test]
     fn a_connection_cannot_hold_two_slots() {
-        let frame = test_game::frame(1);
-        let mut server = Server::<Input>::new(ServerConfig::default());
-        let room = RoomConfig::new(3, "t", &frame);
-        server.open_room("r", room).unwrap();
-        let hello = |n| {
-            ClientMessage::Hello(Box::new(Hello {
-                protocol: PROTOCOL_VERSION,
-                app_version: "t".into(),
-                schema: frame.schema().hash(),
-                initial: checksum(&frame),
-                room: "r".into(),
-                client_id: ClientId::from_seed(n),
-                rejoin: false,
-                local_snapshot: None,
-                sent_at: 0,
-                resume: None,
-            }))
-        };
+        let mut server = server(ServerConfig::default(), |_| {});
         server.handle_message(Duration::ZERO, ConnId(1), hello(1));
         server.handle_message(Duration::ZERO, ConnId(1), hello(2));
-        let refused = std::iter::from_fn(|| server.poll_transmit()).any(|t| {
-            matches!(
-                t,
-                ServerTransmit::Send {
-                    message: ServerMessage::Refused(Refusal::ProtocolViolation(_)),
-                    ..
-                }
-            )
-        });
-        assert!(refused);
+        assert!(matches!(
+            refusals(&mut server).as_slice(),
+            [(ConnId(1), Refusal::ProtocolViolation(_))]
+        ));
         let held = server
             .room_slots("r")
             .unwrap()

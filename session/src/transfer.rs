@@ -97,6 +97,11 @@ impl Incoming {
         self.reassembler.missing().take(MAX_LIST).collect()
     }
 
+    /// Bytes held so far.
+    pub(crate) fn held(&self) -> u64 {
+        self.reassembler.held()
+    }
+
     /// Chunks received of all.
     pub(crate) fn progress(&self) -> tickstep_snapshot::Progress {
         self.reassembler.progress()

@@ -114,6 +114,11 @@ impl Broker {
         }
     }
 
+    /// Bytes the buddy upload under way holds.
+    pub(super) fn upload_held(&self) -> u64 {
+        self.upload.as_ref().map_or(0, |b| b.upload.incoming.held())
+    }
+
     /// Whether a checked snapshot is on hand.
     pub(super) fn has_checked(&self) -> bool {
         self.checked.is_some()

@@ -57,6 +57,11 @@ pub struct RoomConfig {
     /// snapshot, a returning player's local one. Raise it so that no group smaller
     /// than this can choose another player's state.
     pub snapshot_quorum: u8,
+    /// The most seats (active or kept) one network address may hold (default: no
+    /// limit, so players behind one NAT or on one machine can play). Set it to 1 with
+    /// a quorum of 2 and one address cannot vouch for a state alone. The address comes
+    /// from the transport ([`crate::Server::handle_connection`]).
+    pub max_seats_per_address: Option<u8>,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,
     /// Largest snapshot accepted from a buddy (default: the largest a frame of the
@@ -126,6 +131,7 @@ impl RoomConfig {
             player_ttl: Duration::from_secs(20),
             empty_room_ttl: Duration::from_secs(20),
             snapshot_quorum: 2,
+            max_seats_per_address: None,
             snapshot_timeout: Duration::from_secs(15),
             max_snapshot_len: tickstep_snapshot::max_len(schema, initial.world().capacity()),
             end_tick: None,

@@ -122,6 +122,11 @@ impl Judge {
             .collect()
     }
 
+    /// Bytes the evidence uploads under way hold.
+    pub(super) fn evidence_held(&self) -> u64 {
+        self.evidence.iter().map(|u| u.incoming.held()).sum()
+    }
+
     /// Tracks an evidence upload.
     pub(super) fn expect_evidence(&mut self, upload: Upload) {
         self.evidence.push(upload);

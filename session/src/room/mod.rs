@@ -26,6 +26,7 @@ pub use seats::SlotHolder;
 
 use bytemuck::Pod;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, Tick};
 use tickstep_replay::InputLog;
@@ -121,6 +122,11 @@ impl<I: Pod + PartialEq> Room<I> {
         matches!(self.phase, Phase::Closed)
     }
 
+    /// Bytes the uploads under way hold (a buddy's snapshot, evidence).
+    pub(crate) fn uploads_held(&self) -> u64 {
+        self.broker.upload_held() + self.judge.evidence_held()
+    }
+
     /// The first tick a desync was found at.
     pub(crate) fn first_desync(&self) -> Option<Tick> {
         self.judge.first_desync()
@@ -164,14 +170,15 @@ impl<I: Pod + PartialEq> Room<I> {
     pub(crate) fn hello(
         &mut self,
         now: Duration,
-        conn: ConnId,
+        (conn, address): (ConnId, Option<IpAddr>),
         hello: &Hello,
         mint: &mut TokenMint,
         out: &mut Outbox,
     ) -> Result<(), Refusal> {
         self.check_compatible(hello)?;
         let open = !matches!(self.phase, Phase::Ended | Phase::Closed);
-        let (player, rejoined) = match self.seats.admit(conn, hello, open)? {
+        let seat_limit = address.zip(self.config.max_seats_per_address);
+        let (player, rejoined) = match self.seats.admit(conn, hello, open, seat_limit)? {
             Admission::Repeated(player) => {
                 // Its welcome was lost: say the same again, from where the seat stands.
                 if let Some(active) = self.seats.active_mut(player) {
@@ -205,6 +212,9 @@ impl<I: Pod + PartialEq> Room<I> {
         }
         let id = (hello.client_id, hello.sent_at, mint.mint(hello.client_id));
         self.seats.seat(now, player, id, conn, stage);
+        if let Some(seat) = self.seats.get_mut(player) {
+            seat.address = address;
+        }
         if matches!(self.phase, Phase::Lobby)
             && self.seats.active_count() >= self.config.start_players as usize
         {

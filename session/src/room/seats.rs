@@ -3,6 +3,7 @@
 //! inactive (kept for its owner until PlayerTTL). The seats also know when the room
 //! went empty, for EmptyRoomTTL.
 
+use std::net::IpAddr;
 use std::time::Duration;
 use tickstep_engine::{PlayerId, Tick};
 
@@ -33,6 +34,8 @@ pub(crate) struct Seat {
     /// `None` while it proved none. This one, or the latest, brings the client back:
     /// a welcome can be lost.
     pub confirmed: Option<ResumeToken>,
+    /// The address it last connected from, when the transport said.
+    pub address: Option<IpAddr>,
 }
 
 impl Seat {
@@ -316,12 +319,34 @@ impl Seats {
 
     /// Decides which seat a hello from `conn` gets, or why none. `open` says whether
     /// the room still seats new players.
+    /// With `seat_limit` (an address and a count), a new or returning seat is refused
+    /// when that address already holds that many other seats.
     pub(super) fn admit(
         &self,
         conn: ConnId,
         hello: &Hello,
         open: bool,
+        seat_limit: Option<(IpAddr, u8)>,
     ) -> Result<Admission, Refusal> {
+        let admission = self.admission(conn, hello, open)?;
+        if let (Admission::Seat { player, .. }, Some((address, limit))) = (&admission, seat_limit) {
+            let others = self
+                .seats
+                .iter()
+                .enumerate()
+                .filter(|(p, seat)| {
+                    *p != player.0 as usize
+                        && seat.as_ref().is_some_and(|s| s.address == Some(address))
+                })
+                .count();
+            if others >= limit as usize {
+                return Err(Refusal::TooManySeatsFromAddress);
+            }
+        }
+        Ok(admission)
+    }
+
+    fn admission(&self, conn: ConnId, hello: &Hello, open: bool) -> Result<Admission, Refusal> {
         if let Some(p) = self.player_of(conn)
             && self
                 .get(p)
@@ -394,6 +419,7 @@ impl Seats {
             command_budget,
             resume,
             confirmed,
+            address: None,
         });
         self.empty_since = None;
     }
@@ -522,7 +548,8 @@ mod tests {
     const T0: Duration = Duration::ZERO;
 
     fn seated(seats: &mut Seats, n: u64, conn: u64) -> PlayerId {
-        let Ok(Admission::Seat { player, .. }) = seats.admit(ConnId(conn), &hello(n, false), true)
+        let Ok(Admission::Seat { player, .. }) =
+            seats.admit(ConnId(conn), &hello(n, false), true, None)
         else {
             panic!("seat for client {n}");
         };
@@ -542,20 +569,20 @@ mod tests {
         let a = seated(&mut seats, 1, 10);
         assert_eq!(a, PlayerId(0));
         assert_eq!(
-            seats.admit(ConnId(10), &hello(1, false), true),
+            seats.admit(ConnId(10), &hello(1, false), true, None),
             Ok(Admission::Repeated(a))
         );
         assert_eq!(
-            seats.admit(ConnId(11), &hello(1, true), true),
+            seats.admit(ConnId(11), &hello(1, true), true, None),
             Err(Refusal::DuplicateClientId)
         );
         assert!(matches!(
-            seats.admit(ConnId(10), &hello(2, false), true),
+            seats.admit(ConnId(10), &hello(2, false), true, None),
             Err(Refusal::ProtocolViolation(_))
         ));
         seats.deactivate(T0, a);
         assert_eq!(
-            seats.admit(ConnId(11), &hello(1, true), true),
+            seats.admit(ConnId(11), &hello(1, true), true, None),
             Ok(Admission::Seat {
                 player: a,
                 rejoined: true
@@ -564,19 +591,65 @@ mod tests {
     }
 
     #[test]
+    fn an_address_holds_at_most_its_limit_of_seats_kept_or_active() {
+        let mut seats = Seats::new(4);
+        let home: IpAddr = [10, 0, 0, 1].into();
+        let limit = Some((home, 2));
+        for n in 1..=2 {
+            let Ok(Admission::Seat { player, .. }) =
+                seats.admit(ConnId(n), &hello(n, false), true, limit)
+            else {
+                panic!("seat {n}");
+            };
+            seats.seat(
+                T0,
+                player,
+                (ClientId::from_seed(n), 0, ResumeToken([0; 16])),
+                ConnId(n),
+                Stage::Lobby,
+            );
+            seats.get_mut(player).unwrap().address = Some(home);
+        }
+        assert_eq!(
+            seats.admit(ConnId(3), &hello(3, false), true, limit),
+            Err(Refusal::TooManySeatsFromAddress)
+        );
+        let elsewhere = Some(([10, 0, 0, 2].into(), 2));
+        assert!(
+            seats
+                .admit(ConnId(3), &hello(3, false), true, elsewhere)
+                .is_ok()
+        );
+        // A kept (inactive) seat still counts; its owner may come back to it.
+        seats.deactivate(T0, PlayerId(0));
+        assert_eq!(
+            seats.admit(ConnId(3), &hello(3, false), true, limit),
+            Err(Refusal::TooManySeatsFromAddress)
+        );
+        assert!(matches!(
+            seats.admit(ConnId(4), &hello(1, true), true, limit),
+            Ok(Admission::Seat { rejoined: true, .. })
+        ));
+        assert!(
+            seats.admit(ConnId(3), &hello(3, false), true, None).is_ok(),
+            "no limit"
+        );
+    }
+
+    #[test]
     fn full_rooms_expired_slots_and_closed_rooms_are_refused_by_name() {
         let mut seats = Seats::new(1);
         seated(&mut seats, 1, 10);
         assert_eq!(
-            seats.admit(ConnId(11), &hello(2, false), true),
+            seats.admit(ConnId(11), &hello(2, false), true, None),
             Err(Refusal::RoomFull)
         );
         assert_eq!(
-            seats.admit(ConnId(11), &hello(2, true), true),
+            seats.admit(ConnId(11), &hello(2, true), true, None),
             Err(Refusal::PlayerTtlExpired)
         );
         assert_eq!(
-            seats.admit(ConnId(11), &hello(2, false), false),
+            seats.admit(ConnId(11), &hello(2, false), false, None),
             Err(Refusal::RoomClosed)
         );
     }

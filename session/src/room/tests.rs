@@ -71,8 +71,13 @@ impl Harness {
             sent_at: 0,
             resume,
         };
-        self.room
-            .hello(now, ConnId(conn), &hello, &mut self.mint, &mut self.out)
+        self.room.hello(
+            now,
+            (ConnId(conn), None),
+            &hello,
+            &mut self.mint,
+            &mut self.out,
+        )
     }
 
     fn input(&mut self, now: Duration, conn: u64, first: Tick, inputs: &[u32]) {

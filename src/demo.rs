@@ -7,15 +7,15 @@ use std::time::Duration;
 use tickstep_arena::{ArenaConfig, MAX_ARENA_PLAYERS};
 use tickstep_session::sim::LinkConfig;
 
+mod over_quic;
 mod over_sim;
-mod over_tcp;
 mod plan;
 mod recorder;
 mod report;
 mod shaper;
 
+use over_quic::run_over_quic;
 pub use over_sim::run_over_sim;
-use over_tcp::run_over_tcp;
 pub use plan::DemoOptions;
 use plan::{Action, DEMO_ROOM, PlayerAt, Schedule, demo_client, demo_client_id, demo_room};
 
@@ -25,9 +25,10 @@ use crate::output::{emit, progress_bar};
 /// Which network the demo runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Net {
-    /// Real TCP sockets on loopback, in real time: a server and one client per player
-    /// in this process.
-    Tcp,
+    /// Real QUIC connections on loopback, in real time: a server (with a self-signed
+    /// certificate its clients pin) and one client per player in this process.
+    #[value(alias = "tcp")]
+    Quic,
     /// The deterministic simulated network, in virtual time (reproducible from --seed,
     /// and done in about a second).
     Sim,
@@ -37,7 +38,7 @@ pub enum Net {
 #[derive(Args)]
 pub struct DemoArgs {
     /// The network to play over.
-    #[arg(long, value_enum, default_value_t = Net::Tcp)]
+    #[arg(long, value_enum, default_value_t = Net::Quic)]
     net: Net,
     /// Players (one bot client each).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=MAX_ARENA_PLAYERS as i64))]
@@ -68,7 +69,8 @@ pub struct DemoArgs {
     #[arg(long)]
     calm: bool,
     /// One-way latency of every link, in milliseconds (default: 20 on the simulated
-    /// network; over TCP, given with --jitter or --loss, a relay shapes each link).
+    /// network; over QUIC, given with --jitter or --loss, a UDP relay shapes each
+    /// link).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     latency: Option<u64>,
     /// Extra random delay per message, 0..=MS milliseconds (reorders messages).
@@ -136,7 +138,7 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         .map(|_| &mut recording as &mut dyn std::io::Write);
     let report = match args.net {
         Net::Sim => run_over_sim(&options, record, |tick| bar.set_position(tick))?,
-        Net::Tcp => run_over_tcp(&options, record, |tick, catching| {
+        Net::Quic => run_over_quic(&options, record, |tick, catching| {
             bar.set_position(tick);
             bar.set_message(catching.unwrap_or_else(|| "playing".into()));
         })?,

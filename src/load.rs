@@ -1,4 +1,4 @@
-//! Server load: rooms of bot clients playing against one server over loopback TCP.
+//! Server load: rooms of bot clients playing against one server over loopback QUIC.
 //! The server runs on its own thread; every client runs on the calling thread. The
 //! report counts the ticks the rooms verified in a measured window, how many were late
 //! (finalised more than a tick after their deadline: the server fell behind), and the
@@ -15,7 +15,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
-use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
+use tickstep_net::{
+    Identity, NetClient, ServerHost, TransportConfig, Trust, advance_for, serve, server_endpoint,
+};
 use tickstep_session::{
     Client, ClientConfig, ClientId, ClientState, ReconnectInfo, RoomConfig, RoomStats, Server,
     ServerConfig,
@@ -145,13 +147,9 @@ pub fn run_load(
         room.tick_rate = options.tick_rate;
         server.open_room(name, room).map_err(|e| e.to_string())?;
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
+    let identity = Identity::self_signed(&["localhost".into()]).map_err(|e| e.to_string())?;
+    let trust = Trust::Pinned(identity.fingerprint());
+    let (bound, address) = std::sync::mpsc::channel();
     let phase = Arc::new(AtomicU8::new(WARMING));
     let (stop, stopped) = oneshot::channel::<()>();
     let mut host = LoadHost {
@@ -165,13 +163,16 @@ pub fn run_load(
             .build()
             .map_err(|e| e.to_string())?;
         runtime.block_on(async {
-            let listener =
-                tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+            let loopback = ([127, 0, 0, 1], 0).into();
+            let transport = TransportConfig::default();
+            let endpoint = server_endpoint(loopback, &identity, &transport);
+            let endpoint = endpoint.map_err(|e| e.to_string())?;
+            let _ = bound.send(endpoint.local_addr().map_err(|e| e.to_string())?);
             let shutdown = async {
                 let _ = stopped.await;
             };
             serve(
-                listener,
+                endpoint,
                 server,
                 TransportConfig::default(),
                 Instant::now(),
@@ -184,6 +185,10 @@ pub fn run_load(
         })
     });
 
+    let address = address
+        .recv()
+        .map_err(|_| "the server did not start".to_string())?
+        .to_string();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,7 +207,9 @@ pub fn run_load(
                     ..ClientConfig::default()
                 };
                 let client = Client::new(config, info, initial.clone(), arena::simulation());
-                let net = NetClient::new(client, &address, TransportConfig::default(), epoch);
+                let transport = TransportConfig::default();
+                let net = NetClient::new(client, &address, &trust, transport, epoch)
+                    .map_err(|e| e.to_string())?;
                 tokio::task::spawn_local(bot(net, running.clone(), quit.clone()));
             }
         }
@@ -224,7 +231,8 @@ pub fn run_load(
         tokio::time::sleep(Duration::from_millis(100)).await;
         quit.set(true);
         tokio::time::sleep(Duration::from_millis(200)).await;
-    });
+        Ok::<(), String>(())
+    })?;
     let _ = stop.send(());
     let window = server_thread
         .join()

@@ -36,9 +36,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the arena sample game offline and print the final checksum.
     Run(run::RunArgs),
-    /// Host arena rooms over TCP until stopped (Ctrl-C or SIGTERM).
+    /// Host arena rooms over QUIC until stopped (Ctrl-C or SIGTERM).
     Serve(serve::ServeArgs),
-    /// Join a room over TCP as a bot player; reconnect on unexpected loss.
+    /// Join a room over QUIC as a bot player; reconnect on unexpected loss.
     Play(play::PlayArgs),
     /// Play the arena with bots and write a replay file.
     Record(record::RecordArgs),

@@ -1,7 +1,10 @@
-//! What the networked subcommands share: transport flags, the app version, logging.
+//! What the networked subcommands share: transport flags, how a client trusts the
+//! server, the app version, logging.
 
 use clap::Args;
+use std::path::PathBuf;
 use std::time::Duration;
+use tickstep_net::{Fingerprint, Trust};
 
 /// The app version `serve` and `play` agree on.
 pub const APP_VERSION: &str = concat!("tickstep ", env!("CARGO_PKG_VERSION"));
@@ -18,6 +21,35 @@ impl NetArgs {
     /// The silence timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout_secs)
+    }
+}
+
+/// How `play` knows the server: `--server-cert-sha256` or `--ca`.
+#[derive(Args, Clone)]
+pub struct TrustArgs {
+    /// The SHA-256 of the server's certificate, as `serve` prints it ("certificate
+    /// sha256 ..."): the connection goes ahead only with that certificate.
+    #[arg(long, value_name = "HEX", conflicts_with = "ca")]
+    server_cert_sha256: Option<String>,
+    /// Trust server certificates issued by the CA certificates in this PEM file (the
+    /// certificate must name the --server host).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    /// The trust these flags ask for; one of them is required.
+    pub fn trust(&self) -> Result<Trust, String> {
+        match (&self.server_cert_sha256, &self.ca) {
+            (Some(hex), _) => Ok(Trust::Pinned(
+                Fingerprint::parse(hex).map_err(|e| e.to_string())?,
+            )),
+            (None, Some(path)) => Trust::ca_file(path).map_err(|e| e.to_string()),
+            (None, None) => Err(
+                "say how to trust the server: --server-cert-sha256 HEX (printed by serve) or --ca FILE"
+                    .into(),
+            ),
+        }
     }
 }
 

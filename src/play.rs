@@ -1,6 +1,7 @@
-//! `tickstep play`: a headless bot client that joins a room over TCP, plays the arena
-//! with the bots' input, reconnects on its own after an unexpected loss, keeps its
-//! reconnect info in a file as it plays, and prints its final tick and checksum.
+//! `tickstep play`: a headless bot client that joins a room over QUIC (the server
+//! pinned by its certificate), plays the arena with the bots' input, reconnects on its
+//! own after an unexpected loss, keeps its reconnect info in a file as it plays, and
+//! prints its final tick and checksum.
 
 use clap::Args;
 use serde::Serialize;
@@ -15,15 +16,17 @@ use tickstep_session::{
 
 use crate::files;
 use crate::game_args::ArenaArgs;
-use crate::net_args::{APP_VERSION, NetArgs};
+use crate::net_args::{APP_VERSION, NetArgs, TrustArgs};
 use crate::output::{emit, progress_bar};
 
 /// Arguments of `tickstep play`.
 #[derive(Args)]
 pub struct PlayArgs {
-    /// The server's address.
+    /// The server's address (host:port).
     #[arg(long)]
     server: String,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// The room to join.
     #[arg(long, default_value = "main")]
     room: String,
@@ -67,6 +70,7 @@ const SAVE_EVERY: Duration = Duration::from_millis(500);
 pub fn run(args: &PlayArgs) -> Result<(), String> {
     crate::net_args::init_logging();
     let config = args.game.config();
+    let trust = args.trust.trust()?;
     let initial = arena::new_frame(&config).map_err(|e| e.to_string())?;
     let info = reconnect_info(args)?;
     let rejoined = info.player.is_some();
@@ -89,7 +93,9 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     let mut save_error = None;
     let mut joined_before = rejoined;
     let outcome = runtime.block_on(async {
-        let mut net = NetClient::new(client, &args.server, transport, tokio::time::Instant::now());
+        let epoch = tokio::time::Instant::now();
+        let mut net = NetClient::new(client, &args.server, &trust, transport, epoch)
+            .map_err(|e| e.to_string())?;
         net.client.connect(net.now());
         net.pump();
         loop {
@@ -141,6 +147,9 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                 // Let the leave and the goodbye reach the server.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 return Ok(net.client);
+            }
+            if let Some(untrusted) = net.untrusted() {
+                return Err(untrusted.to_string());
             }
             if let ClientState::Disconnected(reason) = net.client.state() {
                 return Err(format!(

@@ -1,10 +1,14 @@
-//! `tickstep serve`: host arena rooms over TCP until stopped (Ctrl-C or SIGTERM).
+//! `tickstep serve`: host arena rooms over QUIC until stopped (Ctrl-C or SIGTERM),
+//! authenticated by a certificate (from files, or self-signed at start) whose SHA-256
+//! it prints for clients to pin.
 
 use clap::Args;
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaInput};
-use tickstep_net::{ServerHost, TransportConfig, serve};
+use tickstep_net::{Identity, ServerHost, TransportConfig, serve, server_endpoint};
 use tickstep_session::{RoomConfig, RoomEvent, Server, ServerConfig, ServerEvent};
 
 use crate::game_args::ArenaArgs;
@@ -28,10 +32,50 @@ pub struct ServeArgs {
     /// A room's game starts once this many players joined (default: every slot).
     #[arg(long)]
     start_players: Option<u8>,
+    /// The server's certificate chain (PEM); without --cert and --key a self-signed
+    /// certificate is made at start.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// Players whose matching checksum reports vouch for a state another player may
+    /// rejoin on.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..))]
+    snapshot_quorum: u8,
+    /// Seats (active or kept) one network address may hold in a room (default: no
+    /// limit, so players behind one NAT can play).
+    #[arg(long)]
+    max_seats_per_address: Option<u8>,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     game: ArenaArgs,
     #[command(flatten)]
     net: NetArgs,
+}
+
+/// The server's resource bounds.
+#[derive(Args)]
+struct LimitArgs {
+    /// Connections held at most.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections held at most from one address.
+    #[arg(long, default_value_t = 1_000)]
+    max_connections_per_address: usize,
+    /// Seconds a new connection has to say hello.
+    #[arg(long, default_value_t = 5)]
+    hello_timeout: u64,
+    /// MiB queued to one connection at most; a peer further behind is cut.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    send_budget_mib: u64,
+    /// Seconds a write may wait for a peer that stopped reading before it is cut.
+    #[arg(long, default_value_t = 5)]
+    write_timeout: u64,
+    /// MiB all unfinished uploads (buddy snapshots, evidence) may hold together.
+    #[arg(long, default_value_t = 64)]
+    upload_budget_mib: u64,
 }
 
 /// Logs what happens in the rooms.
@@ -72,12 +116,19 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     crate::net_args::init_logging();
     let config = args.game.config();
     let initial = arena::new_frame(&config).map_err(|e| e.to_string())?;
+    let limits = &args.limits;
     let mut server = Server::<ArenaInput>::new(ServerConfig {
         peer_timeout: args.net.timeout(),
+        max_connections: limits.max_connections,
+        max_connections_per_address: limits.max_connections_per_address,
+        hello_timeout: Duration::from_secs(limits.hello_timeout),
+        upload_budget: limits.upload_budget_mib << 20,
         ..ServerConfig::default()
     });
     for name in &args.rooms {
         let mut room = RoomConfig::new(config.players, APP_VERSION, &initial);
+        room.snapshot_quorum = args.snapshot_quorum;
+        room.max_seats_per_address = args.max_seats_per_address;
         room.tick_rate = args.tick_rate;
         room.end_tick = args.ticks;
         room.start_players = args
@@ -90,17 +141,26 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    let listen = resolve(&args.listen)?;
+    let identity = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Identity::from_pem_files(cert, key),
+        _ => Identity::self_signed(&["localhost".into(), listen.ip().to_string()]),
+    }
+    .map_err(|e| e.to_string())?;
+    let transport = TransportConfig {
+        send_budget: (limits.send_budget_mib << 20) as usize,
+        write_timeout: Duration::from_secs(limits.write_timeout),
+        ..TransportConfig::with_timeout(args.net.timeout())
+    };
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let endpoint = server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?;
+        let address = endpoint.local_addr().map_err(|e| e.to_string())?;
         println!("listening on {address}");
+        println!("certificate sha256 {}", identity.fingerprint());
         let _ = std::io::stdout().flush();
         tracing::info!(%address, rooms = ?args.rooms, "serving");
-        let transport = TransportConfig::with_timeout(args.net.timeout());
         serve(
-            listener,
+            endpoint,
             server,
             transport,
             tokio::time::Instant::now(),
@@ -112,6 +172,15 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// The socket address `text` names (host:port; the first when a name has several).
+pub fn resolve(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    text.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {text}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{text} has no address"))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -1,24 +1,34 @@
-//! A client over TCP: opens connections when the sans-IO [`Client`] asks, feeds it
+//! A client over QUIC: opens connections when the sans-IO [`Client`] asks, feeds it
 //! what arrives and the time, and sends what it says. The host supplies the game
-//! loop's part (stepping, input, events) as a callback after every round.
+//! loop's part (stepping, input, events) as a callback after every round. A server
+//! whose certificate the client's [`Trust`] refuses stops the client for good.
 
 use bytemuck::Pod;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{CloseReason, Connection, INBOUND_QUEUE, Inbound, TransportConfig};
-use tickstep_session::{Client, ClientTransmit, ServerMessage, decode, encode};
+use super::connection::{
+    CloseReason, Connection, Delivery, INBOUND_QUEUE, Inbound, TransportConfig,
+};
+use super::tls::{TlsError, Trust, quic_transport};
+use tickstep_session::{Client, ClientMessage, ClientTransmit, ServerMessage, decode, encode};
 
 /// How long a connection attempt takes to fail while the network is down.
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(1);
 
-/// A [`Client`] driven over TCP.
+/// A [`Client`] driven over QUIC.
 pub struct NetClient<G, I> {
     /// The session client.
     pub client: Client<G, I>,
     server: String,
     transport: TransportConfig,
+    quic: quinn::ClientConfig,
+    /// Made at the first connection (it needs the runtime).
+    endpoint: Option<quinn::Endpoint>,
+    untrusted: Option<String>,
     epoch: Instant,
     conn: Option<Connection>,
     next_id: u64,
@@ -31,18 +41,24 @@ pub struct NetClient<G, I> {
 }
 
 impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
-    /// Drives `client` against the server at `server`; session time counts from `epoch`.
+    /// Drives `client` against the server at `server` (host:port), which must prove
+    /// itself by `trust`; session time counts from `epoch`.
     pub fn new(
         client: Client<G, I>,
         server: &str,
+        trust: &Trust,
         transport: TransportConfig,
         epoch: Instant,
-    ) -> NetClient<G, I> {
+    ) -> Result<NetClient<G, I>, TlsError> {
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        NetClient {
+        let quic = quic_transport(transport.timeout, Some(transport.heartbeat));
+        Ok(NetClient {
             client,
             server: server.to_string(),
             transport,
+            quic: trust.client_config(Arc::new(quic))?,
+            endpoint: None,
+            untrusted: None,
             epoch,
             conn: None,
             next_id: 0,
@@ -51,7 +67,31 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
             online: true,
             busy: false,
             bytes_sent: 0,
+        })
+    }
+
+    /// Why the server was not trusted, if it was not: the client then stopped.
+    pub fn untrusted(&self) -> Option<&str> {
+        self.untrusted.as_deref()
+    }
+
+    /// The QUIC endpoint, made on first use; `None` (with the reason) when no UDP
+    /// socket can be had.
+    fn endpoint(&mut self) -> Result<quinn::Endpoint, String> {
+        if let Some(endpoint) = &self.endpoint {
+            return Ok(endpoint.clone());
         }
+        let v6 = self.server.starts_with('[');
+        let any: SocketAddr = if v6 {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let mut endpoint =
+            quinn::Endpoint::client(any).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+        endpoint.set_default_client_config(self.quic.clone());
+        self.endpoint = Some(endpoint.clone());
+        Ok(endpoint)
     }
 
     /// Session time now.
@@ -94,28 +134,37 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
                     self.next_id += 1;
                     let id = self.next_id;
                     let inbound = self.inbound_tx.clone();
-                    if self.online {
+                    let endpoint = self.endpoint();
+                    if let (true, Ok(endpoint)) = (self.online, &endpoint) {
                         self.conn = Some(Connection::connect(
                             id,
+                            endpoint.clone(),
                             self.server.clone(),
                             inbound,
                             self.transport,
                         ));
                     } else {
+                        let why = endpoint
+                            .err()
+                            .unwrap_or_else(|| "network unreachable".into());
                         tokio::spawn(async move {
                             tokio::time::sleep(UNREACHABLE_AFTER).await;
-                            let reason = CloseReason::Lost("network unreachable".into());
+                            let reason = CloseReason::Lost(why);
                             let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
                         });
                     }
                 }
                 ClientTransmit::Send(message) => {
+                    let delivery = match message {
+                        ClientMessage::Update { .. } => Delivery::Unreliable,
+                        _ => Delivery::Reliable,
+                    };
                     let bytes = encode(&message);
                     self.bytes_sent += bytes.len() as u64;
-                    // A full queue means the server stopped reading: the silence
+                    // A spent budget means the server stopped reading: the silence
                     // timeout will find it. A closed connection reports its own end.
                     if let Some(conn) = &self.conn {
-                        let _ = conn.send(bytes);
+                        let _ = conn.send(bytes, delivery);
                     }
                 }
                 ClientTransmit::Close => {
@@ -157,8 +206,15 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
                         let what = match reason {
                             CloseReason::Goodbye(why) => format!("the server closed the connection: {why}"),
                             CloseReason::Lost(why) => why,
+                            CloseReason::Untrusted(why) => {
+                                self.untrusted = Some(why.clone());
+                                why
+                            }
                         };
                         self.client.handle_connection_lost(now, &what);
+                        if self.untrusted.is_some() {
+                            self.client.cancel();
+                        }
                     }
                     _ => {}
                 }

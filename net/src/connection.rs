@@ -1,26 +1,37 @@
-//! One TCP connection as a task: frames in and out, a heartbeat when nothing else was
-//! sent for a while, the peer taken as lost after a silence, and a goodbye with the
-//! reason on an intentional close, so the other side never mistakes a leave for a loss.
-//! A malformed or oversized frame closes this connection only.
+//! One QUIC connection as a task. Messages travel as frames on one bidirectional
+//! stream, in order and reliably, or, for those the session may lose (verified ticks,
+//! updates), as QUIC datagrams when they fit. QUIC finds a silent peer (keep-alives,
+//! idle timeout); an intentional close says goodbye with the reason, after what was
+//! queued, so the other side never mistakes a leave for a loss. A malformed frame
+//! closes this connection only.
+//!
+//! What the owner may queue is a byte budget, not a message count, and a write the
+//! peer does not take within the write timeout (it stopped reading) ends the
+//! connection and frees what it held.
 
+use bytes::Bytes;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
 
 use super::frame::{Frame, read_frame, write_frame};
 
-/// Transport timing.
+/// Transport timing and budgets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransportConfig {
     /// A peer silent this long is taken as lost (default 10 s).
     pub timeout: Duration,
-    /// A heartbeat goes out when nothing was sent for this long (default 1 s).
+    /// A client sends a QUIC keep-alive when nothing else went out for this long
+    /// (default 1 s).
     pub heartbeat: Duration,
-    /// A connection attempt gives up after this (default 5 s).
+    /// A connection attempt (handshake included) gives up after this (default 5 s).
     pub connect_timeout: Duration,
+    /// Bytes queued for one connection at most (default 16 MiB); past it the peer is
+    /// too far behind and is cut.
+    pub send_budget: usize,
+    /// A write the peer has not taken after this ends the connection (default 5 s).
+    pub write_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -29,12 +40,14 @@ impl Default for TransportConfig {
             timeout: Duration::from_secs(10),
             heartbeat: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(5),
+            send_budget: 16 << 20,
+            write_timeout: Duration::from_secs(5),
         }
     }
 }
 
 impl TransportConfig {
-    /// Defaults with a silence timeout of `timeout` (heartbeats at a tenth of it, at
+    /// Defaults with a silence timeout of `timeout` (keep-alives at a tenth of it, at
     /// least every second).
     pub fn with_timeout(timeout: Duration) -> TransportConfig {
         TransportConfig {
@@ -50,9 +63,12 @@ impl TransportConfig {
 pub enum CloseReason {
     /// The peer closed it on purpose and said why.
     Goodbye(String),
-    /// It failed: an I/O error, a silence past the timeout, a malformed frame, or a
-    /// close without a goodbye.
+    /// It failed: a network error, a silence past the timeout, a malformed frame, a
+    /// peer that stopped reading, or a close without a goodbye.
     Lost(String),
+    /// The server could not prove it is the one the client trusts (its certificate
+    /// does not match): retrying will not help.
+    Untrusted(String),
 }
 
 /// What connections report to their owner, tagged with the connection's number.
@@ -74,8 +90,22 @@ pub enum Inbound {
     },
 }
 
+/// How a message may travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// On the stream: in order, never lost.
+    Reliable,
+    /// As a datagram when it fits (it may be lost or reordered), else on the stream.
+    Unreliable,
+}
+
 enum Outbound {
-    Message(Vec<u8>),
+    Message {
+        bytes: Vec<u8>,
+        delivery: Delivery,
+        /// Its share of the send budget, returned once written.
+        _budget: OwnedSemaphorePermit,
+    },
     Close(String),
 }
 
@@ -84,18 +114,23 @@ enum Outbound {
 pub enum Queued {
     /// Queued for sending.
     Yes,
-    /// The peer is too far behind: its queue is full.
+    /// The peer is too far behind: its send budget is spent.
     Full,
     /// The connection has ended; its end is (or will be) reported as an [`Inbound`].
     Closed,
 }
 
-/// Inbound events queued for the owner before connections wait (and TCP pushes back on
-/// their peers): a peer that sends faster than the owner handles cannot grow memory.
+/// Inbound events queued for the owner before connections wait (and QUIC flow control
+/// pushes back on their peers): a peer that sends faster than the owner handles cannot
+/// grow memory.
 pub const INBOUND_QUEUE: usize = 1024;
 
-/// Messages queued for one connection before it counts as too slow.
-const QUEUE: usize = 4096;
+/// Bytes each queued message is charged beyond its own, for its bookkeeping: a flood
+/// of tiny messages is bounded too.
+const MESSAGE_OVERHEAD: usize = 64;
+
+/// How long a closing connection waits for its last words to be acknowledged.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// The owner's handle on a connection task. Dropping it closes the connection with a
 /// goodbye.
@@ -103,152 +138,258 @@ const QUEUE: usize = 4096;
 pub struct Connection {
     /// The connection's number.
     pub id: u64,
-    tx: mpsc::Sender<Outbound>,
+    tx: mpsc::UnboundedSender<Outbound>,
+    budget: Arc<Semaphore>,
     task: JoinHandle<()>,
 }
 
+/// An established QUIC connection and its message stream.
+pub(crate) struct Established {
+    pub quic: quinn::Connection,
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+}
+
 impl Connection {
-    /// Runs the connection on `stream`, reporting to `inbound`.
-    pub fn spawn(
+    fn new(
         id: u64,
-        stream: TcpStream,
+        config: TransportConfig,
+        run: impl FnOnce(mpsc::UnboundedReceiver<Outbound>) -> JoinHandle<()>,
+    ) -> Connection {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let permits = config.send_budget.min(Semaphore::MAX_PERMITS);
+        Connection {
+            id,
+            tx,
+            budget: Arc::new(Semaphore::new(permits)),
+            task: run(rx),
+        }
+    }
+
+    /// Runs an established connection, reporting to `inbound`.
+    pub(crate) fn spawn(
+        id: u64,
+        established: Established,
         inbound: mpsc::Sender<Inbound>,
         config: TransportConfig,
     ) -> Connection {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(id, stream, rx, inbound, config));
-        Connection { id, tx, task }
+        Connection::new(id, config, |rx| {
+            tokio::spawn(run(id, established, rx, inbound, config))
+        })
     }
 
-    /// Connects to `addr`, then runs the connection; what is sent meanwhile is queued.
-    /// A failed attempt is reported as a loss.
-    pub fn connect(
+    /// Connects through `endpoint` to `addr` (host:port), then runs the connection;
+    /// what is sent meanwhile is queued. A failed attempt is reported as a loss, or as
+    /// [`CloseReason::Untrusted`] when the server's certificate is refused.
+    pub(crate) fn connect(
         id: u64,
+        endpoint: quinn::Endpoint,
         addr: String,
         inbound: mpsc::Sender<Inbound>,
         config: TransportConfig,
     ) -> Connection {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(async move {
-            let attempt =
-                tokio::time::timeout(config.connect_timeout, TcpStream::connect(&addr)).await;
-            match attempt {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    run(id, stream, rx, inbound, config).await;
-                }
-                Ok(Err(e)) => {
-                    let reason = CloseReason::Lost(format!("cannot connect to {addr}: {e}"));
-                    let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
-                }
-                Err(_) => {
-                    let reason = CloseReason::Lost(format!("connecting to {addr} timed out"));
-                    let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
-                }
-            }
-        });
-        Connection { id, tx, task }
+        Connection::new(id, config, |rx| {
+            tokio::spawn(async move {
+                let attempt = tokio::time::timeout(config.connect_timeout, open(&endpoint, &addr));
+                let reason = match attempt.await {
+                    Ok(Ok(established)) => return run(id, established, rx, inbound, config).await,
+                    Ok(Err(reason)) => reason,
+                    Err(_) => CloseReason::Lost(format!("connecting to {addr} timed out")),
+                };
+                let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
+            })
+        })
     }
 
-    /// Queues a message.
-    pub fn send(&self, bytes: Vec<u8>) -> Queued {
-        match self.tx.try_send(Outbound::Message(bytes)) {
+    /// Queues a message, charged to the send budget until it is written.
+    pub fn send(&self, bytes: Vec<u8>, delivery: Delivery) -> Queued {
+        if self.tx.is_closed() {
+            return Queued::Closed;
+        }
+        let cost = (bytes.len() + MESSAGE_OVERHEAD).min(u32::MAX as usize) as u32;
+        let Ok(budget) = self.budget.clone().try_acquire_many_owned(cost) else {
+            return Queued::Full;
+        };
+        let message = Outbound::Message {
+            bytes,
+            delivery,
+            _budget: budget,
+        };
+        match self.tx.send(message) {
             Ok(()) => Queued::Yes,
-            Err(mpsc::error::TrySendError::Full(_)) => Queued::Full,
-            Err(mpsc::error::TrySendError::Closed(_)) => Queued::Closed,
+            Err(_) => Queued::Closed,
         }
     }
 
     /// Closes with a goodbye naming `reason` (after what was queued).
     pub fn close(self, reason: &str) {
-        let _ = self.tx.try_send(Outbound::Close(reason.to_string()));
+        let _ = self.tx.send(Outbound::Close(reason.to_string()));
     }
 
-    /// Drops the socket at once, with no goodbye: the peer sees the connection die.
+    /// Drops the connection at once, with no goodbye: the peer sees it die.
     pub fn cut(self) {
         self.task.abort();
     }
 }
 
+/// Resolves `addr`, makes the QUIC connection and opens the message stream.
+async fn open(endpoint: &quinn::Endpoint, addr: &str) -> Result<Established, CloseReason> {
+    let lost = |what: String| CloseReason::Lost(format!("cannot connect to {addr}: {what}"));
+    let target = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| lost(e.to_string()))?
+        .next()
+        .ok_or_else(|| lost("the name has no address".into()))?;
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let connecting = endpoint
+        .connect(target, host)
+        .map_err(|e| lost(e.to_string()))?;
+    let quic = connecting.await.map_err(|error| match error {
+        quinn::ConnectionError::TransportError(e) if is_crypto(e.code) => {
+            CloseReason::Untrusted(format!("the server at {addr} is not trusted: {}", e.reason))
+        }
+        quinn::ConnectionError::ConnectionClosed(close) if is_crypto(close.error_code) => {
+            CloseReason::Untrusted(format!(
+                "the server at {addr} refused the handshake: {close}"
+            ))
+        }
+        other => lost(other.to_string()),
+    })?;
+    let (send, recv) = quic.open_bi().await.map_err(|e| lost(e.to_string()))?;
+    Ok(Established { quic, send, recv })
+}
+
+/// Whether a QUIC error code is a TLS alert (the handshake's verdict).
+fn is_crypto(code: quinn::TransportErrorCode) -> bool {
+    (0x100..0x200).contains(&u64::from(code))
+}
+
+/// How a QUIC connection error reads to the owner (`None`: this side closed it).
+fn closed_reason(error: &quinn::ConnectionError, timeout: Duration) -> Option<CloseReason> {
+    Some(match error {
+        quinn::ConnectionError::LocallyClosed => return None,
+        quinn::ConnectionError::ApplicationClosed(close) if !close.reason.is_empty() => {
+            CloseReason::Goodbye(String::from_utf8_lossy(&close.reason).into_owned())
+        }
+        quinn::ConnectionError::ApplicationClosed(_) => {
+            CloseReason::Lost("closed without a goodbye".into())
+        }
+        quinn::ConnectionError::TimedOut => {
+            CloseReason::Lost(format!("silent for {} ms", timeout.as_millis()))
+        }
+        other => CloseReason::Lost(other.to_string()),
+    })
+}
+
 async fn run(
     id: u64,
-    stream: TcpStream,
-    mut outbound: mpsc::Receiver<Outbound>,
+    Established {
+        quic,
+        mut send,
+        mut recv,
+    }: Established,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
     inbound: mpsc::Sender<Inbound>,
     config: TransportConfig,
 ) {
-    let (reader, mut writer) = stream.into_split();
-    // Buffered: one read brings in every frame that has arrived.
-    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
     // Reading is not cancel-safe, so it runs on its own and hands frames over.
     let (frames_tx, mut frames) = mpsc::channel(64);
     let reading = tokio::spawn(async move {
         loop {
-            let frame = read_frame(&mut reader).await;
-            let last = !matches!(frame, Ok(Frame::Message(_) | Frame::Heartbeat));
+            let frame = read_frame(&mut recv).await;
+            let last = !matches!(frame, Ok(Frame::Message(_)));
             if frames_tx.send(frame).await.is_err() || last {
                 break;
             }
         }
     });
-    let mut heard = Instant::now();
-    let mut sent = Instant::now();
     let ended = loop {
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(Ok(Frame::Message(bytes))) => {
-                    heard = Instant::now();
                     if inbound.send(Inbound::Message { conn: id, bytes }).await.is_err() {
                         break None;
                     }
                 }
-                Some(Ok(Frame::Heartbeat)) => heard = Instant::now(),
                 Some(Ok(Frame::Goodbye(reason))) => break Some(CloseReason::Goodbye(reason)),
-                Some(Err(error)) => break Some(CloseReason::Lost(error.to_string())),
+                Some(Err(error)) => {
+                    // A stream that failed because the connection closed: say how.
+                    let reason = quic.close_reason().map_or_else(
+                        || Some(CloseReason::Lost(error.to_string())),
+                        |e| closed_reason(&e, config.timeout),
+                    );
+                    break reason;
+                }
                 None => break Some(CloseReason::Lost("the reader stopped".into())),
             },
-            command = outbound.recv() => match command {
-                Some(Outbound::Message(bytes)) => {
-                    if let Err(e) = write_frame(&mut writer, &Frame::Message(bytes)).await {
-                        break Some(CloseReason::Lost(format!("send failed: {e}")));
+            datagram = quic.read_datagram() => match datagram {
+                Ok(bytes) => {
+                    if inbound.send(Inbound::Message { conn: id, bytes: bytes.to_vec() }).await.is_err() {
+                        break None;
                     }
-                    sent = Instant::now();
+                }
+                Err(error) => break closed_reason(&error, config.timeout),
+            },
+            command = outbound.recv() => match command {
+                Some(Outbound::Message { bytes, delivery, .. }) => {
+                    let fits = quic.max_datagram_size().is_some_and(|max| bytes.len() <= max);
+                    if delivery == Delivery::Unreliable && fits {
+                        if quic.send_datagram(Bytes::from(bytes)).is_err() {
+                            break closed_reason(&quic.closed().await, config.timeout);
+                        }
+                        continue;
+                    }
+                    let frame = Frame::Message(bytes);
+                    let write = write_frame(&mut send, &frame);
+                    match tokio::time::timeout(config.write_timeout, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break Some(CloseReason::Lost(format!("send failed: {e}"))),
+                        Err(_) => {
+                            let why = "the peer stopped reading (write timed out)";
+                            quic.close(1u32.into(), why.as_bytes());
+                            break Some(CloseReason::Lost(why.into()));
+                        }
+                    }
                 }
                 Some(Outbound::Close(reason)) => {
-                    let _ = write_frame(&mut writer, &Frame::Goodbye(reason)).await;
-                    let _ = writer.shutdown().await;
+                    goodbye(&quic, &mut send, &reason).await;
                     break None;
                 }
                 None => {
-                    let _ = write_frame(&mut writer, &Frame::Goodbye("closed".into())).await;
-                    let _ = writer.shutdown().await;
+                    goodbye(&quic, &mut send, "closed").await;
                     break None;
                 }
             },
-            _ = sleep_until(sent + config.heartbeat) => {
-                if let Err(e) = write_frame(&mut writer, &Frame::Heartbeat).await {
-                    break Some(CloseReason::Lost(format!("send failed: {e}")));
-                }
-                sent = Instant::now();
-            }
-            _ = sleep_until(heard + config.timeout) => {
-                let silent = format!("silent for {} ms", config.timeout.as_millis());
-                break Some(CloseReason::Lost(silent));
-            }
         }
     };
     reading.abort();
     let Some(mut reason) = ended else { return };
-    // A write can fail because the peer closed after its last words: pass on what it
-    // said before reporting the end (a leave must not read as a loss).
+    // The stream can fail because the peer closed after its last words: pass on what
+    // it said before reporting the end (a leave must not read as a loss).
     while let Ok(frame) = frames.try_recv() {
         match frame {
             Ok(Frame::Message(bytes)) => {
                 let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
             }
             Ok(Frame::Goodbye(why)) => reason = CloseReason::Goodbye(why),
-            _ => {}
+            Err(_) => {}
         }
     }
     let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
+}
+
+/// Says goodbye after everything queued: the frame, the stream's end, a short wait
+/// for the peer to acknowledge it, then the connection's close with the same reason
+/// (which a peer reads as the goodbye if the frame did not reach it).
+async fn goodbye(quic: &quinn::Connection, send: &mut quinn::SendStream, reason: &str) {
+    let frame = Frame::Goodbye(reason.to_string());
+    let said = async {
+        write_frame(send, &frame).await.ok()?;
+        send.finish().ok()?;
+        send.stopped().await.ok()
+    };
+    let _ = tokio::time::timeout(LINGER, said).await;
+    let reason = &reason.as_bytes()[..reason.len().min(512)];
+    quic.close(0u32.into(), reason);
 }

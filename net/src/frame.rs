@@ -1,6 +1,7 @@
-//! Framing on a byte stream: every frame is a 5-byte header (payload length as a
-//! little-endian u32, then a kind byte) and the payload. The length is checked against
-//! [`MAX_FRAME_LEN`] before anything is allocated.
+//! Framing on a connection's stream: every frame is a 5-byte header (payload length
+//! as a little-endian u32, then a kind byte) and the payload. The length is checked
+//! against [`MAX_FRAME_LEN`] before anything is allocated. (Liveness is QUIC's job:
+//! its keep-alives and idle timeout.)
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -17,8 +18,6 @@ pub const HEADER_LEN: usize = 5;
 pub enum Frame {
     /// An encoded protocol message.
     Message(Vec<u8>),
-    /// Nothing: proves the sender is alive.
-    Heartbeat,
     /// The sender is closing the connection on purpose, and why.
     Goodbye(String),
 }
@@ -35,7 +34,7 @@ pub enum FrameError {
     /// The header announces more than [`MAX_FRAME_LEN`] bytes.
     #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_LEN}")]
     TooLarge(u32),
-    /// The header's kind byte is unknown (or a heartbeat carries a payload).
+    /// The header's kind byte is unknown.
     #[error("malformed frame header (kind {kind}, length {len})")]
     Malformed {
         /// The kind byte.
@@ -46,7 +45,6 @@ pub enum FrameError {
 }
 
 const KIND_MESSAGE: u8 = 0;
-const KIND_HEARTBEAT: u8 = 1;
 const KIND_GOODBYE: u8 = 2;
 
 /// Checks a frame header: the payload length and kind, or why the frame is refused.
@@ -58,7 +56,6 @@ pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<(u8, usize), FrameError>
     }
     match kind {
         KIND_MESSAGE | KIND_GOODBYE => Ok((kind, len as usize)),
-        KIND_HEARTBEAT if len == 0 => Ok((kind, 0)),
         _ => Err(FrameError::Malformed { kind, len }),
     }
 }
@@ -80,9 +77,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Frame, F
         Err(e) => return Err(e.into()),
     }
     Ok(match kind {
-        KIND_MESSAGE => Frame::Message(payload),
         KIND_GOODBYE => Frame::Goodbye(String::from_utf8_lossy(&payload).into_owned()),
-        _ => Frame::Heartbeat,
+        _ => Frame::Message(payload),
     })
 }
 
@@ -93,7 +89,6 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     let (kind, payload): (u8, &[u8]) = match frame {
         Frame::Message(bytes) => (KIND_MESSAGE, bytes),
-        Frame::Heartbeat => (KIND_HEARTBEAT, &[]),
         Frame::Goodbye(reason) => (KIND_GOODBYE, reason.as_bytes()),
     };
     let payload = &payload[..payload.len().min(MAX_FRAME_LEN)];
@@ -113,7 +108,7 @@ mod tests {
     async fn frames_round_trip_and_bad_headers_are_refused() {
         let frames = [
             Frame::Message(vec![1, 2, 3]),
-            Frame::Heartbeat,
+            Frame::Message(vec![]),
             Frame::Goodbye("leaving".into()),
         ];
         let mut wire = Vec::new();
@@ -128,7 +123,7 @@ mod tests {
             read_frame(&mut reader).await,
             Err(FrameError::Closed)
         ));
-        let mut cut = &wire[..6];
+        let mut cut = &wire[..7];
         read_frame(&mut cut).await.unwrap_err();
         let huge = ((MAX_FRAME_LEN as u32 + 1).to_le_bytes(), 0u8);
         let header = [huge.0[0], huge.0[1], huge.0[2], huge.0[3], huge.1];

@@ -1,7 +1,10 @@
-//! tickstep-net: real transports for the session: TCP on tokio. Length-delimited frames carry the
-//! postcard-encoded protocol messages (capped before allocating), heartbeats find a
-//! silent peer within a timeout, and a goodbye names the reason for an intentional
-//! close. [`serve`] runs a [`tickstep_session::Server`]; [`NetClient`] drives a
+//! tickstep-net: the session over QUIC (quinn, rustls with the ring provider) on tokio.
+//! The server is authenticated by its certificate ([`Identity`]: PEM files or a
+//! self-signed one made at start), which clients pin by SHA-256 or check against a CA
+//! ([`Trust`]); the connection is encrypted, so the secret client id never crosses the
+//! wire in clear. Each connection carries one stream of length-delimited frames
+//! (capped before allocating) and, for messages the session may lose, QUIC datagrams.
+//! [`serve`] runs a [`tickstep_session::Server`]; [`NetClient`] drives a
 //! [`tickstep_session::Client`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -10,7 +13,9 @@ mod client;
 mod connection;
 pub mod frame;
 mod server;
+mod tls;
 
 pub use client::{NetClient, advance_for};
-pub use connection::{CloseReason, Connection, Inbound, Queued, TransportConfig};
-pub use server::{ServerHost, serve};
+pub use connection::{CloseReason, Connection, Delivery, Inbound, Queued, TransportConfig};
+pub use server::{MAX_HANDSHAKES, RETRY_ABOVE, ServerHost, serve, server_endpoint};
+pub use tls::{ALPN, Fingerprint, Identity, TlsError, Trust};

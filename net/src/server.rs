@@ -1,38 +1,104 @@
-//! The server over TCP: accepts connections, feeds what they say to a sans-IO
+//! The server over QUIC: accepts handshakes, feeds what connections say to a sans-IO
 //! [`Server`], sends what it says, and runs its timers, until shut down.
+//!
+//! Handshakes are bounded: at most [`MAX_HANDSHAKES`] at once (more are refused),
+//! beyond [`RETRY_ABOVE`] a client must first prove its address with a stateless
+//! retry, and one that has not opened its stream within the connect timeout is
+//! dropped. Before a handshake completes QUIC itself sends at most three times what
+//! the peer sent. Connection notes are rate-limited so a flood cannot flood the log.
 
 use bytemuck::Pod;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use super::connection::{CloseReason, Connection, INBOUND_QUEUE, Inbound, Queued, TransportConfig};
-use tickstep_session::{ClientMessage, ConnId, Server, ServerTransmit, decode, encode};
+use super::connection::{
+    CloseReason, Connection, Delivery, Established, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
+};
+use super::tls::{Identity, TlsError, quic_transport};
+use tickstep_session::{
+    ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
+};
+
+/// Handshakes under way at most; more are refused.
+pub const MAX_HANDSHAKES: usize = 1024;
+/// Above this many handshakes under way, a client must prove its address first.
+pub const RETRY_ABOVE: usize = 64;
+/// Connection notes passed to the host per second at most; the rest are counted.
+const NOTES_PER_SECOND: u32 = 20;
 
 /// What the server loop tells its host after every round of work.
 pub trait ServerHost<I> {
     /// Called after each round with the server and the time since the loop started.
     fn after_round(&mut self, server: &mut Server<I>, now: Duration);
-    /// A connection ended or was refused at the transport level (logged by the host).
+    /// A connection ended or was refused at the transport level (logged by the host;
+    /// rate-limited).
     fn connection_note(&mut self, conn: u64, note: &str);
     /// A message of `bytes` was queued for sending.
     fn sent(&mut self, _bytes: usize) {}
 }
 
+/// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout.
+pub fn server_endpoint(
+    addr: SocketAddr,
+    identity: &Identity,
+    transport: &TransportConfig,
+) -> Result<quinn::Endpoint, TlsError> {
+    let quic = Arc::new(quic_transport(transport.timeout, None));
+    let mut config = identity.server_config(quic)?;
+    config.max_incoming(MAX_HANDSHAKES);
+    quinn::Endpoint::server(config, addr)
+        .map_err(|e| TlsError::Setup(format!("cannot listen on {addr}: {e}")))
+}
+
 /// What woke the server loop.
 enum Wake {
-    Accepted(std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)>),
+    Incoming(Option<Box<quinn::Incoming>>),
+    Handshake(Result<Established, String>),
     Inbound(Option<Inbound>),
     Timer,
 }
 
-/// Serves `server` on `listener` until `shutdown` completes, then says goodbye to
-/// every connection. Time for the session is measured from `epoch`.
+/// Passes at most [`NOTES_PER_SECOND`] notes a second, then one line counting the
+/// rest.
+struct NoteLimit {
+    second: Instant,
+    passed: u32,
+    suppressed: u64,
+}
+
+impl NoteLimit {
+    fn note<I>(&mut self, host: &mut impl ServerHost<I>, conn: u64, note: &str) {
+        let now = Instant::now();
+        if now >= self.second + Duration::from_secs(1) {
+            if self.suppressed > 0 {
+                let summary = format!("{} more connection notes suppressed", self.suppressed);
+                host.connection_note(0, &summary);
+            }
+            *self = NoteLimit {
+                second: now,
+                passed: 0,
+                suppressed: 0,
+            };
+        }
+        if self.passed < NOTES_PER_SECOND {
+            self.passed += 1;
+            host.connection_note(conn, note);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+/// Serves `server` on `endpoint` (see [`server_endpoint`]) until `shutdown` completes,
+/// then says goodbye to every connection. Time for the session is measured from
+/// `epoch`.
 pub async fn serve<I: Pod + PartialEq>(
-    listener: TcpListener,
+    endpoint: quinn::Endpoint,
     mut server: Server<I>,
     transport: TransportConfig,
     epoch: Instant,
@@ -40,15 +106,26 @@ pub async fn serve<I: Pod + PartialEq>(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<Server<I>> {
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
+    let (handshakes_tx, mut handshakes) = mpsc::channel(64);
+    let mut handshaking = 0usize;
     let mut conns: BTreeMap<u64, Connection> = BTreeMap::new();
     let mut next_id = 0u64;
+    let mut notes = NoteLimit {
+        second: Instant::now(),
+        passed: 0,
+        suppressed: 0,
+    };
     tokio::pin!(shutdown);
     loop {
         let wake = server
             .poll_timeout()
             .map_or(Instant::now() + Duration::from_secs(1), |at| epoch + at);
         let woke = tokio::select! {
-            accepted = listener.accept() => Wake::Accepted(accepted),
+            incoming = endpoint.accept() => Wake::Incoming(incoming.map(Box::new)),
+            done = handshakes.recv() => match done {
+                Some(done) => Wake::Handshake(done),
+                None => Wake::Timer,
+            },
             event = inbound.recv() => Wake::Inbound(event),
             _ = sleep_until(wake) => Wake::Timer,
             _ = &mut shutdown => break,
@@ -56,22 +133,50 @@ pub async fn serve<I: Pod + PartialEq>(
         // The time is read after the wait, so what arrived is handled at its own time.
         let now = epoch.elapsed();
         match woke {
-            Wake::Accepted(Ok((stream, _))) => {
-                let _ = stream.set_nodelay(true);
-                next_id += 1;
-                conns.insert(
-                    next_id,
-                    Connection::spawn(next_id, stream, inbound_tx.clone(), transport),
-                );
+            Wake::Incoming(None) => break,
+            Wake::Incoming(Some(incoming)) => {
+                let incoming = *incoming;
+                if handshaking >= MAX_HANDSHAKES {
+                    incoming.refuse();
+                } else if handshaking >= RETRY_ABOVE && !incoming.remote_address_validated() {
+                    if let Err(error) = incoming.retry() {
+                        error.into_incoming().ignore();
+                    }
+                } else {
+                    handshaking += 1;
+                    let done = handshakes_tx.clone();
+                    tokio::spawn(async move {
+                        let result = handshake(incoming, transport.connect_timeout).await;
+                        let _ = done.send(result).await;
+                    });
+                }
             }
-            Wake::Accepted(Err(e)) => host.connection_note(0, &format!("accept failed: {e}")),
+            Wake::Handshake(result) => {
+                handshaking = handshaking.saturating_sub(1);
+                match result {
+                    Ok(established) => {
+                        next_id += 1;
+                        let address = established.quic.remote_address().ip();
+                        let conn =
+                            Connection::spawn(next_id, established, inbound_tx.clone(), transport);
+                        conns.insert(next_id, conn);
+                        // A refusal (too many connections) is queued with its close.
+                        if let Err(refusal) =
+                            server.handle_connection(now, ConnId(next_id), address)
+                        {
+                            notes.note(host, next_id, &format!("refused: {refusal}"));
+                        }
+                    }
+                    Err(why) => notes.note(host, 0, &format!("handshake failed: {why}")),
+                }
+            }
             // What a connection said after the server closed it no longer counts.
             Wake::Inbound(Some(Inbound::Message { conn, .. })) if !conns.contains_key(&conn) => {}
             Wake::Inbound(Some(Inbound::Message { conn, bytes })) => {
                 match decode::<ClientMessage>(&bytes) {
                     Ok(message) => server.handle_message(now, ConnId(conn), message),
                     Err(e) => {
-                        host.connection_note(conn, &format!("closed: {e}"));
+                        notes.note(host, conn, &format!("closed: {e}"));
                         if let Some(connection) = conns.remove(&conn) {
                             connection.close("malformed message");
                         }
@@ -83,9 +188,9 @@ pub async fn serve<I: Pod + PartialEq>(
                 conns.remove(&conn);
                 let note = match &reason {
                     CloseReason::Goodbye(why) => format!("closed by the client: {why}"),
-                    CloseReason::Lost(why) => format!("lost: {why}"),
+                    CloseReason::Lost(why) | CloseReason::Untrusted(why) => format!("lost: {why}"),
                 };
-                host.connection_note(conn, &note);
+                notes.note(host, conn, &note);
                 server.handle_disconnect(now, ConnId(conn));
             }
             Wake::Inbound(None) | Wake::Timer => {}
@@ -97,15 +202,19 @@ pub async fn serve<I: Pod + PartialEq>(
         while let Some(transmit) = server.poll_transmit() {
             match transmit {
                 ServerTransmit::Send { to, message } => {
+                    let delivery = match message {
+                        ServerMessage::Verified { .. } => Delivery::Unreliable,
+                        _ => Delivery::Reliable,
+                    };
                     let bytes = encode(&message);
                     host.sent(bytes.len());
                     // A closed connection's end arrives as an inbound event, after
                     // whatever it said last.
-                    let queued = conns.get(&to.0).map(|c| c.send(bytes));
+                    let queued = conns.get(&to.0).map(|c| c.send(bytes, delivery));
                     if queued == Some(Queued::Full)
                         && let Some(slow) = conns.remove(&to.0)
                     {
-                        host.connection_note(to.0, "closed: too far behind");
+                        notes.note(host, to.0, "closed: too far behind (send budget spent)");
                         slow.cut();
                         server.handle_disconnect(now, to);
                     }
@@ -123,6 +232,18 @@ pub async fn serve<I: Pod + PartialEq>(
         connection.close("the server is shutting down");
     }
     // Give the goodbyes a moment to leave.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
     Ok(server)
+}
+
+/// Completes a handshake and accepts the client's message stream, within `limit`.
+async fn handshake(incoming: quinn::Incoming, limit: Duration) -> Result<Established, String> {
+    let attempt = async {
+        let quic = incoming.await.map_err(|e| e.to_string())?;
+        let (send, recv) = quic.accept_bi().await.map_err(|e| e.to_string())?;
+        Ok(Established { quic, send, recv })
+    };
+    tokio::time::timeout(limit, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("not done within {} ms", limit.as_millis())))
 }

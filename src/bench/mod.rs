@@ -25,7 +25,7 @@ pub enum BenchCommand {
     /// Input latency and lost input over the simulated network: a sweep of latency,
     /// jitter and loss.
     Latency(LatencyBenchArgs),
-    /// Server load: rooms of bot clients against one server over loopback TCP; ticks
+    /// Server load: rooms of bot clients against one server over loopback QUIC; ticks
     /// on time and late, and server CPU per room-tick.
     Server(ServerBenchArgs),
 }

@@ -1,4 +1,4 @@
-//! `tickstep bench server`: rooms of bot clients against one server over loopback TCP.
+//! `tickstep bench server`: rooms of bot clients against one server over loopback QUIC.
 
 use clap::Args;
 

@@ -60,7 +60,7 @@ pub struct DemoOptions {
     pub tick_rate: u32,
     /// Every client's link.
     pub link: LinkConfig,
-    /// The link was asked for (over TCP, a relay then shapes every client's link;
+    /// The link was asked for (over QUIC, a UDP relay then shapes every client's link;
     /// otherwise they are loopback as it is).
     pub shaped: bool,
     /// Cut this player's connection and take it offline at this tick.

@@ -1,14 +1,14 @@
-//! The demo over real TCP sockets on loopback: a server and one client per player in
-//! this process, on one thread, in real time. A drop cuts a client's socket and takes
-//! its network down until its rejoin; a restart tears the client down and rebuilds it
-//! from the `ReconnectInfo` it last saved, as after an app restart.
+//! The demo over real QUIC connections on loopback: a server with a self-signed
+//! certificate and one client per player pinning it, in this process, on one thread,
+//! in real time. A drop cuts a client's connection and takes its network down until
+//! its rejoin; a restart tears the client down and rebuilds it from the
+//! `ReconnectInfo` it last saved, as after an app restart.
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant as WallClock};
 use tickstep_engine::{Frame, PlayerId, Tick};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -17,7 +17,9 @@ use super::report::{ClientRecord, DemoReport, RunRecord, TimelineEntry};
 use super::shaper;
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
 use tickstep_arena::{ArenaGlobals, ArenaInput};
-use tickstep_net::{NetClient, ServerHost, TransportConfig, advance_for, serve};
+use tickstep_net::{
+    Identity, NetClient, ServerHost, TransportConfig, Trust, advance_for, serve, server_endpoint,
+};
 use tickstep_session::{
     Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, RoomEvent, Server,
     ServerConfig,
@@ -79,9 +81,9 @@ struct Player {
     end: Option<ClientRecord>,
 }
 
-/// Runs the demo over loopback TCP in real time. `progress` gets the room's tick and,
+/// Runs the demo over loopback QUIC in real time. `progress` gets the room's tick and,
 /// while a client catches up, a line saying how far it is.
-pub fn run_over_tcp(
+pub fn run_over_quic(
     options: &DemoOptions,
     record: Option<&mut dyn Write>,
     mut progress: impl FnMut(Tick, Option<String>),
@@ -111,15 +113,14 @@ async fn play(
     server
         .open_room(DEMO_ROOM, room_config)
         .map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot listen on loopback: {e}"))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let epoch = Instant::now();
+    let identity = Identity::self_signed(&["localhost".into()]).map_err(|e| e.to_string())?;
+    let trust = Trust::Pinned(identity.fingerprint());
     let transport = TransportConfig::default();
+    let loopback = ([127, 0, 0, 1], 0).into();
+    let endpoint = server_endpoint(loopback, &identity, &transport).map_err(|e| e.to_string())?;
+    let server_addr = endpoint.local_addr().map_err(|e| e.to_string())?;
+    let address = server_addr.to_string();
+    let epoch = Instant::now();
 
     let room = Rc::new(RefCell::new(Room::default()));
     if recording {
@@ -131,7 +132,7 @@ async fn play(
         let shutdown = async {
             let _ = stopped.await;
         };
-        serve(listener, server, transport, epoch, &mut host, shutdown).await
+        serve(endpoint, server, transport, epoch, &mut host, shutdown).await
     });
 
     let mut controls = Vec::new();
@@ -142,14 +143,15 @@ async fn play(
         let (control, commands) = mpsc::unbounded_channel();
         let link = if options.shaped {
             let seed = options.game.seed ^ u64::from(p);
-            shaper::relay(address.clone(), options.link, seed)
+            shaper::relay(server_addr, options.link, seed)
                 .await
                 .map_err(|e| format!("cannot start the shaping relay: {e}"))?
         } else {
             address.clone()
         };
         let info = ReconnectInfo::new(&link, DEMO_ROOM, demo_client_id(options, p));
-        let net = NetClient::new(demo_client(&initial, info), &link, transport, epoch);
+        let net = NetClient::new(demo_client(&initial, info), &link, &trust, transport, epoch)
+            .map_err(|e| e.to_string())?;
         let seed = options.game.seed;
         tasks.push(tokio::task::spawn_local(run_player(
             net,

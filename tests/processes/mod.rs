@@ -1,0 +1,335 @@
+//! Real processes on loopback, shared by the process-level tests: `tickstep serve`
+//! and `tickstep play` with OS-assigned ports, their output in files, killed when
+//! their guards drop. Every wait has a deadline.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tickstep_session::ReconnectInfo;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tickstep");
+
+/// A fresh directory for one test's files (logs, reconnect files).
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickstep-net-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("the temp dir can be created");
+    dir
+}
+
+/// The game flags every process of a test shares.
+pub fn game_args(players: u8, entities: u32) -> Vec<String> {
+    vec![
+        "--players".into(),
+        players.to_string(),
+        "--entities".into(),
+        entities.to_string(),
+        "--seed".into(),
+        "11".into(),
+    ]
+}
+
+/// A spawned `tickstep` process, its stdout and stderr in files (so a chatty process
+/// never blocks on a full pipe). Killed and reaped on drop unless it already exited.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    /// Spawns `tickstep args` with stdout (unless `piped_stdout`) and stderr into files
+    /// named after `name` in `dir`.
+    pub fn spawn(
+        dir: &Path,
+        name: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        piped_stdout: bool,
+    ) -> Proc {
+        let stdout = dir.join(format!("{name}.stdout"));
+        let stderr = dir.join(format!("{name}.stderr"));
+        let out = if piped_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::from(std::fs::File::create(&stdout).expect("stdout file"))
+        };
+        let err = Stdio::from(std::fs::File::create(&stderr).expect("stderr file"));
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the tickstep binary starts");
+        Proc {
+            name: name.to_string(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The last lines of its stderr, for failure messages.
+    pub fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(30);
+        format!(
+            "--- {} stderr (tail) ---\n{}",
+            self.name,
+            lines[from..].join("\n")
+        )
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for it to exit, failing the test after `limit`.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait works") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not exit within {limit:?}\n{}",
+                    self.name,
+                    self.stderr_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL (on unix), then reaps it.
+    pub fn kill_hard(&mut self) -> ExitStatus {
+        self.child.kill().expect("the process can be killed");
+        self.wait(Duration::from_secs(10))
+    }
+
+    /// Waits for a `play --json` to finish successfully and returns its report.
+    pub fn report(&mut self, limit: Duration) -> serde_json::Value {
+        let status = self.wait(limit);
+        assert!(
+            status.success(),
+            "{} failed ({status})\n{}",
+            self.name,
+            self.stderr_tail()
+        );
+        let stdout = self.stdout_text();
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{} printed no JSON report ({e}): {stdout:?}\n{}",
+                self.name,
+                self.stderr_tail()
+            )
+        })
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running `tickstep serve`, the address it listens on and its certificate's
+/// SHA-256.
+pub struct Server {
+    pub proc: Proc,
+    pub addr: String,
+    pub cert_sha256: String,
+}
+
+impl Server {
+    /// Starts `tickstep serve --listen 127.0.0.1:0 args` and reads the address and the
+    /// certificate's fingerprint from its first two stdout lines.
+    pub fn start(dir: &Path, args: &[String]) -> Server {
+        let mut all = vec!["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        all.extend_from_slice(args);
+        let mut proc = Proc::spawn(dir, "serve", &all, &[], true);
+        let stdout = proc.child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        // Reads the first two lines, then drains stdout until the server exits.
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut lines = (String::new(), String::new());
+            let _ = reader.read_line(&mut lines.0);
+            let _ = reader.read_line(&mut lines.1);
+            let _ = tx.send(lines);
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
+        });
+        let (line, cert) = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(lines) => lines,
+            Err(_) => panic!(
+                "serve printed no address within 20 s\n{}",
+                proc.stderr_tail()
+            ),
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}\n{}", proc.stderr_tail()))
+            .to_string();
+        assert!(
+            addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+            "{addr}"
+        );
+        let cert_sha256 = cert
+            .trim()
+            .strip_prefix("certificate sha256 ")
+            .unwrap_or_else(|| panic!("unexpected second line {cert:?}"))
+            .to_string();
+        assert!(
+            cert_sha256.len() == 64 && cert_sha256.chars().all(|c| c.is_ascii_hexdigit()),
+            "{cert_sha256}"
+        );
+        Server {
+            proc,
+            addr,
+            cert_sha256,
+        }
+    }
+}
+
+/// Spawns `tickstep play --json` against `server`, keeping its reconnect info in
+/// `reconnect_file` when given.
+pub fn play(
+    dir: &Path,
+    name: &str,
+    server: &Server,
+    reconnect_file: Option<&Path>,
+    ticks: u64,
+    game: &[String],
+    env: &[(&str, &str)],
+) -> Proc {
+    let mut args = vec![
+        "play".to_string(),
+        "--server".into(),
+        server.addr.clone(),
+        "--server-cert-sha256".into(),
+        server.cert_sha256.clone(),
+        "--ticks".into(),
+        ticks.to_string(),
+        "--timeout".into(),
+        "3".into(),
+        "--json".into(),
+    ];
+    if let Some(file) = reconnect_file {
+        args.push("--reconnect-file".into());
+        args.push(file.to_str().expect("a UTF-8 temp path").into());
+    }
+    args.extend_from_slice(game);
+    Proc::spawn(dir, name, &args, env, false)
+}
+
+/// The reconnect info saved in `path`, once it is there and readable.
+pub fn saved_info(path: &Path) -> Option<ReconnectInfo> {
+    ReconnectInfo::from_bytes(&std::fs::read(path).ok()?).ok()
+}
+
+/// Polls `probe` until it gives a value, failing the test after `limit`.
+pub fn wait_until<T>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                context()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the play keeping `path` holds a slot and has a local snapshot past `tick`.
+pub fn wait_for_progress(path: &Path, tick: u64, context: impl Fn() -> String) -> ReconnectInfo {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{} to hold a slot past tick {tick}", path.display()),
+        || {
+            saved_info(path).filter(|info| {
+                info.player.is_some() && info.local_snapshot.as_ref().is_some_and(|s| s.tick > tick)
+            })
+        },
+        context,
+    )
+}
+
+pub fn checksum_of(report: &serde_json::Value) -> &str {
+    let sum = report["checksum"].as_str().expect("a checksum string");
+    assert!(
+        sum.len() == 64 && sum.chars().all(|c| c.is_ascii_hexdigit()),
+        "{report}"
+    );
+    sum
+}
+
+/// A server at 120 Hz with a 3 s timeout and `players` plays of `game`, each with a
+/// reconnect file in `dir`, leaving at `ticks`.
+pub fn start_game(
+    dir: &Path,
+    game: &[String],
+    players: usize,
+    ticks: u64,
+) -> (Server, Vec<PathBuf>, Vec<Proc>) {
+    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
+        .map(String::from)
+        .to_vec();
+    args.extend_from_slice(game);
+    let server = Server::start(dir, &args);
+    let files: Vec<PathBuf> = (0..players)
+        .map(|i| dir.join(format!("play{i}.reconnect")))
+        .collect();
+    let plays = files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            play(
+                dir,
+                &format!("play{i}"),
+                &server,
+                Some(file),
+                ticks,
+                game,
+                &[],
+            )
+        })
+        .collect();
+    (server, files, plays)
+}

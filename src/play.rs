@@ -27,6 +27,9 @@ pub struct PlayArgs {
     server: String,
     #[command(flatten)]
     trust: TrustArgs,
+    /// The local address to send from (a host with several addresses; default: any).
+    #[arg(long, value_name = "IP")]
+    bind: Option<std::net::IpAddr>,
     /// The room to join.
     #[arg(long, default_value = "main")]
     room: String,
@@ -57,6 +60,10 @@ struct PlayReport {
     checksum: Checksum,
     rejoined: bool,
     resyncs: Vec<(Tick, SnapshotSource)>,
+    /// Ticks on which the room filled in this player's own input (it came late).
+    own_input_filled: u64,
+    /// 99th percentile of input latency (sent to verified), in milliseconds.
+    input_latency_p99_ms: Option<u64>,
 }
 
 /// Ticks simulated per round at most, so the network is never starved.
@@ -96,6 +103,9 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
         let epoch = tokio::time::Instant::now();
         let mut net = NetClient::new(client, &args.server, &trust, transport, epoch)
             .map_err(|e| e.to_string())?;
+        if let Some(ip) = args.bind {
+            net.bind((ip, 0).into());
+        }
         net.client.connect(net.now());
         net.pump();
         loop {
@@ -162,12 +172,18 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     });
     bar.finish_and_clear();
     let client = outcome?;
+    let stats = client.stats();
     let report = PlayReport {
         player: client.player().map(|p| p.0),
         final_tick: client.frame().tick(),
         checksum: checksum(client.frame()),
         rejoined,
         resyncs,
+        own_input_filled: stats.own_input_replaced,
+        input_latency_p99_ms: stats
+            .input_latency
+            .percentile(99)
+            .map(|d| d.as_millis() as u64),
     };
     emit(args.json, &report, |r| {
         let player = r.player.map_or("?".into(), |p| p.to_string());

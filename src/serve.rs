@@ -152,8 +152,19 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         write_timeout: Duration::from_secs(limits.write_timeout),
         ..TransportConfig::with_timeout(args.net.timeout())
     };
+    // QUIC's work (handshakes, encryption, retransmission) runs on a thread of its
+    // own, so a flood of handshakes never holds up the rooms' clock on this one.
+    let quic_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("quic")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    let endpoint = {
+        let _quic = quic_runtime.enter();
+        server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?
+    };
     runtime.block_on(async {
-        let endpoint = server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?;
         let address = endpoint.local_addr().map_err(|e| e.to_string())?;
         println!("listening on {address}");
         println!("certificate sha256 {}", identity.fingerprint());

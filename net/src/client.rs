@@ -19,13 +19,32 @@ use tickstep_session::{Client, ClientMessage, ClientTransmit, ServerMessage, dec
 /// How long a connection attempt takes to fail while the network is down.
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(1);
 
+/// Rewrites each outgoing message into what is really sent (fault injection).
+pub type Tamper = Box<dyn FnMut(ClientMessage) -> Vec<ClientMessage>>;
+
+/// A QUIC client endpoint on `bind` (port 0: any) that trusts servers by `trust`.
+pub fn client_endpoint(
+    bind: SocketAddr,
+    trust: &Trust,
+    transport: &TransportConfig,
+) -> Result<quinn::Endpoint, TlsError> {
+    let quic = quic_transport(transport.timeout, Some(transport.heartbeat));
+    let config = trust.client_config(Arc::new(quic))?;
+    let mut endpoint = quinn::Endpoint::client(bind)
+        .map_err(|e| TlsError::Setup(format!("cannot open a UDP socket on {bind}: {e}")))?;
+    endpoint.set_default_client_config(config);
+    Ok(endpoint)
+}
+
 /// A [`Client`] driven over QUIC.
 pub struct NetClient<G, I> {
     /// The session client.
     pub client: Client<G, I>,
     server: String,
     transport: TransportConfig,
-    quic: quinn::ClientConfig,
+    trust: Trust,
+    bind: Option<SocketAddr>,
+    tamper: Option<Tamper>,
     /// Made at the first connection (it needs the runtime).
     endpoint: Option<quinn::Endpoint>,
     untrusted: Option<String>,
@@ -51,12 +70,15 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
         epoch: Instant,
     ) -> Result<NetClient<G, I>, TlsError> {
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let quic = quic_transport(transport.timeout, Some(transport.heartbeat));
+        // Checked now, so a bad trust setting fails here rather than at connecting.
+        trust.client_config(Arc::new(quinn::TransportConfig::default()))?;
         Ok(NetClient {
             client,
             server: server.to_string(),
             transport,
-            quic: trust.client_config(Arc::new(quic))?,
+            trust: trust.clone(),
+            bind: None,
+            tamper: None,
             endpoint: None,
             untrusted: None,
             epoch,
@@ -75,21 +97,30 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
         self.untrusted.as_deref()
     }
 
-    /// The QUIC endpoint, made on first use; `None` (with the reason) when no UDP
-    /// socket can be had.
+    /// Sends from `addr` (port 0: any) instead of the unspecified address.
+    pub fn bind(&mut self, addr: SocketAddr) {
+        self.bind = Some(addr);
+        self.endpoint = None;
+    }
+
+    /// Rewrites every outgoing message with `tamper` before it is sent: a hostile or
+    /// broken client, for tests.
+    pub fn set_tamper(&mut self, tamper: Tamper) {
+        self.tamper = Some(tamper);
+    }
+
+    /// The QUIC endpoint, made on first use; the reason when no UDP socket can be had.
     fn endpoint(&mut self) -> Result<quinn::Endpoint, String> {
         if let Some(endpoint) = &self.endpoint {
             return Ok(endpoint.clone());
         }
-        let v6 = self.server.starts_with('[');
-        let any: SocketAddr = if v6 {
+        let any: SocketAddr = if self.server.starts_with('[') {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         } else {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let mut endpoint =
-            quinn::Endpoint::client(any).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-        endpoint.set_default_client_config(self.quic.clone());
+        let endpoint = client_endpoint(self.bind.unwrap_or(any), &self.trust, &self.transport)
+            .map_err(|e| e.to_string())?;
         self.endpoint = Some(endpoint.clone());
         Ok(endpoint)
     }
@@ -155,16 +186,12 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
                     }
                 }
                 ClientTransmit::Send(message) => {
-                    let delivery = match message {
-                        ClientMessage::Update { .. } => Delivery::Unreliable,
-                        _ => Delivery::Reliable,
+                    let messages = match &mut self.tamper {
+                        Some(tamper) => tamper(message),
+                        None => vec![message],
                     };
-                    let bytes = encode(&message);
-                    self.bytes_sent += bytes.len() as u64;
-                    // A spent budget means the server stopped reading: the silence
-                    // timeout will find it. A closed connection reports its own end.
-                    if let Some(conn) = &self.conn {
-                        let _ = conn.send(bytes, delivery);
+                    for message in messages {
+                        self.send(&message);
                     }
                 }
                 ClientTransmit::Close => {
@@ -225,6 +252,20 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
         self.client.handle_timeout(now);
         self.busy = host(&mut self.client, now);
         self.pump();
+    }
+
+    fn send(&mut self, message: &ClientMessage) {
+        let delivery = match message {
+            ClientMessage::Update { .. } => Delivery::Unreliable,
+            _ => Delivery::Reliable,
+        };
+        let bytes = encode(message);
+        self.bytes_sent += bytes.len() as u64;
+        // A spent budget means the server stopped reading: the silence timeout will
+        // find it. A closed connection reports its own end.
+        if let Some(conn) = &self.conn {
+            let _ = conn.send(bytes, delivery);
+        }
     }
 
     fn current(&self, conn: u64) -> bool {

@@ -15,7 +15,7 @@ pub mod frame;
 mod server;
 mod tls;
 
-pub use client::{NetClient, advance_for};
+pub use client::{NetClient, Tamper, advance_for, client_endpoint};
 pub use connection::{CloseReason, Connection, Delivery, Inbound, Queued, TransportConfig};
 pub use server::{MAX_HANDSHAKES, RETRY_ABOVE, ServerHost, serve, server_endpoint};
 pub use tls::{ALPN, Fingerprint, Identity, TlsError, Trust};

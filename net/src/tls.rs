@@ -182,7 +182,7 @@ impl Trust {
     }
 
     /// The QUIC client configuration: this trust, the tickstep ALPN, `transport`.
-    pub(crate) fn client_config(
+    pub fn client_config(
         &self,
         transport: Arc<quinn::TransportConfig>,
     ) -> Result<quinn::ClientConfig, TlsError> {

@@ -1,4 +1,4 @@
-//! TCP frame header, protocol message and saved reconnect-data decoding on arbitrary
+//! Stream frame header, protocol message and saved reconnect-data decoding on arbitrary
 //! bytes: a clean error or a value that round-trips. See
 //! `tickstep_fuzzing::check_message_decoding`.
 #![no_main]

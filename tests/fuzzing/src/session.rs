@@ -92,6 +92,7 @@ fn room_config(frame: &Frame<ArenaGlobals>) -> RoomConfig {
     room.empty_room_ttl = Duration::from_secs(5);
     room.history = Duration::from_secs(30);
     room.max_snapshot_len = 1 << 20;
+    room.max_seats_per_address = Some(2);
     room.checksum_every = 4;
     room
 }
@@ -100,7 +101,7 @@ fn room_config(frame: &Frame<ArenaGlobals>) -> RoomConfig {
 fn chunk(script: &mut Script, frame: &Frame<ArenaGlobals>) -> Chunk {
     let mut bytes = Vec::new();
     tickstep_snapshot::encode(frame, &mut bytes);
-    let size = 64 + script.u16() as usize;
+    let size = tickstep_snapshot::MIN_CHUNK_SIZE as usize + script.u16() as usize;
     let chunks: Vec<Chunk> = split(&bytes, size).collect();
     let mut chunk = chunks[script.u8() as usize % chunks.len()].clone();
     match script.u8() % 6 {
@@ -218,11 +219,18 @@ fn check_transmit_size(message: &impl serde::Serialize) {
     );
 }
 
-/// Drives a server with a script of messages from up to six connections, disconnects,
-/// kicks and time steps, checking the invariants after every step.
+/// Drives a server with a script of connections from two addresses (under tight caps),
+/// messages from up to six connections, disconnects, kicks and time steps, checking the
+/// invariants after every step.
 pub fn check_server_script(bytes: &[u8]) {
     let frame = initial();
-    let mut server = Server::<ArenaInput>::new(ServerConfig::default());
+    let mut server = Server::<ArenaInput>::new(ServerConfig {
+        max_connections: 5,
+        max_connections_per_address: 3,
+        hello_timeout: Duration::from_secs(2),
+        upload_budget: 256 << 10,
+        ..ServerConfig::default()
+    });
     server
         .open_room(ROOM, room_config(&frame))
         .unwrap_or_else(|e| panic!("room: {e}"));
@@ -244,6 +252,12 @@ pub fn check_server_script(bytes: &[u8]) {
                 server.handle_disconnect(now, conn);
             }
             5 => server.kick(now, ROOM, PlayerId(script.u8() % 4)),
+            6 => {
+                let address = std::net::IpAddr::from([10, 0, 0, script.u8() % 2]);
+                if server.handle_connection(now, conn, address).is_ok() {
+                    open.insert(conn);
+                }
+            }
             _ => {
                 if let Some(message) = client_message(&mut script, &frame, newest_tick) {
                     open.insert(conn);
@@ -487,7 +501,7 @@ pub fn check_client_script(bytes: &[u8]) {
     }
 }
 
-/// Decoding any bytes as a TCP frame header, a client message, a server message or
+/// Decoding any bytes as a stream frame header, a client message, a server message or
 /// saved reconnect data fails cleanly or gives a value that encodes back to the same.
 pub fn check_message_decoding(bytes: &[u8]) {
     if let Some(header) = bytes.first_chunk::<{ tickstep_net::frame::HEADER_LEN }>()

@@ -96,7 +96,8 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     let bar = progress_bar(args.ticks, "playing");
     let seed = config.seed;
     let mut resyncs = Vec::new();
-    let mut saved_at = Duration::ZERO;
+    // When the reconnect file was last saved; `None`: save at once.
+    let mut saved_at: Option<Duration> = None;
     let mut save_error = None;
     let mut joined_before = rejoined;
     let outcome = runtime.block_on(async {
@@ -128,13 +129,19 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                         }
                         _ => {}
                     }
-                    joined_before |= matches!(event, ClientEvent::Joined { .. });
+                    let joined = matches!(event, ClientEvent::Joined { .. });
+                    joined_before |= joined;
+                    if joined {
+                        // The welcome's resume token is the only one that brings this
+                        // client back once it speaks: save it at once.
+                        saved_at = None;
+                    }
                     if !matches!(event, ClientEvent::CatchUpProgress { .. }) {
                         tracing::info!(?event);
                     }
                 }
-                if now >= saved_at + SAVE_EVERY {
-                    saved_at = now;
+                if saved_at.is_none_or(|at| now >= at + SAVE_EVERY) {
+                    saved_at = Some(now);
                     if let Err(e) = save(args, &client.reconnect_info()) {
                         save_error = Some(e);
                     }

@@ -67,7 +67,8 @@ struct LimitArgs {
     /// Seconds a new connection has to say hello.
     #[arg(long, default_value_t = 5)]
     hello_timeout: u64,
-    /// MiB queued to one connection at most; a peer further behind is cut.
+    /// MiB queued to one connection at most; a peer further behind is cut (raised to
+    /// two of the game's largest snapshots and 1 MiB if smaller).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     send_budget_mib: u64,
     /// Seconds a write may wait for a peer that stopped reading before it is cut.
@@ -147,13 +148,24 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         _ => Identity::self_signed(&["localhost".into(), listen.ip().to_string()]),
     }
     .map_err(|e| e.to_string())?;
+    // A whole snapshot must fit the send budget, and a buddy's the upload budget.
+    let largest = tickstep_snapshot::max_len(initial.schema(), initial.world().capacity());
+    let send_floor = 2 * largest + (1 << 20);
+    let send_budget = (limits.send_budget_mib << 20).max(send_floor);
+    if server.config().upload_budget < largest {
+        return Err(format!(
+            "--upload-budget-mib must hold one snapshot of this game ({} MiB)",
+            largest.div_ceil(1 << 20)
+        ));
+    }
     let transport = TransportConfig {
-        send_budget: (limits.send_budget_mib << 20) as usize,
+        send_budget: send_budget as usize,
         write_timeout: Duration::from_secs(limits.write_timeout),
         ..TransportConfig::with_timeout(args.net.timeout())
     };
-    // QUIC's work (handshakes, encryption, retransmission) runs on a thread of its
-    // own, so a flood of handshakes never holds up the rooms' clock on this one.
+    // QUIC's UDP I/O runs on a thread of its own. (Its connections' TLS and packet
+    // work stay on the rooms' thread: on two threads, glibc's per-thread arenas held
+    // twice the memory of a connection flood; the handshake limits bound that work.)
     let quic_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("quic")

@@ -153,11 +153,13 @@ fn client_on(server: &Server, bind: [u8; 4], transport: &TransportConfig) -> qui
     client_endpoint((bind, 0).into(), &trust, transport).expect("a client endpoint")
 }
 
-/// A hostile connection speaking the wire protocol by hand.
+/// A hostile connection speaking the wire protocol by hand. Frames are read by a task
+/// of its own (reading is not cancel-safe) into a queue of one: once the attacker
+/// stops hearing, it stops reading.
 struct Raw {
     quic: quinn::Connection,
     send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    frames: tokio::sync::mpsc::Receiver<Frame>,
 }
 
 impl Raw {
@@ -167,8 +169,16 @@ impl Raw {
             .expect("connect")
             .await
             .expect("the handshake completes");
-        let (send, recv) = quic.open_bi().await.expect("a stream");
-        Raw { quic, send, recv }
+        let (send, mut recv) = quic.open_bi().await.expect("a stream");
+        let (tx, frames) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Ok(frame) = read_frame(&mut recv).await {
+                if tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Raw { quic, send, frames }
     }
 
     async fn say(&mut self, message: &ClientMessage) {
@@ -179,8 +189,8 @@ impl Raw {
     /// The next message on the stream (or a datagram), or `None` once closed.
     async fn hear(&mut self) -> Option<ServerMessage> {
         tokio::select! {
-            frame = read_frame(&mut self.recv) => match frame {
-                Ok(Frame::Message(bytes)) => decode(&bytes).ok(),
+            frame = self.frames.recv() => match frame {
+                Some(Frame::Message(bytes)) => decode(&bytes).ok(),
                 _ => None,
             },
             datagram = self.quic.read_datagram() => decode(&datagram.ok()?).ok(),

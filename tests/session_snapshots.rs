@@ -65,10 +65,20 @@ fn buddies_asked(net: &Net) -> Vec<PlayerId> {
 
 /// A room of `players` slots whose game starts with the first `starters`.
 fn late_join_room(players: u8, starters: u8) -> (tickstep_arena::ArenaConfig, Net) {
+    late_join_room_with(players, starters, |_| {})
+}
+
+/// The same, with the room's rules changed by `change`.
+fn late_join_room_with(
+    players: u8,
+    starters: u8,
+    change: impl FnOnce(&mut tickstep_session::RoomConfig),
+) -> (tickstep_arena::ArenaConfig, Net) {
     let game = game(players, 11);
     let mut room = room_config(&game);
     room.start_players = starters;
     room.end_tick = Some(END);
+    change(&mut room);
     let mut net = network(&game, room);
     for n in 0..starters as u64 {
         join(&mut net, &game, n, LinkConfig::default());
@@ -295,9 +305,12 @@ fn a_buddy_that_leaves_mid_transfer_is_replaced_by_another() {
     assert_eq!(net.client(late).frame().tick(), END);
 }
 
+/// Silent buddies, and the history no longer reaching tick 0: the joiner has no way in.
 #[test]
 fn silent_buddies_end_in_snapshot_request_timed_out() {
-    let (game, mut net) = late_join_room(3, 2);
+    let (game, mut net) = late_join_room_with(3, 2, |room| {
+        room.history = std::time::Duration::from_secs(4);
+    });
     run_to_tick(&mut net, 400);
     silence_uploads(&mut net, Rc::new(RefCell::new(vec![0, 1])));
     let late = join(&mut net, &game, 2, LinkConfig::default());
@@ -315,6 +328,29 @@ fn silent_buddies_end_in_snapshot_request_timed_out() {
             .any(|e| matches!(e, ClientEvent::Reconnecting { .. })),
         "a refusal is not retried"
     );
+}
+
+/// Silent buddies while the history still reaches tick 0: once every buddy failed,
+/// the room tells the waiting joiner to enter from tick 0 instead, and it plays on.
+#[test]
+fn when_every_buddy_fails_the_joiner_falls_back_to_tick_0() {
+    let (game, mut net) = late_join_room(3, 2);
+    run_to_tick(&mut net, 400);
+    silence_uploads(&mut net, Rc::new(RefCell::new(vec![0, 1])));
+    let late = join(&mut net, &game, 2, LinkConfig::default());
+    run_for(&mut net, Duration::from_secs(40));
+    assert_eq!(buddies_asked(&net).len(), 2, "each buddy tried once");
+    let joined = events(&net, late);
+    assert!(
+        joined.contains(&ClientEvent::WaitingForSnapshot),
+        "it waited for a buddy first: {joined:?}"
+    );
+    assert!(
+        joined.contains(&ClientEvent::Started),
+        "then started from tick 0"
+    );
+    assert!(resynced(&net, late).is_empty(), "no snapshot was taken");
+    assert_converged(&net);
 }
 
 /// Makes the first client that uploads a snapshot a forger: it collects its chunks

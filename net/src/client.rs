@@ -13,7 +13,7 @@ use tokio::time::{Instant, sleep_until};
 use super::connection::{
     CloseReason, Connection, Delivery, INBOUND_QUEUE, Inbound, TransportConfig,
 };
-use super::tls::{TlsError, Trust, quic_transport};
+use super::tls::{SetupError, Trust, quic_transport};
 use tickstep_session::{Client, ClientMessage, ClientTransmit, ServerMessage, decode, encode};
 
 /// How long a connection attempt takes to fail while the network is down.
@@ -27,11 +27,11 @@ pub fn client_endpoint(
     bind: SocketAddr,
     trust: &Trust,
     transport: &TransportConfig,
-) -> Result<quinn::Endpoint, TlsError> {
+) -> Result<quinn::Endpoint, SetupError> {
     let quic = quic_transport(transport.timeout, Some(transport.heartbeat));
     let config = trust.client_config(Arc::new(quic))?;
     let mut endpoint = quinn::Endpoint::client(bind)
-        .map_err(|e| TlsError::Setup(format!("cannot open a UDP socket on {bind}: {e}")))?;
+        .map_err(|e| SetupError::Socket(format!("cannot open a UDP socket on {bind}: {e}")))?;
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }
@@ -68,7 +68,7 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
         trust: &Trust,
         transport: TransportConfig,
         epoch: Instant,
-    ) -> Result<NetClient<G, I>, TlsError> {
+    ) -> Result<NetClient<G, I>, SetupError> {
         let (inbound_tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         // Checked now, so a bad trust setting fails here rather than at connecting.
         trust.client_config(Arc::new(quinn::TransportConfig::default()))?;

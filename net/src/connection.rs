@@ -120,10 +120,10 @@ pub enum Queued {
     Closed,
 }
 
-/// Inbound events queued for the owner before connections wait (and QUIC flow control
-/// pushes back on their peers): a peer that sends faster than the owner handles cannot
-/// grow memory.
-pub const INBOUND_QUEUE: usize = 1024;
+/// Inbound events queued for the owner (from all its connections) before connections
+/// wait, and QUIC flow control pushes back on their peers: at most this many messages
+/// of at most 256 KiB, however fast peers send.
+pub const INBOUND_QUEUE: usize = 64;
 
 /// Bytes each queued message is charged beyond its own, for its bookkeeping: a flood
 /// of tiny messages is bounded too.
@@ -166,15 +166,19 @@ impl Connection {
         }
     }
 
-    /// Runs an established connection, reporting to `inbound`.
+    /// Runs an established connection, reporting to `inbound`; the task holds `alive`
+    /// until it ends (the owner counts live connections by it).
     pub(crate) fn spawn(
         id: u64,
         established: Established,
         inbound: mpsc::Sender<Inbound>,
-        config: TransportConfig,
+        (config, alive): (TransportConfig, Arc<()>),
     ) -> Connection {
         Connection::new(id, config, |rx| {
-            tokio::spawn(run(id, established, rx, inbound, config))
+            tokio::spawn(async move {
+                run(id, established, rx, inbound, config).await;
+                drop(alive);
+            })
         })
     }
 
@@ -226,9 +230,19 @@ impl Connection {
         let _ = self.tx.send(Outbound::Close(reason.to_string()));
     }
 
-    /// Drops the connection at once, with no goodbye: the peer sees it die.
+    /// Drops the connection at once, with no goodbye: every handle on it goes, so QUIC
+    /// closes it without a reason (the peer reads that as a loss).
     pub fn cut(self) {
         self.task.abort();
+    }
+}
+
+/// A task that is stopped when this guard drops (with the task that owns it).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -293,9 +307,10 @@ async fn run(
     inbound: mpsc::Sender<Inbound>,
     config: TransportConfig,
 ) {
-    // Reading is not cancel-safe, so it runs on its own and hands frames over.
-    let (frames_tx, mut frames) = mpsc::channel(64);
-    let reading = tokio::spawn(async move {
+    // Reading is not cancel-safe, so it runs on its own and hands frames over, one at
+    // a time: at most two frames (512 KiB) wait here, the rest in QUIC's flow control.
+    let (frames_tx, mut frames) = mpsc::channel(1);
+    let reading = AbortOnDrop(tokio::spawn(async move {
         loop {
             let frame = read_frame(&mut recv).await;
             let last = !matches!(frame, Ok(Frame::Message(_)));
@@ -303,7 +318,7 @@ async fn run(
                 break;
             }
         }
-    });
+    }));
     let ended = loop {
         tokio::select! {
             frame = frames.recv() => match frame {
@@ -334,12 +349,19 @@ async fn run(
             command = outbound.recv() => match command {
                 Some(Outbound::Message { bytes, delivery, .. }) => {
                     let fits = quic.max_datagram_size().is_some_and(|max| bytes.len() <= max);
-                    if delivery == Delivery::Unreliable && fits {
-                        if quic.send_datagram(Bytes::from(bytes)).is_err() {
-                            break closed_reason(&quic.closed().await, config.timeout);
+                    let bytes = if delivery == Delivery::Unreliable && fits {
+                        let datagram = Bytes::from(bytes);
+                        match quic.send_datagram(datagram.clone()) {
+                            Ok(()) => continue,
+                            Err(quinn::SendDatagramError::ConnectionLost(error)) => {
+                                break closed_reason(&error, config.timeout);
+                            }
+                            // Too large after all, or datagrams off: the stream takes it.
+                            Err(_) => datagram.to_vec(),
                         }
-                        continue;
-                    }
+                    } else {
+                        bytes
+                    };
                     let frame = Frame::Message(bytes);
                     let write = write_frame(&mut send, &frame);
                     match tokio::time::timeout(config.write_timeout, write).await {
@@ -363,7 +385,7 @@ async fn run(
             },
         }
     };
-    reading.abort();
+    drop(reading);
     let Some(mut reason) = ended else { return };
     // The stream can fail because the peer closed after its last words: pass on what
     // it said before reporting the end (a leave must not read as a loss).

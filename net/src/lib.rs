@@ -18,4 +18,4 @@ mod tls;
 pub use client::{NetClient, Tamper, advance_for, client_endpoint};
 pub use connection::{CloseReason, Connection, Delivery, Inbound, Queued, TransportConfig};
 pub use server::{MAX_HANDSHAKES, RETRY_ABOVE, ServerHost, serve, server_endpoint};
-pub use tls::{ALPN, Fingerprint, Identity, TlsError, Trust};
+pub use tls::{ALPN, Fingerprint, Identity, SetupError, Trust};

@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep_until};
 use super::connection::{
     CloseReason, Connection, Delivery, Established, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
 };
-use super::tls::{Identity, TlsError, quic_transport};
+use super::tls::{Identity, SetupError, quic_transport};
 use tickstep_session::{
     ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
 };
@@ -42,17 +42,29 @@ pub trait ServerHost<I> {
     fn sent(&mut self, _bytes: usize) {}
 }
 
-/// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout.
+/// Per-connection receive limits on the server: what a peer can make it hold unread.
+const STREAM_WINDOW: u32 = 512 << 10;
+const CONNECTION_WINDOW: u32 = 1 << 20;
+const SEND_WINDOW: u64 = 4 << 20;
+const DATAGRAM_BUFFER: usize = 64 << 10;
+
+/// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout. Its
+/// UDP I/O runs on the tokio runtime it is made in (`tickstep serve` gives it a thread
+/// of its own); the connections' TLS and packet processing run where [`serve`] runs.
 pub fn server_endpoint(
     addr: SocketAddr,
     identity: &Identity,
     transport: &TransportConfig,
-) -> Result<quinn::Endpoint, TlsError> {
-    let quic = Arc::new(quic_transport(transport.timeout, None));
-    let mut config = identity.server_config(quic)?;
+) -> Result<quinn::Endpoint, SetupError> {
+    let mut quic = quic_transport(transport.timeout, None);
+    quic.stream_receive_window(STREAM_WINDOW.into())
+        .receive_window(CONNECTION_WINDOW.into())
+        .send_window(SEND_WINDOW)
+        .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
+    let mut config = identity.server_config(Arc::new(quic))?;
     config.max_incoming(MAX_HANDSHAKES);
     quinn::Endpoint::server(config, addr)
-        .map_err(|e| TlsError::Setup(format!("cannot listen on {addr}: {e}")))
+        .map_err(|e| SetupError::Socket(format!("cannot listen on {addr}: {e}")))
 }
 
 /// What woke the server loop.
@@ -96,7 +108,8 @@ impl NoteLimit {
 
 /// Serves `server` on `endpoint` (see [`server_endpoint`]) until `shutdown` completes,
 /// then says goodbye to every connection. Time for the session is measured from
-/// `epoch`.
+/// `epoch`. Connections still winding down count against the server's connection cap,
+/// so closing and reconnecting cannot pile them up.
 pub async fn serve<I: Pod + PartialEq>(
     endpoint: quinn::Endpoint,
     mut server: Server<I>,
@@ -110,6 +123,8 @@ pub async fn serve<I: Pod + PartialEq>(
     let mut handshaking = 0usize;
     let mut conns: BTreeMap<u64, Connection> = BTreeMap::new();
     let mut next_id = 0u64;
+    // Every connection task holds a clone until it ends.
+    let alive = Arc::new(());
     let mut notes = NoteLimit {
         second: Instant::now(),
         passed: 0,
@@ -136,7 +151,8 @@ pub async fn serve<I: Pod + PartialEq>(
             Wake::Incoming(None) => break,
             Wake::Incoming(Some(incoming)) => {
                 let incoming = *incoming;
-                if handshaking >= MAX_HANDSHAKES {
+                let live = Arc::strong_count(&alive) - 1 + handshaking;
+                if handshaking >= MAX_HANDSHAKES || live >= server.config().max_connections {
                     incoming.refuse();
                 } else if handshaking >= RETRY_ABOVE && !incoming.remote_address_validated() {
                     if let Err(error) = incoming.retry() {
@@ -157,8 +173,8 @@ pub async fn serve<I: Pod + PartialEq>(
                     Ok(established) => {
                         next_id += 1;
                         let address = established.quic.remote_address().ip();
-                        let conn =
-                            Connection::spawn(next_id, established, inbound_tx.clone(), transport);
+                        let on = (transport, alive.clone());
+                        let conn = Connection::spawn(next_id, established, inbound_tx.clone(), on);
                         conns.insert(next_id, conn);
                         // A refusal (too many connections) is queued with its close.
                         if let Err(refusal) =

@@ -30,9 +30,9 @@ impl Fingerprint {
     }
 
     /// Reads 64 hex digits (colons allowed between bytes, as some tools print them).
-    pub fn parse(text: &str) -> Result<Fingerprint, TlsError> {
+    pub fn parse(text: &str) -> Result<Fingerprint, SetupError> {
         let digits: String = text.chars().filter(|&c| c != ':').collect();
-        let bad = || TlsError::Fingerprint(text.chars().take(80).collect());
+        let bad = || SetupError::Fingerprint(text.chars().take(80).collect());
         if digits.len() != 64 {
             return Err(bad());
         }
@@ -57,9 +57,10 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
-/// Why a certificate, key or trust setting cannot be used.
+/// Why a transport cannot be set up: a certificate, key or trust setting that cannot
+/// be used, or a socket that cannot be had.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub enum SetupError {
     /// A PEM file could not be read or holds nothing usable.
     #[error("cannot read {what} from {path}: {reason}")]
     Pem {
@@ -76,6 +77,9 @@ pub enum TlsError {
     /// rustls or rcgen refused the material.
     #[error("certificate setup failed: {0}")]
     Setup(String),
+    /// No UDP socket (or no runtime to run it on).
+    #[error("{0}")]
+    Socket(String),
 }
 
 /// The server's certificate chain and private key.
@@ -95,11 +99,11 @@ impl fmt::Debug for Identity {
 impl Identity {
     /// A fresh self-signed certificate for `names` (DNS names or IP addresses), with
     /// a key from the OS random source.
-    pub fn self_signed(names: &[String]) -> Result<Identity, TlsError> {
+    pub fn self_signed(names: &[String]) -> Result<Identity, SetupError> {
         let certified = rcgen::generate_simple_self_signed(names.to_vec())
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            .map_err(|e| SetupError::Setup(e.to_string()))?;
         let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der())
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            .map_err(|e| SetupError::Setup(e.to_string()))?;
         Ok(Identity {
             chain: vec![certified.cert.der().clone()],
             key,
@@ -107,8 +111,8 @@ impl Identity {
     }
 
     /// The chain in `cert` (PEM, leaf first) and the key in `key` (PEM).
-    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
-        let pem = |what, path: &Path, reason: String| TlsError::Pem {
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Identity, SetupError> {
+        let pem = |what, path: &Path, reason: String| SetupError::Pem {
             what,
             path: path.display().to_string(),
             reason,
@@ -134,17 +138,17 @@ impl Identity {
     pub(crate) fn server_config(
         &self,
         transport: Arc<quinn::TransportConfig>,
-    ) -> Result<quinn::ServerConfig, TlsError> {
+    ) -> Result<quinn::ServerConfig, SetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TlsError::Setup(e.to_string()))?
+            .map_err(|e| SetupError::Setup(e.to_string()))?
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            .map_err(|e| SetupError::Setup(e.to_string()))?;
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            .map_err(|e| SetupError::Setup(e.to_string()))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
         config.transport_config(transport);
         Ok(config)
@@ -163,16 +167,16 @@ pub enum Trust {
 
 impl Trust {
     /// The CA certificates in a PEM file.
-    pub fn ca_file(path: &Path) -> Result<Trust, TlsError> {
+    pub fn ca_file(path: &Path) -> Result<Trust, SetupError> {
         let roots = CertificateDer::pem_file_iter(path)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| TlsError::Pem {
+            .map_err(|e| SetupError::Pem {
                 what: "CA certificates",
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
         if roots.is_empty() {
-            return Err(TlsError::Pem {
+            return Err(SetupError::Pem {
                 what: "CA certificates",
                 path: path.display().to_string(),
                 reason: "no CERTIFICATE block".into(),
@@ -185,11 +189,11 @@ impl Trust {
     pub fn client_config(
         &self,
         transport: Arc<quinn::TransportConfig>,
-    ) -> Result<quinn::ClientConfig, TlsError> {
+    ) -> Result<quinn::ClientConfig, SetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            .map_err(|e| SetupError::Setup(e.to_string()))?;
         let mut tls = match self {
             Trust::Pinned(fingerprint) => builder
                 .dangerous()
@@ -203,14 +207,14 @@ impl Trust {
                 for root in roots {
                     store
                         .add(root.clone())
-                        .map_err(|e| TlsError::Setup(e.to_string()))?;
+                        .map_err(|e| SetupError::Setup(e.to_string()))?;
                 }
                 builder.with_root_certificates(store).with_no_client_auth()
             }
         };
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            .map_err(|e| SetupError::Setup(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         config.transport_config(transport);
         Ok(config)

@@ -2,7 +2,7 @@
 //! what the rooms want sent and want the host to know.
 
 use bytemuck::Pod;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 use tickstep_engine::{PlayerId, Tick};
@@ -131,6 +131,8 @@ pub struct Server<I> {
     opened: BTreeMap<ConnId, Opened>,
     /// Announced connections per address.
     per_address: BTreeMap<IpAddr, usize>,
+    /// When each announced connection without its hello yet must have said it.
+    hello_due: BTreeSet<(Duration, ConnId)>,
     tokens: TokenMint,
     out: Outbox,
     events: VecDeque<ServerEvent>,
@@ -146,6 +148,7 @@ impl<I: Pod + PartialEq> Server<I> {
             conns: BTreeMap::new(),
             opened: BTreeMap::new(),
             per_address: BTreeMap::new(),
+            hello_due: BTreeSet::new(),
             out: Outbox::default(),
             events: VecDeque::new(),
         }
@@ -215,7 +218,9 @@ impl<I: Pod + PartialEq> Server<I> {
             return Ok(());
         }
         *self.per_address.entry(address).or_default() += 1;
-        let hello_by = Some(now + self.config.hello_timeout);
+        let hello_by = now + self.config.hello_timeout;
+        self.hello_due.insert((hello_by, conn));
+        let hello_by = Some(hello_by);
         self.opened.insert(conn, Opened { address, hello_by });
         Ok(())
     }
@@ -252,9 +257,9 @@ impl<I: Pod + PartialEq> Server<I> {
                     room.hello(now, at, hello, &mut self.tokens, &mut self.out)
                 };
                 if result.is_ok()
-                    && let Some(opened) = opened
+                    && let Some(by) = opened.and_then(|o| o.hello_by.take())
                 {
-                    opened.hello_by = None;
+                    self.hello_due.remove(&(by, conn));
                 }
                 self.collect_events(&hello.room);
                 if let Err(error) = result {
@@ -328,6 +333,9 @@ impl<I: Pod + PartialEq> Server<I> {
         let Some(opened) = self.opened.remove(&conn) else {
             return;
         };
+        if let Some(by) = opened.hello_by {
+            self.hello_due.remove(&(by, conn));
+        }
         if let Some(count) = self.per_address.get_mut(&opened.address) {
             *count -= 1;
             if *count == 0 {
@@ -339,13 +347,11 @@ impl<I: Pod + PartialEq> Server<I> {
     /// Time passed: finalise due ticks, run timeouts, close connections that did not
     /// say hello in time.
     pub fn handle_timeout(&mut self, now: Duration) {
-        let late: Vec<ConnId> = self
-            .opened
-            .iter()
-            .filter(|(_, o)| o.hello_by.is_some_and(|by| now >= by))
-            .map(|(&conn, _)| conn)
-            .collect();
-        for conn in late {
+        while let Some(&(by, conn)) = self.hello_due.first()
+            && by <= now
+        {
+            // Refusing forgets the connection, its deadline with it.
+            self.hello_due.pop_first();
             self.refuse(now, conn, Refusal::HelloTimeout);
         }
         let liveness = self.liveness();
@@ -362,7 +368,7 @@ impl<I: Pod + PartialEq> Server<I> {
 
     /// When [`Server::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let hello_by = self.opened.values().filter_map(|o| o.hello_by).min();
+        let hello_by = self.hello_due.first().map(|&(by, _)| by);
         self.rooms
             .values()
             .filter_map(Room::next_wake)
@@ -383,6 +389,11 @@ impl<I: Pod + PartialEq> Server<I> {
     /// The next thing that happened.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
+    }
+
+    /// The server-wide settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
     }
 
     /// Connections that said hello to a room (bounded by the transport's open

@@ -137,6 +137,9 @@ pub(crate) struct Download {
     chunk_sent: Vec<Option<Duration>>,
     /// Bytes of chunk data sent so far.
     spent: u64,
+    /// Whether the joiner named missing chunks: it has the transfer, and asks for what
+    /// it lacks, so the room never sends it whole again.
+    asked: bool,
 }
 
 impl Download {
@@ -157,7 +160,16 @@ impl Download {
             snapshot,
             sent_at: now,
             spent: 0,
+            asked: false,
         }
+    }
+
+    /// Whether to send it whole again at `now`: the joiner never named a missing chunk
+    /// (it may have received none) and the last whole copy had `patience` plus the
+    /// time to cross a slow link (1 MB/s) to arrive.
+    pub(crate) fn whole_due(&self, now: Duration, patience: Duration) -> bool {
+        let crossing = Duration::from_micros(self.snapshot.len());
+        !self.asked && now >= self.sent_at + patience + crossing
     }
 
     /// The snapshot's size.
@@ -187,6 +199,7 @@ impl Download {
         wanted: &[u32],
         live: Tick,
     ) -> Vec<ServerMessage> {
+        self.asked |= !wanted.is_empty();
         let wanted: Vec<u32> = wanted.iter().take(MAX_LIST).copied().collect();
         self.send(now, &wanted, live, CHUNK_RESEND_INTERVAL)
     }
@@ -299,6 +312,12 @@ mod tests {
             ms(0),
         );
         assert_eq!(chunk_bytes(&download.send_whole(ms(0), 40)), 600_000);
+        let patience = Duration::from_secs(2);
+        assert!(
+            !download.whole_due(ms(2500), patience),
+            "600 KB take 0.6 s more"
+        );
+        assert!(download.whole_due(ms(2600), patience));
         // Chunk 0 named 64 times, at once and again and again: not within the interval.
         let greedy = vec![0u32; 64];
         assert!(download.resend(ms(10), &greedy, 40).is_empty());
@@ -315,6 +334,10 @@ mod tests {
             sent += chunk_bytes(&download.resend(ms(300 * step + 400), &all, 40));
         }
         assert!(download.exhausted());
+        assert!(
+            !download.whole_due(ms(60_000), patience),
+            "it named chunks: never whole again"
+        );
         let bound = DOWNLOAD_SEND_FACTOR * 600_000 + DEFAULT_CHUNK_SIZE as u64;
         assert!(sent <= bound, "{sent} > {bound}");
         assert!(download.send_whole(ms(60_000), 40).is_empty());

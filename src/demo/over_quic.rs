@@ -234,7 +234,7 @@ fn host_round(
     now: Duration,
     seed: u64,
     shared: &mut Player,
-    saved_at: &mut Duration,
+    saved_at: &mut Option<Duration>,
 ) -> bool {
     shared.slot = client.player();
     let catching = matches!(client.state(), ClientState::CatchingUp { .. });
@@ -256,12 +256,14 @@ fn host_round(
                 shared.catch_up_walls.push(wall);
             }
             ClientEvent::Started | ClientEvent::Resynced { .. } => shared.catching = Duration::ZERO,
+            // A new resume token: save it at once.
+            ClientEvent::Joined { .. } => *saved_at = None,
             _ => {}
         }
         shared.events.push((now, event));
     }
-    if now >= *saved_at + SAVE_EVERY {
-        *saved_at = now;
+    if saved_at.is_none_or(|at| now >= at + SAVE_EVERY) {
+        *saved_at = Some(now);
         shared.saved = client.reconnect_info().to_bytes();
     }
     pending
@@ -279,7 +281,7 @@ async fn run_player(
 ) {
     net.client.connect(net.now());
     net.pump();
-    let mut saved_at = Duration::ZERO;
+    let mut saved_at = None;
     loop {
         let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
             host_round(client, now, seed, &mut shared.borrow_mut(), &mut saved_at)

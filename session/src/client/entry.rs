@@ -26,6 +26,18 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
         entry: Entry,
         live: Tick,
     ) {
+        let waiting = self.in_room().is_some_and(|r| {
+            matches!(r.stage, Stage::WaitingForSnapshot) && self.info.player == Some(player)
+        });
+        if waiting {
+            // The room's buddy search failed: it offers another way in.
+            match entry {
+                Entry::FromStart => self.enter_from_start(now),
+                Entry::LocalSnapshot { tick } => self.enter_from_local(now, tick),
+                Entry::Lobby | Entry::AwaitSnapshot => {}
+            }
+            return;
+        }
         if !matches!(self.state, State::Connecting) {
             return;
         }

@@ -11,6 +11,9 @@
 //!    room's own, so replaying it needs nobody's word);
 //! 6. else the search refuses it with [`Refusal::NoVouchedSnapshot`].
 //!
+//! A joiner sent to wait for a buddy falls back to steps 4 and 5 when every buddy
+//! fails ([`Broker::fallback`]).
+//!
 //! It runs the buddy search: it picks a connected, caught-up player that reported the
 //! vouched tick (spreading the load), checks what it uploads against that checksum,
 //! keeps the checked snapshot for later joiners, and moves on to the next buddy when
@@ -137,21 +140,36 @@ impl Broker {
         if young && covers(0) {
             return Entry::FromStart;
         }
-        let local = hello
-            .local_snapshot
-            .filter(|&(tick, checksum)| {
-                tick <= finalized && covers(tick) && judge.vouches(tick, checksum)
-            })
-            .map(|(tick, _)| tick);
+        let fallback = Broker::fallback(judge, hello.local_snapshot, finalized, &covers);
         let max_age = config.ticks_in(config.local_snapshot_max_age);
-        match local {
-            Some(tick) if finalized - tick <= max_age => Entry::LocalSnapshot { tick },
+        match fallback {
+            Some(Entry::LocalSnapshot { tick }) if finalized - tick <= max_age => {
+                Entry::LocalSnapshot { tick }
+            }
             _ if self.buddy_target(config, seats, judge, finalized).is_some() => {
                 Entry::AwaitSnapshot
             }
-            Some(tick) => Entry::LocalSnapshot { tick },
-            None if covers(0) => Entry::FromStart,
+            Some(entry) => entry,
             None => Entry::AwaitSnapshot,
+        }
+    }
+
+    /// The way in without a buddy, for a joiner that `offered` a local snapshot: that
+    /// snapshot if it is vouched and the history covers it, else tick 0 while the
+    /// history reaches it; `None` when neither.
+    pub(super) fn fallback(
+        judge: &Judge,
+        offered: Option<(Tick, Checksum)>,
+        finalized: Tick,
+        covers: impl Fn(Tick) -> bool,
+    ) -> Option<Entry> {
+        let local = offered.filter(|&(tick, checksum)| {
+            tick <= finalized && covers(tick) && judge.vouches(tick, checksum)
+        });
+        match local {
+            Some((tick, _)) => Some(Entry::LocalSnapshot { tick }),
+            None if covers(0) => Some(Entry::FromStart),
+            None => None,
         }
     }
 
@@ -182,7 +200,7 @@ impl Broker {
         finalized: Tick,
         held: impl Fn(Tick) -> bool,
     ) -> Plan {
-        if seats.mask(|a| matches!(a.stage, Stage::AwaitingSnapshot)) == 0 {
+        if seats.mask(|a| matches!(a.stage, Stage::AwaitingSnapshot { .. })) == 0 {
             self.end_search();
             return Plan::Wait;
         }
@@ -420,7 +438,7 @@ mod tests {
             PlayerId(2),
             (ClientId::from_seed(2), 0, ResumeToken([0; 16])),
             ConnId(2),
-            Stage::AwaitingSnapshot,
+            Stage::AwaitingSnapshot { offered: None },
         );
         seats
     }
@@ -515,7 +533,7 @@ mod tests {
             PlayerId(2),
             (ClientId::from_seed(2), 0, ResumeToken([0; 16])),
             ConnId(2),
-            Stage::AwaitingSnapshot,
+            Stage::AwaitingSnapshot { offered: None },
         );
         let plan = broker.plan(SEC, &config, &alone, &lone, 600, |_| true);
         assert!(

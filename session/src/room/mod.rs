@@ -203,7 +203,9 @@ impl<I: Pod + PartialEq> Room<I> {
         };
         let stage = match entry {
             Entry::Lobby => Stage::Lobby,
-            Entry::AwaitSnapshot => Stage::AwaitingSnapshot,
+            Entry::AwaitSnapshot => Stage::AwaitingSnapshot {
+                offered: hello.local_snapshot,
+            },
             Entry::FromStart => playing(0, now),
             Entry::LocalSnapshot { tick } => playing(tick, now),
         };
@@ -291,7 +293,9 @@ impl<I: Pod + PartialEq> Room<I> {
             Some(Stage::Playing { entered: 0, .. }) => Entry::FromStart,
             Some(Stage::Playing { entered, .. }) => Entry::LocalSnapshot { tick: *entered },
             // Waiting for a snapshot, or one is on the way (resent on its timer).
-            Some(Stage::AwaitingSnapshot | Stage::Receiving { .. }) | None => Entry::AwaitSnapshot,
+            Some(Stage::AwaitingSnapshot { .. } | Stage::Receiving { .. }) | None => {
+                Entry::AwaitSnapshot
+            }
         }
     }
 
@@ -431,7 +435,7 @@ impl<I: Pod + PartialEq> Room<I> {
                     };
                 }
             }
-            Stage::Lobby | Stage::AwaitingSnapshot => {}
+            Stage::Lobby | Stage::AwaitingSnapshot { .. } => {}
         }
     }
 
@@ -649,7 +653,7 @@ impl<I: Pod + PartialEq> Room<I> {
             };
             let feed = match &mut active.stage {
                 Stage::Playing { feed, .. } | Stage::Receiving { feed, .. } => feed,
-                Stage::Lobby | Stage::AwaitingSnapshot => continue,
+                Stage::Lobby | Stage::AwaitingSnapshot { .. } => continue,
             };
             let Some((from, to)) = feed.due(now, live, oldest) else {
                 continue;

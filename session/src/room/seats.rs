@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::time::Duration;
-use tickstep_engine::{PlayerId, Tick};
+use tickstep_engine::{Checksum, PlayerId, Tick};
 
 use super::feed::Feed;
 use crate::outbox::Outbox;
@@ -39,7 +39,8 @@ pub(crate) struct Seat {
 }
 
 impl Seat {
-    /// Whether a hello showing `token` may take this seat back.
+    /// Whether a hello showing `token` may take this seat back. While its client has
+    /// proved holding no token (its welcomes were lost), none is needed.
     fn accepts(&self, token: Option<ResumeToken>) -> bool {
         token == Some(self.resume) || token == self.confirmed
     }
@@ -165,8 +166,13 @@ pub(crate) struct Sending {
 pub(crate) enum Stage {
     /// Welcomed before the game started.
     Lobby,
-    /// Its entry snapshot is being fetched from a buddy; its clock is paused.
-    AwaitingSnapshot,
+    /// Its entry snapshot is being fetched from a buddy; its clock is paused. It
+    /// offered its own local snapshot of this tick and checksum, if any (the way in
+    /// should the buddy search fail).
+    AwaitingSnapshot {
+        /// The local snapshot its hello offered.
+        offered: Option<(Tick, Checksum)>,
+    },
     /// Its entry snapshot is on the way; verified input after it streams meanwhile.
     Receiving {
         /// Verified input sent after the snapshot's tick.
@@ -191,7 +197,7 @@ impl Stage {
         match self {
             Stage::Receiving { download, .. } => Some(download.tick),
             Stage::Playing { entered, .. } => Some(*entered),
-            Stage::Lobby | Stage::AwaitingSnapshot => None,
+            Stage::Lobby | Stage::AwaitingSnapshot { .. } => None,
         }
     }
 
@@ -199,7 +205,7 @@ impl Stage {
     pub(super) fn feed(&self) -> Option<&Feed> {
         match self {
             Stage::Receiving { feed, .. } | Stage::Playing { feed, .. } => Some(feed),
-            Stage::Lobby | Stage::AwaitingSnapshot => None,
+            Stage::Lobby | Stage::AwaitingSnapshot { .. } => None,
         }
     }
 }

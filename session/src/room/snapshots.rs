@@ -8,17 +8,18 @@ use std::time::Duration;
 use tickstep_engine::{PlayerId, Tick};
 use tickstep_snapshot::Chunk;
 
-use super::broker::{BuddyChunk, Chase, Checked, Plan};
+use super::broker::{Broker, BuddyChunk, Chase, Checked, Plan};
 use super::checksums::Verdict;
 use super::feed::Feed;
 use super::seats::Stage;
 use super::{Room, RoomEvent};
 use crate::Refusal;
 use crate::outbox::Outbox;
-use crate::protocol::{ServerMessage, SnapshotSource};
+use crate::protocol::{Entry, ServerMessage, SnapshotSource};
 use crate::transfer::{Download, Upload};
 
-/// A download is resent whole after this long without the joiner entering.
+/// A download is resent whole after this long (plus its time on a slow link) without
+/// the joiner entering or naming a missing chunk.
 const DOWNLOAD_RESEND: Duration = Duration::from_secs(2);
 /// Missing upload chunks are asked for after this stall.
 const UPLOAD_STALL: Duration = Duration::from_millis(500);
@@ -99,7 +100,7 @@ impl<I: Pod + PartialEq> Room<I> {
         if !self.broker.has_checked()
             && self
                 .seats
-                .mask(|a| matches!(a.stage, Stage::AwaitingSnapshot))
+                .mask(|a| matches!(a.stage, Stage::AwaitingSnapshot { .. }))
                 != 0
         {
             self.serve_waiting(now, out);
@@ -161,11 +162,11 @@ impl<I: Pod + PartialEq> Room<I> {
             let Stage::Receiving { download, .. } = &mut active.stage else {
                 continue;
             };
-            if now < download.sent_at + DOWNLOAD_RESEND {
-                continue;
-            }
             if download.exhausted() {
                 spent.push((player, active.conn));
+                continue;
+            }
+            if !download.whole_due(now, DOWNLOAD_RESEND) {
                 continue;
             }
             for message in download.send_whole(now, live) {
@@ -194,7 +195,7 @@ impl<I: Pod + PartialEq> Room<I> {
         let waiting: Vec<PlayerId> = self
             .seats
             .actives()
-            .filter(|(_, a)| matches!(a.stage, Stage::AwaitingSnapshot))
+            .filter(|(_, a)| matches!(a.stage, Stage::AwaitingSnapshot { .. }))
             .map(|(p, _)| p)
             .collect();
         match plan {
@@ -215,15 +216,45 @@ impl<I: Pod + PartialEq> Room<I> {
             }
             Plan::Refuse(error) => {
                 for player in waiting {
-                    let Some(conn) = self.seats.active(player).map(|a| a.conn) else {
-                        continue;
-                    };
-                    out.send(conn, ServerMessage::Refused(error.clone()));
-                    out.close(conn);
-                    self.disconnect(now, conn, "no snapshot", out);
+                    self.enter_without_buddy(now, player, &error, out);
                 }
             }
         }
+    }
+
+    /// The buddy search failed for `player`: it enters by its fallback (its own
+    /// vouched snapshot, or tick 0), told in a second welcome, or is refused with
+    /// `error` when it has none.
+    fn enter_without_buddy(
+        &mut self,
+        now: Duration,
+        player: PlayerId,
+        error: &Refusal,
+        out: &mut Outbox,
+    ) {
+        let clock = &self.clock;
+        let Some(active) = self.seats.active_mut(player) else {
+            return;
+        };
+        let Stage::AwaitingSnapshot { offered } = active.stage else {
+            return;
+        };
+        let fallback = Broker::fallback(&self.judge, offered, clock.finalized(), |tick| {
+            clock.covers(tick)
+        });
+        let Some(entry) = fallback else {
+            let conn = active.conn;
+            out.send(conn, ServerMessage::Refused(error.clone()));
+            out.close(conn);
+            self.disconnect(now, conn, "no snapshot", out);
+            return;
+        };
+        let entered = match entry {
+            Entry::LocalSnapshot { tick } => tick,
+            _ => 0,
+        };
+        active.stage = super::playing(entered, now);
+        self.welcome(now, player, entry, out);
     }
 
     pub(super) fn give_snapshot(

@@ -284,8 +284,14 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
+/// Datagrams waiting for the congestion window at most: beyond it the oldest go. Verified
+/// ticks and updates are repeated in the next ones, so a stale datagram is worth less
+/// than no queue.
+const DATAGRAM_SEND_BUFFER: usize = 8 << 10;
+
 /// QUIC transport settings for one side: idle timeout, keep-alives, one
-/// bidirectional stream, datagrams.
+/// bidirectional stream, datagrams, and BBR congestion control (random loss on a
+/// player's link is not congestion; a loss-based controller would starve the game).
 pub(crate) fn quic_transport(
     idle: Duration,
     keep_alive: Option<Duration>,
@@ -296,7 +302,9 @@ pub(crate) fn quic_transport(
         .max_idle_timeout(Some(idle))
         .keep_alive_interval(keep_alive)
         .max_concurrent_bidi_streams(1u32.into())
-        .max_concurrent_uni_streams(0u32.into());
+        .max_concurrent_uni_streams(0u32.into())
+        .datagram_send_buffer_size(DATAGRAM_SEND_BUFFER)
+        .congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     transport
 }
 

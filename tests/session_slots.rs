@@ -637,26 +637,42 @@ fn both_players_drop_and_one_returns_within_empty_room_ttl() {
     );
 }
 
-/// A restarted app without a local snapshot, back in a room whose other player is
-/// gone, replays the room's own verified input from tick 0: it needs nobody's word.
-#[test]
-fn a_lone_returner_without_a_snapshot_replays_from_tick_0() {
+/// A 1v1 at tick 360 whose players both dropped; player 0's app comes back (its saved
+/// info read back, without a local snapshot) while player 1 stays away, and plays for
+/// 10 s. `history` shortens the room's input history. Returns the game, the network and
+/// how many of player 0's events came before its return.
+fn lone_returner_without_a_snapshot(
+    history: Option<Duration>,
+) -> (tickstep_arena::ArenaConfig, common::Net, usize) {
     let game = common::game(2, 17);
     let mut room = common::room_config(&game);
     room.empty_room_ttl = Duration::from_secs(60);
     room.player_ttl = Duration::from_secs(60);
+    if let Some(history) = history {
+        room.history = history;
+    }
     let mut net = common::started(&game, room);
     common::run_to_tick(&mut net, 360);
     drop_offline(&mut net, 0);
     drop_offline(&mut net, 1);
     common::run_for(&mut net, Duration::from_secs(2));
     let mut info = net.client(0).reconnect_info();
+    assert_eq!(info.player, Some(PlayerId(0)));
     info.local_snapshot = None;
+    let info = ReconnectInfo::from_bytes(&info.to_bytes()).expect("saved info reads back");
     net.replace_client(0, common::client_with(&game, info, arena::simulation()));
     net.set_online(0, true);
     let seen = net.client_events[0].len();
     net.connect(0);
-    common::run_for(&mut net, Duration::from_secs(5));
+    common::run_for(&mut net, Duration::from_secs(10));
+    (game, net, seen)
+}
+
+/// A restarted app without a local snapshot, back in a room whose other player is
+/// gone, replays the room's own verified input from tick 0: it needs nobody's word.
+#[test]
+fn a_lone_returner_without_a_snapshot_replays_from_tick_0() {
+    let (game, net, seen) = lone_returner_without_a_snapshot(None);
 
     assert_eq!(net.client(0).state(), ClientState::Running);
     let after = events_since(&net, 0, seen);
@@ -680,26 +696,7 @@ fn a_lone_returner_without_a_snapshot_replays_from_tick_0() {
 /// rejoin on, and the refusal says so (no retry follows).
 #[test]
 fn no_vouched_state_means_no_vouched_snapshot() {
-    let game = common::game(2, 17);
-    let mut room = common::room_config(&game);
-    room.empty_room_ttl = Duration::from_secs(60);
-    room.player_ttl = Duration::from_secs(60);
-    room.history = Duration::from_secs(3);
-    let mut net = common::started(&game, room);
-    common::run_to_tick(&mut net, 360);
-
-    drop_offline(&mut net, 0);
-    drop_offline(&mut net, 1);
-    common::run_for(&mut net, Duration::from_secs(2));
-    let mut info = net.client(0).reconnect_info();
-    assert_eq!(info.player, Some(PlayerId(0)));
-    info.local_snapshot = None;
-    let info = ReconnectInfo::from_bytes(&info.to_bytes()).expect("saved info reads back");
-    net.replace_client(0, common::client_with(&game, info, arena::simulation()));
-    net.set_online(0, true);
-    let seen = net.client_events[0].len();
-    net.connect(0);
-    common::run_for(&mut net, Duration::from_secs(10));
+    let (_, net, seen) = lone_returner_without_a_snapshot(Some(Duration::from_secs(3)));
 
     let refusal = DisconnectReason::Error(SessionError::Refused(Refusal::NoVouchedSnapshot));
     assert_eq!(

@@ -442,6 +442,11 @@ mod tests {
         server
     }
 
+    fn held_slots(server: &Server<Input>) -> usize {
+        let slots = server.room_slots("r").expect("the room");
+        slots.into_iter().flatten().count()
+    }
+
     fn refusals(server: &mut Server<Input>) -> Vec<(ConnId, Refusal)> {
         std::iter::from_fn(|| server.poll_transmit())
             .filter_map(|t| match t {
@@ -531,12 +536,7 @@ mod tests {
             refusals(&mut server),
             vec![(ConnId(2), Refusal::TooManySeatsFromAddress)]
         );
-        let held = server
-            .room_slots("r")
-            .unwrap()
-            .into_iter()
-            .flatten()
-            .count();
+        let held = held_slots(&server);
         assert_eq!(held, 2);
     }
 
@@ -550,12 +550,7 @@ mod tests {
             refusals(&mut server).as_slice(),
             [(ConnId(1), Refusal::ProtocolViolation(_))]
         ));
-        let held = server
-            .room_slots("r")
-            .unwrap()
-            .into_iter()
-            .flatten()
-            .count();
+        let held = held_slots(&server);
         assert_eq!(held, 1);
     }
 }

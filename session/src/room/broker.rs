@@ -428,7 +428,7 @@ mod tests {
             seats.seat(
                 Duration::ZERO,
                 PlayerId(p),
-                (ClientId::from_seed(p.into()), 0, ResumeToken([0; 16])),
+                (ClientId::from_seed(p.into()), ResumeToken([0; 16])),
                 ConnId(p.into()),
                 stage,
             );
@@ -436,7 +436,7 @@ mod tests {
         seats.seat(
             Duration::ZERO,
             PlayerId(2),
-            (ClientId::from_seed(2), 0, ResumeToken([0; 16])),
+            (ClientId::from_seed(2), ResumeToken([0; 16])),
             ConnId(2),
             Stage::AwaitingSnapshot { offered: None },
         );
@@ -520,7 +520,7 @@ mod tests {
         alone.seat(
             Duration::ZERO,
             PlayerId(1),
-            (ClientId::from_seed(1), 0, ResumeToken([0; 16])),
+            (ClientId::from_seed(1), ResumeToken([0; 16])),
             ConnId(1),
             Stage::Playing {
                 entered: 0,
@@ -531,7 +531,7 @@ mod tests {
         alone.seat(
             Duration::ZERO,
             PlayerId(2),
-            (ClientId::from_seed(2), 0, ResumeToken([0; 16])),
+            (ClientId::from_seed(2), ResumeToken([0; 16])),
             ConnId(2),
             Stage::AwaitingSnapshot { offered: None },
         );

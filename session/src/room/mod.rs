@@ -181,9 +181,6 @@ impl<I: Pod + PartialEq> Room<I> {
         let (player, rejoined) = match self.seats.admit(conn, hello, open, seat_limit)? {
             Admission::Repeated(player) => {
                 // Its welcome was lost: say the same again, from where the seat stands.
-                if let Some(active) = self.seats.active_mut(player) {
-                    active.echo = Some((hello.sent_at, now));
-                }
                 self.welcome(now, player, self.entry_of(player), out);
                 return Ok(());
             }
@@ -212,7 +209,7 @@ impl<I: Pod + PartialEq> Room<I> {
         if !rejoined {
             self.broker.seat_taken(player);
         }
-        let id = (hello.client_id, hello.sent_at, mint.mint(hello.client_id));
+        let id = (hello.client_id, mint.mint(hello.client_id));
         self.seats.seat(now, player, id, conn, stage);
         if let Some(seat) = self.seats.get_mut(player) {
             seat.address = address;

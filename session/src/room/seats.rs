@@ -392,14 +392,15 @@ impl Seats {
         }
     }
 
-    /// Seats `client_id` at `player` on `conn` at `stage` with a fresh `resume` token,
-    /// its clock read `sent_at` (a returning client keeps its seat's command count); the
-    /// room is no longer empty.
+    /// Seats `client_id` at `player` on `conn` at `stage` with a fresh `resume` token
+    /// (a returning client keeps its seat's command count); the room is no longer empty.
+    /// Nothing is echoed before the client's first update: a hello's clock reading
+    /// spans the transport's connection setup, not a round trip.
     pub(super) fn seat(
         &mut self,
         now: Duration,
         player: PlayerId,
-        (client_id, sent_at, resume): (ClientId, u64, ResumeToken),
+        (client_id, resume): (ClientId, ResumeToken),
         conn: ConnId,
         stage: Stage,
     ) {
@@ -407,7 +408,7 @@ impl Seats {
             conn,
             last_heard: now,
             last_sent: now,
-            echo: Some((sent_at, now)),
+            echo: None,
             slack: None,
             stage,
         };
@@ -562,7 +563,7 @@ mod tests {
         seats.seat(
             T0,
             player,
-            (ClientId::from_seed(n), 0, ResumeToken([0; 16])),
+            (ClientId::from_seed(n), ResumeToken([0; 16])),
             ConnId(conn),
             Stage::Lobby,
         );
@@ -610,7 +611,7 @@ mod tests {
             seats.seat(
                 T0,
                 player,
-                (ClientId::from_seed(n), 0, ResumeToken([0; 16])),
+                (ClientId::from_seed(n), ResumeToken([0; 16])),
                 ConnId(n),
                 Stage::Lobby,
             );

@@ -56,7 +56,11 @@ fn peers(c: &mut Criterion) {
         }
         group.bench_function(BenchmarkId::new("tickstep", n), |b| {
             b.iter(|| {
-                for (_, (pos, vel)) in frame.world_mut().query_mut::<(&mut Pos, &mut Vel)>() {
+                for (_, (pos, vel)) in frame
+                    .world_mut()
+                    .query_mut::<(&mut Pos, &mut Vel)>()
+                    .expect("registered")
+                {
                     move_and_bounce(pos, vel);
                 }
             })

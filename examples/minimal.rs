@@ -3,7 +3,9 @@
 //! Run it with `cargo run --example minimal`.
 
 use bytemuck::{Pod, Zeroable};
-use tickstep_engine::{Fp, Frame, PlayerId, Schema, Simulation, TickInputs, Vec2, checksum};
+use tickstep_engine::{
+    Fp, Frame, PlayerId, Schema, Simulation, SystemResult, TickInputs, Vec2, checksum,
+};
 
 /// Where a player's marble is and how fast it rolls.
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -22,13 +24,14 @@ struct Push {
 }
 
 /// The one system: present players push their marble, then every marble rolls.
-fn roll(frame: &mut Frame<u64>, inputs: &TickInputs<Push>) {
-    for (entity, marble) in frame.world_mut().query_mut::<&mut Marble>() {
+fn roll(frame: &mut Frame<u64>, inputs: &TickInputs<Push>) -> SystemResult {
+    for (entity, marble) in frame.world_mut().query_mut::<&mut Marble>()? {
         if let Some(push) = inputs.get(PlayerId(entity.index() as u8)) {
             marble.vel += Vec2::from_ints(push.x.into(), push.y.into()) * Fp::from_ratio(1, 10);
         }
         marble.pos += marble.vel;
     }
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

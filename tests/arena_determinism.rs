@@ -79,8 +79,15 @@ fn the_game_exercises_shots_hits_deaths_and_slot_reuse() {
     let world = game.frame.world();
     assert!(globals.shots > 100, "shots fired: {}", globals.shots);
     assert!(globals.kills.iter().sum::<u32>() > 0, "units killed");
-    assert_eq!(world.query::<&Unit>().count(), 1000, "dead units respawn");
-    assert!(world.query::<&Projectile>().count() > 0, "shots in flight");
+    assert_eq!(
+        world.query::<&Unit>().unwrap().count(),
+        1000,
+        "dead units respawn"
+    );
+    assert!(
+        world.query::<&Projectile>().unwrap().count() > 0,
+        "shots in flight"
+    );
     // Far more projectiles were fired than slots exist beyond the units: slots are reused.
     assert!((world.slots() as u64) < 1000 + globals.shots);
 }

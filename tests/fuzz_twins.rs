@@ -14,6 +14,10 @@ fn frame_op() -> impl Strategy<Value = FrameOp> {
         2 => any::<u16>().prop_map(FrameOp::RemoveWide),
         1 => Just(FrameOp::Clone),
         1 => Just(FrameOp::SnapshotRoundTrip),
+        2 => any::<u16>().prop_map(FrameOp::DeferDespawn),
+        2 => (any::<u16>(), any::<u32>()).prop_map(|(i, v)| FrameOp::DeferInsertSmall(i, v)),
+        1 => any::<u16>().prop_map(FrameOp::DeferRemoveWide),
+        1 => Just(FrameOp::ApplyCommands),
     ]
 }
 

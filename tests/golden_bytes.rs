@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tickstep_engine::{
     Checksum, Digest, Fp, Frame, PlayerId, Schema, SchemaHash, Simulation, TickInputs, Vec2,
-    checksum,
+    WorldError, checksum,
 };
 use tickstep_replay::{REPLAY_VERSION, Replay, ReplayHeader, ReplayWriter};
 use tickstep_session::{
@@ -79,9 +79,10 @@ fn simulation() -> Simulation<World, u16> {
     Simulation::new().with_system(|frame: &mut Frame<World>, inputs: &TickInputs<u16>| {
         let pushed: u64 = inputs.iter().map(|(_, &i)| u64::from(i)).sum();
         frame.globals_mut().steps += 1 + pushed;
-        for (_, body) in frame.world_mut().query_mut::<&mut Body>() {
+        for (_, body) in frame.world_mut().query_mut::<&mut Body>()? {
             body.pos += body.vel;
         }
+        Ok::<(), WorldError>(())
     })
 }
 

@@ -55,7 +55,7 @@ proptest! {
         let game = game(50, seed, 30);
         let a = encoded(&game.frame);
         let mut mutated = game.frame.clone();
-        let units: Vec<_> = mutated.world().query::<(&Unit, &Body)>().map(|(e, _)| e).collect();
+        let units: Vec<_> = mutated.world().query::<(&Unit, &Body)>().unwrap().map(|(e, _)| e).collect();
         let victim = units[pick % units.len()];
         mutated.world_mut().get_mut::<Body>(victim).unwrap().vel.y += tickstep_engine::Fp::from_bits(delta);
         mutated.world_mut().get_mut::<Unit>(victim).unwrap().hp += 1;
@@ -194,8 +194,14 @@ fn inspect_counts_entities_and_components() {
     assert_eq!(summary.tick, 60);
     assert_eq!(summary.entities, world.len());
     assert_eq!(summary.checksum, checksum(&game.frame));
-    assert_eq!(summary.components[1], world.query::<&Unit>().count() as u32);
-    assert_eq!(summary.components[0], world.query::<&Body>().count() as u32);
+    assert_eq!(
+        summary.components[1],
+        world.query::<&Unit>().unwrap().count() as u32
+    );
+    assert_eq!(
+        summary.components[0],
+        world.query::<&Body>().unwrap().count() as u32
+    );
 }
 
 // Twins of the `snapshot_decode` fuzz target (same property code, run on stable).

@@ -2,7 +2,7 @@
 //! ships go down for a while.
 
 use std::ops::ControlFlow;
-use tickstep_engine::{Entity, Frame, System, TickInputs, Vec2, World};
+use tickstep_engine::{Entity, Frame, System, SystemResult, TickInputs, Vec2, World};
 
 use super::grid::{GridEntry, SpatialGrid};
 use super::rules::*;
@@ -94,20 +94,20 @@ impl Combat {
         struck
     }
 
-    fn gather(&mut self, globals: &ArenaGlobals, world: &mut World) {
+    fn gather(&mut self, globals: &ArenaGlobals, world: &mut World) -> SystemResult {
         clear_scratch(&mut self.expired, world.slots());
         clear_scratch(&mut self.hits, world.slots());
-        self.units.rebuild_with_units(world, globals.size);
+        self.units.rebuild_with_units(world, globals.size)?;
         clear_scratch(&mut self.ships, world.slots());
         let ships = world
-            .query::<(&Ship, &Body)>()
+            .query::<(&Ship, &Body)>()?
             .filter(|(_, (s, _))| s.hp > 0);
         self.ships
             .extend(ships.map(|(entity, (_, body))| GridEntry {
                 entity,
                 pos: body.pos,
             }));
-        for (projectile, (shot, body)) in world.query_mut::<(&mut Projectile, &Body)>() {
+        for (projectile, (shot, body)) in world.query_mut::<(&mut Projectile, &Body)>()? {
             shot.ttl = shot.ttl.saturating_sub(1);
             if shot.ttl <= 0 {
                 self.expired.push(projectile);
@@ -120,13 +120,14 @@ impl Combat {
                 });
             }
         }
+        Ok(())
     }
 }
 
 impl System<ArenaGlobals, ArenaInput> for Combat {
-    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) {
+    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _: &TickInputs<ArenaInput>) -> SystemResult {
         let (globals, world) = frame.split_mut();
-        self.gather(globals, world);
+        self.gather(globals, world)?;
         for &projectile in &self.expired {
             let _ = world.despawn(projectile);
         }
@@ -154,5 +155,6 @@ impl System<ArenaGlobals, ArenaInput> for Combat {
                 }
             }
         }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! entries within a cell (and thus every search) is a pure function of the frame.
 
 use std::ops::ControlFlow;
-use tickstep_engine::{Entity, Fp, Vec2, World};
+use tickstep_engine::{Entity, Fp, Vec2, World, WorldError};
 
 use super::{Body, Unit};
 
@@ -94,13 +94,14 @@ impl SpatialGrid {
     }
 
     /// Rebuckets every unit of `world` (an arena of `size`) by its position.
-    pub fn rebuild_with_units(&mut self, world: &World, size: Vec2) {
-        let units = world.query::<(&Unit, &Body)>();
+    pub fn rebuild_with_units(&mut self, world: &World, size: Vec2) -> Result<(), WorldError> {
+        let units = world.query::<(&Unit, &Body)>()?;
         let entries = units.map(|(entity, (_, body))| GridEntry {
             entity,
             pos: body.pos,
         });
         self.rebuild(size, world.slots(), entries);
+        Ok(())
     }
 
     /// Calls `visit` for the entries in the 3×3 cells around `pos`, row by row, until it

@@ -1,6 +1,6 @@
 //! Movement: every body moves by its velocity and bounces off the arena's walls.
 
-use tickstep_engine::{Fp, Frame, TickInputs};
+use tickstep_engine::{Fp, Frame, SystemResult, TickInputs};
 
 use super::{ArenaGlobals, ArenaInput, Body};
 
@@ -17,14 +17,15 @@ fn bounce(pos: &mut Fp, vel: &mut Fp, max: Fp) {
 }
 
 /// Moves every body one tick.
-pub fn movement(frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) {
+pub fn movement(frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) -> SystemResult {
     let (globals, world) = frame.split_mut();
     let size = globals.size;
-    for (_, body) in world.query_mut::<&mut Body>() {
+    for (_, body) in world.query_mut::<&mut Body>()? {
         body.pos += body.vel;
         bounce(&mut body.pos.x, &mut body.vel.x, size.x);
         bounce(&mut body.pos.y, &mut body.vel.y, size.y);
     }
+    Ok(())
 }
 
 #[cfg(test)]

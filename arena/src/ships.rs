@@ -1,7 +1,7 @@
 //! Ships: each player's input steers their ship and fires, a nova command fires a ring
 //! of shots; downed ships respawn.
 
-use tickstep_engine::{Fp, Frame, PlayerId, System, TickInputs, Vec2};
+use tickstep_engine::{Fp, Frame, PlayerId, System, SystemResult, TickInputs, Vec2};
 
 use super::combat::{Shot, fire};
 use super::rules::*;
@@ -25,14 +25,18 @@ fn aim(input: &ArenaInput) -> Vec2 {
 }
 
 impl System<ArenaGlobals, ArenaInput> for ShipControl {
-    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, inputs: &TickInputs<ArenaInput>) {
+    fn run(
+        &mut self,
+        frame: &mut Frame<ArenaGlobals>,
+        inputs: &TickInputs<ArenaInput>,
+    ) -> SystemResult {
         let novas = inputs
             .commands_as::<ArenaCommand>()
             .filter(|(_, command)| *command == ArenaCommand::NOVA)
             .fold(0u64, |mask, (player, _)| mask | 1 << player.0);
         let (globals, world) = frame.split_mut();
         clear_scratch(&mut self.shots, world.slots());
-        for (entity, (ship, body)) in world.query_mut::<(&mut Ship, &mut Body)>() {
+        for (entity, (ship, body)) in world.query_mut::<(&mut Ship, &mut Body)>()? {
             ship.cooldown = ship.cooldown.saturating_sub(1).max(0);
             if ship.hp <= 0 {
                 body.vel = Vec2::ZERO;
@@ -71,5 +75,6 @@ impl System<ArenaGlobals, ArenaInput> for ShipControl {
             }
         }
         fire(frame, &self.shots);
+        Ok(())
     }
 }

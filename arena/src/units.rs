@@ -2,7 +2,7 @@
 //! nearest ship in range and shoot at it.
 
 use std::ops::ControlFlow;
-use tickstep_engine::{Fp, Frame, System, TickInputs, Vec2};
+use tickstep_engine::{Fp, Frame, System, SystemResult, TickInputs, Vec2};
 
 use super::combat::{Shot, fire};
 use super::grid::{GridEntry, SpatialGrid};
@@ -57,19 +57,19 @@ fn nearest_ship(ships: &[Vec2], pos: Vec2) -> Option<(Vec2, Fp)> {
 }
 
 impl System<ArenaGlobals, ArenaInput> for UnitAi {
-    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) {
+    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _: &TickInputs<ArenaInput>) -> SystemResult {
         let (globals, world) = frame.split_mut();
         clear_scratch(&mut self.shots, world.slots());
         clear_scratch(&mut self.ships, world.slots());
-        let ships = world.query::<(&Ship, &Body)>();
+        let ships = world.query::<(&Ship, &Body)>()?;
         self.ships.extend(
             ships
                 .filter(|(_, (s, _))| s.hp > 0)
                 .map(|(_, (_, b))| b.pos),
         );
-        self.grid.rebuild_with_units(world, globals.size);
+        self.grid.rebuild_with_units(world, globals.size)?;
         let wander = Fp::from_ratio(1, 4);
-        for (entity, (unit, body)) in world.query_mut::<(&mut Unit, &mut Body)>() {
+        for (entity, (unit, body)) in world.query_mut::<(&mut Unit, &mut Body)>()? {
             let target = nearest_ship(&self.ships, body.pos);
             let desired = match target {
                 Some((ship, dist_sq)) if dist_sq <= AGGRO_RANGE * AGGRO_RANGE => {
@@ -103,5 +103,6 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
             }
         }
         fire(frame, &self.shots);
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use bytemuck::Pod;
 use std::sync::Arc;
 
-use crate::{Schema, World};
+use crate::{Commands, Schema, World, WorldError};
 
 /// A tick number: frame `T` is the state after applying the verified input of tick `T`.
 pub type Tick = u64;
@@ -42,6 +42,22 @@ pub struct Frame<G> {
     tick: Tick,
     globals: G,
     world: World,
+    /// Structural changes a system recorded, applied when it returns (never part of the
+    /// state: empty between systems).
+    commands: Commands,
+    /// A system failed part-way through a step: the state is not a tick's state.
+    poisoned: bool,
+}
+
+/// A frame's parts, borrowed at once: e.g. to walk a query over `world` while recording
+/// spawns in `commands` and drawing from an RNG in `globals`. See [`Frame::parts`].
+pub struct Parts<'a, G> {
+    /// The game's globals.
+    pub globals: &'a mut G,
+    /// The entities and components.
+    pub world: &'a mut World,
+    /// Structural changes to apply when the current system returns.
+    pub commands: &'a mut Commands,
 }
 
 impl<G: Pod> Clone for Frame<G> {
@@ -50,6 +66,8 @@ impl<G: Pod> Clone for Frame<G> {
             tick: self.tick,
             globals: self.globals,
             world: self.world.clone(),
+            commands: Commands::new(Arc::clone(self.schema())),
+            poisoned: self.poisoned,
         }
     }
 
@@ -57,6 +75,11 @@ impl<G: Pod> Clone for Frame<G> {
         self.tick = source.tick;
         self.globals = source.globals;
         self.world.clone_from(&source.world);
+        if !Arc::ptr_eq(self.commands.schema(), source.schema()) {
+            self.commands = Commands::new(Arc::clone(source.schema()));
+        }
+        self.commands.clear();
+        self.poisoned = source.poisoned;
     }
 }
 
@@ -75,7 +98,9 @@ impl<G: Pod> Frame<G> {
         Ok(Frame {
             tick: 0,
             globals,
+            commands: Commands::new(Arc::clone(&schema)),
             world: World::new(schema, capacity),
+            poisoned: false,
         })
     }
 
@@ -88,8 +113,64 @@ impl<G: Pod> Frame<G> {
         self.tick = tick;
     }
 
-    pub(crate) fn parts_mut(&mut self) -> (&mut Tick, &mut G, &mut World) {
+    /// Tick, globals and world, for restoring an image.
+    pub(crate) fn restore_parts(&mut self) -> (&mut Tick, &mut G, &mut World) {
         (&mut self.tick, &mut self.globals, &mut self.world)
+    }
+
+    /// The state was replaced whole (an image was restored): no longer poisoned.
+    pub(crate) fn mark_whole(&mut self) {
+        self.poisoned = false;
+        self.commands.clear();
+    }
+
+    /// True when a system failed part-way through a step (see
+    /// [`crate::StepError::System`]): the state is no tick's state and further steps are
+    /// refused until a snapshot or image is restored into the frame.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    pub(crate) fn poison(&mut self) {
+        self.poisoned = true;
+        self.commands.clear();
+    }
+
+    /// Globals, world and the command buffer at once. Commands recorded inside a system
+    /// are applied by [`crate::Simulation::step`] when the system returns; outside a
+    /// step, call [`Frame::apply_commands`].
+    ///
+    /// ```
+    /// # use bytemuck::{Pod, Zeroable};
+    /// # use tickstep_engine::{Frame, Parts, Schema};
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct Hp(i32);
+    /// # let schema = Schema::builder::<()>("doc", 1).component::<Hp>("hp").build()?;
+    /// # let mut frame = Frame::new(schema, 8, ())?;
+    /// frame.world_mut().spawn_with((Hp(0),))?;
+    /// frame.world_mut().spawn_with((Hp(5),))?;
+    /// let Parts { world, commands, .. } = frame.parts();
+    /// for (entity, hp) in world.query::<&Hp>()? {
+    ///     if hp.0 <= 0 {
+    ///         commands.despawn(entity);
+    ///     }
+    /// }
+    /// frame.apply_commands()?;
+    /// assert_eq!(frame.world().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parts(&mut self) -> Parts<'_, G> {
+        Parts {
+            globals: &mut self.globals,
+            world: &mut self.world,
+            commands: &mut self.commands,
+        }
+    }
+
+    /// Applies the commands recorded so far (see [`Commands`]).
+    pub fn apply_commands(&mut self) -> Result<(), WorldError> {
+        self.commands.apply(&mut self.world)
     }
 
     /// The schema of this frame's world.

@@ -436,7 +436,7 @@ impl<G: Pod> Frame<G> {
     /// Buffers are reused: restoring an image no larger than the last one allocates
     /// nothing.
     pub fn restore_image(&mut self, image: &[u8]) -> Result<(), ImageError> {
-        let (tick, globals, world) = self.parts_mut();
+        let (tick, globals, world) = self.restore_parts();
         let parts = split(image, world.schema())?;
         let components = world.schema().components().len();
         let census = validate_entities(&parts, components, &mut world.restore_marks)?;
@@ -444,6 +444,7 @@ impl<G: Pod> Frame<G> {
         *tick = parts.layout.header.tick;
         *globals = bytemuck::pod_read_unaligned(parts.globals);
         restore_world(world, &parts, &census);
+        self.mark_whole();
         Ok(())
     }
 }
@@ -506,7 +507,7 @@ mod tests {
         copy.restore_image(&bytes).unwrap();
         assert_eq!(checksum(&copy), checksum(&original));
         assert_eq!(copy.world().len(), 2);
-        assert_eq!(copy.world().query::<&A>().count(), 1);
+        assert_eq!(copy.world().query::<&A>().unwrap().count(), 1);
         assert_eq!(copy.world().capacity(), 16);
     }
 

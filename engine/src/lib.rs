@@ -15,7 +15,7 @@
 //!
 //! ```
 //! use bytemuck::{Pod, Zeroable};
-//! use tickstep_engine::{checksum, Fp, Frame, PlayerId, Schema, Simulation, TickInputs};
+//! use tickstep_engine::{checksum, Fp, Frame, PlayerId, Schema, Simulation, TickInputs, WorldError};
 //!
 //! #[derive(Clone, Copy, Pod, Zeroable)]
 //! #[repr(C)]
@@ -28,9 +28,10 @@
 //! // One system: each present player's input (an i32) raises every height.
 //! let mut sim = Simulation::new().with_system(|frame: &mut Frame<u64>, input: &TickInputs<i32>| {
 //!     let lift: i64 = input.iter().map(|(_, &v)| v as i64).sum();
-//!     for (_, height) in frame.world_mut().query_mut::<&mut Height>() {
+//!     for (_, height) in frame.world_mut().query_mut::<&mut Height>()? {
 //!         height.0 += Fp::from_int(lift);
 //!     }
+//!     Ok::<(), WorldError>(())
 //! });
 //! let mut input = TickInputs::new(2)?;
 //! for tick in 1..=3 {
@@ -53,6 +54,7 @@ compile_error!(
 
 mod checksum;
 mod column;
+mod commands;
 mod digest;
 mod entity;
 mod field;
@@ -70,20 +72,21 @@ mod vec2;
 mod world;
 
 pub use checksum::checksum;
+pub use commands::Commands;
 pub use digest::{Checksum, Digest, ParseDigestError, SchemaHash};
 pub use entity::Entity;
 pub use field::{Field, FieldKind};
 pub use fp::Fp;
-pub use frame::{Frame, FrameError, MAX_CAPACITY, MAX_TICK, Tick};
+pub use frame::{Frame, FrameError, MAX_CAPACITY, MAX_TICK, Parts, Tick};
 pub use hex::{Hex, decode_hex};
 pub use image::{IMAGE_HEADER_LEN, ImageError, ImageHeader, ImageLayout, Section, validate_image};
 pub use input::{
     InputError, InputStatus, MAX_COMMAND_LEN, MAX_COMMANDS_PER_TICK, MAX_PLAYERS, PlayerId,
     TickInputs,
 };
-pub use query::{Query, QueryIter, ReadOnlyQuery};
+pub use query::{Filter, Query, QueryIter, ReadOnlyQuery, With, Without};
 pub use rng::{Rng, mix64};
 pub use schema::{ComponentInfo, MAX_ALIGN, MAX_COMPONENTS, Schema, SchemaBuilder, SchemaError};
-pub use simulation::{Simulation, StepError, System};
+pub use simulation::{IntoSystemResult, Simulation, StepError, System, SystemError, SystemResult};
 pub use vec2::Vec2;
 pub use world::{Bundle, World, WorldError};

@@ -4,8 +4,9 @@ use bytemuck::Pod;
 use std::sync::Arc;
 
 use crate::column::Column;
+use crate::commands::Commands;
 use crate::entity::EntityTable;
-use crate::query::{Query, QueryIter, ReadOnlyQuery};
+use crate::query::{Filter, Query, QueryIter, ReadOnlyQuery};
 use crate::{Entity, Schema};
 
 /// What went wrong with an entity or component operation. The world is unchanged.
@@ -33,6 +34,12 @@ pub enum WorldError {
     /// The type is not in the frame's schema.
     #[error("component type {0} is not registered in the schema; add it to Schema::builder")]
     UnregisteredComponent(&'static str),
+    /// A mutable query names one component type twice (it would alias).
+    #[error("a query names the same component type twice")]
+    QueryAliases,
+    /// [`World::get_many_mut`] names one entity twice (it would alias).
+    #[error("entity {0} is named twice")]
+    SameEntityTwice(Entity),
 }
 
 /// The entities of a frame and their components, stored as one [`Pod`] column per
@@ -177,26 +184,40 @@ impl World {
     /// Adds `value` as `entity`'s `T`, replacing any previous one.
     pub fn insert<T: Pod>(&mut self, entity: Entity, value: T) -> Result<(), WorldError> {
         let column = self.column_of::<T>()?;
-        let slot = self.live_slot(entity)?;
+        self.live_slot(entity)?;
+        self.insert_bytes(entity, column, bytemuck::bytes_of(&value));
+        Ok(())
+    }
+
+    /// Writes `value` (one `column` value's bytes) as live `entity`'s component.
+    pub(crate) fn insert_bytes(&mut self, entity: Entity, column: usize, value: &[u8]) {
+        let slot = entity.index() as usize;
         let values = &mut self.columns[column];
         values.hold(slot as u32);
-        values.typed_mut::<T>(slot..slot + 1)[0] = value;
+        if let Some(range) = values.value_range(slot) {
+            values.bytes_mut()[range].copy_from_slice(value);
+        }
         let mask = &mut self.entities.masks[slot];
         if *mask & (1 << column) == 0 {
             *mask |= 1 << column;
             self.holders[column] += 1;
         }
-        Ok(())
+    }
+
+    /// Removes live `entity`'s component in `column`, if it has one.
+    pub(crate) fn remove_column(&mut self, entity: Entity, column: usize) {
+        let slot = entity.index() as usize;
+        if self.entities.masks[slot] & (1 << column) != 0 {
+            self.columns[column].clear(slot);
+            self.entities.masks[slot] &= !(1 << column);
+            self.holders[column] -= 1;
+        }
     }
 
     /// Removes and returns `entity`'s `T`.
     pub fn remove<T: Pod>(&mut self, entity: Entity) -> Result<T, WorldError> {
         let value = *self.get::<T>(entity)?;
-        let column = self.column_of::<T>()?;
-        let slot = entity.index() as usize;
-        self.columns[column].clear(slot);
-        self.entities.masks[slot] &= !(1 << column);
-        self.holders[column] -= 1;
+        self.remove_column(entity, self.column_of::<T>()?);
         Ok(value)
     }
 
@@ -230,43 +251,136 @@ impl World {
         Ok(column)
     }
 
-    /// Iterates the entities that have every component of `Q` (e.g. `(&Pos, &Vel)`), in
-    /// slot order, reading only.
+    /// Iterates the entities that have every component of `Q` (e.g. `(&Pos, &Vel)`, or
+    /// `(&Pos, Option<&Vel>)`), in slot order, reading only.
     ///
-    /// # Panics
-    /// If `Q` names a type that is not in the schema: a bug in the game's code, not input.
-    pub fn query<Q: ReadOnlyQuery>(&self) -> QueryIter<'_, Q> {
-        let slots = self.entities.slots();
-        let (window, cursors) = Q::borrow(&self.columns, &self.schema, slots);
-        let every_slot = every_slot_matches(&self.entities, &self.holders, window.need);
-        QueryIter::new(&self.entities, window, every_slot, cursors)
+    /// ```
+    /// # use bytemuck::{Pod, Zeroable};
+    /// # use tickstep_engine::{Frame, Schema, WorldError};
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct Hp(i32);
+    /// # let schema = Schema::builder::<()>("doc", 1).component::<Hp>("hp").build()?;
+    /// # let mut frame = Frame::new(schema, 8, ())?;
+    /// frame.world_mut().spawn_with((Hp(3),))?;
+    /// let total: i32 = frame.world().query::<&Hp>()?.map(|(_, hp)| hp.0).sum();
+    /// assert_eq!(total, 3);
+    /// // A type the schema does not register is an error, not a panic.
+    /// assert!(matches!(frame.world().query::<&u64>(), Err(WorldError::UnregisteredComponent(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn query<Q: ReadOnlyQuery>(&self) -> Result<QueryIter<'_, Q>, WorldError> {
+        self.query_filtered::<Q, ()>()
+    }
+
+    /// Like [`World::query`], keeping only the entities that pass `F`: [`With<T>`],
+    /// [`Without<T>`] or a tuple of them (e.g. `(&Pos, Without<Dead>)`).
+    ///
+    /// [`With<T>`]: crate::query::With
+    /// [`Without<T>`]: crate::query::Without
+    pub fn query_filtered<Q: ReadOnlyQuery, F: Filter>(
+        &self,
+    ) -> Result<QueryIter<'_, Q>, WorldError> {
+        let named = Q::columns(&self.schema)?;
+        let mut window = F::window(&self.columns, &self.schema, self.entities.slots())?;
+        named.narrow(&mut window, &self.columns);
+        let cursors = Q::borrow(&self.columns, &named, window.slots(), &self.entities.masks);
+        Ok(QueryIter::new(
+            &self.entities,
+            &self.holders,
+            window,
+            cursors,
+        ))
     }
 
     /// Iterates the entities that have every component of `Q` (e.g. `(&mut Pos, &Vel)`),
-    /// in slot order, with mutable access where `Q` asks for it.
-    ///
-    /// # Panics
-    /// If `Q` names an unregistered type or the same type twice: bugs in the game's code.
-    pub fn query_mut<Q: Query>(&mut self) -> QueryIter<'_, Q> {
-        let slots = self.entities.slots();
-        let (window, cursors) = Q::borrow_mut(&mut self.columns, &self.schema, slots);
-        let every_slot = every_slot_matches(&self.entities, &self.holders, window.need);
-        QueryIter::new(&self.entities, window, every_slot, cursors)
+    /// in slot order, with mutable access where `Q` asks for it. Naming one type twice
+    /// is [`WorldError::QueryAliases`].
+    pub fn query_mut<Q: Query>(&mut self) -> Result<QueryIter<'_, Q>, WorldError> {
+        self.query_filtered_mut::<Q, ()>()
     }
-}
 
-/// True when every slot holds a live entity with every component in `need`, so a query
-/// may skip its per-slot mask test.
-fn every_slot_matches(entities: &EntityTable, holders: &[u32], need: u64) -> bool {
-    let slots = entities.slots() as u32;
-    let mut rest = need;
-    while rest != 0 {
-        if holders[rest.trailing_zeros() as usize] != slots {
-            return false;
-        }
-        rest &= rest - 1;
+    /// Like [`World::query_mut`], keeping only the entities that pass `F`.
+    ///
+    /// ```
+    /// # use bytemuck::{Pod, Zeroable};
+    /// # use tickstep_engine::{Frame, Schema, query::Without};
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct Hp(i32);
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct Shielded(u8);
+    /// # let schema = Schema::builder::<()>("doc", 1)
+    /// #     .component::<Hp>("hp").component::<Shielded>("shielded").build()?;
+    /// # let mut frame = Frame::new(schema, 8, ())?;
+    /// let world = frame.world_mut();
+    /// let bare = world.spawn_with((Hp(3),))?;
+    /// let safe = world.spawn_with((Hp(3), Shielded(1)))?;
+    /// for (_, hp) in world.query_filtered_mut::<&mut Hp, Without<Shielded>>()? {
+    ///     hp.0 -= 1;
+    /// }
+    /// assert_eq!((world.get::<Hp>(bare)?.0, world.get::<Hp>(safe)?.0), (2, 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn query_filtered_mut<Q: Query, F: Filter>(
+        &mut self,
+    ) -> Result<QueryIter<'_, Q>, WorldError> {
+        let named = Q::columns(&self.schema)?;
+        let mut window = F::window(&self.columns, &self.schema, self.entities.slots())?;
+        named.narrow(&mut window, &self.columns);
+        let cursors = Q::borrow_mut(
+            &mut self.columns,
+            &named,
+            window.slots(),
+            &self.entities.masks,
+        )?;
+        Ok(QueryIter::new(
+            &self.entities,
+            &self.holders,
+            window,
+            cursors,
+        ))
     }
-    true
+
+    /// The `T` of each of `entities` at once, mutably: e.g. to move a value from one
+    /// entity to another. Naming an entity twice is [`WorldError::SameEntityTwice`].
+    ///
+    /// ```
+    /// # use bytemuck::{Pod, Zeroable};
+    /// # use tickstep_engine::{Frame, Schema};
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct Gold(u32);
+    /// # let schema = Schema::builder::<()>("doc", 1).component::<Gold>("gold").build()?;
+    /// # let mut frame = Frame::new(schema, 8, ())?;
+    /// let world = frame.world_mut();
+    /// let (a, b) = (world.spawn_with((Gold(5),))?, world.spawn_with((Gold(0),))?);
+    /// let [from, to] = world.get_many_mut::<Gold, 2>([a, b])?;
+    /// to.0 += std::mem::take(&mut from.0);
+    /// assert_eq!(world.get::<Gold>(b)?.0, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_many_mut<T: Pod, const N: usize>(
+        &mut self,
+        entities: [Entity; N],
+    ) -> Result<[&mut T; N], WorldError> {
+        let column = self.column_of::<T>()?;
+        for (i, &entity) in entities.iter().enumerate() {
+            self.checked_component::<T>(entity)?;
+            if entities[..i].contains(&entity) {
+                return Err(WorldError::SameEntityTwice(entity));
+            }
+        }
+        let values = &mut self.columns[column];
+        let held = values.window();
+        let offsets = entities.map(|entity| (entity.index() - held.start) as usize);
+        let slots = held.start as usize..held.end as usize;
+        values
+            .typed_mut::<T>(slots)
+            .get_disjoint_mut(offsets)
+            .map_err(|_| WorldError::SameEntityTwice(entities[0]))
+    }
 }
 
 /// A tuple of components to spawn an entity with; see [`World::spawn_with`].
@@ -275,6 +389,8 @@ pub trait Bundle {
     fn check(schema: &Schema) -> Result<(), WorldError>;
     /// Inserts every component (types already checked, entity alive).
     fn insert_into(self, world: &mut World, entity: Entity);
+    /// Records inserting every component into the entity a spawn command just created.
+    fn record(self, commands: &mut Commands);
 }
 
 macro_rules! bundle {
@@ -294,6 +410,12 @@ macro_rules! bundle {
                 let ($($name,)+) = self;
                 // Cannot fail: the types were checked and the entity was just spawned.
                 $( let _ = world.insert(entity, $name); )+
+            }
+
+            #[allow(non_snake_case)]
+            fn record(self, commands: &mut Commands) {
+                let ($($name,)+) = self;
+                $( commands.insert_spawned($name); )+
             }
         }
     };

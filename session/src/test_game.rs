@@ -4,7 +4,7 @@
 //! input changes the checksum.
 
 use bytemuck::{Pod, Zeroable};
-use tickstep_engine::{Frame, Schema, Simulation, TickInputs};
+use tickstep_engine::{Frame, Schema, Simulation, TickInputs, WorldError};
 
 /// The game's whole state that is not an entity: a running fold of every input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
@@ -43,8 +43,9 @@ pub(crate) fn simulation() -> Simulation<Tally, Input> {
                 .wrapping_add(u64::from(input) ^ (u64::from(player.0) << 40) ^ tick);
         }
         frame.globals_mut().total = total;
-        for (_, age) in frame.world_mut().query_mut::<&mut Age>() {
+        for (_, age) in frame.world_mut().query_mut::<&mut Age>()? {
             age.0 += 1;
         }
+        Ok::<(), WorldError>(())
     })
 }

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tickstep_engine::{Entity, Frame, Schema, WorldError, checksum};
+use tickstep_engine::{Entity, Frame, Schema, With, Without, WorldError, checksum};
 use tickstep_snapshot as snapshot;
 
 /// A small component.
@@ -40,6 +40,14 @@ pub enum FrameOp {
     Clone,
     /// Carry on with a frame restored from a snapshot of the frame.
     SnapshotRoundTrip,
+    /// Record despawning the picked handle in the frame's commands.
+    DeferDespawn(u16),
+    /// Record inserting the small component.
+    DeferInsertSmall(u16, u32),
+    /// Record removing the wide component.
+    DeferRemoveWide(u16),
+    /// Apply the recorded commands.
+    ApplyCommands,
 }
 
 type Model = BTreeMap<Entity, (Option<Small>, Option<Wide>)>;
@@ -66,9 +74,53 @@ pub fn check_frame_ops(ops: &[FrameOp], capacity: u8) {
     let mut frame = Frame::new(schema(), capacity, 0u64).expect("frame");
     let mut model = Model::new();
     let mut issued: Vec<Entity> = Vec::new();
+    let mut pending: Vec<(FrameOp, Entity)> = Vec::new();
     for &op in ops {
-        apply(&mut frame, &mut model, &mut issued, op, capacity);
+        match op {
+            FrameOp::DeferDespawn(i)
+            | FrameOp::DeferInsertSmall(i, _)
+            | FrameOp::DeferRemoveWide(i) => {
+                let e = pick(&issued, i);
+                let commands = frame.parts().commands;
+                match op {
+                    FrameOp::DeferDespawn(_) => commands.despawn(e),
+                    FrameOp::DeferInsertSmall(_, v) => commands.insert(e, Small(v)),
+                    _ => commands.remove::<Wide>(e),
+                }
+                pending.push((op, e));
+            }
+            FrameOp::ApplyCommands | FrameOp::Clone | FrameOp::SnapshotRoundTrip => {
+                // A frame's copies never carry pending commands: apply them first.
+                frame
+                    .apply_commands()
+                    .expect("commands of registered types apply");
+                apply_deferred(&mut model, pending.drain(..));
+                apply(&mut frame, &mut model, &mut issued, op, capacity);
+            }
+            _ => apply(&mut frame, &mut model, &mut issued, op, capacity),
+        }
         assert_matches_model(&frame, &model, &issued);
+    }
+}
+
+/// The model of applying commands: in order, skipping entities gone by then.
+fn apply_deferred(model: &mut Model, pending: impl Iterator<Item = (FrameOp, Entity)>) {
+    for (op, e) in pending {
+        match op {
+            FrameOp::DeferDespawn(_) => {
+                model.remove(&e);
+            }
+            FrameOp::DeferInsertSmall(_, v) => {
+                if let Some(entry) = model.get_mut(&e) {
+                    entry.0 = Some(Small(v));
+                }
+            }
+            _ => {
+                if let Some(entry) = model.get_mut(&e) {
+                    entry.1 = None;
+                }
+            }
+        }
     }
 }
 
@@ -133,6 +185,7 @@ fn apply(
             assert_eq!(checksum(&restored), sum);
             *frame = restored;
         }
+        _ => {}
     }
 }
 
@@ -155,14 +208,47 @@ fn assert_matches_model(frame: &Frame<u64>, model: &Model, issued: &[Entity]) {
         assert_eq!(world.get::<Small>(e).ok(), alive.and_then(|x| x.0.as_ref()));
         assert_eq!(world.get::<Wide>(e).ok(), alive.and_then(|x| x.1.as_ref()));
     }
-    let small: Vec<(Entity, Small)> = world.query::<&Small>().map(|(e, s)| (e, *s)).collect();
+    let small: Vec<(Entity, Small)> = world
+        .query::<&Small>()
+        .expect("registered")
+        .map(|(e, s)| (e, *s))
+        .collect();
     let mut model_small: Vec<(Entity, Small)> = model
         .iter()
         .filter_map(|(e, (s, _))| s.map(|s| (*e, s)))
         .collect();
     model_small.sort_by_key(|(e, _)| e.index());
     assert_eq!(small, model_small);
-    let both = world.query::<(&Small, &Wide)>().count();
+    let both = world
+        .query::<(&Small, &Wide)>()
+        .expect("registered")
+        .count();
     let model_both = model.values().filter(|(s, w)| s.is_some() && w.is_some());
     assert_eq!(both, model_both.count());
+    // Optional components: every live entity, with what it holds, in slot order.
+    let optional: Vec<(Entity, Option<Small>, Option<Wide>)> = world
+        .query::<(Option<&Small>, Option<&Wide>)>()
+        .expect("registered")
+        .map(|(e, (s, w))| (e, s.copied(), w.copied()))
+        .collect();
+    let mut model_all: Vec<_> = model.iter().map(|(e, (s, w))| (*e, *s, *w)).collect();
+    model_all.sort_by_key(|(e, _, _)| e.index());
+    assert_eq!(optional, model_all);
+    // Filters: small without wide, wide with small.
+    let small_only: Vec<Entity> = world
+        .query_filtered::<&Small, Without<Wide>>()
+        .expect("registered")
+        .map(|(e, _)| e)
+        .collect();
+    let model_small_only: Vec<Entity> = model_all
+        .iter()
+        .filter(|(_, s, w)| s.is_some() && w.is_none())
+        .map(|(e, _, _)| *e)
+        .collect();
+    assert_eq!(small_only, model_small_only);
+    let wide_with_small = world
+        .query_filtered::<&Wide, With<Small>>()
+        .expect("registered")
+        .count();
+    assert_eq!(wide_with_small, both);
 }

@@ -4,9 +4,9 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
-use tickstep_arena::{self as arena, ArenaRun};
-use tickstep_engine::{MAX_CAPACITY, checksum};
-use tickstep_snapshot as snapshot;
+use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaRun};
+use tickstep_engine::{Frame, MAX_CAPACITY, checksum};
+use tickstep_snapshot::{self as snapshot, SyncTest};
 
 use crate::files;
 use crate::game_args::GameArgs;
@@ -24,6 +24,11 @@ pub struct RunArgs {
     /// --entities and --players are then taken from the snapshot.
     #[arg(long, value_name = "FILE")]
     from_snapshot: Option<PathBuf>,
+    /// Check every tick that the state is all there is: restore the previous tick's
+    /// snapshot into a second frame, step it with fresh systems and compare checksums
+    /// (about 3x slower). A divergence is an error naming the tick and the fields.
+    #[arg(long, conflicts_with = "from_snapshot")]
+    sync_test: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -39,11 +44,16 @@ struct RunReport {
     seed: u64,
     players: u8,
     units: u32,
+    /// Every tick was checked by the sync test.
+    sync_tested: bool,
 }
 
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RunArgs) -> Result<(), String> {
     let config = args.game.config();
+    if args.sync_test {
+        return sync_test(args, config);
+    }
     let mut game = match &args.from_snapshot {
         None => ArenaRun::new(&config).map_err(|e| e.to_string())?,
         Some(path) => {
@@ -70,7 +80,37 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let frame = &game.frame;
+    report(args, &game.frame, start_tick, elapsed, false)
+}
+
+/// `run --sync-test`: the same game, every tick checked by a [`SyncTest`].
+fn sync_test(args: &RunArgs, config: ArenaConfig) -> Result<(), String> {
+    let mut test = SyncTest::new(config, config.players).map_err(|e| e.to_string())?;
+    let bar = progress_bar(args.game.ticks, "sync-testing");
+    let started = Instant::now();
+    while test.frame().tick() < args.game.ticks {
+        test.step(|frame, inputs| {
+            arena::fill_bot_inputs(config.seed, frame.tick() + 1, inputs);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        if test.frame().tick() % 64 == 0 {
+            bar.set_position(test.frame().tick());
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    report(args, test.frame(), 0, elapsed, true)
+}
+
+/// Writes the snapshot asked for and prints the report.
+fn report(
+    args: &RunArgs,
+    frame: &Frame<ArenaGlobals>,
+    start_tick: u64,
+    elapsed: f64,
+    sync_tested: bool,
+) -> Result<(), String> {
     if let Some(path) = &args.snapshot_out {
         let mut bytes = Vec::new();
         snapshot::encode(frame, &mut bytes);
@@ -88,6 +128,7 @@ pub fn run(args: &RunArgs) -> Result<(), String> {
         seed: args.game.arena.seed,
         players: frame.globals().players as u8,
         units: frame.globals().units,
+        sync_tested,
     };
     emit(args.json, &report, |r| {
         format!(

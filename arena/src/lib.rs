@@ -98,6 +98,25 @@ pub fn simulation() -> Simulation<ArenaGlobals, ArenaInput> {
         .with_system(Combat::default())
 }
 
+/// The arena as one value: what the session, the sync test and the offline run take.
+impl tickstep_engine::Game for ArenaConfig {
+    type Globals = ArenaGlobals;
+    type Input = ArenaInput;
+    type Error = ArenaError;
+
+    fn schema(&self) -> Arc<Schema> {
+        schema()
+    }
+
+    fn initial_frame(&self) -> Result<Frame<ArenaGlobals>, ArenaError> {
+        new_frame(self)
+    }
+
+    fn simulation(&self) -> Simulation<ArenaGlobals, ArenaInput> {
+        simulation()
+    }
+}
+
 /// Entity capacity of an arena: every unit and ship, with as much room again for shots.
 pub fn capacity(config: &ArenaConfig) -> u32 {
     config

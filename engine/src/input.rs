@@ -118,6 +118,19 @@ impl<I: Pod> TickInputs<I> {
         self.commands.clear();
     }
 
+    /// Sets the input of each player for whom `input` returns one (the rest stay absent).
+    pub fn set_each(
+        &mut self,
+        mut input: impl FnMut(PlayerId) -> Option<I>,
+    ) -> Result<(), InputError> {
+        for player in (0..self.players()).map(|p| PlayerId(p as u8)) {
+            if let Some(value) = input(player) {
+                self.set(player, value)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Number of player slots.
     pub fn players(&self) -> usize {
         self.inputs.len()

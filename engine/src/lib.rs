@@ -60,9 +60,11 @@ mod entity;
 mod field;
 mod fp;
 mod frame;
+mod game;
 mod hex;
 mod image;
 mod input;
+pub mod pod;
 pub mod query;
 mod rng;
 mod schema;
@@ -71,6 +73,7 @@ mod trig;
 mod vec2;
 mod world;
 
+pub use bytemuck::{self, Pod, Zeroable};
 pub use checksum::checksum;
 pub use commands::Commands;
 pub use digest::{Checksum, Digest, ParseDigestError, SchemaHash};
@@ -78,12 +81,14 @@ pub use entity::Entity;
 pub use field::{Field, FieldKind};
 pub use fp::Fp;
 pub use frame::{Frame, FrameError, MAX_CAPACITY, MAX_TICK, Parts, Tick};
+pub use game::{Game, GameSetupError, Input, OfflineError, OfflineRun};
 pub use hex::{Hex, decode_hex};
 pub use image::{IMAGE_HEADER_LEN, ImageError, ImageHeader, ImageLayout, Section, validate_image};
 pub use input::{
     InputError, InputStatus, MAX_COMMAND_LEN, MAX_COMMANDS_PER_TICK, MAX_PLAYERS, PlayerId,
     TickInputs,
 };
+pub use pod::Flag;
 pub use query::{Filter, Query, QueryIter, ReadOnlyQuery, With, Without};
 pub use rng::{Rng, mix64};
 pub use schema::{ComponentInfo, MAX_ALIGN, MAX_COMPONENTS, Schema, SchemaBuilder, SchemaError};

@@ -7,6 +7,7 @@ use bytemuck::Pod;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -59,7 +60,7 @@ pub struct NetClient<G, I> {
     pub bytes_sent: u64,
 }
 
-impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
+impl<G: Pod, I: Input> NetClient<G, I> {
     /// Drives `client` against the server at `server` (host:port), which must prove
     /// itself by `trust`; session time counts from `epoch`.
     pub fn new(
@@ -277,7 +278,7 @@ impl<G: Pod, I: Pod + PartialEq> NetClient<G, I> {
 /// is left to step; returns whether more is pending. A host on one thread with other
 /// work (a server, other clients, a UI) uses it so a long catch-up never starves them.
 /// The clock only decides where a slice ends, never what a tick computes.
-pub fn advance_for<G: Pod, I: Pod + PartialEq>(
+pub fn advance_for<G: Pod, I: Input>(
     client: &mut Client<G, I>,
     now: Duration,
     slice: Duration,

@@ -7,12 +7,12 @@
 //! dropped. Before a handshake completes QUIC itself sends at most three times what
 //! the peer sent. Connection notes are rate-limited so a flood cannot flood the log.
 
-use bytemuck::Pod;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
@@ -110,7 +110,7 @@ impl NoteLimit {
 /// then says goodbye to every connection. Time for the session is measured from
 /// `epoch`. Connections still winding down count against the server's connection cap,
 /// so closing and reconnecting cannot pile them up.
-pub async fn serve<I: Pod + PartialEq>(
+pub async fn serve<I: Input>(
     endpoint: quinn::Endpoint,
     mut server: Server<I>,
     transport: TransportConfig,

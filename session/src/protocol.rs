@@ -6,10 +6,10 @@
 //! to a joined client carries [`Timing`]: the room's clock and the echo of the client's
 //! clock, from which the client keeps its estimate of the room's tick and its RTT.
 
-use bytemuck::Pod;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick, TickInputs};
 use tickstep_replay::InputLog;
 use tickstep_snapshot::Chunk;
@@ -218,7 +218,7 @@ impl ServerMessage {
 impl VerifiedTicks {
     /// The ticks of `log` from `first` to `last`, as far as it holds them and as many
     /// as fit in about `max_bytes` encoded (at least one), read through `scratch`.
-    pub fn from_log<I: Pod + PartialEq>(
+    pub fn from_log<I: Input>(
         log: &InputLog<I>,
         first: Tick,
         last: Tick,

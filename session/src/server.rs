@@ -1,10 +1,10 @@
 //! `Server`: hosts rooms, routes each connection's messages to its room, and collects
 //! what the rooms want sent and want the host to know.
 
-use bytemuck::Pod;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{PlayerId, Tick};
 use tickstep_replay::InputLog;
 
@@ -138,7 +138,7 @@ pub struct Server<I> {
     events: VecDeque<ServerEvent>,
 }
 
-impl<I: Pod + PartialEq> Server<I> {
+impl<I: Input> Server<I> {
     /// A server with no rooms.
     pub fn new(config: ServerConfig) -> Server<I> {
         Server {

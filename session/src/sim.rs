@@ -8,6 +8,7 @@ use bytemuck::Pod;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
+use tickstep_engine::Input;
 use tickstep_engine::{Frame, PlayerId, Rng, Tick};
 
 use super::protocol::{decode, encode};
@@ -133,7 +134,7 @@ pub struct SimNet<G, I> {
     pub undecodable: u64,
 }
 
-impl<G: Pod, I: Pod + PartialEq> SimNet<G, I> {
+impl<G: Pod, I: Input> SimNet<G, I> {
     /// A network around `server`, its randomness seeded with `seed`, clients' input
     /// taken from `inputs`.
     pub fn new(server: Server<I>, seed: u64, inputs: InputSource<G, I>) -> SimNet<G, I> {

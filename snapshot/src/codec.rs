@@ -9,20 +9,23 @@ use crate::format::{
     SnapshotHeader, check_table_matches, check_table_sums, read_header, write_header,
 };
 
-/// Payloads at least this long are hashed on every core.
+/// Payloads at least this long are hashed on every core (with the `parallel` feature).
+#[cfg(feature = "parallel")]
 const PARALLEL_HASH_FROM: usize = 256 * 1024;
 
-/// blake3 of `bytes`. Large inputs use blake3's multi-threaded mode (its `rayon`
-/// feature): hashing is ~80% of a snapshot's cost, and this is what lets encode and
-/// restore beat the single-threaded memcpy+blake3 bound (`tickstep bench snapshot`).
-/// The hash is the same either way; snapshots are never taken inside a step.
+/// blake3 of `bytes`. With the `parallel` feature, large inputs use blake3's
+/// multi-threaded mode (its `rayon` feature): hashing is ~80% of a snapshot's cost, and
+/// this is what lets encode and restore beat the single-threaded memcpy+blake3 bound
+/// (`tickstep bench snapshot`). The hash is the same either way; snapshots are never
+/// taken inside a step.
 pub(crate) fn hash(bytes: &[u8]) -> Checksum {
-    if bytes.len() < PARALLEL_HASH_FROM {
-        return Checksum::from(blake3::hash(bytes));
+    #[cfg(feature = "parallel")]
+    if bytes.len() >= PARALLEL_HASH_FROM {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(bytes);
+        return Checksum::from(hasher.finalize());
     }
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_rayon(bytes);
-    Checksum::from(hasher.finalize())
+    Checksum::from(blake3::hash(bytes))
 }
 
 /// Checks that `bytes` are a snapshot of exactly the frame peers vouched for: of

@@ -42,6 +42,7 @@ mod diff;
 mod error;
 pub mod format;
 mod inspect;
+mod sync_test;
 
 pub use chunk::{
     Chunk, ChunkError, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, Progress, Reassembler, split,
@@ -52,3 +53,4 @@ pub use codec::{
 pub use diff::{Difference, FrameDiff, diff};
 pub use error::SnapshotError;
 pub use inspect::{Summary, inspect};
+pub use sync_test::{SyncTest, SyncTestError};

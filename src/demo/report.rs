@@ -4,6 +4,7 @@ use bytemuck::Pod;
 use serde::Serialize;
 use std::fmt::Write;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
 
 use super::DemoOptions;
@@ -38,7 +39,7 @@ pub(crate) struct ClientRecord {
 
 impl ClientRecord {
     /// The record of `client` as it ended.
-    pub fn of<G: Pod, I: Pod + PartialEq>(
+    pub fn of<G: Pod, I: Input>(
         client: &Client<G, I>,
         events: Vec<(Duration, ClientEvent)>,
         catch_up_walls: Vec<Duration>,

@@ -7,7 +7,8 @@ use crate::ReconnectPolicy;
 /// A client's timing and limits. `Default` gives the values named on each field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// The game build, compared with the room's (default: empty).
+    /// The game build, compared with the room's (default: empty;
+    /// [`ClientConfig::for_game`] takes the game's).
     pub app_version: String,
     /// Automatic reconnection after an unexpected loss.
     pub reconnect: ReconnectPolicy,
@@ -29,6 +30,16 @@ pub struct ClientConfig {
     /// Largest snapshot accepted (default 64 MiB; never more than a frame of the game's
     /// schema and capacity can have).
     pub max_snapshot_len: u64,
+}
+
+impl ClientConfig {
+    /// The defaults, with the app version of `game` (see `Game::app_version`).
+    pub fn for_game(game: &impl tickstep_engine::Game) -> ClientConfig {
+        ClientConfig {
+            app_version: game.app_version(),
+            ..ClientConfig::default()
+        }
+    }
 }
 
 impl Default for ClientConfig {

@@ -4,6 +4,7 @@
 use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{Checksum, MAX_PLAYERS, PlayerId, Tick};
 use tickstep_replay::CatchUp;
 use tickstep_snapshot::Chunk;
@@ -16,7 +17,7 @@ use crate::protocol::{ClientMessage, Entry, RoomInfo, SnapshotSource};
 use crate::transfer::Incoming;
 use crate::{MAX_TICK_RATE, SessionError};
 
-impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+impl<G: Pod, I: Input> Client<G, I> {
     /// The room seated us at `player`: set up for `room` and enter as `entry` says.
     pub(super) fn welcome(
         &mut self,

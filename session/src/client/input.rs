@@ -7,6 +7,7 @@
 
 use bytemuck::Pod;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{MAX_COMMAND_LEN, Tick};
 
 use super::Client;
@@ -31,7 +32,7 @@ pub enum CommandError {
     Backlog,
 }
 
-impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+impl<G: Pod, I: Input> Client<G, I> {
     /// The newest tick input stamped now can reach the room in time for: the room's
     /// estimated tick plus the lead (`None` before the room's clock is known).
     pub(super) fn input_target(&self, now: Duration) -> Option<Tick> {

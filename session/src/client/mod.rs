@@ -30,7 +30,7 @@ pub use stepping::Playout;
 use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
-use tickstep_engine::{Checksum, Frame, PlayerId, Simulation, Tick, checksum};
+use tickstep_engine::{Checksum, Frame, Game, Input, PlayerId, Simulation, Tick, checksum};
 
 use crate::protocol::{
     ClientMessage, Command, MAX_LIST, RoomInfo, ServerMessage, Timing, VerifiedTicks,
@@ -96,7 +96,7 @@ pub struct Client<G, I> {
     events: VecDeque<ClientEvent>,
 }
 
-impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+impl<G: Pod, I: Input> Client<G, I> {
     /// A client that will join `info.room` as `info.client_id`, playing the game whose
     /// tick-0 frame is `initial`, stepped by `simulation`. Pass saved [`ReconnectInfo`]
     /// to come back to a slot after an app restart.
@@ -125,6 +125,21 @@ impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
             events: VecDeque::new(),
             config,
         }
+    }
+
+    /// A client of `game` with [`ClientConfig::for_game`]'s settings, joining
+    /// `info.room` as `info.client_id`.
+    pub fn for_game<Ga>(game: &Ga, info: ReconnectInfo) -> Result<Client<G, I>, Ga::Error>
+    where
+        Ga: Game<Globals = G, Input = I>,
+    {
+        let config = ClientConfig::for_game(game);
+        Ok(Client::new(
+            config,
+            info,
+            game.initial_frame()?,
+            game.simulation(),
+        ))
     }
 
     // Getters.

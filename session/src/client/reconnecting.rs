@@ -4,6 +4,7 @@
 
 use bytemuck::Pod;
 use std::time::Duration;
+use tickstep_engine::Input;
 
 use super::clock::RoomClock;
 use super::state::{Stage, State};
@@ -13,7 +14,7 @@ use crate::protocol::{ClientMessage, Hello, PROTOCOL_VERSION};
 use crate::reconnect::LocalSnapshot;
 use crate::{Refusal, SessionError};
 
-impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+impl<G: Pod, I: Input> Client<G, I> {
     /// The transport lost the connection (or could not open it).
     pub fn handle_connection_lost(&mut self, now: Duration, what: &str) {
         if matches!(self.state, State::Connecting | State::InRoom(_)) {

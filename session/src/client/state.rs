@@ -3,9 +3,9 @@
 //! game, whose variants hold the snapshot download, the verified input and the
 //! catch-up runner when, and only when, they exist.
 
-use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{Checksum, InputStatus, PlayerId, Tick, TickInputs};
 use tickstep_replay::{CatchUp, InputLog};
 
@@ -151,7 +151,7 @@ pub(crate) struct VerifiedInput<I> {
     scratch: TickInputs<I>,
 }
 
-impl<I: Pod + PartialEq> VerifiedInput<I> {
+impl<I: Input> VerifiedInput<I> {
     /// Input for `players` slots from `base`, keeping `history` ticks.
     pub(super) fn new(base: Tick, players: usize, history: u64) -> Option<VerifiedInput<I>> {
         Some(VerifiedInput {

@@ -6,6 +6,7 @@
 use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{Checksum, Frame, Tick, TickInputs};
 use tickstep_replay::{Budget, InputLogError};
 
@@ -26,7 +27,7 @@ pub struct Playout {
     pub fraction: f32,
 }
 
-impl<G: Pod, I: Pod + PartialEq> Client<G, I> {
+impl<G: Pod, I: Input> Client<G, I> {
     /// Steps the frame over buffered verified input with the catch-up runner, at most
     /// `max_ticks` ticks (the host's budget for this call); returns the ticks stepped.
     /// Every `checksum_every` ticks the frame is snapshotted and its checksum reported.

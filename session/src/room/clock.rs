@@ -4,9 +4,9 @@
 //! players not there are `Absent`. Commands land on the tick they ask for, or the first
 //! open one. Final ticks go into a bounded input history that (re)joiners catch up from.
 
-use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{MAX_COMMAND_LEN, MAX_COMMANDS_PER_TICK, PlayerId, Tick, TickInputs};
 use tickstep_replay::InputLog;
 
@@ -56,7 +56,7 @@ pub(crate) struct Clock<I> {
     stats: RoomStats,
 }
 
-impl<I: Pod + PartialEq> Clock<I> {
+impl<I: Input> Clock<I> {
     /// A clock at tick 0 for the room `config` describes.
     pub(super) fn new(config: &RoomConfig) -> Result<Clock<I>, RoomConfigError> {
         let players = config.players as usize;

@@ -141,6 +141,16 @@ impl RoomConfig {
         }
     }
 
+    /// A room for `players` of `game`, with the defaults documented on each field: the
+    /// schema, initial checksum, snapshot limit and app version come from the game.
+    pub fn for_game<Ga: tickstep_engine::Game>(
+        players: u8,
+        game: &Ga,
+    ) -> Result<RoomConfig, Ga::Error> {
+        let initial = game.initial_frame()?;
+        Ok(RoomConfig::new(players, &game.app_version(), &initial))
+    }
+
     /// Checks that a room can run by these rules.
     pub fn validate(&self) -> Result<(), RoomConfigError> {
         if self.players == 0 || self.players as usize > MAX_PLAYERS {

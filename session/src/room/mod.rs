@@ -24,10 +24,10 @@ pub use config::{FillPolicy, MAX_TICK_RATE, RoomConfig, RoomConfigError};
 pub use events::RoomEvent;
 pub use seats::SlotHolder;
 
-use bytemuck::Pod;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{Checksum, PlayerId, Tick};
 use tickstep_replay::InputLog;
 
@@ -88,7 +88,7 @@ pub(crate) struct Room<I> {
     driven: Duration,
 }
 
-impl<I: Pod + PartialEq> Room<I> {
+impl<I: Input> Room<I> {
     /// A room in its lobby, by `config`'s rules.
     pub(crate) fn new(config: RoomConfig) -> Result<Room<I>, RoomConfigError> {
         config.validate()?;

@@ -3,8 +3,8 @@
 //! them when nobody can help), resending what was lost, and asking for evidence of a
 //! desync.
 
-use bytemuck::Pod;
 use std::time::Duration;
+use tickstep_engine::Input;
 use tickstep_engine::{PlayerId, Tick};
 use tickstep_snapshot::Chunk;
 
@@ -24,7 +24,7 @@ const DOWNLOAD_RESEND: Duration = Duration::from_secs(2);
 /// Missing upload chunks are asked for after this stall.
 const UPLOAD_STALL: Duration = Duration::from_millis(500);
 
-impl<I: Pod + PartialEq> Room<I> {
+impl<I: Input> Room<I> {
     pub(super) fn upload_chunk(
         &mut self,
         now: Duration,

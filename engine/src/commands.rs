@@ -14,7 +14,10 @@ use std::sync::Arc;
 use crate::world::Bundle;
 use crate::{Entity, Schema, World, WorldError};
 
-/// Structural changes waiting to be applied to a world. See the [module docs](self).
+/// Structural changes waiting to be applied to a world: recorded while a system walks a
+/// query (which borrows the world, so it cannot spawn or despawn itself), applied by
+/// [`crate::Simulation::step`] when the system returns, before the next one runs, in
+/// recording order. Get the frame's buffer from [`crate::Frame::parts`].
 ///
 /// Applying is lenient where lockstep games need it: a command naming an entity that is
 /// gone by then (two shots despawning the same unit, a runner killed before its pick-up

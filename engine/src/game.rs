@@ -8,7 +8,10 @@
 use bytemuck::Pod;
 use std::sync::Arc;
 
-use crate::{Frame, InputError, PlayerId, Schema, Simulation, StepError, Tick, TickInputs};
+use crate::{
+    Frame, FrameError, InputError, PlayerId, Schema, Simulation, StepError, Tick, TickInputs,
+    WorldError,
+};
 
 /// What a player's input for one tick may be: plain bytes ([`Pod`], see
 /// [`crate::pod`] for booleans and enums) that compare for equality (the session
@@ -155,6 +158,18 @@ impl<G: Pod, I: Input> OfflineRun<G, I> {
         }
         Ok(())
     }
+}
+
+/// Why a tick-0 frame could not be built, for games that need no error type of their
+/// own (`type Error = BuildError` in [`Game`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The frame could not be created.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// An entity could not be created.
+    #[error(transparent)]
+    World(#[from] WorldError),
 }
 
 /// Why a game could not be set up.

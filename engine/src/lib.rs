@@ -1,6 +1,6 @@
 //! tickstep-engine: the deterministic core of tickstep.
 //!
-//! A game describes its state as [`Pod`](bytemuck::Pod) components in a [`Schema`],
+//! A game describes its state as [`Pod`] components in a [`Schema`],
 //! keeps it in a [`Frame`], and advances it one tick at a time with a [`Simulation`] of
 //! [`System`]s over each tick's verified [`TickInputs`]. Peers that start from the same
 //! frame and apply the same input hold the same bytes, which [`checksum`] proves.
@@ -81,7 +81,7 @@ pub use entity::Entity;
 pub use field::{Field, FieldKind};
 pub use fp::Fp;
 pub use frame::{Frame, FrameError, MAX_CAPACITY, MAX_TICK, Parts, Tick};
-pub use game::{Game, GameSetupError, Input, OfflineError, OfflineRun};
+pub use game::{BuildError, Game, GameSetupError, Input, OfflineError, OfflineRun};
 pub use hex::{Hex, decode_hex};
 pub use image::{IMAGE_HEADER_LEN, ImageError, ImageHeader, ImageLayout, Section, validate_image};
 pub use input::{

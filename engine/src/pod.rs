@@ -1,4 +1,4 @@
-//! Components, globals and input are [`Pod`](bytemuck::Pod): plain bytes, copied and
+//! Components, globals and input are [`Pod`]: plain bytes, copied and
 //! hashed as they are. What that asks of a type, and the helpers for what it forbids.
 //!
 //! - **`#[repr(C)]` and no padding.** Order fields from the largest alignment down, or

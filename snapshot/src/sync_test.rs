@@ -82,7 +82,9 @@ fn describe(differences: &FrameDiff) -> String {
     )
 }
 
-/// A game played offline with the sync test on. See the [module docs](self).
+/// A game played offline with the sync test on: after each tick of the real run, the
+/// previous tick's snapshot is restored into a second frame and stepped by freshly built
+/// systems on the same input; the checksums must agree.
 ///
 /// ```
 /// # use tickstep_engine::{Frame, Game, PlayerId, Schema, Simulation, TickInputs};

@@ -87,6 +87,20 @@
 //! filling it in, flagged), and broadcasts the verified input; every client steps its
 //! frame on it and reports its checksum every K ticks; the room compares reports and
 //! names a desync.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+// No panic on a caller's input: checked by clippy in every non-test build.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod client;
 mod error;

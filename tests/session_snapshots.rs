@@ -478,3 +478,37 @@ fn a_tampered_client_is_named_in_a_desync_at_the_right_tick() {
     let diff = tickstep_snapshot::diff(good, bad, &arena::schema(), 10).expect("diffable");
     assert!(diff.total > 0, "the evidence shows the difference");
 }
+
+/// A game whose systems fail at a tick: the client says so, stays poisoned and neither
+/// reports nor steps past it, while the other player's client plays on.
+#[test]
+fn a_failing_system_stops_its_client_with_an_event_and_reports_nothing_past_it() {
+    let game = small_game(2, 5);
+    let mut net = network(&game, room_config(&game));
+    let failing = arena::simulation().with_system(
+        |frame: &mut Frame<ArenaGlobals>, _: &TickInputs<ArenaInput>| {
+            if frame.tick() == 100 {
+                return Err(tickstep_engine::SystemError::game("boom"));
+            }
+            Ok(())
+        },
+    );
+    let healthy = join(&mut net, &game, 0, LinkConfig::default());
+    let broken = net.add_client(client_with(&game, info(1), failing), LinkConfig::default());
+    net.connect(broken);
+    run_to_tick(&mut net, 200);
+    run_for(&mut net, Duration::from_millis(500));
+    let failed: Vec<_> = events(&net, broken)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::StepFailed { tick, error } => Some((tick, error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, 100);
+    assert!(failed[0].1.contains("boom"), "{}", failed[0].1);
+    assert!(net.client(broken).frame().is_poisoned());
+    assert!(net.reported[broken].iter().all(|(tick, _)| *tick < 100));
+    assert!(net.client(healthy).frame().tick() >= 200);
+}

@@ -135,6 +135,14 @@ impl Commands {
     /// Applies every waiting command to `world` in recording order and empties the
     /// buffer. On an error the commands before it stay applied and the rest are dropped.
     pub fn apply(&mut self, world: &mut World) -> Result<(), WorldError> {
+        let (commands, target) = (self.schema.hash(), world.schema().hash());
+        if commands != target {
+            self.clear();
+            return Err(WorldError::SchemaMismatch {
+                commands,
+                world: target,
+            });
+        }
         let outcome = self.apply_ops(world);
         self.clear();
         outcome
@@ -226,6 +234,33 @@ mod tests {
             ]
         );
         assert!(frame.parts().commands.is_empty());
+    }
+
+    #[test]
+    fn commands_for_another_schema_are_refused_and_pending_ones_block_a_step() {
+        let mut frame = frame();
+        let other = Schema::builder::<()>("other", 1)
+            .component::<Tag>("tag")
+            .build()
+            .expect("schema");
+        let mut foreign = Commands::new(other);
+        foreign.spawn((Tag(1),));
+        assert!(matches!(
+            foreign.apply(frame.world_mut()),
+            Err(WorldError::SchemaMismatch { .. })
+        ));
+        assert!(frame.world().is_empty());
+        frame.parts().commands.spawn((Hp(1),));
+        let mut inputs = crate::TickInputs::<u8>::new(1).expect("inputs");
+        inputs.reset(1);
+        let mut sim = crate::Simulation::<(), u8>::new();
+        assert_eq!(
+            sim.step(&mut frame, &inputs),
+            Err(crate::StepError::PendingCommands(2))
+        );
+        assert_eq!(frame.tick(), 0, "the frame is unchanged");
+        frame.apply_commands().expect("apply");
+        sim.step(&mut frame, &inputs).expect("step");
     }
 
     #[test]

@@ -168,6 +168,11 @@ impl<G: Pod> Frame<G> {
         }
     }
 
+    /// Number of commands recorded and not yet applied.
+    pub fn pending_commands(&self) -> usize {
+        self.commands.len()
+    }
+
     /// Applies the commands recorded so far (see [`Commands`]).
     pub fn apply_commands(&mut self) -> Result<(), WorldError> {
         self.commands.apply(&mut self.world)

@@ -35,9 +35,18 @@ use bytemuck::{Pod, Zeroable};
 
 /// A `bool` that is [`Pod`]: one byte, 0 or 1 when written through [`Flag::from`] (any
 /// non-zero byte reads as true, so no byte pattern is invalid).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
+/// Two flags are equal when they read the same (`get`), whatever their bytes.
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
 #[repr(transparent)]
 pub struct Flag(u8);
+
+impl PartialEq for Flag {
+    fn eq(&self, other: &Flag) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Flag {}
 
 impl Flag {
     /// False.

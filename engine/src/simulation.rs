@@ -98,6 +98,11 @@ pub enum StepError {
         /// What went wrong.
         error: SystemError,
     },
+    /// Commands were recorded outside a step and never applied (they are not part of the
+    /// state, so a copy of the frame would lack them): call [`Frame::apply_commands`]
+    /// first. The frame is unchanged.
+    #[error("frame has {0} commands recorded outside a step; apply them before stepping")]
+    PendingCommands(usize),
     /// An earlier step failed part-way; restore a snapshot before stepping again.
     #[error("frame at tick {tick} is poisoned by a failed step; restore a snapshot")]
     Poisoned {
@@ -160,6 +165,10 @@ impl<G: Pod, I: Pod> Simulation<G, I> {
         }
         if frame.tick() >= crate::MAX_TICK {
             return Err(StepError::TickLimit);
+        }
+        let pending = frame.pending_commands();
+        if pending > 0 {
+            return Err(StepError::PendingCommands(pending));
         }
         if inputs.tick() != frame.tick() + 1 {
             return Err(StepError::WrongTick {

@@ -37,6 +37,14 @@ pub enum WorldError {
     /// A mutable query names one component type twice (it would alias).
     #[error("a query names the same component type twice")]
     QueryAliases,
+    /// Commands recorded for another schema's world.
+    #[error("commands recorded for schema {commands} applied to a world of schema {world}")]
+    SchemaMismatch {
+        /// The commands' schema.
+        commands: crate::SchemaHash,
+        /// The world's schema.
+        world: crate::SchemaHash,
+    },
     /// [`World::get_many_mut`] names one entity twice (it would alias).
     #[error("entity {0} is named twice")]
     SameEntityTwice(Entity),

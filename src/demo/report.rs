@@ -341,6 +341,9 @@ impl DemoReport {
                         )
                     }
                     ClientEvent::Disconnected { reason } => format!("stopped: {reason}"),
+                    ClientEvent::StepFailed { tick, error } => {
+                        format!("step of tick {tick} failed: {error}")
+                    }
                     ClientEvent::Desync { .. }
                     | ClientEvent::Started
                     | ClientEvent::CatchUpProgress { .. }

@@ -158,6 +158,14 @@ pub enum ClientEvent {
         /// Why.
         reason: DisconnectReason,
     },
+    /// A system failed stepping `tick`: the frame is poisoned (a bug in the game) and
+    /// the client steps, reports and uploads nothing from that tick on.
+    StepFailed {
+        /// The tick whose step failed.
+        tick: Tick,
+        /// What the step said.
+        error: String,
+    },
 }
 
 /// What the client wants the transport to do.

@@ -513,7 +513,8 @@ impl<G: Pod, I: Input> Client<G, I> {
                 .find(|s| s.tick == tick)
                 .map(|s| Outgoing::new(&s.bytes));
             let held = held.or_else(|| {
-                (in_room.stage.entered().is_some() && frame.tick() == tick).then(|| {
+                let whole = !frame.is_poisoned();
+                (whole && in_room.stage.entered().is_some() && frame.tick() == tick).then(|| {
                     let mut bytes = Vec::new();
                     tickstep_snapshot::encode(frame, &mut bytes);
                     Outgoing::new(&bytes)

@@ -62,13 +62,27 @@ impl<G: Pod, I: Input> Client<G, I> {
             };
             let slice = (max_ticks - stepped).min(to_report);
             // An input the log no longer holds, or a refused step, stops here: the
-            // frame stays at the last good tick.
-            let _ = runner.run_slice(
+            // frame stays at the last good tick. A failed system poisons the frame at
+            // the tick it failed: nothing past the tick before it counts.
+            let was_poisoned = self.frame.is_poisoned();
+            let outcome = runner.run_slice(
                 &mut self.simulation,
                 &mut self.frame,
                 &input.log,
                 Budget::Ticks(slice),
             );
+            if self.frame.is_poisoned() {
+                if !was_poisoned {
+                    stepped += self.frame.tick().saturating_sub(tick + 1);
+                    let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+                    let failed = self.frame.tick();
+                    self.events.push_back(ClientEvent::StepFailed {
+                        tick: failed,
+                        error,
+                    });
+                }
+                break;
+            }
             let done = self.frame.tick() - tick;
             stepped += done;
             if done > 0 && every > 0 && self.frame.tick().is_multiple_of(every) {
@@ -82,7 +96,7 @@ impl<G: Pod, I: Input> Client<G, I> {
         if stepped == 0 {
             return 0;
         }
-        let to = self.frame.tick();
+        let to = from + stepped;
         while let Some(&(tick, at)) = handed.front()
             && tick <= to
         {

@@ -16,6 +16,7 @@ mod replay;
 mod run;
 mod serve;
 mod snapshot;
+mod threads;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};

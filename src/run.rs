@@ -11,6 +11,7 @@ use tickstep_snapshot::{self as snapshot, SyncTest};
 use crate::files;
 use crate::game_args::GameArgs;
 use crate::output::{emit, progress_bar};
+use crate::threads::ThreadArgs;
 
 /// Arguments of `tickstep run`.
 #[derive(Args)]
@@ -29,6 +30,8 @@ pub struct RunArgs {
     /// (about 3x slower). A divergence is an error naming the tick and the fields.
     #[arg(long, conflicts_with = "from_snapshot")]
     sync_test: bool,
+    #[command(flatten)]
+    threads: ThreadArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -46,10 +49,16 @@ struct RunReport {
     units: u32,
     /// Every tick was checked by the sync test.
     sync_tested: bool,
+    /// Threads that simulated.
+    threads: usize,
 }
 
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RunArgs) -> Result<(), String> {
+    args.threads.run(|| run_in_pool(args))?
+}
+
+fn run_in_pool(args: &RunArgs) -> Result<(), String> {
     let config = args.game.config();
     if args.sync_test {
         return sync_test(args, config);
@@ -129,6 +138,7 @@ fn report(
         players: frame.globals().players as u8,
         units: frame.globals().units,
         sync_tested,
+        threads: args.threads.count(),
     };
     emit(args.json, &report, |r| {
         format!(

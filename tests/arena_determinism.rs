@@ -34,9 +34,26 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     game.run_to(600, |_| {}).unwrap();
     assert_eq!(
         checksum(&game.frame).to_hex(),
-        "3afd4c49434910c4fe432acd133344d876202800bdedb7b8b0e804a967cff581"
+        "f6d9a6e60aa680d86445e54d025eb1dccdcb6e5fc0415ed27ad20c93f7161db7"
     );
-    assert_eq!(game.frame.world().len(), 1018);
+    assert_eq!(game.frame.world().len(), 1009);
+}
+
+/// The arena's units and movement run in parallel chunks: any thread count gives the
+/// same frames (the one-thread run is the reference).
+#[test]
+fn one_two_three_and_eight_threads_give_the_same_checksums() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| checksums(&config(3000, 5), 120))
+    };
+    let one = run(1);
+    for threads in [2, 3, 8] {
+        assert_eq!(run(threads), one, "{threads} threads");
+    }
 }
 
 #[test]

@@ -52,8 +52,10 @@ proptest! {
         ticks in 0u8..120,
         inputs in prop::collection::vec((0u8..120, any::<u8>(), any::<[u8; 4]>(), any::<bool>()), 0..20),
         events in prop::collection::vec((0u8..120, path_event()), 0..6),
+        threads in any::<u8>(),
+        crowd in any::<bool>(),
     ) {
-        check_determinism(&DeterminismPlan { seed, units, players, ticks, inputs, events });
+        check_determinism(&DeterminismPlan { seed, units, players, ticks, inputs, events, threads, crowd });
     }
 }
 
@@ -70,6 +72,8 @@ fn a_resync_from_the_start_catches_up_to_the_same_tick() {
             (60, PathEvent::SnapshotRestore),
             (61, PathEvent::Clone),
         ],
+        threads: 2,
+        crowd: true,
     };
     check_determinism(&plan);
 }

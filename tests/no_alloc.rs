@@ -1,22 +1,24 @@
 //! A warm `step` and a warm `clone_from` allocate nothing.
 //!
 //! The counting allocator below is the one place tickstep uses `unsafe`: implementing
-//! `GlobalAlloc` requires it. It only counts, per thread, and delegates to `System`.
+//! `GlobalAlloc` requires it. It only counts, on every thread (a step's parallel chunks
+//! run on a pool), and delegates to `System`; the tests take turns so they never count
+//! each other's allocations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tickstep_arena::{ArenaConfig, ArenaRun};
 
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 struct CountingAllocator;
 
 // SAFETY: delegates every call unchanged to the system allocator.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
 
@@ -25,7 +27,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -34,9 +36,9 @@ unsafe impl GlobalAlloc for CountingAllocator {
 static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
     f();
-    ALLOCATIONS.with(Cell::get) - before
+    ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
 #[test]
@@ -46,9 +48,15 @@ fn warm_step_allocates_nothing() {
         players: 4,
         seed: 5,
     };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // On a pool of two threads, so the parallel chunks run on both.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     let mut game = ArenaRun::new(&config).unwrap();
-    game.run_to(400, |_| {}).unwrap();
-    let count = allocations_during(|| game.run_to(600, |_| {}).unwrap());
+    pool.install(|| game.run_to(400, |_| {}).unwrap());
+    let count = allocations_during(|| pool.install(|| game.run_to(600, |_| {}).unwrap()));
     assert_eq!(count, 0, "allocations in 200 warm ticks");
 }
 
@@ -59,6 +67,7 @@ fn warm_clone_from_allocates_nothing() {
         players: 4,
         seed: 6,
     };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut game = ArenaRun::new(&config).unwrap();
     game.run_to(100, |_| {}).unwrap();
     let mut copy = game.frame.clone();
@@ -75,6 +84,7 @@ fn warm_snapshot_encode_and_restore_allocate_nothing() {
         players: 2,
         seed: 8,
     };
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut game = ArenaRun::new(&config).unwrap();
     game.run_to(50, |_| {}).unwrap();
     let mut buffer = Vec::new();

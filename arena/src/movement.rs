@@ -20,11 +20,12 @@ fn bounce(pos: &mut Fp, vel: &mut Fp, max: Fp) {
 pub fn movement(frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) -> SystemResult {
     let (globals, world) = frame.split_mut();
     let size = globals.size;
-    for (_, body) in world.query_mut::<&mut Body>()? {
+    // In parallel chunks; nothing to merge (a `Vec<()>` never allocates).
+    world.par_for_each_mut::<(&mut Body,), ()>(&mut Vec::new(), |_, _, (body,)| {
         body.pos += body.vel;
         bounce(&mut body.pos.x, &mut body.vel.x, size.x);
         bounce(&mut body.pos.y, &mut body.vel.y, size.y);
-    }
+    })?;
     Ok(())
 }
 

@@ -201,6 +201,25 @@ const fn div_bits(num: i128, den: i128, sign: i64) -> i64 {
             _ => 0,
         };
     }
+    // Fast path, same result: both fit in i64 (and the dividend is not i64::MIN, the
+    // one quotient that would overflow), so a 64-bit division does it at a fraction of
+    // the cost of a 128-bit one (the hot loop of vector normalisation).
+    if num > i64::MIN as i128
+        && num <= i64::MAX as i128
+        && den >= i64::MIN as i128
+        && den <= i64::MAX as i128
+    {
+        let (n, d) = (num as i64, den as i64);
+        let q = n / d;
+        let rounds_up = n % d != 0 && ((n < 0) != (d < 0));
+        return if rounds_up { q - 1 } else { q };
+    }
+    wide_div_bits(num, den)
+}
+
+/// `num / den` (`den` non-zero) in 128-bit integers, rounded toward negative infinity and
+/// wrapped to 64 bits.
+const fn wide_div_bits(num: i128, den: i128) -> i64 {
     let q = num / den;
     let rounds_up = num % den != 0 && ((num < 0) != (den < 0));
     (if rounds_up { q - 1 } else { q }) as i64
@@ -348,6 +367,15 @@ mod tests {
                     prop_assert!((got as f64 - q.floor()).abs() <= 2.0 + q.abs() * 1e-15);
                 }
             }
+        }
+
+        #[test]
+        fn the_64_bit_division_path_equals_the_128_bit_one(a in any::<i64>(), b in any::<i64>(), shift in 0u32..20) {
+            let num = (a >> shift) as i128;
+            prop_assume!(b != 0);
+            prop_assert_eq!(div_bits(num, b as i128, a.signum()), wide_div_bits(num, b as i128));
+            let wide = (a as i128) << 16;
+            prop_assert_eq!(div_bits(wide, b as i128, a.signum()), wide_div_bits(wide, b as i128));
         }
 
         #[test]

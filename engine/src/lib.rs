@@ -76,6 +76,7 @@ mod game;
 mod hex;
 mod image;
 mod input;
+pub mod parallel;
 pub mod pod;
 pub mod query;
 mod rng;

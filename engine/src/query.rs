@@ -270,6 +270,11 @@ impl Columns {
         self.at[i].0
     }
 
+    /// The `i`th named column, for a query of `N` fetches.
+    pub(crate) fn indices<const N: usize>(&self) -> [usize; N] {
+        std::array::from_fn(|i| self.index(i))
+    }
+
     /// Narrows `window` to the slots every required column holds.
     pub(crate) fn narrow(&self, window: &mut Window, columns: &[Column]) {
         for &(index, required) in &self.at[..self.len] {
@@ -483,22 +488,36 @@ impl<'a, Q: Query> QueryIter<'a, Q> {
         cursors: Q::Cursors<'a>,
     ) -> Self {
         let slots = window.slots();
-        let meta = entities.masks[slots.clone()]
-            .iter()
-            .zip(entities.generations[slots].iter());
+        let test = !every_slot_matches(entities, holders, window);
+        let (masks, generations) = (&entities.masks[slots.clone()], &entities.generations[slots]);
+        QueryIter::from_parts(window, test, masks, generations, cursors)
+    }
+
+    /// An iterator over `window`'s slots, whose masks and generations are given.
+    pub(crate) fn from_parts(
+        window: Window,
+        test: bool,
+        masks: &'a [u64],
+        generations: &'a [u32],
+        cursors: Q::Cursors<'a>,
+    ) -> Self {
         QueryIter {
-            slots: meta.zip(cursors).enumerate(),
+            slots: masks
+                .iter()
+                .zip(generations.iter())
+                .zip(cursors)
+                .enumerate(),
             first_slot: window.start,
             need: window.need,
             exclude: window.exclude,
-            test: !every_slot_matches(entities, holders, window),
+            test,
         }
     }
 }
 
 /// True when every slot holds a live entity with every component the window needs and
 /// none it excludes, so a query may skip its per-slot test.
-fn every_slot_matches(entities: &EntityTable, holders: &[u32], window: Window) -> bool {
+pub(crate) fn every_slot_matches(entities: &EntityTable, holders: &[u32], window: Window) -> bool {
     let slots = entities.slots() as u32;
     let all = |mut rest: u64, count: u32| {
         while rest != 0 {

@@ -43,6 +43,14 @@ impl Rng {
         Rng { state: seed }
     }
 
+    /// An independent generator for `entity` at `tick`, derived from this one's state
+    /// without drawing from it: what a parallel query uses (see [`crate::parallel`]), so
+    /// an entity's draws never depend on which other entities drew before it.
+    pub fn fork(&self, tick: crate::Tick, entity: crate::Entity) -> Rng {
+        let key = (u64::from(entity.index()) << 32) | u64::from(entity.generation());
+        Rng::new(mix64(self.state ^ mix64(tick ^ mix64(key))))
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(Self::GAMMA);

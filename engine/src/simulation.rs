@@ -114,7 +114,7 @@ pub enum StepError {
 /// A system and its type name (for errors).
 struct Named<G, I> {
     name: &'static str,
-    system: Box<dyn System<G, I>>,
+    system: Box<dyn System<G, I> + Send>,
 }
 
 /// The game's systems in their fixed order.
@@ -136,8 +136,9 @@ impl<G: Pod, I: Pod> Simulation<G, I> {
         Self::default()
     }
 
-    /// Appends `system`; systems run in the order they were added.
-    pub fn with_system<S: System<G, I> + 'static>(mut self, system: S) -> Self {
+    /// Appends `system`; systems run in the order they were added. Systems are `Send`,
+    /// so a simulation can move to the thread (or thread pool) that steps it.
+    pub fn with_system<S: System<G, I> + Send + 'static>(mut self, system: S) -> Self {
         self.systems.push(Named {
             name: std::any::type_name::<S>(),
             system: Box::new(system),

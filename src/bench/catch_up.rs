@@ -15,6 +15,7 @@ use tickstep_session::{
 use tickstep_snapshot as snapshot;
 
 use crate::output::{emit, progress_bar};
+use crate::threads::{ThreadArgs, in_pool};
 
 /// Arguments of `bench catch-up`.
 #[derive(Args)]
@@ -29,6 +30,8 @@ pub struct CatchUpBenchArgs {
     /// and restore it while the game goes on).
     #[arg(long, default_value_t = 300)]
     lag: u64,
+    #[command(flatten)]
+    threads: ThreadArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -52,6 +55,12 @@ struct CatchUpBenchReport {
     /// The rejoin through a session `Client`: taking the snapshot's chunks, checking
     /// and restoring it, then catching up.
     client_rejoin_ms: f64,
+    /// Threads that simulated.
+    threads: usize,
+    /// The catch-up from tick 0 on one thread, measured in the same invocation.
+    single_thread_ticks_per_sec: f64,
+    /// `ticks_per_sec / single_thread_ticks_per_sec`.
+    parallel_speedup: f64,
 }
 
 /// Steps `frame` toward `until` through `catch_up` in slices, updating `bar` by `done`.
@@ -73,23 +82,84 @@ fn catch_up_until(
     Ok(())
 }
 
-/// Runs `bench catch-up`.
+/// Runs `bench catch-up` on its thread count, then the catch-up from tick 0 again on one.
 pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
+    let mut report = args.threads.run(|| measure(args))??;
+    let (single, checksum) = in_pool(1, || straight(args))??;
+    if checksum != report.final_checksum {
+        return Err("one thread ended on another checksum (a determinism bug)".into());
+    }
+    report.single_thread_ticks_per_sec = single;
+    report.parallel_speedup = report.ticks_per_sec / single;
+    emit(args.json, &report, |r| {
+        format!(
+            "catch-up: {} ticks of {} units in {:.0} ms = {:.0} ticks/s ({:.0}x real time at 60 Hz) on {} threads, {:.2}x one thread's {:.0} ticks/s\n\
+             rejoin at tick {}: snapshot {} ticks behind + catch-up in {:.1} ms, re-simulating from tick 0 {:.0} ms ({:.0}x faster)\n\
+             through the session client: {:.0} ticks/s from tick 0 (checksum snapshots included), rejoin {:.1} ms",
+            r.ticks,
+            r.entities,
+            r.rejoin_from_start_ms,
+            r.ticks_per_sec,
+            r.realtime_multiplier,
+            r.threads,
+            r.parallel_speedup,
+            r.single_thread_ticks_per_sec,
+            r.ticks,
+            r.lag,
+            r.rejoin_snapshot_ms,
+            r.rejoin_from_start_ms,
+            r.rejoin_speedup,
+            r.client_ticks_per_sec,
+            r.client_rejoin_ms
+        )
+    })
+}
+
+/// The arena and the verified input of ticks `1..=T` that `bench catch-up` plays.
+fn game(args: &CatchUpBenchArgs) -> Result<(ArenaConfig, InputLog<ArenaInput>), String> {
     let config = ArenaConfig {
         units: args.entities,
         players: 4,
         seed: 1,
     };
     let players = config.players as usize;
-    let lag = args.lag.min(args.ticks);
-    let schema = arena::schema();
-    // The verified input of ticks 1..=T, as a server's history would hold it.
     let mut log = InputLog::new(players, args.ticks);
     let mut inputs = TickInputs::new(players).map_err(|e| e.to_string())?;
     for tick in 1..=args.ticks {
         arena::fill_bot_inputs(config.seed, tick, &mut inputs);
         log.push(&inputs).map_err(|e| e.to_string())?;
     }
+    Ok((config, log))
+}
+
+/// The catch-up from tick 0 to T alone: ticks per second and the final checksum.
+fn straight(args: &CatchUpBenchArgs) -> Result<(f64, String), String> {
+    let (config, log) = game(args)?;
+    let mut frame = arena::new_frame(&config).map_err(|e| e.to_string())?;
+    let mut sim = arena::simulation();
+    let players = config.players as usize;
+    let mut catch_up =
+        CatchUp::new(players, 0, 0, arena::DEFAULT_TICK_RATE).map_err(|e| e.to_string())?;
+    let began = Instant::now();
+    catch_up_until(
+        &mut catch_up,
+        &mut sim,
+        &mut frame,
+        &log,
+        args.ticks,
+        |_| {},
+    )?;
+    let ticks_per_sec = args.ticks as f64 / began.elapsed().as_secs_f64();
+    Ok((ticks_per_sec, checksum(&frame).to_hex()))
+}
+
+/// Every figure but the single-thread one.
+fn measure(args: &CatchUpBenchArgs) -> Result<CatchUpBenchReport, String> {
+    // The verified input of ticks 1..=T, as a server's history would hold it.
+    let (config, log) = game(args)?;
+    let players = config.players as usize;
+    let lag = args.lag.min(args.ticks);
+    let schema = arena::schema();
     let mut initial = Vec::new();
     snapshot::encode(
         &arena::new_frame(&config).map_err(|e| e.to_string())?,
@@ -160,7 +230,7 @@ pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
 
     let ticks_per_sec = args.ticks as f64 / from_start.as_secs_f64();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let report = CatchUpBenchReport {
+    Ok(CatchUpBenchReport {
         entities: args.entities,
         ticks: args.ticks,
         lag,
@@ -172,25 +242,9 @@ pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
         final_checksum: final_checksum.to_hex(),
         client_ticks_per_sec: args.ticks as f64 / client_from_start.as_secs_f64(),
         client_rejoin_ms: ms(client_rejoin),
-    };
-    emit(args.json, &report, |r| {
-        format!(
-            "catch-up: {} ticks of {} units in {:.0} ms = {:.0} ticks/s ({:.0}x real time at 60 Hz)\n\
-             rejoin at tick {}: snapshot {} ticks behind + catch-up in {:.1} ms, re-simulating from tick 0 {:.0} ms ({:.0}x faster)\n\
-             through the session client: {:.0} ticks/s from tick 0 (checksum snapshots included), rejoin {:.1} ms",
-            r.ticks,
-            r.entities,
-            r.rejoin_from_start_ms,
-            r.ticks_per_sec,
-            r.realtime_multiplier,
-            r.ticks,
-            r.lag,
-            r.rejoin_snapshot_ms,
-            r.rejoin_from_start_ms,
-            r.rejoin_speedup,
-            r.client_ticks_per_sec,
-            r.client_rejoin_ms
-        )
+        threads: args.threads.count(),
+        single_thread_ticks_per_sec: 0.0,
+        parallel_speedup: 0.0,
     })
 }
 

@@ -41,12 +41,16 @@ pub struct DeterminismPlan {
     pub inputs: Vec<(u8, u8, [u8; 4], bool)>,
     /// Events, each applied just after the tick it names.
     pub events: Vec<(u8, PathEvent)>,
+    /// Threads the path runs on (reduced into 1..=4; the straight run uses one).
+    pub threads: u8,
+    /// Adds 320 units, so the parallel queries split the world into several chunks.
+    pub crowd: bool,
 }
 
 impl DeterminismPlan {
     fn config(&self) -> ArenaConfig {
         ArenaConfig {
-            units: (self.units % 64) as u32,
+            units: (self.units % 64) as u32 + if self.crowd { 320 } else { 0 },
             players: 1 + self.players % 4,
             seed: self.seed,
         }
@@ -76,9 +80,21 @@ fn restore(bytes: &[u8]) -> Frame<ArenaGlobals> {
     snapshot::restore_new(bytes, arena::schema(), MAX_CAPACITY).expect("own snapshot restores")
 }
 
-/// Plays `plan` straight and along its path of events, asserting equal checksums at
-/// every tick.
+/// Plays `plan` straight on one thread and along its path of events on the plan's
+/// thread count, asserting equal checksums at every tick.
 pub fn check_determinism(plan: &DeterminismPlan) {
+    let pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool")
+    };
+    let expected = pool(1).install(|| straight_run(plan));
+    pool(1 + plan.threads as usize % 4).install(|| check_path(plan, &expected));
+}
+
+/// The checksum at every tick of `plan` played straight.
+fn straight_run(plan: &DeterminismPlan) -> Vec<Checksum> {
     let config = plan.config();
     let ticks = plan.ticks();
     let players = config.players as usize;
@@ -92,7 +108,16 @@ pub fn check_determinism(plan: &DeterminismPlan) {
         simulation.step(&mut straight, &inputs).expect("next tick");
         expected.push(checksum(&straight));
     }
+    expected
+}
 
+/// Plays `plan` along its path of events, asserting `expected` at every tick.
+fn check_path(plan: &DeterminismPlan, expected: &[Checksum]) {
+    let config = plan.config();
+    let ticks = plan.ticks();
+    let players = config.players as usize;
+    let mut simulation = arena::simulation();
+    let mut inputs = TickInputs::new(players).expect("at most 4 players");
     let mut frame = arena::new_frame(&config).expect("small arena");
     let mut log = InputLog::new(players, u64::MAX);
     let mut history: Vec<Vec<u8>> = Vec::new();

@@ -29,6 +29,10 @@ use crate::{Entity, World, WorldError};
 /// count. Large enough that a chunk's work dwarfs handing it to a thread.
 pub const CHUNK_SLOTS: usize = 256;
 
+/// Fewer slots than this run on the calling thread: waking another thread costs more
+/// than it saves on a small world. (Only where the work runs; never what it computes.)
+const PARALLEL_FROM_SLOTS: usize = 4096;
+
 /// A [`Fetch`] whose column can be split between chunks: `&T` and `&mut T`.
 pub trait ParFetch: Fetch {
     /// The column's values over some slots.
@@ -266,10 +270,13 @@ where
             }
         }
         _ => {
-            let half = outputs.len() / 2;
+            let outputs_len = outputs.len();
+            let half = outputs_len / 2;
             let (first, rest) = chunk.split(half * CHUNK_SLOTS);
             let (first_out, rest_out) = outputs.split_at_mut(half);
+            let worth_it = outputs_len * CHUNK_SLOTS >= PARALLEL_FROM_SLOTS;
             join(
+                worth_it,
                 || run_chunks::<Q, S, F>(first, test, first_out, each),
                 || run_chunks::<Q, S, F>(rest, test, rest_out, each),
             );
@@ -277,10 +284,11 @@ where
     }
 }
 
-/// Runs both, in parallel with the `parallel` feature on a pool of more than one thread.
-fn join(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+/// Runs both, in parallel when `worth_it`, with the `parallel` feature, on a pool of
+/// more than one thread.
+fn join(worth_it: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
     #[cfg(feature = "parallel")]
-    if rayon::current_num_threads() > 1 {
+    if worth_it && rayon::current_num_threads() > 1 {
         rayon::join(a, b);
         return;
     }

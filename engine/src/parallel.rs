@@ -286,6 +286,7 @@ where
 
 /// Runs both, in parallel when `worth_it`, with the `parallel` feature, on a pool of
 /// more than one thread.
+#[cfg_attr(not(feature = "parallel"), allow(unused_variables))]
 fn join(worth_it: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
     #[cfg(feature = "parallel")]
     if worth_it && rayon::current_num_threads() > 1 {

@@ -29,6 +29,22 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// A stable number for the kind (part of the schema hash; never reuse one).
+    pub const fn code(self) -> u8 {
+        match self {
+            FieldKind::I8 => 1,
+            FieldKind::U8 => 2,
+            FieldKind::I16 => 3,
+            FieldKind::U16 => 4,
+            FieldKind::I32 => 5,
+            FieldKind::U32 => 6,
+            FieldKind::I64 => 7,
+            FieldKind::U64 => 8,
+            FieldKind::Fp => 9,
+            FieldKind::Entity => 10,
+        }
+    }
+
     /// Size of the field in bytes.
     pub const fn size(self) -> usize {
         match self {

@@ -125,7 +125,11 @@ impl Schema {
         self.globals_fields
     }
 
-    /// The stable hash of names, sizes, alignments, order and version.
+    /// The stable hash of what decides a frame's bytes: the game's name and version, the
+    /// globals' size and fields, and each component's name, size and fields, in order.
+    /// Nothing that varies by target (alignment, pointer width) goes in, so a snapshot,
+    /// replay or session of an x86_64 host is valid on i686 and wasm32: `Pod` types
+    /// have no padding, so equal sizes and fields mean equal bytes.
     pub fn hash(&self) -> SchemaHash {
         self.hash
     }
@@ -147,16 +151,27 @@ impl Schema {
             hasher.update(&(bytes.len() as u64).to_le_bytes());
             hasher.update(bytes);
         };
-        put(b"tickstep-schema-1");
+        put(b"tickstep-schema-2");
         put(self.game.as_bytes());
         put(&self.version.to_le_bytes());
         put(&(self.globals_size as u64).to_le_bytes());
+        put_fields(&mut put, self.globals_fields);
         for info in &self.components {
             put(info.name.as_bytes());
             put(&(info.size as u64).to_le_bytes());
-            put(&(info.align as u64).to_le_bytes());
+            put_fields(&mut put, info.fields);
         }
         hasher.finalize().into()
+    }
+}
+
+/// Feeds a field layout to the schema hash: count, then each name, offset and kind.
+fn put_fields(put: &mut impl FnMut(&[u8]), fields: &[Field]) {
+    put(&(fields.len() as u64).to_le_bytes());
+    for field in fields {
+        put(field.name.as_bytes());
+        put(&(field.offset as u64).to_le_bytes());
+        put(&[field.kind.code()]);
     }
 }
 
@@ -257,6 +272,38 @@ mod tests {
     #[derive(Clone, Copy, Pod, Zeroable)]
     #[repr(C)]
     struct Empty;
+
+    /// Same size as `B` but aligned to 1: on i686 a `u64` aligns to 4, on x86_64 to 8,
+    /// and the bytes of a frame are the same either way.
+    #[derive(Clone, Copy, Pod, Zeroable)]
+    #[repr(C)]
+    struct Bytes8([u8; 8]);
+
+    #[test]
+    fn hash_ignores_alignment_and_covers_field_layouts() {
+        let with = |fields: &'static [Field]| {
+            Schema::builder::<u64>("g", 1)
+                .component_with_fields::<B>("b", fields)
+                .build()
+                .unwrap()
+                .hash()
+        };
+        let unaligned = Schema::builder::<u64>("g", 1)
+            .component::<Bytes8>("b")
+            .build()
+            .unwrap()
+            .hash();
+        assert_eq!(
+            with(&[]),
+            unaligned,
+            "alignment is not part of the identity"
+        );
+        use crate::FieldKind;
+        const AS_U64: &[Field] = &[Field::new("v", 0, FieldKind::U64)];
+        const AS_FP: &[Field] = &[Field::new("v", 0, FieldKind::Fp)];
+        assert_ne!(with(AS_U64), with(&[]));
+        assert_ne!(with(AS_U64), with(AS_FP));
+    }
 
     #[test]
     fn hash_is_stable_and_sensitive_to_order_names_and_version() {

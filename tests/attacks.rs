@@ -629,7 +629,10 @@ fn a_lone_peer_cannot_plant_a_state_on_a_returning_player() {
                 }
                 ClientMessage::UploadChunk { upload, .. } => {
                     let upload = *upload;
-                    tickstep_snapshot::split(&planted, tickstep_snapshot::DEFAULT_CHUNK_SIZE)
+                    // In the wire form, as an honest upload is: only the state is false.
+                    let mut wire = Vec::new();
+                    tickstep_snapshot::wire::compress(&planted, &mut wire);
+                    tickstep_snapshot::split(&wire, tickstep_snapshot::DEFAULT_CHUNK_SIZE)
                         .map(|chunk| ClientMessage::UploadChunk { upload, chunk })
                         .collect()
                 }

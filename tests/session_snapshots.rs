@@ -360,7 +360,10 @@ fn forge_first_buddy_snapshot(net: &mut Net, lie: bool) {
         held.drain(..).for_each(|c| {
             whole.add(&c).expect("honest chunk");
         });
-        let honest = whole.finish().expect("honest snapshot");
+        let wire = whole.finish().expect("honest snapshot");
+        // Snapshots travel compressed: the forger unpacks, edits and packs again.
+        let mut honest = Vec::new();
+        tickstep_snapshot::wire::decompress(&wire, 1 << 30, &mut honest).expect("decompresses");
         let mut frame: Frame<ArenaGlobals> =
             tickstep_snapshot::restore_new(&honest, arena::schema(), 1 << 20).expect("restores");
         frame.globals_mut().kills[0] += 1000;
@@ -369,7 +372,9 @@ fn forge_first_buddy_snapshot(net: &mut Net, lie: bool) {
         if lie {
             forged[64..96].copy_from_slice(&honest[64..96]);
         }
-        tickstep_snapshot::split(&forged, DEFAULT_CHUNK_SIZE)
+        let mut packed = Vec::new();
+        tickstep_snapshot::wire::compress(&forged, &mut packed);
+        tickstep_snapshot::split(&packed, DEFAULT_CHUNK_SIZE)
             .map(|chunk| ClientMessage::UploadChunk { upload, chunk })
             .collect()
     }));

@@ -225,6 +225,18 @@ proptest! {
     }
 
     #[test]
+    fn hostile_wire_bytes_never_panic_or_pass_the_limit(
+        raw in prop::collection::vec(any::<u8>(), 0..400),
+        ticks in any::<u8>(),
+        edits in prop::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+        cut in prop::option::of(any::<u16>()),
+        limit in 0u64..200_000,
+    ) {
+        tickstep_fuzzing::decode_hostile_wire(&raw, limit);
+        tickstep_fuzzing::decode_hostile_wire(&tickstep_fuzzing::edited_wire(ticks, &edits, cut), limit);
+    }
+
+    #[test]
     fn hostile_chunks_never_panic(
         limit in 0u64..5000,
         shapes in prop::collection::vec((0u32..6, 0u32..6, 0u64..5000, 0u32..2000, prop::collection::vec(any::<u8>(), 0..64)), 0..8),

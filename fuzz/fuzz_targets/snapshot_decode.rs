@@ -1,12 +1,15 @@
 //! Snapshot decoding on hostile input: arbitrary bytes, a valid snapshot with arbitrary
-//! edits, and arbitrary chunks. See `tickstep_fuzzing` for the properties; the proptest
+//! edits, arbitrary chunks, and the LZ4 wire form (raw or edited). See `tickstep_fuzzing` for the properties; the proptest
 //! twin in `tests/snapshot.rs` runs the same code on stable.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use tickstep_engine::Digest;
-use tickstep_fuzzing::{decode_hostile_snapshot, edited_snapshot, reassemble_hostile_chunks};
+use tickstep_fuzzing::{
+    decode_hostile_snapshot, decode_hostile_wire, edited_snapshot, edited_wire,
+    reassemble_hostile_chunks,
+};
 use tickstep_snapshot::Chunk;
 
 #[derive(Arbitrary, Debug)]
@@ -25,6 +28,9 @@ enum Input {
     Raw(Vec<u8>),
     Edited { ticks: u8, edits: Vec<(u16, u8)>, cut: Option<u16>, reseal: bool },
     Chunks { limit: u16, chunks: Vec<FuzzChunk> },
+    /// The LZ4 wire form: raw bytes, or a valid snapshot's with edits.
+    Wire { raw: Vec<u8>, limit: u32 },
+    EditedWire { ticks: u8, edits: Vec<(u16, u8)>, cut: Option<u16>, limit: u32 },
 }
 
 fuzz_target!(|input: Input| match input {
@@ -46,5 +52,9 @@ fuzz_target!(|input: Input| match input {
             })
             .collect();
         reassemble_hostile_chunks(limit as u64, &chunks);
+    }
+    Input::Wire { raw, limit } => decode_hostile_wire(&raw, limit as u64),
+    Input::EditedWire { ticks, edits, cut, limit } => {
+        decode_hostile_wire(&edited_wire(ticks, &edits, cut), limit as u64)
     }
 });

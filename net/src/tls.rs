@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The ALPN protocol both sides speak: the session protocol, by version.
-pub const ALPN: &[u8] = b"tickstep/3";
+pub const ALPN: &[u8] = b"tickstep/4";
 
 /// A certificate's SHA-256 fingerprint, shown as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,7 +17,7 @@ use tickstep_snapshot::Chunk;
 use super::{ClientId, Refusal, ResumeToken};
 
 /// The protocol version this build speaks; a handshake with another is refused.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest encoded message either side sends or accepts. A snapshot chunk (60 KiB) and
 /// a batch of verified ticks fit with room to spare.

@@ -1,6 +1,8 @@
-//! Snapshot transfers in either direction: the sender keeps the chunks until the
-//! receiver is done and resends the ones asked for; the receiver reassembles in any
-//! order and, when progress stalls, names what is still missing. [`Download`] and
+//! Snapshot transfers in either direction: the sender compresses the snapshot (its
+//! wire form, [`tickstep_snapshot::wire`]) and keeps the chunks until the receiver is
+//! done, resending the ones asked for; the receiver reassembles in any order, names what
+//! is still missing when progress stalls, and decompresses (within its limit) before
+//! anything checks the snapshot. [`Download`] and
 //! [`Upload`] are the room's two kinds: a snapshot it sends a joiner, and one it asked
 //! a client for.
 //!
@@ -11,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tickstep_engine::{Checksum, PlayerId, Tick};
-use tickstep_snapshot::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Reassembler, split};
+use tickstep_snapshot::{Chunk, ChunkError, DEFAULT_CHUNK_SIZE, Reassembler, split, wire};
 
 use crate::protocol::{MAX_LIST, ServerMessage, SnapshotSource};
 
@@ -29,10 +31,12 @@ pub(crate) struct Outgoing {
 }
 
 impl Outgoing {
-    /// Splits `snapshot` for sending.
+    /// Compresses `snapshot` and splits it for sending.
     pub(crate) fn new(snapshot: &[u8]) -> Outgoing {
+        let mut wire = Vec::new();
+        wire::compress(snapshot, &mut wire);
         Outgoing {
-            chunks: split(snapshot, DEFAULT_CHUNK_SIZE).collect(),
+            chunks: split(&wire, DEFAULT_CHUNK_SIZE).collect(),
         }
     }
 
@@ -56,25 +60,37 @@ impl Outgoing {
         all.chain(some)
     }
 
-    /// Total bytes of the snapshot.
+    /// Total bytes on the wire.
     pub(crate) fn len(&self) -> u64 {
         self.chunks.first().map_or(0, |c| c.total_len)
     }
+}
+
+/// `snapshot`'s wire form cut into chunks of `chunk_size`: what a sender sends (tests).
+#[cfg(test)]
+pub(crate) fn wire_chunks(snapshot: &[u8], chunk_size: usize) -> Vec<Chunk> {
+    let mut wire = Vec::new();
+    wire::compress(snapshot, &mut wire);
+    split(&wire, chunk_size).collect()
 }
 
 /// A snapshot being received.
 #[derive(Debug)]
 pub(crate) struct Incoming {
     reassembler: Reassembler,
+    /// The most raw bytes the snapshot may decompress to.
+    limit: u64,
     /// When the last new chunk arrived (or the transfer began).
     pub last_progress: Duration,
 }
 
 impl Incoming {
-    /// Expects a snapshot of at most `limit` bytes, from `now`.
+    /// Expects a snapshot of at most `limit` bytes (raw; its wire form may take LZ4's
+    /// worst case of that), from `now`.
     pub(crate) fn new(limit: u64, now: Duration) -> Incoming {
         Incoming {
-            reassembler: Reassembler::new(limit),
+            reassembler: Reassembler::new(wire::max_wire_len(limit)),
+            limit,
             last_progress: now,
         }
     }
@@ -112,9 +128,12 @@ impl Incoming {
         now.saturating_sub(self.last_progress) >= patience
     }
 
-    /// The reassembled snapshot.
+    /// The reassembled snapshot, decompressed.
     pub(crate) fn finish(self) -> Result<Vec<u8>, ChunkError> {
-        self.reassembler.finish()
+        let wire = self.reassembler.finish()?;
+        let mut snapshot = Vec::new();
+        wire::decompress(&wire, self.limit, &mut snapshot)?;
+        Ok(snapshot)
     }
 }
 
@@ -288,6 +307,11 @@ impl Upload {
 mod tests {
     use super::*;
 
+    /// `len` bytes that do not compress, so the wire form is as long as the snapshot.
+    fn incompressible(len: u64) -> Vec<u8> {
+        (0..len).map(|i| tickstep_engine::mix64(i) as u8).collect()
+    }
+
     fn chunk_bytes(messages: &[ServerMessage]) -> u64 {
         messages
             .iter()
@@ -300,9 +324,10 @@ mod tests {
 
     #[test]
     fn a_joiner_cannot_make_the_room_repeat_itself() {
-        let bytes: Vec<u8> = (0..600_000u32).map(|i| (i * 13) as u8).collect();
+        let bytes = incompressible(600_000);
         let snapshot = Arc::new(Outgoing::new(&bytes));
         let count = snapshot.chunks().len() as u32;
+        let wire = snapshot.len();
         let ms = Duration::from_millis;
         let mut download = Download::new(
             1,
@@ -311,13 +336,15 @@ mod tests {
             snapshot,
             ms(0),
         );
-        assert_eq!(chunk_bytes(&download.send_whole(ms(0), 40)), 600_000);
+        assert!(wire >= 600_000);
+        assert_eq!(chunk_bytes(&download.send_whole(ms(0), 40)), wire);
         let patience = Duration::from_secs(2);
+        let crossing = Duration::from_micros(wire);
         assert!(
-            !download.whole_due(ms(2500), patience),
+            !download.whole_due(ms(1999) + crossing, patience),
             "600 KB take 0.6 s more"
         );
-        assert!(download.whole_due(ms(2600), patience));
+        assert!(download.whole_due(ms(2000) + crossing, patience));
         // Chunk 0 named 64 times, at once and again and again: not within the interval.
         let greedy = vec![0u32; 64];
         assert!(download.resend(ms(10), &greedy, 40).is_empty());
@@ -329,7 +356,7 @@ mod tests {
         assert!(download.resend(ms(400), &greedy, 40).is_empty());
         // Asking for everything over and over spends the budget, then nothing goes.
         let all: Vec<u32> = (0..count).collect();
-        let mut sent = 600_000 + DEFAULT_CHUNK_SIZE as u64;
+        let mut sent = wire + DEFAULT_CHUNK_SIZE as u64;
         for step in 1..100 {
             sent += chunk_bytes(&download.resend(ms(300 * step + 400), &all, 40));
         }
@@ -338,17 +365,48 @@ mod tests {
             !download.whole_due(ms(60_000), patience),
             "it named chunks: never whole again"
         );
-        let bound = DOWNLOAD_SEND_FACTOR * 600_000 + DEFAULT_CHUNK_SIZE as u64;
+        let bound = DOWNLOAD_SEND_FACTOR * wire + DEFAULT_CHUNK_SIZE as u64;
         assert!(sent <= bound, "{sent} > {bound}");
         assert!(download.send_whole(ms(60_000), 40).is_empty());
     }
 
     #[test]
+    fn snapshots_travel_compressed_and_bad_compression_is_a_typed_error() {
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i / 64) as u8).collect();
+        let outgoing = Outgoing::new(&bytes);
+        assert!(outgoing.len() < 30_000, "{} wire bytes", outgoing.len());
+        let mut incoming = Incoming::new(300_000, Duration::ZERO);
+        for chunk in outgoing.chunks() {
+            incoming.add(Duration::ZERO, chunk).expect("chunk");
+        }
+        assert_eq!(incoming.finish().expect("decompresses"), bytes);
+        // Whole, well-formed chunks of bytes that are no LZ4 block.
+        let junk = incompressible(10_000);
+        let mut incoming = Incoming::new(1 << 20, Duration::ZERO);
+        for chunk in split(&junk, DEFAULT_CHUNK_SIZE) {
+            incoming.add(Duration::ZERO, &chunk).expect("chunk");
+        }
+        assert!(matches!(incoming.finish(), Err(ChunkError::Wire(_))));
+        // A wire form that would decompress past the receiver's limit.
+        let mut incoming = Incoming::new(299_999, Duration::ZERO);
+        for chunk in outgoing.chunks() {
+            incoming.add(Duration::ZERO, chunk).expect("chunk");
+        }
+        assert!(matches!(
+            incoming.finish(),
+            Err(ChunkError::Wire(wire::WireError::TooLarge { .. }))
+        ));
+    }
+
+    #[test]
     fn lost_chunks_are_named_and_resent() {
-        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+        let bytes = incompressible(200_000);
         let outgoing = Outgoing::new(&bytes);
         assert_eq!(outgoing.chunks().len(), 4);
-        assert_eq!(outgoing.len(), 200_000);
+        assert!(
+            outgoing.len() >= 200_000,
+            "incompressible bytes stay as long"
+        );
         let mut incoming = Incoming::new(1 << 20, Duration::ZERO);
         assert_eq!(incoming.missing(), Vec::<u32>::new());
         for chunk in outgoing.chunks().iter().step_by(2) {

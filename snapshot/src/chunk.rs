@@ -98,6 +98,9 @@ pub enum ChunkError {
     /// All chunks arrived but together they do not hash to the snapshot id.
     #[error("reassembled snapshot does not match its id")]
     WholeMismatch,
+    /// The reassembled wire form does not decompress within the limit.
+    #[error(transparent)]
+    Wire(#[from] crate::wire::WireError),
 }
 
 /// Splits `snapshot` into chunks of `chunk_size` bytes (at least 1), in order.

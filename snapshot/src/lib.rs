@@ -55,6 +55,7 @@ mod error;
 pub mod format;
 mod inspect;
 mod sync_test;
+pub mod wire;
 
 pub use chunk::{
     Chunk, ChunkError, DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE, Progress, Reassembler, split,

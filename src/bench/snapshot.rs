@@ -42,6 +42,14 @@ struct SnapshotBenchReport {
     postcard_decode_gbps: f64,
     vs_postcard: f64,
     restore_vs_postcard: f64,
+    /// Bytes of the snapshot's wire form (LZ4), what a transfer sends.
+    wire_bytes: usize,
+    /// Compressing the snapshot for the wire, over `bytes`.
+    compress_gbps: f64,
+    /// Decompressing the wire form, over `bytes`.
+    decompress_gbps: f64,
+    /// The time compress + decompress adds to encode + restore, as a fraction.
+    wire_overhead: f64,
 }
 
 /// Runs `bench snapshot`.
@@ -56,7 +64,7 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
     let frame = &game.frame;
     let bytes = frame.image_len();
     let gbps = |seconds: f64| bytes as f64 / seconds / 1e9;
-    let bar = progress_bar(7, "measuring");
+    let bar = progress_bar(9, "measuring");
 
     let source = vec![0x5au8; bytes];
     let mut target = vec![0u8; bytes];
@@ -84,6 +92,22 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
     let restore = gbps(seconds_per_call(|| {
         black_box(snapshot::restore(black_box(&encoded), &mut restored).is_ok());
     }));
+    bar.inc(1);
+
+    let mut wire = Vec::new();
+    snapshot::wire::compress(&encoded, &mut wire);
+    let compress = gbps(seconds_per_call(|| {
+        snapshot::wire::compress(black_box(&encoded), &mut wire);
+    }));
+    bar.inc(1);
+    let mut unpacked = Vec::new();
+    let limit = encoded.len() as u64;
+    let decompress = gbps(seconds_per_call(|| {
+        black_box(snapshot::wire::decompress(black_box(&wire), limit, &mut unpacked).is_ok());
+    }));
+    if unpacked != encoded {
+        return Err("the wire form did not decompress to the snapshot (a bug)".into());
+    }
     bar.inc(1);
 
     let world = SerdeWorld::from_frame(frame);
@@ -121,6 +145,10 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
         postcard_decode_gbps: postcard_decode,
         vs_postcard: encode / postcard_encode,
         restore_vs_postcard: restore / postcard_decode,
+        wire_bytes: wire.len(),
+        compress_gbps: compress,
+        decompress_gbps: decompress,
+        wire_overhead: (1.0 / compress + 1.0 / decompress) / (1.0 / encode + 1.0 / restore),
     };
     emit(args.json, &report, |r| {
         format!(
@@ -128,7 +156,8 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
              memcpy {:.2} GB/s, blake3 {:.2} GB/s, bound (memcpy+blake3) {:.2} GB/s\n\
              encode  {:.2} GB/s = {:.2}x bound, {:.1}x postcard+blake3 ({:.2} GB/s)\n\
              verify  {:.2} GB/s\n\
-             restore {:.2} GB/s = {:.2}x bound, {:.1}x blake3+postcard decode ({:.2} GB/s)",
+             restore {:.2} GB/s = {:.2}x bound, {:.1}x blake3+postcard decode ({:.2} GB/s)\n\
+             wire (LZ4) {} bytes; compress {:.2} GB/s, decompress {:.2} GB/s: +{:.0}% on encode + restore",
             r.bytes,
             r.entities,
             r.snapshot_bytes,
@@ -144,7 +173,11 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
             r.restore_gbps,
             r.restore_vs_bound,
             r.restore_vs_postcard,
-            r.postcard_decode_gbps
+            r.postcard_decode_gbps,
+            r.wire_bytes,
+            r.compress_gbps,
+            r.decompress_gbps,
+            r.wire_overhead * 100.0
         )
     })
 }

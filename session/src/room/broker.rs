@@ -384,8 +384,8 @@ pub(crate) enum Chase {
 mod tests {
     use super::*;
     use crate::room::feed::Feed;
+    use crate::transfer::wire_chunks;
     use crate::{ClientId, ConnId, PROTOCOL_VERSION, ResumeToken, test_game};
-    use tickstep_snapshot::split;
 
     const SEC: Duration = Duration::from_secs(1);
 
@@ -569,7 +569,7 @@ mod tests {
         // Player 0 sends a snapshot of another game: rejected, player 1 is next.
         let mut other = Vec::new();
         tickstep_snapshot::encode(&test_game::frame(2), &mut other);
-        let chunk = split(&other, 1 << 16).next().unwrap();
+        let chunk = wire_chunks(&other, 1 << 16).remove(0);
         let schema = config.schema;
         assert_eq!(
             broker.buddy_chunk(SEC, PlayerId(0), 1, &chunk, schema),
@@ -580,7 +580,7 @@ mod tests {
         };
         assert_eq!(buddy, PlayerId(1));
         broker.asked(Upload::new(2, buddy, 0, 1 << 20, SEC), honest);
-        let chunk = split(&bytes, 1 << 16).next().unwrap();
+        let chunk = wire_chunks(&bytes, 1 << 16).remove(0);
         assert_eq!(
             broker.buddy_chunk(SEC, PlayerId(0), 2, &chunk, schema),
             BuddyChunk::NotBuddy

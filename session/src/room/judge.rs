@@ -184,7 +184,7 @@ impl Judge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickstep_snapshot::split;
+    use crate::transfer::wire_chunks;
 
     fn sum(n: u8) -> Checksum {
         Checksum::from(blake3::hash(&[n]))
@@ -249,8 +249,10 @@ mod tests {
         let mut judge = Judge::new(2, 2);
         let sec = Duration::from_secs(1);
         judge.expect_evidence(Upload::new(7, PlayerId(1), 30, 1 << 20, Duration::ZERO));
-        let bytes: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
-        let chunks: Vec<_> = split(&bytes, 60_000).collect();
+        let bytes: Vec<u8> = (0..100_000u64)
+            .map(|i| tickstep_engine::mix64(i) as u8)
+            .collect();
+        let chunks = wire_chunks(&bytes, 60_000);
         assert_eq!(
             judge.evidence_chunk(sec, PlayerId(0), 7, &chunks[0]),
             None,

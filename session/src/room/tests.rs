@@ -204,7 +204,7 @@ fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
     }
     let mut bytes = Vec::new();
     tickstep_snapshot::encode(&at30, &mut bytes);
-    for chunk in tickstep_snapshot::split(&bytes, 1 << 16) {
+    for chunk in crate::transfer::wire_chunks(&bytes, 1 << 16) {
         let message = ClientMessage::UploadChunk { upload, chunk };
         h.room.message(later, ConnId(1), message, &mut h.out);
     }

@@ -69,6 +69,26 @@ pub fn decode_hostile_snapshot(bytes: &[u8]) {
     }
 }
 
+/// A valid arena snapshot's wire form (LZ4) with `edits` applied and cut to `cut` bytes.
+pub fn edited_wire(ticks: u8, edits: &[(u16, u8)], cut: Option<u16>) -> Vec<u8> {
+    let mut wire = Vec::new();
+    snapshot::wire::compress(&valid_snapshot(ticks), &mut wire);
+    edit_and_cut(&mut wire, edits, cut);
+    wire
+}
+
+/// Decompresses hostile wire bytes within `limit` raw bytes and decodes whatever comes
+/// out as a snapshot. Panics only if the output breaks the limit or a decoder panics.
+pub fn decode_hostile_wire(bytes: &[u8], limit: u64) {
+    let mut out = Vec::new();
+    if snapshot::wire::decompress(bytes, limit, &mut out).is_ok() {
+        assert!(out.len() as u64 <= limit, "decompressed past the limit");
+        decode_hostile_snapshot(&out);
+    } else {
+        assert!(out.is_empty(), "an error produces nothing");
+    }
+}
+
 /// Feeds `chunks` to a reassembler limited to `limit` bytes; decodes whatever completes.
 pub fn reassemble_hostile_chunks(limit: u64, chunks: &[Chunk]) {
     let mut reassembler = Reassembler::new(limit);
@@ -78,6 +98,7 @@ pub fn reassemble_hostile_chunks(limit: u64, chunks: &[Chunk]) {
     let _ = reassembler.missing().count();
     if let Ok(bytes) = reassembler.finish() {
         decode_hostile_snapshot(&bytes);
+        decode_hostile_wire(&bytes, limit);
     }
 }
 

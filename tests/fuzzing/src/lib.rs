@@ -10,8 +10,8 @@ mod frame_ops;
 mod session;
 
 pub use decode::{
-    decode_hostile_replay, decode_hostile_snapshot, edited_replay, edited_snapshot,
-    reassemble_hostile_chunks, valid_replay, valid_snapshot,
+    decode_hostile_replay, decode_hostile_snapshot, decode_hostile_wire, edited_replay,
+    edited_snapshot, edited_wire, reassemble_hostile_chunks, valid_replay, valid_snapshot,
 };
 pub use determinism::{DeterminismPlan, PathEvent, check_determinism};
 pub use frame_ops::{FrameOp, check_frame_ops};

@@ -1,0 +1,176 @@
+//! The wire form of a snapshot: compressed for transfer. Local snapshots, their
+//! checksums and everything a peer vouches for stay over the raw image; only the bytes
+//! in transit are compressed, and the receiver decompresses before it checks anything.
+//!
+//! Format: the raw length as a little-endian `u32`, the shuffle stride (one byte), then
+//! one LZ4 block (`lz4_flex`, safe encoder and decoder) of the snapshot with its bytes
+//! shuffled: byte `k` of every 16-byte group goes to plane `k` (the trailing partial
+//! group stays as it is). A frame image is columns of small integers and fixed-point
+//! values whose high bytes are mostly 0 or 0xff; grouping bytes of equal significance
+//! turns them into runs LZ4 finds (a 10k-unit arena: 605 KB raw, 267 KB plain LZ4,
+//! 232 KB shuffled, smaller than its postcard form, and faster to compress).
+//!
+//! Decompressing never trusts the input: the announced length is checked against the
+//! caller's limit before any memory is taken, and a block that does not decode to exactly
+//! that length is an error.
+
+/// Bytes before the LZ4 block: the raw length and the shuffle stride.
+const PREFIX_LEN: usize = 5;
+
+/// Bytes per shuffled group.
+const STRIDE: usize = 16;
+
+/// Why wire bytes did not decompress. Nothing was produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Shorter than the length prefix.
+    #[error("compressed snapshot of {0} bytes is shorter than its prefix")]
+    Truncated(usize),
+    /// The announced raw length is above the limit.
+    #[error("compressed snapshot announces {announced} bytes, above the limit of {limit}")]
+    TooLarge {
+        /// The announced raw length.
+        announced: u64,
+        /// The caller's limit.
+        limit: u64,
+    },
+    /// A shuffle stride this build does not know.
+    #[error("compressed snapshot uses shuffle stride {0}; this build knows {STRIDE}")]
+    UnknownStride(u8),
+    /// The LZ4 block is malformed or decodes to another length than announced.
+    #[error("compressed snapshot is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The most wire bytes a snapshot of `raw_limit` bytes can take (LZ4's worst case for
+/// incompressible input, plus the prefix).
+pub fn max_wire_len(raw_limit: u64) -> u64 {
+    let raw = usize::try_from(raw_limit).unwrap_or(usize::MAX);
+    (lz4_flex::block::get_maximum_output_size(raw) as u64).saturating_add(PREFIX_LEN as u64)
+}
+
+/// Compresses `snapshot` into `out` (replacing its contents). Snapshots above 4 GiB are
+/// not supported by the wire form: they are sent with a length every receiver refuses.
+pub fn compress(snapshot: &[u8], out: &mut Vec<u8>) {
+    let mut shuffled = vec![0; snapshot.len()];
+    shuffle(snapshot, &mut shuffled);
+    out.clear();
+    let len = u32::try_from(snapshot.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.push(STRIDE as u8);
+    let bound = lz4_flex::block::get_maximum_output_size(snapshot.len());
+    out.resize(PREFIX_LEN + bound, 0);
+    let written =
+        lz4_flex::block::compress_into(&shuffled, &mut out[PREFIX_LEN..]).unwrap_or_default();
+    out.truncate(PREFIX_LEN + written);
+}
+
+/// Decompresses `wire` into `out` (replacing its contents), refusing more than `limit`
+/// raw bytes before allocating anything.
+pub fn decompress(wire: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<(), WireError> {
+    out.clear();
+    let Some((&[a, b, c, d, stride], block)) = wire.split_first_chunk::<PREFIX_LEN>() else {
+        return Err(WireError::Truncated(wire.len()));
+    };
+    let announced = u32::from_le_bytes([a, b, c, d]) as u64;
+    if announced > limit {
+        return Err(WireError::TooLarge { announced, limit });
+    }
+    if stride as usize != STRIDE {
+        return Err(WireError::UnknownStride(stride));
+    }
+    let mut shuffled = vec![0; announced as usize];
+    match lz4_flex::block::decompress_into(block, &mut shuffled) {
+        Ok(n) if n as u64 == announced => {
+            out.resize(n, 0);
+            unshuffle(&shuffled, out);
+            Ok(())
+        }
+        Ok(n) => Err(WireError::Corrupt(format!(
+            "decodes to {n} bytes, not the {announced} announced"
+        ))),
+        Err(error) => Err(WireError::Corrupt(error.to_string())),
+    }
+}
+
+/// Byte `k` of group `i` goes to `out[k * groups + i]`; the partial tail is copied.
+fn shuffle(input: &[u8], out: &mut [u8]) {
+    let groups = input.len() / STRIDE;
+    for (i, group) in input.chunks_exact(STRIDE).enumerate() {
+        for (k, &byte) in group.iter().enumerate() {
+            out[k * groups + i] = byte;
+        }
+    }
+    out[groups * STRIDE..].copy_from_slice(&input[groups * STRIDE..]);
+}
+
+/// The inverse of [`shuffle`].
+fn unshuffle(input: &[u8], out: &mut [u8]) {
+    let groups = input.len() / STRIDE;
+    for (i, group) in out.chunks_exact_mut(STRIDE).enumerate() {
+        for (k, byte) in group.iter_mut().enumerate() {
+            *byte = input[k * groups + i];
+        }
+    }
+    out[groups * STRIDE..].copy_from_slice(&input[groups * STRIDE..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_and_unshuffle_are_inverse_for_every_tail_length() {
+        for len in [0, 1, 15, 16, 17, 100, 1000] {
+            let raw: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let mut shuffled = vec![0; len];
+            shuffle(&raw, &mut shuffled);
+            let mut back = vec![0; len];
+            unshuffle(&shuffled, &mut back);
+            assert_eq!(back, raw, "length {len}");
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_oversized_truncated_and_corrupt_input() {
+        let raw: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i / 7).to_le_bytes())
+            .collect();
+        let mut wire = Vec::new();
+        compress(&raw, &mut wire);
+        assert!(
+            wire.len() < raw.len() / 2,
+            "{} of {}",
+            wire.len(),
+            raw.len()
+        );
+        assert!(wire.len() as u64 <= max_wire_len(raw.len() as u64));
+        let mut back = Vec::new();
+        decompress(&wire, raw.len() as u64, &mut back).expect("round trip");
+        assert_eq!(back, raw);
+
+        assert_eq!(
+            decompress(&wire, raw.len() as u64 - 1, &mut back),
+            Err(WireError::TooLarge {
+                announced: raw.len() as u64,
+                limit: raw.len() as u64 - 1
+            })
+        );
+        assert_eq!(
+            decompress(&wire[..3], u64::MAX, &mut back),
+            Err(WireError::Truncated(3))
+        );
+        assert!(matches!(
+            decompress(&wire[..wire.len() / 2], u64::MAX, &mut back),
+            Err(WireError::Corrupt(_))
+        ));
+        // A lying prefix: a small block claiming a huge length.
+        let mut lying = wire.clone();
+        lying[..4].copy_from_slice(&(raw.len() as u32 * 2).to_le_bytes());
+        assert!(matches!(
+            decompress(&lying, u64::MAX, &mut back),
+            Err(WireError::Corrupt(_))
+        ));
+        assert!(back.is_empty(), "nothing is produced on an error");
+    }
+}

@@ -18,6 +18,7 @@ use crate::files;
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, NetArgs, TrustArgs};
 use crate::output::{emit, progress_bar};
+use crate::threads::ThreadArgs;
 
 /// Arguments of `tickstep play`.
 #[derive(Args)]
@@ -48,6 +49,8 @@ pub struct PlayArgs {
     game: ArenaArgs,
     #[command(flatten)]
     net: NetArgs,
+    #[command(flatten)]
+    threads: ThreadArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -100,83 +103,86 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     let mut saved_at: Option<Duration> = None;
     let mut save_error = None;
     let mut joined_before = rejoined;
-    let outcome = runtime.block_on(async {
-        let epoch = tokio::time::Instant::now();
-        let mut net = NetClient::new(client, &args.server, &trust, transport, epoch)
-            .map_err(|e| e.to_string())?;
-        if let Some(ip) = args.bind {
-            net.bind((ip, 0).into());
-        }
-        net.client.connect(net.now());
-        net.pump();
-        loop {
-            let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
-                // Never past the last tick: the checksum printed is the one at it.
-                let budget = STEP_BUDGET.min(args.ticks.saturating_sub(client.frame().tick()));
-                let stepped = client.advance(now, budget);
-                crate::bots::play(client, now, seed);
-                while let Some(event) = client.poll_event() {
-                    match &event {
-                        ClientEvent::Resynced { tick, source, .. } => {
-                            resyncs.push((*tick, *source))
+    // Stepping happens inside the simulation pool, so parallel queries use its threads.
+    let outcome = args.threads.run(|| {
+        runtime.block_on(async {
+            let epoch = tokio::time::Instant::now();
+            let mut net = NetClient::new(client, &args.server, &trust, transport, epoch)
+                .map_err(|e| e.to_string())?;
+            if let Some(ip) = args.bind {
+                net.bind((ip, 0).into());
+            }
+            net.client.connect(net.now());
+            net.pump();
+            loop {
+                let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
+                    // Never past the last tick: the checksum printed is the one at it.
+                    let budget = STEP_BUDGET.min(args.ticks.saturating_sub(client.frame().tick()));
+                    let stepped = client.advance(now, budget);
+                    crate::bots::play(client, now, seed);
+                    while let Some(event) = client.poll_event() {
+                        match &event {
+                            ClientEvent::Resynced { tick, source, .. } => {
+                                resyncs.push((*tick, *source))
+                            }
+                            // Back into a young game: re-entered from tick 0, not a snapshot.
+                            ClientEvent::Joined {
+                                entry: Entry::FromStart,
+                                ..
+                            } if joined_before => {
+                                resyncs.push((0, SnapshotSource::Start));
+                            }
+                            _ => {}
                         }
-                        // Back into a young game: re-entered from tick 0, not a snapshot.
-                        ClientEvent::Joined {
-                            entry: Entry::FromStart,
-                            ..
-                        } if joined_before => {
-                            resyncs.push((0, SnapshotSource::Start));
+                        let joined = matches!(event, ClientEvent::Joined { .. });
+                        joined_before |= joined;
+                        if joined {
+                            // The welcome's resume token is the only one that brings this
+                            // client back once it speaks: save it at once.
+                            saved_at = None;
                         }
-                        _ => {}
+                        if !matches!(event, ClientEvent::CatchUpProgress { .. }) {
+                            tracing::info!(?event);
+                        }
                     }
-                    let joined = matches!(event, ClientEvent::Joined { .. });
-                    joined_before |= joined;
-                    if joined {
-                        // The welcome's resume token is the only one that brings this
-                        // client back once it speaks: save it at once.
-                        saved_at = None;
+                    if saved_at.is_none_or(|at| now >= at + SAVE_EVERY) {
+                        saved_at = Some(now);
+                        if let Err(e) = save(args, &client.reconnect_info()) {
+                            save_error = Some(e);
+                        }
                     }
-                    if !matches!(event, ClientEvent::CatchUpProgress { .. }) {
-                        tracing::info!(?event);
-                    }
+                    bar.set_position(client.frame().tick());
+                    stepped == budget && budget > 0
+                };
+                net.round(&mut host).await;
+                if let Some(error) = save_error.take() {
+                    return Err(error);
                 }
-                if saved_at.is_none_or(|at| now >= at + SAVE_EVERY) {
-                    saved_at = Some(now);
-                    if let Err(e) = save(args, &client.reconnect_info()) {
-                        save_error = Some(e);
-                    }
+                let playing = matches!(
+                    net.client.state(),
+                    ClientState::Running | ClientState::CatchingUp { .. }
+                );
+                if net.client.frame().tick() >= args.ticks && playing {
+                    let _ = save(args, &net.client.reconnect_info());
+                    net.client.leave(net.now());
+                    net.pump();
+                    // Let the leave and the goodbye reach the server.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return Ok(net.client);
                 }
-                bar.set_position(client.frame().tick());
-                stepped == budget && budget > 0
-            };
-            net.round(&mut host).await;
-            if let Some(error) = save_error.take() {
-                return Err(error);
+                if let Some(untrusted) = net.untrusted() {
+                    return Err(untrusted.to_string());
+                }
+                if let ClientState::Disconnected(reason) = net.client.state() {
+                    return Err(format!(
+                        "stopped at tick {} before tick {}: {reason}",
+                        net.client.frame().tick(),
+                        args.ticks
+                    ));
+                }
             }
-            let playing = matches!(
-                net.client.state(),
-                ClientState::Running | ClientState::CatchingUp { .. }
-            );
-            if net.client.frame().tick() >= args.ticks && playing {
-                let _ = save(args, &net.client.reconnect_info());
-                net.client.leave(net.now());
-                net.pump();
-                // Let the leave and the goodbye reach the server.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return Ok(net.client);
-            }
-            if let Some(untrusted) = net.untrusted() {
-                return Err(untrusted.to_string());
-            }
-            if let ClientState::Disconnected(reason) = net.client.state() {
-                return Err(format!(
-                    "stopped at tick {} before tick {}: {reason}",
-                    net.client.frame().tick(),
-                    args.ticks
-                ));
-            }
-        }
-    });
+        })
+    })?;
     bar.finish_and_clear();
     let client = outcome?;
     let stats = client.stats();

@@ -8,6 +8,7 @@ use tickstep_arena::{self as arena, RecordOptions};
 
 use crate::game_args::GameArgs;
 use crate::output::{emit, progress_bar};
+use crate::threads::ThreadArgs;
 
 /// Arguments of `tickstep record`.
 #[derive(Args)]
@@ -23,6 +24,8 @@ pub struct RecordArgs {
     /// A frame checksum every K ticks (0: none); verify finds a divergence to within K.
     #[arg(long, default_value_t = 10)]
     checksum_every: u32,
+    #[command(flatten)]
+    threads: ThreadArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -38,6 +41,10 @@ struct RecordReport {
 
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &RecordArgs) -> Result<(), String> {
+    args.threads.run(|| record(args))?
+}
+
+fn record(args: &RecordArgs) -> Result<(), String> {
     let config = args.game.config();
     let file = std::fs::File::create(&args.out)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;

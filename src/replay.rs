@@ -9,6 +9,7 @@ use tickstep_snapshot::FrameDiff;
 
 use crate::files;
 use crate::output::{difference_line, emit, progress_bar};
+use crate::threads::ThreadArgs;
 
 /// `tickstep replay ...`.
 #[derive(Subcommand)]
@@ -39,6 +40,8 @@ pub struct VerifyArgs {
     /// Also write the re-simulated frame at the first divergent tick to this snapshot file.
     #[arg(long, value_name = "FILE")]
     divergent_out: Option<PathBuf>,
+    #[command(flatten)]
+    threads: ThreadArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -64,7 +67,7 @@ pub struct SeekArgs {
 pub fn run(command: &ReplayCommand) -> Result<(), String> {
     match command {
         ReplayCommand::Info(args) => info(args),
-        ReplayCommand::Verify(args) => verify(args),
+        ReplayCommand::Verify(args) => args.threads.run(|| verify(args))?,
         ReplayCommand::Seek(args) => seek(args),
     }
 }

@@ -34,6 +34,9 @@ pub fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Resu
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("sim-{i}"))
+        // The whole command runs on the pool (a session, TLS, snapshot restores): give
+        // its threads a main thread's stack, not rayon's 2 MiB.
+        .stack_size(8 << 20)
         .build()
         .map_err(|e| format!("cannot start {threads} simulation threads: {e}"))?;
     Ok(pool.install(work))

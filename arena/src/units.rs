@@ -10,6 +10,9 @@ use super::grid::{GridEntry, SpatialGrid};
 use super::rules::*;
 use super::{ArenaGlobals, ArenaInput, Body, Ship, Unit, clear_scratch};
 
+/// The unit AI's stream of forked random numbers (see `Rng::fork`).
+const UNIT_AI_STREAM: u64 = 1;
+
 /// Steers and fires every unit, in parallel chunks of units (see
 /// [`tickstep_engine::parallel`]): each unit's random draws are forked from the frame's
 /// RNG by tick and entity, and the shots of each chunk are fired in chunk order.
@@ -85,7 +88,7 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
             &mut self.chunk_shots,
             |shots, entity, (unit, body)| {
                 // This unit's own draws: the same whichever chunk or thread runs it.
-                let mut rng = rng.fork(tick, entity);
+                let mut rng = rng.fork(tick, entity, UNIT_AI_STREAM);
                 steer(grid, ships, &mut rng, entity, unit, body, shots);
             },
         )?;

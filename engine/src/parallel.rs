@@ -21,6 +21,7 @@
 
 use bytemuck::Pod;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::query::{Column, Columns, Fetch, Query, QueryIter, Window, every_slot_matches};
 use crate::{Entity, World, WorldError};
@@ -29,9 +30,18 @@ use crate::{Entity, World, WorldError};
 /// count. Large enough that a chunk's work dwarfs handing it to a thread.
 pub const CHUNK_SLOTS: usize = 256;
 
-/// Fewer slots than this run on the calling thread: waking another thread costs more
-/// than it saves on a small world. (Only where the work runs; never what it computes.)
-const PARALLEL_FROM_SLOTS: usize = 4096;
+/// Below this many slots a parallel query runs on the calling thread by default: waking
+/// another thread costs more than it saves on a small world.
+pub const DEFAULT_PARALLEL_FROM_SLOTS: usize = 4096;
+
+static PARALLEL_FROM_SLOTS: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_FROM_SLOTS);
+
+/// Sets, for the whole process, how many slots a parallel query needs before it hands
+/// chunks to other threads (0: always, which tests use to exercise threads on small
+/// worlds). A performance knob only: where chunks run never changes what they compute.
+pub fn set_parallel_from_slots(slots: usize) {
+    PARALLEL_FROM_SLOTS.store(slots, Ordering::Relaxed);
+}
 
 /// A [`Fetch`] whose column can be split between chunks: `&T` and `&mut T`.
 pub trait ParFetch: Fetch {
@@ -274,7 +284,7 @@ where
             let half = outputs_len / 2;
             let (first, rest) = chunk.split(half * CHUNK_SLOTS);
             let (first_out, rest_out) = outputs.split_at_mut(half);
-            let worth_it = outputs_len * CHUNK_SLOTS >= PARALLEL_FROM_SLOTS;
+            let worth_it = outputs_len * CHUNK_SLOTS >= PARALLEL_FROM_SLOTS.load(Ordering::Relaxed);
             join(
                 worth_it,
                 || run_chunks::<Q, S, F>(first, test, first_out, each),

@@ -45,10 +45,12 @@ impl Rng {
 
     /// An independent generator for `entity` at `tick`, derived from this one's state
     /// without drawing from it: what a parallel query uses (see [`crate::parallel`]), so
-    /// an entity's draws never depend on which other entities drew before it.
-    pub fn fork(&self, tick: crate::Tick, entity: crate::Entity) -> Rng {
+    /// an entity's draws never depend on which other entities drew before it. `stream`
+    /// keeps two systems that fork the same entity on the same tick apart (give each
+    /// its own constant).
+    pub fn fork(&self, tick: crate::Tick, entity: crate::Entity, stream: u64) -> Rng {
         let key = (u64::from(entity.index()) << 32) | u64::from(entity.generation());
-        Rng::new(mix64(self.state ^ mix64(tick ^ mix64(key))))
+        Rng::new(mix64(self.state ^ mix64(tick ^ mix64(key ^ mix64(stream)))))
     }
 
     /// The next 64 random bits.

@@ -10,6 +10,9 @@
 //! turns them into runs LZ4 finds (a 10k-unit arena: 605 KB raw, 267 KB plain LZ4,
 //! 232 KB shuffled, smaller than its postcard form, and faster to compress).
 //!
+//! A snapshot above [`MAX_COMPRESSED`] bytes is sent stored (stride byte 0, the bytes as
+//! they are): LZ4's size bound would overflow a 32-bit `usize` (i686, wasm32) soon after.
+//!
 //! Decompressing never trusts the input: the announced length is checked against the
 //! caller's limit before any memory is taken, and a block that does not decode to exactly
 //! that length is an error.
@@ -19,6 +22,16 @@ const PREFIX_LEN: usize = 5;
 
 /// Bytes per shuffled group.
 const STRIDE: usize = 16;
+
+/// The stride byte of a stored (uncompressed) wire form.
+const STORED: u8 = 0;
+
+/// Largest snapshot compressed; above it the wire form is stored.
+pub const MAX_COMPRESSED: usize = 32 << 20;
+
+/// LZ4 expands at most about 255 times (each extra byte of a match length adds 255
+/// bytes), plus a few bytes: anything claiming more is a lie caught before allocating.
+const MAX_RATIO: u64 = 256;
 
 /// Why wire bytes did not decompress. Nothing was produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,27 +55,33 @@ pub enum WireError {
     Corrupt(String),
 }
 
-/// The most wire bytes a snapshot of `raw_limit` bytes can take (LZ4's worst case for
-/// incompressible input, plus the prefix).
+/// The most wire bytes a snapshot of `raw_limit` bytes can take: LZ4's worst case for
+/// incompressible input (`16 + 4 + 110%`, computed in `u64` so it cannot overflow on a
+/// 32-bit target), plus the prefix.
 pub fn max_wire_len(raw_limit: u64) -> u64 {
-    let raw = usize::try_from(raw_limit).unwrap_or(usize::MAX);
-    (lz4_flex::block::get_maximum_output_size(raw) as u64).saturating_add(PREFIX_LEN as u64)
+    (raw_limit.saturating_mul(110) / 100).saturating_add(20 + PREFIX_LEN as u64)
 }
 
 /// Compresses `snapshot` into `out` (replacing its contents). Snapshots above 4 GiB are
 /// not supported by the wire form: they are sent with a length every receiver refuses.
 pub fn compress(snapshot: &[u8], out: &mut Vec<u8>) {
-    let mut shuffled = vec![0; snapshot.len()];
-    shuffle(snapshot, &mut shuffled);
     out.clear();
     let len = u32::try_from(snapshot.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&len.to_le_bytes());
-    out.push(STRIDE as u8);
-    let bound = lz4_flex::block::get_maximum_output_size(snapshot.len());
-    out.resize(PREFIX_LEN + bound, 0);
-    let written =
-        lz4_flex::block::compress_into(&shuffled, &mut out[PREFIX_LEN..]).unwrap_or_default();
-    out.truncate(PREFIX_LEN + written);
+    if snapshot.len() <= MAX_COMPRESSED {
+        let mut shuffled = vec![0; snapshot.len()];
+        shuffle(snapshot, &mut shuffled);
+        out.push(STRIDE as u8);
+        let bound = lz4_flex::block::get_maximum_output_size(snapshot.len());
+        out.resize(PREFIX_LEN + bound, 0);
+        if let Ok(written) = lz4_flex::block::compress_into(&shuffled, &mut out[PREFIX_LEN..]) {
+            out.truncate(PREFIX_LEN + written);
+            return;
+        }
+        out.truncate(PREFIX_LEN - 1);
+    }
+    out.push(STORED);
+    out.extend_from_slice(snapshot);
 }
 
 /// Decompresses `wire` into `out` (replacing its contents), refusing more than `limit`
@@ -76,8 +95,28 @@ pub fn decompress(wire: &[u8], limit: u64, out: &mut Vec<u8>) -> Result<(), Wire
     if announced > limit {
         return Err(WireError::TooLarge { announced, limit });
     }
+    if stride == STORED {
+        if block.len() as u64 != announced {
+            return Err(WireError::Corrupt(format!(
+                "stored snapshot of {} bytes announces {announced}",
+                block.len()
+            )));
+        }
+        out.extend_from_slice(block);
+        return Ok(());
+    }
     if stride as usize != STRIDE {
         return Err(WireError::UnknownStride(stride));
+    }
+    if announced
+        > (block.len() as u64)
+            .saturating_mul(MAX_RATIO)
+            .saturating_add(64)
+    {
+        return Err(WireError::Corrupt(format!(
+            "{} bytes cannot decode to the {announced} announced",
+            block.len()
+        )));
     }
     let mut shuffled = vec![0; announced as usize];
     match lz4_flex::block::decompress_into(block, &mut shuffled) {
@@ -172,5 +211,55 @@ mod tests {
             Err(WireError::Corrupt(_))
         ));
         assert!(back.is_empty(), "nothing is produced on an error");
+
+        // A stored wire form round-trips; a stored one of the wrong length does not.
+        let mut stored = wire[..4].to_vec();
+        stored.push(STORED);
+        stored.extend_from_slice(&raw);
+        decompress(&stored, u64::MAX, &mut back).expect("stored");
+        assert_eq!(back, raw);
+        stored.pop();
+        assert!(matches!(
+            decompress(&stored, u64::MAX, &mut back),
+            Err(WireError::Corrupt(_))
+        ));
+        // A few bytes claiming a huge snapshot are refused before any allocation.
+        let mut bomb = u32::MAX.to_le_bytes().to_vec();
+        bomb.extend_from_slice(&[STRIDE as u8, 0, 0]);
+        assert!(matches!(
+            decompress(&bomb, u64::MAX, &mut back),
+            Err(WireError::Corrupt(_))
+        ));
+        let mut strange = wire.clone();
+        strange[4] = 8;
+        assert_eq!(
+            decompress(&strange, u64::MAX, &mut back),
+            Err(WireError::UnknownStride(8))
+        );
+        assert_eq!(max_wire_len(u64::MAX), u64::MAX / 100 + 25);
+    }
+
+    #[test]
+    fn the_most_compressible_snapshots_pass_the_ratio_check() {
+        for len in [0, 1, 100, 10_000, 1_000_000] {
+            let zeros = vec![0u8; len];
+            let mut wire = Vec::new();
+            compress(&zeros, &mut wire);
+            let mut back = Vec::new();
+            decompress(&wire, len as u64, &mut back).expect("zeros decompress");
+            assert_eq!(back.len(), len);
+        }
+    }
+
+    #[test]
+    fn snapshots_above_the_compression_limit_travel_stored() {
+        let raw = vec![7u8; MAX_COMPRESSED + 1];
+        let mut wire = Vec::new();
+        compress(&raw, &mut wire);
+        assert_eq!(wire[4], STORED);
+        assert_eq!(wire.len(), PREFIX_LEN + raw.len());
+        let mut back = Vec::new();
+        decompress(&wire, raw.len() as u64, &mut back).expect("stored");
+        assert!(back == raw);
     }
 }

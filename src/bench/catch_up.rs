@@ -267,7 +267,10 @@ fn client_catch_up(
     let chunks: Vec<ServerMessage> = snapshot
         .zip(header)
         .map(|(bytes, header)| {
-            snapshot::split(bytes, snapshot::DEFAULT_CHUNK_SIZE)
+            // Snapshots travel in their wire form (compressed), as the room sends them.
+            let mut wire = Vec::new();
+            snapshot::wire::compress(bytes, &mut wire);
+            snapshot::split(&wire, snapshot::DEFAULT_CHUNK_SIZE)
                 .map(|chunk| ServerMessage::SnapshotChunk {
                     transfer: 1,
                     tick: header.tick,

@@ -536,11 +536,15 @@ impl<'a, Q: Query> Iterator for QueryIter<'a, Q> {
 
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        let (need, exclude, test) = (self.need, self.exclude, self.test);
-        let (index, ((_, generation), zipped)) =
+        let (need, exclude) = (self.need, self.exclude);
+        let (index, ((_, generation), zipped)) = if self.test {
             self.slots.find(|(_, ((mask, generation), _))| {
-                !test || (**mask & need == need && **mask & exclude == 0 && **generation & 1 == 1)
-            })?;
+                **mask & need == need && **mask & exclude == 0 && **generation & 1 == 1
+            })?
+        } else {
+            // Every slot matches: no search, one step.
+            self.slots.next()?
+        };
         let slot = (self.first_slot + index) as u32;
         Some((Entity::from_parts(slot, *generation), Q::flatten(zipped)))
     }

@@ -95,8 +95,9 @@ pub fn check_determinism(plan: &DeterminismPlan) {
     pool(1 + plan.threads as usize % 4).install(|| check_path(plan, &expected));
 }
 
-/// The checksum at every tick of `plan` played straight.
-fn straight_run(plan: &DeterminismPlan) -> Vec<Checksum> {
+/// The checksum at every tick of `plan` played straight: what must be the same on
+/// every architecture (`corpus-trace` compares it across them).
+pub fn straight_run(plan: &DeterminismPlan) -> Vec<Checksum> {
     let config = plan.config();
     let ticks = plan.ticks();
     let players = config.players as usize;

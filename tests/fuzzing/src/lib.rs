@@ -13,6 +13,6 @@ pub use decode::{
     decode_hostile_replay, decode_hostile_snapshot, decode_hostile_wire, edited_replay,
     edited_snapshot, edited_wire, reassemble_hostile_chunks, valid_replay, valid_snapshot,
 };
-pub use determinism::{DeterminismPlan, PathEvent, check_determinism};
+pub use determinism::{DeterminismPlan, PathEvent, check_determinism, straight_run};
 pub use frame_ops::{FrameOp, check_frame_ops};
 pub use session::{Script, check_client_script, check_message_decoding, check_server_script};

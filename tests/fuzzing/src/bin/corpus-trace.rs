@@ -1,0 +1,48 @@
+//! `corpus-trace DIR`: decodes every file of a `determinism` fuzz corpus as the fuzz
+//! target does and prints one line per file: its name and the blake3 of the straight
+//! run's checksum at every tick. Two architectures that print the same lines played
+//! every corpus game identically.
+#![forbid(unsafe_code)]
+
+use arbitrary::{Arbitrary, Unstructured};
+use std::process::ExitCode;
+use tickstep_fuzzing::{DeterminismPlan, straight_run};
+
+fn main() -> ExitCode {
+    let Some(dir) = std::env::args().nth(1) else {
+        eprintln!("usage: corpus-trace DIR");
+        return ExitCode::FAILURE;
+    };
+    let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(error) => {
+            eprintln!("corpus-trace: {dir}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    files.sort();
+    for path in files {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(plan) = DeterminismPlan::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+            continue;
+        };
+        // As the fuzz target plays it.
+        let plan = DeterminismPlan {
+            ticks: plan.ticks % 64,
+            ..plan
+        };
+        let mut hasher = blake3::Hasher::new();
+        for sum in straight_run(&plan) {
+            hasher.update(sum.as_bytes());
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        println!(
+            "{} {}",
+            name.unwrap_or_default(),
+            hasher.finalize().to_hex()
+        );
+    }
+    ExitCode::SUCCESS
+}

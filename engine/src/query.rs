@@ -543,7 +543,13 @@ impl<'a, Q: Query> Iterator for QueryIter<'a, Q> {
             })?
         } else {
             // Every slot matches: no search, one step.
-            self.slots.next()?
+            let next = self.slots.next()?;
+            let (_, ((mask, generation), _)) = &next;
+            debug_assert!(
+                **mask & need == need && **mask & exclude == 0 && **generation & 1 == 1,
+                "a dense query met a slot that does not match: component counts are off"
+            );
+            next
         };
         let slot = (self.first_slot + index) as u32;
         Some((Entity::from_parts(slot, *generation), Q::flatten(zipped)))

@@ -21,12 +21,23 @@ fn main() -> ExitCode {
         }
     };
     files.sort();
+    if files.is_empty() {
+        eprintln!("corpus-trace: {dir} holds no corpus");
+        return ExitCode::FAILURE;
+    }
     for path in files {
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let Ok(plan) = DeterminismPlan::arbitrary_take_rest(Unstructured::new(&bytes)) else {
-            continue;
+        let plan = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                DeterminismPlan::arbitrary_take_rest(Unstructured::new(&bytes))
+                    .map_err(|e| e.to_string())
+            });
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(error) => {
+                eprintln!("corpus-trace: {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
         };
         // As the fuzz target plays it.
         let plan = DeterminismPlan {

@@ -1,6 +1,8 @@
 //! World behaviours best shown one at a time. The model-based property test of random
 //! operation sequences lives in `tickstep::fuzzing::check_frame_ops` (run by
 //! `tests/fuzz_twins.rs` and the `frame_ops` fuzz target).
+// Test helpers may unwrap: a failure here is a failed test, not a caller's input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytemuck::{Pod, Zeroable};
 use tickstep_engine::{Entity, Frame, Schema, With, Without, World, WorldError, checksum};

@@ -19,7 +19,7 @@ fn snapshot_bench(c: &mut Criterion) {
         })
         .unwrap();
         game.run_to(60, |_| {}).unwrap();
-        let frame = &game.frame;
+        let frame = game.frame();
         let bytes = frame.image_len();
         let schema = arena::schema();
         let mut group = c.benchmark_group(format!("snapshot/{units}"));

@@ -39,10 +39,10 @@ fn arena_tick(c: &mut Criterion) {
 fn clone_and_checksum(c: &mut Criterion) {
     for units in SIZES {
         let game = warmed_game(units);
-        let bytes = game.frame.image_len();
+        let bytes = game.frame().image_len();
         let source = vec![7u8; bytes];
         let mut target = vec![0u8; bytes];
-        let mut copy = game.frame.clone();
+        let mut copy = game.frame().clone();
 
         let mut group = c.benchmark_group(format!("frame_clone/{units}"));
         group.throughput(Throughput::Bytes(bytes as u64));
@@ -50,14 +50,14 @@ fn clone_and_checksum(c: &mut Criterion) {
             b.iter(|| target.copy_from_slice(black_box(&source)))
         });
         group.bench_function("clone_from", |b| {
-            b.iter(|| copy.clone_from(black_box(&game.frame)))
+            b.iter(|| copy.clone_from(black_box(game.frame())))
         });
         group.finish();
 
         let mut group = c.benchmark_group(format!("checksum/{units}"));
         group.throughput(Throughput::Bytes(bytes as u64));
         group.bench_function("blake3", |b| b.iter(|| blake3::hash(black_box(&source))));
-        group.bench_function("checksum", |b| b.iter(|| checksum(black_box(&game.frame))));
+        group.bench_function("checksum", |b| b.iter(|| checksum(black_box(game.frame()))));
         group.finish();
     }
 }

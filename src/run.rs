@@ -72,7 +72,7 @@ fn run_in_pool(args: &RunArgs) -> Result<(), String> {
             ArenaRun::from_frame(frame, args.game.arena.seed)
         }
     };
-    let start_tick = game.frame.tick();
+    let start_tick = game.frame().tick();
     if args.game.ticks < start_tick {
         return Err(format!(
             "--ticks {} is before the snapshot's tick {start_tick}",
@@ -89,7 +89,7 @@ fn run_in_pool(args: &RunArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    report(args, &game.frame, start_tick, elapsed, false)
+    report(args, game.frame(), start_tick, elapsed, false)
 }
 
 /// `run --sync-test`: the same game, every tick checked by a [`SyncTest`].

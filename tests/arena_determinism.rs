@@ -18,9 +18,9 @@ fn config(units: u32, seed: u64) -> ArenaConfig {
 
 fn checksums(config: &ArenaConfig, ticks: u64) -> Vec<Checksum> {
     let mut game = ArenaRun::new(config).unwrap();
-    let mut sums = vec![checksum(&game.frame)];
+    let mut sums = vec![checksum(game.frame())];
     game.run_to(ticks, |_| {}).unwrap();
-    sums.push(checksum(&game.frame));
+    sums.push(checksum(game.frame()));
     sums
 }
 
@@ -33,10 +33,10 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     let mut game = ArenaRun::new(&config(1000, 7)).unwrap();
     game.run_to(600, |_| {}).unwrap();
     assert_eq!(
-        checksum(&game.frame).to_hex(),
+        checksum(game.frame()).to_hex(),
         "32a56d630c81f2617d4ed87650aced6a33efe3b5616c5f76e35d9914aa212e96"
     );
-    assert_eq!(game.frame.world().len(), 1021);
+    assert_eq!(game.frame().world().len(), 1021);
 }
 
 /// The arena's units and movement run in parallel chunks: any thread count gives the
@@ -94,8 +94,8 @@ fn one_changed_input_changes_the_checksum_from_that_tick_on() {
 fn the_game_exercises_shots_hits_deaths_and_slot_reuse() {
     let mut game = ArenaRun::new(&config(1000, 7)).unwrap();
     game.run_to(600, |_| {}).unwrap();
-    let globals = *game.frame.globals();
-    let world = game.frame.world();
+    let globals = *game.frame().globals();
+    let world = game.frame().world();
     assert!(globals.shots > 100, "shots fired: {}", globals.shots);
     assert!(globals.kills.iter().sum::<u32>() > 0, "units killed");
     assert_eq!(
@@ -129,19 +129,19 @@ proptest! {
         let cfg = config(150, seed);
         let mut original = ArenaRun::new(&cfg).unwrap();
         original.run_to(clone_at, |_| {}).unwrap();
-        let mut copy = ArenaRun::from_frame(original.frame.clone(), seed);
+        let mut copy = ArenaRun::from_frame(original.frame().clone(), seed);
         // clone_from into a frame with another history is just as good.
         let mut other_game = ArenaRun::new(&config(40, seed ^ 1)).unwrap();
         other_game.run_to(17, |_| {}).unwrap();
-        let mut reused_frame = other_game.frame;
-        reused_frame.clone_from(&original.frame);
+        let mut reused_frame = other_game.into_frame();
+        reused_frame.clone_from(original.frame());
         let mut reused = ArenaRun::from_frame(reused_frame, seed);
         for _ in 0..60 {
             original.step().unwrap();
             copy.step().unwrap();
             reused.step().unwrap();
-            prop_assert_eq!(checksum(&original.frame), checksum(&copy.frame));
-            prop_assert_eq!(checksum(&original.frame), checksum(&reused.frame));
+            prop_assert_eq!(checksum(original.frame()), checksum(copy.frame()));
+            prop_assert_eq!(checksum(original.frame()), checksum(reused.frame()));
         }
     }
 }

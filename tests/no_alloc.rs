@@ -70,9 +70,9 @@ fn warm_clone_from_allocates_nothing() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut game = ArenaRun::new(&config).unwrap();
     game.run_to(100, |_| {}).unwrap();
-    let mut copy = game.frame.clone();
+    let mut copy = game.frame().clone();
     game.run_to(150, |_| {}).unwrap();
-    let count = allocations_during(|| copy.clone_from(&game.frame));
+    let count = allocations_during(|| copy.clone_from(game.frame()));
     assert_eq!(count, 0);
     assert_eq!(copy.tick(), 150);
 }
@@ -88,11 +88,11 @@ fn warm_snapshot_encode_and_restore_allocate_nothing() {
     let mut game = ArenaRun::new(&config).unwrap();
     game.run_to(50, |_| {}).unwrap();
     let mut buffer = Vec::new();
-    tickstep_snapshot::encode(&game.frame, &mut buffer);
-    let mut target = game.frame.clone();
+    tickstep_snapshot::encode(game.frame(), &mut buffer);
+    let mut target = game.frame().clone();
     tickstep_snapshot::restore(&buffer, &mut target).unwrap();
     let count = allocations_during(|| {
-        tickstep_snapshot::encode(&game.frame, &mut buffer);
+        tickstep_snapshot::encode(game.frame(), &mut buffer);
         tickstep_snapshot::restore(&buffer, &mut target).unwrap();
     });
     assert_eq!(count, 0);

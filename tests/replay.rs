@@ -27,10 +27,10 @@ fn recorded(cfg: &ArenaConfig, ticks: Tick, options: RecordOptions) -> (Vec<u8>,
 
 fn straight_checksums(cfg: &ArenaConfig, ticks: Tick) -> Vec<Checksum> {
     let mut game = ArenaRun::new(cfg).unwrap();
-    let mut sums = vec![checksum(&game.frame)];
-    while game.frame.tick() < ticks {
+    let mut sums = vec![checksum(game.frame())];
+    while game.frame().tick() < ticks {
         game.step().unwrap();
-        sums.push(checksum(&game.frame));
+        sums.push(checksum(game.frame()));
     }
     sums
 }
@@ -97,11 +97,11 @@ fn tampered_recording(
         checkpoint_every: 40,
         config: Vec::new(),
     };
-    let mut writer = ReplayWriter::new(Vec::new(), &header, &game.frame).unwrap();
-    while game.frame.tick() < ticks {
+    let mut writer = ReplayWriter::new(Vec::new(), &header, game.frame()).unwrap();
+    while game.frame().tick() < ticks {
         game.step().unwrap();
         let mut recorded_input = game.inputs().clone();
-        if game.frame.tick() == tampered {
+        if game.frame().tick() == tampered {
             let lie = ArenaInput {
                 move_x: -100,
                 move_y: 100,
@@ -110,7 +110,7 @@ fn tampered_recording(
             };
             recorded_input.set(PlayerId(1), lie).unwrap();
         }
-        writer.record(&recorded_input, &game.frame).unwrap();
+        writer.record(&recorded_input, game.frame()).unwrap();
     }
     writer.finish(ticks).unwrap()
 }
@@ -221,11 +221,11 @@ fn catch_up_with_input_arriving_meanwhile_ends_like_the_straight_run() {
     let mut source = ArenaRun::new(&cfg).unwrap();
     source.run_to(100, |_| {}).unwrap();
     let mut bytes = Vec::new();
-    tickstep_snapshot::encode(&source.frame, &mut bytes);
+    tickstep_snapshot::encode(source.frame(), &mut bytes);
     let mut frame = tickstep_snapshot::restore_new(&bytes, arena::schema(), u32::MAX).unwrap();
     let mut log = InputLog::new(2, 36_000);
     let mut feed = |log: &mut InputLog<ArenaInput>, until: Tick| {
-        while source.frame.tick() < until {
+        while source.frame().tick() < until {
             source.step().unwrap();
             log.push(source.inputs()).unwrap();
         }
@@ -256,9 +256,9 @@ fn catch_up_with_input_arriving_meanwhile_ends_like_the_straight_run() {
 fn catch_up_from_an_evicted_tick_is_a_clear_error() {
     let cfg = config(1);
     let mut source = ArenaRun::new(&cfg).unwrap();
-    let mut frame = source.frame.clone();
+    let mut frame = source.frame().clone();
     let mut log = InputLog::new(2, 10);
-    while source.frame.tick() < 30 {
+    while source.frame().tick() < 30 {
         source.step().unwrap();
         log.push(source.inputs()).unwrap();
     }

@@ -202,7 +202,7 @@ proptest! {
             prop_assert_eq!(net.server.room_stats(ROOM).map(|s| s.filled_ticks), Some(0));
             let mut offline = ArenaRun::new(&game).expect("arena");
             offline.run_to(END, |_| {}).expect("steps");
-            prop_assert_eq!(truth, checksum(&offline.frame));
+            prop_assert_eq!(truth, checksum(offline.frame()));
         }
     }
 }

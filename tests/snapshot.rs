@@ -29,14 +29,14 @@ proptest! {
     #[test]
     fn restored_frames_step_identically(seed in any::<u64>(), ticks in 0u64..90, units in 1u32..300) {
         let mut original = game(units, seed, ticks);
-        let bytes = encoded(&original.frame);
-        let bound = snapshot::max_len(&arena::schema(), original.frame.world().capacity());
+        let bytes = encoded(original.frame());
+        let bound = snapshot::max_len(&arena::schema(), original.frame().world().capacity());
         prop_assert!(bytes.len() as u64 <= bound, "{} > {}", bytes.len(), bound);
-        prop_assert_eq!(snapshot::verify(&bytes, &arena::schema()).unwrap().header.checksum, checksum(&original.frame));
+        prop_assert_eq!(snapshot::verify(&bytes, &arena::schema()).unwrap().header.checksum, checksum(original.frame()));
         let fresh: Frame<ArenaGlobals> = snapshot::restore_new(&bytes, arena::schema(), u32::MAX).unwrap();
         // Restoring into a frame with another history (and more capacity, which a
         // restore may use) must replace all of it.
-        let mut reused = game(units + 10, seed ^ 9, 13).frame;
+        let mut reused = game(units + 10, seed ^ 9, 13).into_frame();
         snapshot::restore(&bytes, &mut reused).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut from_fresh = ArenaRun::from_frame(fresh, seed);
         let mut from_reused = ArenaRun::from_frame(reused, seed);
@@ -44,17 +44,17 @@ proptest! {
             original.step().unwrap();
             from_fresh.step().unwrap();
             from_reused.step().unwrap();
-            let sum = checksum(&original.frame);
-            prop_assert_eq!(checksum(&from_fresh.frame), sum);
-            prop_assert_eq!(checksum(&from_reused.frame), sum);
+            let sum = checksum(original.frame());
+            prop_assert_eq!(checksum(from_fresh.frame()), sum);
+            prop_assert_eq!(checksum(from_reused.frame()), sum);
         }
     }
 
     #[test]
     fn diff_names_exactly_the_mutated_field(seed in any::<u64>(), pick in any::<usize>(), delta in 1i64..1000) {
         let game = game(50, seed, 30);
-        let a = encoded(&game.frame);
-        let mut mutated = game.frame.clone();
+        let a = encoded(game.frame());
+        let mut mutated = game.frame().clone();
         let units: Vec<_> = mutated.world().query::<(&Unit, &Body)>().unwrap().map(|(e, _)| e).collect();
         let victim = units[pick % units.len()];
         mutated.world_mut().get_mut::<Body>(victim).unwrap().vel.y += tickstep_engine::Fp::from_bits(delta);
@@ -77,7 +77,7 @@ proptest! {
 
 #[test]
 fn identical_snapshots_have_an_empty_diff() {
-    let bytes = encoded(&game(40, 3, 20).frame);
+    let bytes = encoded(game(40, 3, 20).frame());
     assert!(
         snapshot::diff(&bytes, &bytes, &arena::schema(), 10)
             .unwrap()
@@ -123,12 +123,12 @@ fn kind(error: &SnapshotError) -> &'static str {
 #[test]
 fn every_bit_flip_and_every_truncation_is_refused_with_the_right_error() {
     let game = game(12, 5, 40);
-    let bytes = encoded(&game.frame);
+    let bytes = encoded(game.frame());
     let header = snapshot::format::read_header(&bytes).unwrap();
     let payload_start = header.header_len();
     assert!(payload_start > FIXED_HEADER_LEN);
     let schema = arena::schema();
-    let mut target = game.frame.clone();
+    let mut target = game.frame().clone();
     let before = checksum(&target);
     let mut flipped = bytes.clone();
     for at in 0..bytes.len() {
@@ -158,7 +158,7 @@ fn every_bit_flip_and_every_truncation_is_refused_with_the_right_error() {
 
 #[test]
 fn another_schema_and_a_small_frame_are_refused() {
-    let bytes = encoded(&game(30, 1, 5).frame);
+    let bytes = encoded(game(30, 1, 5).frame());
     let other = tickstep_engine::Schema::builder::<ArenaGlobals>("tickstep-arena", 99)
         .component::<Body>("body")
         .build()
@@ -173,7 +173,7 @@ fn another_schema_and_a_small_frame_are_refused() {
 
 #[test]
 fn chunks_of_a_snapshot_reassemble_in_any_order() {
-    let bytes = encoded(&game(2000, 4, 10).frame);
+    let bytes = encoded(game(2000, 4, 10).frame());
     let mut chunks: Vec<_> = snapshot::split(&bytes, 16 * 1024).collect();
     assert!(chunks.len() > 2);
     chunks.rotate_left(1);
@@ -189,11 +189,11 @@ fn chunks_of_a_snapshot_reassemble_in_any_order() {
 #[test]
 fn inspect_counts_entities_and_components() {
     let game = game(100, 8, 60);
-    let summary = snapshot::inspect(&encoded(&game.frame)).unwrap();
-    let world = game.frame.world();
+    let summary = snapshot::inspect(&encoded(game.frame())).unwrap();
+    let world = game.frame().world();
     assert_eq!(summary.tick, 60);
     assert_eq!(summary.entities, world.len());
-    assert_eq!(summary.checksum, checksum(&game.frame));
+    assert_eq!(summary.checksum, checksum(game.frame()));
     assert_eq!(
         summary.components[1],
         world.query::<&Unit>().unwrap().count() as u32
@@ -267,7 +267,7 @@ fn reseal(bytes: &mut [u8]) {
 #[test]
 fn a_forged_component_outside_its_column_window_is_refused_everywhere() {
     let game = game(30, 2, 10);
-    let mut bytes = encoded(&game.frame);
+    let mut bytes = encoded(game.frame());
     let schema = arena::schema();
     let verified = snapshot::verify(&bytes, &schema).unwrap();
     let slots = verified.image.header.slots as usize;
@@ -290,7 +290,7 @@ fn a_forged_component_outside_its_column_window_is_refused_everywhere() {
         "InvalidFrame"
     );
     assert!(snapshot::diff(&bytes, &bytes, &schema, 5).is_err());
-    let mut target = game.frame.clone();
+    let mut target = game.frame().clone();
     assert_eq!(
         kind(&snapshot::restore(&bytes, &mut target).unwrap_err()),
         "InvalidFrame"

@@ -58,12 +58,12 @@ pub fn record<W: Write>(
         checkpoint_every: options.checkpoint_every,
         config: serde_json::to_vec(config).unwrap_or_default(),
     };
-    let mut writer = ReplayWriter::new(out, &header, &game.frame)?;
-    while game.frame.tick() < ticks {
+    let mut writer = ReplayWriter::new(out, &header, game.frame())?;
+    while game.frame().tick() < ticks {
         game.step().map_err(|e| ArenaError::Step(e.to_string()))?;
-        writer.record(game.inputs(), &game.frame)?;
-        progress(game.frame.tick());
+        writer.record(game.inputs(), game.frame())?;
+        progress(game.frame().tick());
     }
-    writer.finish(game.frame.tick())?;
-    Ok(checksum(&game.frame))
+    writer.finish(game.frame().tick())?;
+    Ok(checksum(game.frame()))
 }

@@ -1,19 +1,16 @@
-//! `ArenaRun`: an arena frame stepped offline with bot input.
+//! `ArenaRun`: the arena played offline with bot input, an [`OfflineRun`] whose every
+//! player is a bot.
 
-use tickstep_engine::{Frame, StepError, Tick, TickInputs};
+use tickstep_engine::{Frame, OfflineError, OfflineRun, Tick, TickInputs};
 
 use super::{
     ArenaConfig, ArenaError, ArenaGlobals, ArenaInput, fill_bot_inputs, new_frame, simulation,
 };
-use tickstep_engine::Simulation;
 
-/// A frame, the arena's systems and a reused input buffer: steps the game with every
-/// player's bot input, the way `tickstep run` does.
+/// The arena's frame and systems stepped with every player's bot input, the way
+/// `tickstep run` does.
 pub struct ArenaRun {
-    /// The current state.
-    pub frame: Frame<ArenaGlobals>,
-    simulation: Simulation<ArenaGlobals, ArenaInput>,
-    inputs: TickInputs<ArenaInput>,
+    run: OfflineRun<ArenaGlobals, ArenaInput>,
     seed: u64,
 }
 
@@ -26,31 +23,50 @@ impl ArenaRun {
     /// Continues the game in `frame` (e.g. restored from a snapshot) with the bots of `seed`.
     pub fn from_frame(frame: Frame<ArenaGlobals>, seed: u64) -> ArenaRun {
         let players = (frame.globals().players as usize).min(super::MAX_ARENA_PLAYERS);
-        ArenaRun {
-            frame,
-            simulation: simulation(),
-            // Cannot fail: at most MAX_ARENA_PLAYERS (16) < MAX_PLAYERS (64).
-            inputs: TickInputs::new(players).unwrap_or_else(|_| unreachable!()),
-            seed,
-        }
+        // Cannot fail: at most MAX_ARENA_PLAYERS (16) < MAX_PLAYERS (64).
+        let run =
+            OfflineRun::new(frame, simulation(), players as u8).unwrap_or_else(|_| unreachable!());
+        ArenaRun { run, seed }
+    }
+
+    /// The current state.
+    pub fn frame(&self) -> &Frame<ArenaGlobals> {
+        self.run.frame()
+    }
+
+    /// The current state, mutably.
+    pub fn frame_mut(&mut self) -> &mut Frame<ArenaGlobals> {
+        self.run.frame_mut()
+    }
+
+    /// The frame, giving up the run.
+    pub fn into_frame(self) -> Frame<ArenaGlobals> {
+        self.run.into_frame()
     }
 
     /// The input of the last tick stepped (bot input for every player).
     pub fn inputs(&self) -> &TickInputs<ArenaInput> {
-        &self.inputs
+        self.run.inputs()
     }
 
     /// Advances one tick with bot input.
-    pub fn step(&mut self) -> Result<(), StepError> {
-        fill_bot_inputs(self.seed, self.frame.tick() + 1, &mut self.inputs);
-        self.simulation.step(&mut self.frame, &self.inputs)
+    pub fn step(&mut self) -> Result<(), OfflineError> {
+        let seed = self.seed;
+        self.run.step(|frame, inputs| {
+            fill_bot_inputs(seed, frame.tick() + 1, inputs);
+            Ok(())
+        })
     }
 
     /// Steps until the frame reaches `tick`, calling `progress` after each tick.
-    pub fn run_to(&mut self, tick: Tick, mut progress: impl FnMut(Tick)) -> Result<(), StepError> {
-        while self.frame.tick() < tick {
+    pub fn run_to(
+        &mut self,
+        tick: Tick,
+        mut progress: impl FnMut(Tick),
+    ) -> Result<(), OfflineError> {
+        while self.run.tick() < tick {
             self.step()?;
-            progress(self.frame.tick());
+            progress(self.run.tick());
         }
         Ok(())
     }

@@ -129,6 +129,11 @@ impl<G: Pod, I: Input> OfflineRun<G, I> {
         self.frame
     }
 
+    /// The input of the last tick stepped.
+    pub fn inputs(&self) -> &TickInputs<I> {
+        &self.inputs
+    }
+
     /// The tick the run is at.
     pub fn tick(&self) -> Tick {
         self.frame.tick()

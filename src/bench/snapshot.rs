@@ -61,7 +61,7 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
     };
     let mut game = ArenaRun::new(&config).map_err(|e| e.to_string())?;
     game.run_to(60, |_| {}).map_err(|e| e.to_string())?;
-    let frame = &game.frame;
+    let frame = game.frame();
     let bytes = frame.image_len();
     let gbps = |seconds: f64| bytes as f64 / seconds / 1e9;
     let bar = progress_bar(9, "measuring");

@@ -402,5 +402,5 @@ fn resync(at_tick: Tick, snapshot_source: SnapshotSource, snapshot_bytes: u64) -
 fn offline(options: &DemoOptions) -> Option<tickstep_engine::Checksum> {
     let mut run = ArenaRun::new(&options.game).ok()?;
     run.run_to(options.ticks, |_| {}).ok()?;
-    Some(checksum(&run.frame))
+    Some(checksum(run.frame()))
 }

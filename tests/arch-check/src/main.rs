@@ -46,10 +46,10 @@ fn command(args: &[String]) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
             if let Some(path) = args.get(4) {
                 let mut bytes = Vec::new();
-                tickstep_snapshot::encode(&game.frame, &mut bytes);
+                tickstep_snapshot::encode(game.frame(), &mut bytes);
                 std::fs::write(path, bytes).map_err(|e| format!("{path}: {e}"))?;
             }
-            Ok(checksum(&game.frame).to_hex())
+            Ok(checksum(game.frame()).to_hex())
         }
         Some("resume") => {
             let path = args.get(1).ok_or("argument 1 (snapshot) missing")?;
@@ -59,7 +59,7 @@ fn command(args: &[String]) -> Result<String, String> {
             let mut game = ArenaRun::from_frame(frame, number(args, 3, "seed")?);
             game.run_to(number(args, 2, "ticks")?, |_| {})
                 .map_err(|e| e.to_string())?;
-            Ok(checksum(&game.frame).to_hex())
+            Ok(checksum(game.frame()).to_hex())
         }
         Some("verify") => {
             let path = args.get(1).ok_or("argument 1 (replay) missing")?;

@@ -18,7 +18,7 @@ pub fn valid_snapshot(ticks: u8) -> Vec<u8> {
     game.run_to(ticks as u64 % 64, |_| {})
         .expect("bot input is always for the next tick");
     let mut bytes = Vec::new();
-    snapshot::encode(&game.frame, &mut bytes);
+    snapshot::encode(game.frame(), &mut bytes);
     bytes
 }
 

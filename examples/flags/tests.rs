@@ -62,7 +62,7 @@ fn replay_room(net: &SimNet<Match, Steer>, end: Tick) -> Checksum {
 }
 
 #[test]
-fn over_a_network_a_dropped_player_rejoins_and_every_peer_plays_what_was_sent() {
+fn over_a_lossy_network_a_dropped_player_rejoins_and_every_peer_plays_what_was_sent() {
     let mut room = RoomConfig::for_game(2, &GAME).expect("room");
     room.end_tick = Some(MINUTE);
     let mut server = Server::new(ServerConfig::default());
@@ -72,10 +72,12 @@ fn over_a_network_a_dropped_player_rejoins_and_every_peer_plays_what_was_sent() 
         Play::input(bot(player, frame).unwrap_or_default())
     });
     let mut net = SimNet::new(server, 1, input);
+    // A real network: latency, jitter, 2% loss and duplicates on every message.
     let link = LinkConfig {
         latency: Duration::from_millis(40),
         jitter: Duration::from_millis(10),
-        ..LinkConfig::default()
+        loss_percent: 2,
+        duplicate_percent: 1,
     };
     for n in 0..2 {
         let info = ReconnectInfo::new("sim", "main", ClientId::from_seed(n));

@@ -50,6 +50,19 @@ const VERIFIED_BATCH_BYTES: usize = 60_000;
 /// Housekeeping (timeouts, resends, heartbeats) runs at least this often.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
 
+/// Where a room's game is, as its host sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomPhase {
+    /// Seating players; the game has not started.
+    Lobby,
+    /// The game is running.
+    Running,
+    /// The game reached its end tick; players finish and leave.
+    Ended,
+    /// The room closed for good.
+    Closed,
+}
+
 /// Where the room's game is.
 #[derive(Debug)]
 enum Phase {
@@ -120,6 +133,29 @@ impl<I: Input> Room<I> {
     /// Whether the room has closed for good.
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// Where the game is.
+    pub(crate) fn phase(&self) -> RoomPhase {
+        match self.phase {
+            Phase::Lobby => RoomPhase::Lobby,
+            Phase::Running { .. } => RoomPhase::Running,
+            Phase::Ended => RoomPhase::Ended,
+            Phase::Closed => RoomPhase::Closed,
+        }
+    }
+
+    /// Closes the room if its game has not started, refusing the players waiting in
+    /// its lobby (`RoomClosed`); a server that drains starts no new games.
+    pub(crate) fn close_lobby(&mut self, out: &mut Outbox) {
+        if !matches!(self.phase, Phase::Lobby) {
+            return;
+        }
+        for (_, active) in self.seats.actives() {
+            out.send(active.conn, ServerMessage::Refused(Refusal::RoomClosed));
+            out.close(active.conn);
+        }
+        self.close();
     }
 
     /// Bytes the uploads under way hold (a buddy's snapshot, evidence).

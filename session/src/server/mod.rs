@@ -11,8 +11,14 @@ use tickstep_replay::InputLog;
 use crate::ids::TokenMint;
 use crate::outbox::{Outbox, ServerTransmit};
 use crate::protocol::{ClientMessage, ServerMessage};
-use crate::room::{Liveness, Room, RoomConfig, RoomConfigError, RoomEvent, RoomStats, SlotHolder};
+use crate::room::{
+    Liveness, Room, RoomConfig, RoomConfigError, RoomEvent, RoomPhase, RoomStats, SlotHolder,
+};
 use crate::{ConnId, Refusal};
+
+mod stats;
+
+pub use stats::ServerStats;
 
 /// What happened in one of the server's rooms.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +35,9 @@ pub enum OpenRoomError {
     /// A room of that name is open.
     #[error("room {0:?} is already open")]
     AlreadyOpen(String),
+    /// The server is draining: it opens no new rooms.
+    #[error("the server is draining: it opens no new rooms")]
+    Draining,
     /// The rules cannot run a room.
     #[error(transparent)]
     Config(#[from] RoomConfigError),
@@ -110,13 +119,15 @@ impl std::fmt::Debug for ServerConfig {
 ///   [`Server::handle_message`] (a message on a connection, numbered by the
 ///   transport), [`Server::handle_disconnect`] (the transport lost a connection),
 ///   [`Server::handle_timeout`] (the time [`Server::poll_timeout`] named came).
-/// - **commands** from the host: [`Server::open_room`], [`Server::kick`].
+/// - **commands** from the host: [`Server::open_room`], [`Server::kick`],
+///   [`Server::drain`].
 /// - **`poll_*`**, for what to do: [`Server::poll_transmit`] (send, close),
 ///   [`Server::poll_event`] (what happened in the rooms, tagged with the room),
 ///   [`Server::poll_timeout`].
 /// - **getters**: [`Server::room_tick`], [`Server::room_stats`],
 ///   [`Server::room_inputs`], [`Server::room_slots`], [`Server::room_first_desync`],
-///   [`Server::connections`].
+///   [`Server::room_phase`], [`Server::connections`], [`Server::games_in_play`],
+///   [`Server::stats`].
 ///
 /// A host loop: hand over each message and lost connection as it comes, call
 /// `handle_timeout` at `poll_timeout`, then drain `poll_transmit` and `poll_event`.
@@ -136,6 +147,10 @@ pub struct Server<I> {
     tokens: TokenMint,
     out: Outbox,
     events: VecDeque<ServerEvent>,
+    /// Counters so far (the gauges are filled in when asked).
+    counted: ServerStats,
+    /// What rooms that were replaced by a new room of their name had done.
+    retired: RoomStats,
 }
 
 impl<I: Input> Server<I> {
@@ -151,16 +166,80 @@ impl<I: Input> Server<I> {
             hello_due: BTreeSet::new(),
             out: Outbox::default(),
             events: VecDeque::new(),
+            counted: ServerStats::default(),
+            retired: RoomStats::default(),
         }
     }
 
     /// Opens a room (its game starts once `config.start_players` have joined).
     pub fn open_room(&mut self, name: &str, config: RoomConfig) -> Result<(), OpenRoomError> {
+        if self.counted.draining {
+            return Err(OpenRoomError::Draining);
+        }
         if self.rooms.get(name).is_some_and(|room| !room.is_closed()) {
             return Err(OpenRoomError::AlreadyOpen(name.to_string()));
         }
-        self.rooms.insert(name.to_string(), Room::new(config)?);
+        if let Some(old) = self.rooms.insert(name.to_string(), Room::new(config)?) {
+            self.retired = add(self.retired, old.stats());
+        }
         Ok(())
+    }
+
+    /// Stops starting games: rooms still in their lobby close (their waiting players
+    /// are refused with `RoomClosed`) and no room opens any more; running games play
+    /// on, and their players may still rejoin. The host stops once
+    /// [`Server::games_in_play`] is zero (or its own deadline passes).
+    pub fn drain(&mut self) {
+        self.counted.draining = true;
+        let lobbies: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|(_, room)| room.phase() == RoomPhase::Lobby)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in lobbies {
+            if let Some(room) = self.rooms.get_mut(&name) {
+                room.close_lobby(&mut self.out);
+            }
+            self.collect_events(&name);
+        }
+    }
+
+    /// Rooms whose game is running or has ended with players still finishing.
+    pub fn games_in_play(&self) -> usize {
+        self.rooms
+            .values()
+            .filter(|room| matches!(room.phase(), RoomPhase::Running | RoomPhase::Ended))
+            .count()
+    }
+
+    /// Where a room's game is.
+    pub fn room_phase(&self, room: &str) -> Option<RoomPhase> {
+        self.rooms.get(room).map(Room::phase)
+    }
+
+    /// What the server has done and holds, for metrics. Walks every room: call it when
+    /// asked (a scrape), not every round.
+    pub fn stats(&self) -> ServerStats {
+        let mut stats = self.counted.clone();
+        let mut ticks = self.retired;
+        for room in self.rooms.values() {
+            ticks = add(ticks, room.stats());
+            match room.phase() {
+                RoomPhase::Closed => {}
+                RoomPhase::Running => {
+                    stats.rooms_open += 1;
+                    stats.rooms_playing += 1;
+                }
+                RoomPhase::Lobby | RoomPhase::Ended => stats.rooms_open += 1,
+            }
+        }
+        stats.ticks = ticks.tick;
+        stats.late_ticks = ticks.late_ticks;
+        stats.filled_ticks = ticks.filled_ticks;
+        stats.connections = self.opened.len() as u64;
+        stats.players_connected = self.conns.len() as u64;
+        stats
     }
 
     /// A room's verified input so far (for recording it), if the room exists.
@@ -209,6 +288,7 @@ impl<I: Input> Server<I> {
         if self.opened.len() >= self.config.max_connections
             || from_address >= self.config.max_connections_per_address
         {
+            self.counted.count_refusal(&Refusal::TooManyConnections);
             self.out
                 .send(conn, ServerMessage::Refused(Refusal::TooManyConnections));
             self.out.close(conn);
@@ -286,6 +366,7 @@ impl<I: Input> Server<I> {
 
     /// Refuses `conn` with `error` and closes it; a slot it held goes inactive.
     fn refuse(&mut self, now: Duration, conn: ConnId, error: Refusal) {
+        self.counted.count_refusal(&error);
         self.out.send(conn, ServerMessage::Refused(error));
         self.out.close(conn);
         self.handle_disconnect(now, conn);
@@ -320,12 +401,7 @@ impl<I: Input> Server<I> {
     /// Moves a room's events to the server's, tagged with its name.
     fn collect_events(&mut self, name: &str) {
         if let Some(room) = self.rooms.get_mut(name) {
-            while let Some(event) = room.poll_event() {
-                self.events.push_back(ServerEvent {
-                    room: name.to_string(),
-                    event,
-                });
-            }
+            take_events(room, name, &mut self.events, &mut self.counted);
         }
     }
 
@@ -357,12 +433,7 @@ impl<I: Input> Server<I> {
         let liveness = self.liveness();
         for (name, room) in &mut self.rooms {
             room.drive(now, liveness, &mut self.out);
-            while let Some(event) = room.poll_event() {
-                self.events.push_back(ServerEvent {
-                    room: name.clone(),
-                    event,
-                });
-            }
+            take_events(room, name, &mut self.events, &mut self.counted);
         }
     }
 
@@ -400,6 +471,31 @@ impl<I: Input> Server<I> {
     /// connections).
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+}
+
+/// Moves `room`'s events to `events`, tagged with its `name`, counting them.
+fn take_events<I: Input>(
+    room: &mut Room<I>,
+    name: &str,
+    events: &mut VecDeque<ServerEvent>,
+    counted: &mut ServerStats,
+) {
+    while let Some(event) = room.poll_event() {
+        counted.count_event(&event);
+        events.push_back(ServerEvent {
+            room: name.to_string(),
+            event,
+        });
+    }
+}
+
+/// Two rooms' work together.
+fn add(a: RoomStats, b: RoomStats) -> RoomStats {
+    RoomStats {
+        tick: a.tick + b.tick,
+        filled_ticks: a.filled_ticks + b.filled_ticks,
+        late_ticks: a.late_ticks + b.late_ticks,
     }
 }
 
@@ -488,6 +584,59 @@ mod tests {
             Ok(()),
             "room again"
         );
+        let stats = server.stats();
+        assert_eq!((stats.refusals, stats.refused_by_limit), (2, 2));
+        assert_eq!(stats.connections, 3, "2, 4 and 6");
+    }
+
+    #[test]
+    fn draining_closes_lobbies_and_lets_running_games_play_on() {
+        let mut server = server(ServerConfig::default(), |_| {});
+        server
+            .open_room("lobby", RoomConfig::new(3, "t", &test_game::frame(1)))
+            .unwrap();
+        let t = Duration::ZERO;
+        for conn in 1..=3 {
+            server.handle_message(t, ConnId(conn), hello(conn));
+        }
+        let ClientMessage::Hello(mut waiting) = hello(4) else {
+            unreachable!("hello is a hello")
+        };
+        waiting.room = "lobby".into();
+        server.handle_message(t, ConnId(4), ClientMessage::Hello(waiting.clone()));
+        assert_eq!(refusals(&mut server), vec![]);
+        assert_eq!(server.room_phase("r"), Some(RoomPhase::Running));
+        assert_eq!(server.room_phase("lobby"), Some(RoomPhase::Lobby));
+        let before = server.stats();
+        assert_eq!((before.rooms_open, before.rooms_playing), (2, 1));
+        assert_eq!((before.joins, before.games_started), (4, 1));
+        assert_eq!(before.players_connected, 4);
+
+        server.drain();
+        assert_eq!(
+            refusals(&mut server),
+            vec![(ConnId(4), Refusal::RoomClosed)],
+            "the lobby's player is told"
+        );
+        assert_eq!(server.room_phase("lobby"), Some(RoomPhase::Closed));
+        assert_eq!(server.room_phase("r"), Some(RoomPhase::Running));
+        assert_eq!(server.games_in_play(), 1);
+        let config = RoomConfig::new(3, "t", &test_game::frame(1));
+        assert_eq!(
+            server.open_room("new", config),
+            Err(OpenRoomError::Draining)
+        );
+        server.handle_message(t, ConnId(5), ClientMessage::Hello(waiting));
+        assert_eq!(
+            refusals(&mut server),
+            vec![(ConnId(5), Refusal::RoomClosed)]
+        );
+        server.handle_disconnect(t, ConnId(2));
+        let after = server.stats();
+        assert!(after.draining);
+        assert_eq!((after.rooms_open, after.rooms_playing), (1, 1));
+        assert_eq!((after.players_connected, after.drops), (2, 1));
+        assert_eq!((after.refusals, after.refused_by_limit), (1, 0));
     }
 
     #[test]

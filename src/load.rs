@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
@@ -151,7 +150,8 @@ pub fn run_load(
     let trust = Trust::Pinned(identity.fingerprint());
     let (bound, address) = std::sync::mpsc::channel();
     let phase = Arc::new(AtomicU8::new(WARMING));
-    let (stop, stopped) = oneshot::channel::<()>();
+    // Dropping the sender stops the server.
+    let (stop, stopped) = tokio::sync::mpsc::channel(1);
     let mut host = LoadHost {
         phase: phase.clone(),
         rooms: rooms.clone(),
@@ -168,16 +168,13 @@ pub fn run_load(
             let endpoint = server_endpoint(loopback, &identity, &transport);
             let endpoint = endpoint.map_err(|e| e.to_string())?;
             let _ = bound.send(endpoint.local_addr().map_err(|e| e.to_string())?);
-            let shutdown = async {
-                let _ = stopped.await;
-            };
             serve(
                 endpoint,
                 server,
                 TransportConfig::default(),
                 Instant::now(),
                 &mut host,
-                shutdown,
+                stopped,
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -233,7 +230,7 @@ pub fn run_load(
         tokio::time::sleep(Duration::from_millis(200)).await;
         Ok::<(), String>(())
     })?;
-    let _ = stop.send(());
+    drop(stop);
     let window = server_thread
         .join()
         .map_err(|_| "the server thread panicked".to_string())??;

@@ -9,13 +9,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agones;
 mod client;
 mod connection;
+mod control;
 pub mod frame;
+pub mod http;
+pub mod metrics;
 mod server;
 mod tls;
 
 pub use client::{NetClient, Tamper, advance_for, client_endpoint};
 pub use connection::{CloseReason, Connection, Delivery, Inbound, Queued, TransportConfig};
+pub use control::{Control, Look, TransportStats};
 pub use server::{MAX_HANDSHAKES, RETRY_ABOVE, ServerHost, serve, server_endpoint};
 pub use tls::{ALPN, Fingerprint, Identity, SetupError, Trust};

@@ -6,9 +6,11 @@
 //! retry, and one that has not opened its stream within the connect timeout is
 //! dropped. Before a handshake completes QUIC itself sends at most three times what
 //! the peer sent. Connection notes are rate-limited so a flood cannot flood the log.
+//!
+//! The host steers the loop through a [`Control`] channel: drain, stop, or look at
+//! the server and the transport's counters.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use tokio::time::{Instant, sleep_until};
 use super::connection::{
     CloseReason, Connection, Delivery, Established, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
 };
+use super::control::{Control, TransportStats};
 use super::tls::{Identity, SetupError, quic_transport};
 use tickstep_session::{
     ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
@@ -68,10 +71,11 @@ pub fn server_endpoint(
 }
 
 /// What woke the server loop.
-enum Wake {
+enum Wake<I> {
     Incoming(Option<Box<quinn::Incoming>>),
     Handshake(Result<Established, String>),
     Inbound(Option<Inbound>),
+    Control(Option<Control<I>>),
     Timer,
 }
 
@@ -106,17 +110,18 @@ impl NoteLimit {
     }
 }
 
-/// Serves `server` on `endpoint` (see [`server_endpoint`]) until `shutdown` completes,
-/// then says goodbye to every connection. Time for the session is measured from
-/// `epoch`. Connections still winding down count against the server's connection cap,
-/// so closing and reconnecting cannot pile them up.
+/// Serves `server` on `endpoint` (see [`server_endpoint`]) until `control` says stop
+/// (or a drain is done, or every sender is dropped), then says goodbye to every
+/// connection. Time for the session is measured from `epoch`. Connections still
+/// winding down count against the server's connection cap, so closing and
+/// reconnecting cannot pile them up.
 pub async fn serve<I: Input>(
     endpoint: quinn::Endpoint,
     mut server: Server<I>,
     transport: TransportConfig,
     epoch: Instant,
     host: &mut impl ServerHost<I>,
-    shutdown: impl Future<Output = ()>,
+    mut control: mpsc::Receiver<Control<I>>,
 ) -> std::io::Result<Server<I>> {
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
     let (handshakes_tx, mut handshakes) = mpsc::channel(64);
@@ -130,11 +135,14 @@ pub async fn serve<I: Input>(
         passed: 0,
         suppressed: 0,
     };
-    tokio::pin!(shutdown);
+    let mut stats = TransportStats::default();
+    // While draining: when the loop stops at the latest.
+    let mut drain_by: Option<Instant> = None;
     loop {
-        let wake = server
+        let timer = server
             .poll_timeout()
             .map_or(Instant::now() + Duration::from_secs(1), |at| epoch + at);
+        let wake = drain_by.map_or(timer, |by| by.min(timer));
         let woke = tokio::select! {
             incoming = endpoint.accept() => Wake::Incoming(incoming.map(Box::new)),
             done = handshakes.recv() => match done {
@@ -142,8 +150,8 @@ pub async fn serve<I: Input>(
                 None => Wake::Timer,
             },
             event = inbound.recv() => Wake::Inbound(event),
+            order = control.recv() => Wake::Control(order),
             _ = sleep_until(wake) => Wake::Timer,
-            _ = &mut shutdown => break,
         };
         // The time is read after the wait, so what arrived is handled at its own time.
         let now = epoch.elapsed();
@@ -153,6 +161,7 @@ pub async fn serve<I: Input>(
                 let incoming = *incoming;
                 let live = Arc::strong_count(&alive) - 1 + handshaking;
                 if handshaking >= MAX_HANDSHAKES || live >= server.config().max_connections {
+                    stats.handshakes_refused += 1;
                     incoming.refuse();
                 } else if handshaking >= RETRY_ABOVE && !incoming.remote_address_validated() {
                     if let Err(error) = incoming.retry() {
@@ -171,6 +180,7 @@ pub async fn serve<I: Input>(
                 handshaking = handshaking.saturating_sub(1);
                 match result {
                     Ok(established) => {
+                        stats.connections_accepted += 1;
                         next_id += 1;
                         let address = established.quic.remote_address().ip();
                         let on = (transport, alive.clone());
@@ -183,15 +193,21 @@ pub async fn serve<I: Input>(
                             notes.note(host, next_id, &format!("refused: {refusal}"));
                         }
                     }
-                    Err(why) => notes.note(host, 0, &format!("handshake failed: {why}")),
+                    Err(why) => {
+                        stats.handshakes_failed += 1;
+                        notes.note(host, 0, &format!("handshake failed: {why}"));
+                    }
                 }
             }
             // What a connection said after the server closed it no longer counts.
             Wake::Inbound(Some(Inbound::Message { conn, .. })) if !conns.contains_key(&conn) => {}
             Wake::Inbound(Some(Inbound::Message { conn, bytes })) => {
+                stats.messages_in += 1;
+                stats.bytes_in += bytes.len() as u64;
                 match decode::<ClientMessage>(&bytes) {
                     Ok(message) => server.handle_message(now, ConnId(conn), message),
                     Err(e) => {
+                        stats.connections_cut += 1;
                         notes.note(host, conn, &format!("closed: {e}"));
                         if let Some(connection) = conns.remove(&conn) {
                             connection.close("malformed message");
@@ -209,6 +225,13 @@ pub async fn serve<I: Input>(
                 notes.note(host, conn, &note);
                 server.handle_disconnect(now, ConnId(conn));
             }
+            Wake::Control(None | Some(Control::Stop)) => break,
+            Wake::Control(Some(Control::Drain { within })) => {
+                server.drain();
+                let by = Instant::now() + within;
+                drain_by = Some(drain_by.map_or(by, |earlier| earlier.min(by)));
+            }
+            Wake::Control(Some(Control::Inspect(look))) => look(&server, &stats),
             Wake::Inbound(None) | Wake::Timer => {}
         }
         // Timers due by now run in this turn, whatever woke the loop.
@@ -223,6 +246,8 @@ pub async fn serve<I: Input>(
                         _ => Delivery::Reliable,
                     };
                     let bytes = encode(&message);
+                    stats.messages_out += 1;
+                    stats.bytes_out += bytes.len() as u64;
                     host.sent(bytes.len());
                     // A closed connection's end arrives as an inbound event, after
                     // whatever it said last.
@@ -230,6 +255,7 @@ pub async fn serve<I: Input>(
                     if queued == Some(Queued::Full)
                         && let Some(slow) = conns.remove(&to.0)
                     {
+                        stats.connections_cut += 1;
                         notes.note(host, to.0, "closed: too far behind (send budget spent)");
                         slow.cut();
                         server.handle_disconnect(now, to);
@@ -243,6 +269,11 @@ pub async fn serve<I: Input>(
             }
         }
         host.after_round(&mut server, epoch.elapsed());
+        if let Some(by) = drain_by
+            && (server.games_in_play() == 0 || Instant::now() >= by)
+        {
+            break;
+        }
     }
     for (_, connection) in std::mem::take(&mut conns) {
         connection.close("the server is shutting down");

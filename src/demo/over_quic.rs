@@ -9,7 +9,7 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant as WallClock};
 use tickstep_engine::{Frame, PlayerId, Tick};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::recorder::Recorder;
@@ -126,13 +126,11 @@ async fn play(
     if recording {
         room.borrow_mut().recorder = Some(Recorder::new(Vec::new(), options, &initial)?);
     }
-    let (stop_server, stopped) = oneshot::channel::<()>();
+    // Dropping the sender stops the server.
+    let (stop_server, stopped) = mpsc::channel(1);
     let mut host = RoomHost(room.clone());
     let server_task = tokio::task::spawn_local(async move {
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        serve(endpoint, server, transport, epoch, &mut host, shutdown).await
+        serve(endpoint, server, transport, epoch, &mut host, stopped).await
     });
 
     let mut controls = Vec::new();
@@ -197,7 +195,7 @@ async fn play(
     for task in tasks {
         task.abort();
     }
-    let _ = stop_server.send(());
+    drop(stop_server);
     let _ = server_task.await;
 
     let mut room = room.borrow_mut();

@@ -1,0 +1,240 @@
+//! Just enough HTTP/1.1 for an operator's endpoints (metrics, health) and the Agones
+//! SDK's local REST calls: one request per connection, a head of at most
+//! [`MAX_HEAD`] bytes, every read and write within [`IO_TIMEOUT`], and at most
+//! [`MAX_CONNECTIONS`] served at once. A request past a bound is closed unanswered.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::timeout;
+
+/// A request or response head longer than this is refused.
+pub const MAX_HEAD: usize = 8 << 10;
+/// Requests served at once at most.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Each connect, read and write must finish within this.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What an HTTP exchange can fail with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// The connection failed.
+    #[error("HTTP connection failed: {0}")]
+    Io(String),
+    /// The peer took longer than [`IO_TIMEOUT`].
+    #[error("HTTP peer did not answer within {} s", IO_TIMEOUT.as_secs())]
+    Timeout,
+    /// The peer sent something that is not an HTTP head within [`MAX_HEAD`] bytes.
+    #[error("malformed HTTP: {0}")]
+    Malformed(&'static str),
+}
+
+/// An answer to a GET.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The body's media type.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+}
+
+impl Response {
+    /// A 200 with `body` of `content_type`.
+    pub fn ok(content_type: &'static str, body: String) -> Response {
+        Response {
+            status: 200,
+            content_type,
+            body,
+        }
+    }
+
+    /// A plain-text answer with `status`.
+    pub fn text(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_string(),
+        }
+    }
+}
+
+/// Answers every GET on `listener` with `route(path)` (the path without its query)
+/// until the future is dropped; other methods get 405.
+pub async fn serve_http<F, Fut>(listener: TcpListener, route: F)
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response> + Send,
+{
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            continue;
+        };
+        let route = route.clone();
+        tokio::spawn(async move {
+            let _ = answer(stream, route).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer<F, Fut>(mut stream: TcpStream, route: F) -> Result<(), HttpError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let response = match read_head(&mut stream).await {
+        Ok(head) => match request_line(&head) {
+            Some(("GET", path)) => {
+                let path = path.split('?').next().unwrap_or_default();
+                route(path.to_string()).await
+            }
+            Some(_) => Response::text(405, "only GET is served\n"),
+            None => Response::text(400, "malformed request\n"),
+        },
+        Err(error) => return Err(error),
+    };
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        response.status,
+        reason(response.status),
+        response.content_type,
+        response.body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(response.body.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    timeout(IO_TIMEOUT, write)
+        .await
+        .map_err(|_| HttpError::Timeout)?
+        .map_err(|e| HttpError::Io(e.to_string()))
+}
+
+/// Sends `POST path` with a JSON `body` to `addr` and returns the response's status
+/// code.
+pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Result<u16, HttpError> {
+    let connect = timeout(IO_TIMEOUT, TcpStream::connect(addr));
+    let mut stream = connect
+        .await
+        .map_err(|_| HttpError::Timeout)?
+        .map_err(|e| HttpError::Io(e.to_string()))?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    timeout(IO_TIMEOUT, stream.write_all(request.as_bytes()))
+        .await
+        .map_err(|_| HttpError::Timeout)?
+        .map_err(|e| HttpError::Io(e.to_string()))?;
+    let head = read_head(&mut stream).await?;
+    let mut words = head.split(' ');
+    match (words.next(), words.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => Ok(status),
+        _ => Err(HttpError::Malformed("no status line")),
+    }
+}
+
+/// Reads up to the blank line ending an HTTP head (or the end of the stream), at most
+/// [`MAX_HEAD`] bytes, and returns it as text.
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<String, HttpError> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = timeout(IO_TIMEOUT, stream.read(&mut buffer))
+            .await
+            .map_err(|_| HttpError::Timeout)?
+            .map_err(|e| HttpError::Io(e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        if head.len() + read > MAX_HEAD {
+            return Err(HttpError::Malformed("head too large"));
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8(head).map_err(|_| HttpError::Malformed("head is not UTF-8"))
+}
+
+/// The method and target of a request head's first line.
+fn request_line(head: &str) -> Option<(&str, &str)> {
+    let line = head.lines().next()?;
+    let mut words = line.split(' ');
+    let (method, target, version) = (words.next()?, words.next()?, words.next()?);
+    version.starts_with("HTTP/1.").then_some((method, target))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn get(addr: SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[test]
+    fn routes_gets_and_refuses_the_rest() {
+        runtime().block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(serve_http(listener, |path: String| async move {
+                match path.as_str() {
+                    "/hello" => Response::ok("text/plain", "hi\n".into()),
+                    _ => Response::text(404, "no\n"),
+                }
+            }));
+            let hello = get(addr, b"GET /hello?x=1 HTTP/1.1\r\nhost: a\r\n\r\n").await;
+            assert!(hello.starts_with("HTTP/1.1 200 OK\r\n"), "{hello}");
+            assert!(hello.contains("content-length: 3\r\n"), "{hello}");
+            assert!(hello.ends_with("\r\n\r\nhi\n"), "{hello}");
+            let missing = get(addr, b"GET /nope HTTP/1.1\r\n\r\n").await;
+            assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+            let posted = get(addr, b"POST /hello HTTP/1.1\r\n\r\n").await;
+            assert!(posted.starts_with("HTTP/1.1 405 "), "{posted}");
+            // Past the bound, closed unanswered (or reset: the rest is never read).
+            let mut huge = b"GET /hello HTTP/1.1\r\nx: ".to_vec();
+            huge.resize(MAX_HEAD + 100, b'a');
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(&huge).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            assert_eq!(answer, b"", "no answer past the bound");
+            // `post` reads the status of whatever answers.
+            assert_eq!(post(addr, "/hello", "{}").await, Ok(405));
+        });
+    }
+}

@@ -1,0 +1,291 @@
+//! The server's metrics in Prometheus' text format (version 0.0.4): rooms, players,
+//! ticks, late and filled ticks, games, joins and rejoins, drops, catch-ups, snapshot
+//! transfers, desyncs, refusals, the transport's messages and bytes, and CPU.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+use tickstep_session::ServerStats;
+
+use crate::control::TransportStats;
+
+/// The media type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether a metric only goes up or may go both ways.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// The metrics page for `server` and `transport`, with the process's CPU time when
+/// known.
+pub fn render(server: &ServerStats, transport: &TransportStats, cpu: Option<Duration>) -> String {
+    use Kind::{Counter, Gauge};
+    let s = server;
+    let t = transport;
+    let mut metrics: Vec<(&str, Kind, &str, f64)> = vec![
+        (
+            "tickstep_rooms_open",
+            Gauge,
+            "Rooms open: in their lobby, playing, or ended with players left.",
+            s.rooms_open as f64,
+        ),
+        (
+            "tickstep_rooms_playing",
+            Gauge,
+            "Rooms whose game is running.",
+            s.rooms_playing as f64,
+        ),
+        (
+            "tickstep_connections",
+            Gauge,
+            "Connections the server holds.",
+            s.connections as f64,
+        ),
+        (
+            "tickstep_players_connected",
+            Gauge,
+            "Players connected to a room.",
+            s.players_connected as f64,
+        ),
+        (
+            "tickstep_draining",
+            Gauge,
+            "1 while the server drains (starts no new games).",
+            f64::from(u8::from(s.draining)),
+        ),
+        (
+            "tickstep_ticks_total",
+            Counter,
+            "Ticks verified, all rooms together.",
+            s.ticks as f64,
+        ),
+        (
+            "tickstep_late_ticks_total",
+            Counter,
+            "Ticks finalised more than a tick period late.",
+            s.late_ticks as f64,
+        ),
+        (
+            "tickstep_filled_ticks_total",
+            Counter,
+            "Ticks with some slot's input filled in.",
+            s.filled_ticks as f64,
+        ),
+        (
+            "tickstep_games_started_total",
+            Counter,
+            "Games started.",
+            s.games_started as f64,
+        ),
+        (
+            "tickstep_games_ended_total",
+            Counter,
+            "Games that reached their end tick.",
+            s.games_ended as f64,
+        ),
+        (
+            "tickstep_joins_total",
+            Counter,
+            "Players seated for the first time in a room.",
+            s.joins as f64,
+        ),
+        (
+            "tickstep_rejoins_total",
+            Counter,
+            "Players seated again in their slot.",
+            s.rejoins as f64,
+        ),
+        (
+            "tickstep_drops_total",
+            Counter,
+            "Players whose connection ended while they held a slot.",
+            s.drops as f64,
+        ),
+        (
+            "tickstep_catch_ups_total",
+            Counter,
+            "Players who entered a running game from a snapshot or rerun it.",
+            s.catch_ups as f64,
+        ),
+        (
+            "tickstep_snapshot_transfers_total",
+            Counter,
+            "Snapshots sent to joiners.",
+            s.snapshot_transfers as f64,
+        ),
+        (
+            "tickstep_snapshot_bytes_total",
+            Counter,
+            "Bytes of the snapshots sent to joiners.",
+            s.snapshot_bytes as f64,
+        ),
+        (
+            "tickstep_buddy_snapshots_rejected_total",
+            Counter,
+            "Buddy snapshots that did not match the peers' checksums.",
+            s.buddy_snapshots_rejected as f64,
+        ),
+        (
+            "tickstep_desyncs_total",
+            Counter,
+            "Ticks at which players were found to disagree.",
+            s.desyncs as f64,
+        ),
+        (
+            "tickstep_refusals_total",
+            Counter,
+            "Connections and hellos refused, for any reason.",
+            s.refusals as f64,
+        ),
+        (
+            "tickstep_refused_by_limit_total",
+            Counter,
+            "Connections and seats refused by a limit (handshakes, connections, seats per address).",
+            (s.refused_by_limit + t.handshakes_refused) as f64,
+        ),
+        (
+            "tickstep_connections_accepted_total",
+            Counter,
+            "Connections whose handshake completed.",
+            t.connections_accepted as f64,
+        ),
+        (
+            "tickstep_handshakes_failed_total",
+            Counter,
+            "Handshakes that failed or timed out.",
+            t.handshakes_failed as f64,
+        ),
+        (
+            "tickstep_connections_cut_total",
+            Counter,
+            "Connections cut: a malformed message, or too far behind.",
+            t.connections_cut as f64,
+        ),
+        (
+            "tickstep_messages_received_total",
+            Counter,
+            "Session messages received.",
+            t.messages_in as f64,
+        ),
+        (
+            "tickstep_received_bytes_total",
+            Counter,
+            "Bytes of the session messages received.",
+            t.bytes_in as f64,
+        ),
+        (
+            "tickstep_messages_sent_total",
+            Counter,
+            "Session messages sent.",
+            t.messages_out as f64,
+        ),
+        (
+            "tickstep_sent_bytes_total",
+            Counter,
+            "Bytes of the session messages sent.",
+            t.bytes_out as f64,
+        ),
+    ];
+    if let Some(cpu) = cpu {
+        let cpu = cpu.as_secs_f64();
+        metrics.push((
+            "process_cpu_seconds_total",
+            Counter,
+            "CPU time of the server process.",
+            cpu,
+        ));
+        if s.ticks > 0 {
+            let per_tick = cpu * 1e6 / s.ticks as f64;
+            metrics.push((
+                "tickstep_cpu_us_per_room_tick",
+                Gauge,
+                "Process CPU per verified room-tick since start, microseconds.",
+                per_tick,
+            ));
+        }
+    }
+    let mut page = String::with_capacity(64 * metrics.len());
+    for (name, kind, help, value) in metrics {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let _ = write!(
+            page,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
+    page
+}
+
+/// CPU time this process has used, from its threads' `/proc/self/task/*/schedstat`
+/// (Linux); `None` elsewhere. Threads that already ended are not counted.
+pub fn process_cpu() -> Option<Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let nanos = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Some(Duration::from_nanos(nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `name` on `page`, parsed as Prometheus would.
+    fn value(page: &str, name: &str) -> Option<f64> {
+        page.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn every_metric_has_help_a_type_and_its_value() {
+        let server = ServerStats {
+            rooms_open: 3,
+            ticks: 1200,
+            desyncs: 2,
+            refused_by_limit: 4,
+            draining: true,
+            ..ServerStats::default()
+        };
+        let transport = TransportStats {
+            bytes_out: 123_456,
+            handshakes_refused: 1,
+            ..TransportStats::default()
+        };
+        let page = render(&server, &transport, Some(Duration::from_millis(600)));
+        assert_eq!(value(&page, "tickstep_rooms_open"), Some(3.0));
+        assert_eq!(value(&page, "tickstep_ticks_total"), Some(1200.0));
+        assert_eq!(value(&page, "tickstep_desyncs_total"), Some(2.0));
+        assert_eq!(value(&page, "tickstep_draining"), Some(1.0));
+        assert_eq!(value(&page, "tickstep_sent_bytes_total"), Some(123_456.0));
+        assert_eq!(value(&page, "tickstep_refused_by_limit_total"), Some(5.0));
+        assert_eq!(value(&page, "process_cpu_seconds_total"), Some(0.6));
+        assert_eq!(value(&page, "tickstep_cpu_us_per_room_tick"), Some(500.0));
+        for line in page.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(' ').next().unwrap();
+            assert!(page.contains(&format!("# HELP {name} ")), "{name}");
+            let typed = format!("# TYPE {name} counter");
+            let gauge = format!("# TYPE {name} gauge");
+            assert!(page.contains(&typed) || page.contains(&gauge), "{name}");
+            assert_eq!(
+                name.ends_with("_total"),
+                page.contains(&typed),
+                "{name}: counters and only counters end in _total"
+            );
+        }
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        if cfg!(target_os = "linux") {
+            let busy: u64 = (0..200_000u64).map(|i| i.wrapping_mul(i) >> 3).sum();
+            assert!(busy > 0);
+            assert!(process_cpu().is_some_and(|cpu| cpu > Duration::ZERO));
+        }
+    }
+}

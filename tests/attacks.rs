@@ -16,19 +16,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
-use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
+use tickstep_arena::{self as arena, ArenaConfig};
 use tickstep_engine::checksum;
 use tickstep_net::frame::{Frame, read_frame, write_frame};
-use tickstep_net::{NetClient, TransportConfig, Trust, client_endpoint};
+use tickstep_net::{TransportConfig, client_endpoint};
 use tickstep_session::{
-    Client, ClientConfig, ClientId, ClientMessage, ClientState, Hello, PROTOCOL_VERSION,
-    ReconnectInfo, Refusal, ServerMessage, decode, encode,
+    ClientId, ClientMessage, Hello, PROTOCOL_VERSION, ReconnectInfo, Refusal, ServerMessage,
+    decode, encode,
 };
 
 /// One attack at a time: they measure time and memory on a shared machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const APP_VERSION: &str = concat!("tickstep ", env!("CARGO_PKG_VERSION"));
 /// Ticks per second of every server here.
 const RATE: u64 = 120;
 /// Units in every arena here.
@@ -117,34 +116,8 @@ fn on_time_deadline(ticks: u64) -> SystemTime {
     SystemTime::now() + game.mul_f64(1.05) + Duration::from_secs(2)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
 fn server_addr(server: &Server) -> SocketAddr {
     server.addr.parse().expect("a socket address")
-}
-
-/// Where a server is and what it proves itself with.
-#[derive(Clone)]
-struct Target {
-    addr: String,
-    cert_sha256: String,
-}
-
-fn target(server: &Server) -> Target {
-    Target {
-        addr: server.addr.clone(),
-        cert_sha256: server.cert_sha256.clone(),
-    }
-}
-
-fn trust(target: &Target) -> Trust {
-    let pinned = tickstep_net::Fingerprint::parse(&target.cert_sha256);
-    Trust::Pinned(pinned.expect("serve prints a fingerprint"))
 }
 
 /// A client endpoint on `bind` that trusts `server`, with `transport`.
@@ -224,61 +197,6 @@ fn hello(seed: u64, players: u8) -> ClientMessage {
         sent_at: 0,
         resume: None,
     }))
-}
-
-/// A full session client for the arena (it plays the bots' input) over QUIC, whose
-/// outgoing messages `tamper` may rewrite.
-fn hostile_client(
-    server: &Target,
-    players: u8,
-    seed: u64,
-    tamper: tickstep_net::Tamper,
-) -> NetClient<ArenaGlobals, ArenaInput> {
-    let initial = arena::new_frame(&ArenaConfig {
-        units: ENTITIES,
-        players,
-        seed: 11,
-    })
-    .expect("the arena");
-    let config = ClientConfig {
-        app_version: APP_VERSION.into(),
-        server_timeout: Duration::from_secs(3),
-        ..ClientConfig::default()
-    };
-    let info = ReconnectInfo::new(
-        &server.addr,
-        "main",
-        ClientId::from_seed(0xbad0_0000 + seed),
-    );
-    let client = Client::new(config, info, initial, arena::simulation());
-    let transport = TransportConfig::with_timeout(Duration::from_secs(3));
-    let epoch = tokio::time::Instant::now();
-    let mut net =
-        NetClient::new(client, &server.addr, &trust(server), transport, epoch).expect("a client");
-    net.set_tamper(tamper);
-    net
-}
-
-/// Runs `net` (stepping, bot input) until `done` says so or `limit` passes.
-async fn drive(
-    net: &mut NetClient<ArenaGlobals, ArenaInput>,
-    limit: Duration,
-    mut done: impl FnMut(&Client<ArenaGlobals, ArenaInput>) -> bool,
-) {
-    let until = Instant::now() + limit;
-    while !done(&net.client) && Instant::now() < until {
-        let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
-            let pending = tickstep_net::advance_for(client, now, Duration::from_millis(4));
-            if let Some(player) = client.player() {
-                while let Some(tick) = client.next_input_tick(now) {
-                    client.send_input(now, arena::bot_input(11, tick, player));
-                }
-            }
-            while client.poll_event().is_some() {}
-            pending
-        };
-        net.round(&mut host).await;
-    }
 }
 
 #[test]
@@ -571,34 +489,6 @@ fn a_peer_that_stops_reading_is_cut_and_freed() {
     assert!(received < 4 * snapshot + 512 * 1024, "{received} bytes");
 }
 
-/// Runs a hostile session client on a thread of its own until the game ends (or 90 s
-/// pass); returns its final tick and frame checksum. `welcomed` hears its slot.
-fn hostile_thread(
-    server: Target,
-    players: u8,
-    tamper: impl FnOnce() -> tickstep_net::Tamper + Send + 'static,
-    welcomed: std::sync::mpsc::Sender<u8>,
-) -> std::thread::JoinHandle<(u64, String)> {
-    std::thread::spawn(move || {
-        runtime().block_on(async {
-            let mut net = hostile_client(&server, players, 1, tamper());
-            net.client.connect(net.now());
-            net.pump();
-            let mut told = false;
-            drive(&mut net, Duration::from_secs(90), |client| {
-                if !told && let Some(player) = client.player() {
-                    told = true;
-                    let _ = welcomed.send(player.0);
-                }
-                matches!(client.state(), ClientState::Disconnected(_))
-            })
-            .await;
-            let frame = net.client.frame();
-            (frame.tick(), checksum(frame).to_string())
-        })
-    })
-}
-
 #[test]
 fn a_lone_peer_cannot_plant_a_state_on_a_returning_player() {
     let _serial = serial();
@@ -618,6 +508,7 @@ fn a_lone_peer_cannot_plant_a_state_on_a_returning_player() {
     let attacker = hostile_thread(
         target(&server),
         2,
+        ENTITIES,
         move || {
             Box::new(move |mut message| match &mut message {
                 // Junk reports while the honest player is online; never the truth.
@@ -827,6 +718,7 @@ fn an_oversized_buddy_upload_is_refused_and_the_next_buddy_serves() {
     let attacker = hostile_thread(
         target(&server),
         4,
+        ENTITIES,
         || {
             Box::new(|message| match message {
                 // Asked for its snapshot, it announces 64 MiB in 1-byte chunks.

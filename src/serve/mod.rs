@@ -1,6 +1,10 @@
-//! `tickstep serve`: host arena rooms over QUIC until stopped (Ctrl-C or SIGTERM),
-//! authenticated by a certificate (from files, or self-signed at start) whose SHA-256
-//! it prints for clients to pin.
+//! `tickstep serve`: host arena rooms over QUIC, authenticated by a certificate (from
+//! files, or self-signed at start) whose SHA-256 it prints for clients to pin. SIGTERM
+//! or Ctrl-C drains it (no new games; running ones finish within the drain timeout);
+//! it can serve metrics and a health check, and run as an Agones GameServer.
+
+mod host;
+mod operator;
 
 use clap::Args;
 use std::io::Write;
@@ -8,8 +12,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaInput};
-use tickstep_net::{Identity, ServerHost, TransportConfig, serve, server_endpoint};
-use tickstep_session::{RoomConfig, RoomEvent, Server, ServerConfig, ServerEvent};
+use tickstep_net::agones::{AgonesSdk, run_lifecycle};
+use tickstep_net::{Identity, TransportConfig, serve, server_endpoint};
+use tickstep_session::{RoomConfig, Server, ServerConfig};
+use tokio::sync::mpsc;
+
+use host::RoomsHost;
 
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, NetArgs};
@@ -47,6 +55,19 @@ pub struct ServeArgs {
     /// limit, so players behind one NAT can play).
     #[arg(long)]
     max_seats_per_address: Option<u8>,
+    /// Serve Prometheus metrics at http://ADDR/metrics and a health check at
+    /// /healthz (port 0: the OS picks one; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// Run as an Agones GameServer: Ready once listening, Health every 2 s, Allocated
+    /// when the first game starts, Shutdown once every room has closed (the SDK's REST
+    /// port from AGONES_SDK_HTTP_PORT, default 9358).
+    #[arg(long)]
+    agones: bool,
+    /// Seconds running games may take to finish after SIGTERM or Ctrl-C (a second
+    /// signal stops at once).
+    #[arg(long, default_value_t = 60)]
+    drain_timeout: u64,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -77,39 +98,6 @@ struct LimitArgs {
     /// MiB all unfinished uploads (buddy snapshots, evidence) may hold together.
     #[arg(long, default_value_t = 64)]
     upload_budget_mib: u64,
-}
-
-/// Logs what happens in the rooms.
-struct Log;
-
-impl ServerHost<ArenaInput> for Log {
-    fn after_round(&mut self, server: &mut Server<ArenaInput>, _now: Duration) {
-        while let Some(ServerEvent { room, event }) = server.poll_event() {
-            match event {
-                RoomEvent::Evidence {
-                    tick,
-                    player,
-                    snapshot,
-                } => {
-                    tracing::warn!(
-                        room,
-                        tick,
-                        player = player.0,
-                        bytes = snapshot.len(),
-                        "desync evidence received"
-                    );
-                }
-                RoomEvent::Desync { .. } | RoomEvent::BuddySnapshotRejected { .. } => {
-                    tracing::warn!(room, ?event)
-                }
-                event => tracing::info!(room, ?event),
-            }
-        }
-    }
-
-    fn connection_note(&mut self, conn: u64, note: &str) {
-        tracing::info!(conn, note, "connection");
-    }
 }
 
 /// Runs this subcommand; an error is the one line `main` prints.
@@ -176,22 +164,60 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let _quic = quic_runtime.enter();
         server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?
     };
+    let agones = match args.agones {
+        true => Some(AgonesSdk::from_env().map_err(|e| e.to_string())?),
+        false => None,
+    };
     runtime.block_on(async {
         let address = endpoint.local_addr().map_err(|e| e.to_string())?;
+        let metrics = match &args.metrics {
+            Some(at) => {
+                let at = resolve(at)?;
+                let listener = tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))?;
+                Some(listener)
+            }
+            None => None,
+        };
         println!("listening on {address}");
         println!("certificate sha256 {}", identity.fingerprint());
+        let (control, orders) = mpsc::channel(64);
+        if let Some(listener) = metrics {
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("metrics at http://{at}/metrics");
+            tokio::spawn(operator::serve_metrics(listener, control.clone()));
+        }
         let _ = std::io::stdout().flush();
         tracing::info!(%address, rooms = ?args.rooms, "serving");
-        serve(
-            endpoint,
-            server,
-            transport,
-            tokio::time::Instant::now(),
-            &mut Log,
-            stopped(),
-        )
-        .await
-        .map_err(|e| format!("the server failed: {e}"))?;
+        let drain_within = Duration::from_secs(args.drain_timeout);
+        tokio::spawn(operator::stop_on_signals(control.clone(), drain_within));
+        let mut host = RoomsHost {
+            rooms_open: args.rooms.len(),
+            lifecycle: None,
+        };
+        let lifecycle = agones.map(|sdk| {
+            let (lifecycle, said) = mpsc::unbounded_channel();
+            host.lifecycle = Some(lifecycle);
+            tracing::info!(sdk = %sdk.addr(), "running under Agones");
+            tokio::spawn(run_lifecycle(sdk, said, |call, result| match result {
+                Ok(()) => tracing::info!(call, "agones"),
+                Err(error) => tracing::warn!(call, %error, "agones"),
+            }))
+        });
+        // Signals and the metrics page hold the other senders; this one would keep
+        // the loop from ever seeing the channel close.
+        drop(control);
+        let epoch = tokio::time::Instant::now();
+        serve(endpoint, server, transport, epoch, &mut host, orders)
+            .await
+            .map_err(|e| format!("the server failed: {e}"))?;
+        // What the host last told the SDK (Shutdown, after a drain) gets a moment to
+        // be said; closing the channel ends the lifecycle after it.
+        drop(host);
+        if let Some(lifecycle) = lifecycle {
+            let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle).await;
+        }
         tracing::info!("stopped");
         Ok(())
     })
@@ -204,20 +230,4 @@ pub fn resolve(text: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("cannot resolve {text}: {e}"))?
         .next()
         .ok_or_else(|| format!("{text} has no address"))
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn stopped() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

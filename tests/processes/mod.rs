@@ -3,14 +3,19 @@
 //! their guards drop. Every wait has a deadline.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tickstep_session::ReconnectInfo;
+use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
+use tickstep_engine::checksum;
+use tickstep_net::{NetClient, TransportConfig, Trust};
+use tickstep_session::{Client, ClientConfig, ClientId, ClientState, ReconnectInfo};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tickstep");
+/// The app version every `tickstep` process of this build announces.
+pub const APP_VERSION: &str = concat!("tickstep ", env!("CARGO_PKG_VERSION"));
 
 /// A fresh directory for one test's files (logs, reconnect files).
 pub fn temp_dir(test: &str) -> PathBuf {
@@ -124,6 +129,15 @@ impl Proc {
         }
     }
 
+    /// Sends SIGTERM (through `kill`, so no unsafe code is needed).
+    pub fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM reached {}", self.name);
+    }
+
     /// SIGKILL (on unix), then reaps it.
     pub fn kill_hard(&mut self) -> ExitStatus {
         self.child.kill().expect("the process can be killed");
@@ -165,34 +179,39 @@ pub struct Server {
     pub proc: Proc,
     pub addr: String,
     pub cert_sha256: String,
+    /// Its stdout lines after the first two.
+    pub lines: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Starts `tickstep serve --listen 127.0.0.1:0 args` and reads the address and the
     /// certificate's fingerprint from its first two stdout lines.
     pub fn start(dir: &Path, args: &[String]) -> Server {
+        Server::start_with(dir, args, &[])
+    }
+
+    /// [`Server::start`] with `env` set for the process.
+    pub fn start_with(dir: &Path, args: &[String], env: &[(&str, &str)]) -> Server {
         let mut all = vec!["serve".to_string(), "--listen".into(), "127.0.0.1:0".into()];
         all.extend_from_slice(args);
-        let mut proc = Proc::spawn(dir, "serve", &all, &[], true);
+        let mut proc = Proc::spawn(dir, "serve", &all, env, true);
         let stdout = proc.child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        // Reads the first two lines, then drains stdout until the server exits.
+        let (tx, lines) = mpsc::channel();
+        // Passes every line on, and keeps draining stdout until the server exits.
         std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut lines = (String::new(), String::new());
-            let _ = reader.read_line(&mut lines.0);
-            let _ = reader.read_line(&mut lines.1);
-            let _ = tx.send(lines);
-            let mut rest = Vec::new();
-            let _ = reader.read_to_end(&mut rest);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let _ = tx.send(line);
+            }
         });
-        let (line, cert) = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(lines) => lines,
+        let line = || match lines.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
             Err(_) => panic!(
                 "serve printed no address within 20 s\n{}",
                 proc.stderr_tail()
             ),
         };
+        let (line, cert) = (line(), line());
         let addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -215,7 +234,15 @@ impl Server {
             proc,
             addr,
             cert_sha256,
+            lines,
         }
+    }
+
+    /// Its next stdout line, failing the test after 20 s.
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("serve printed no more lines\n{}", self.proc.stderr_tail()))
     }
 }
 
@@ -332,4 +359,115 @@ pub fn start_game(
         })
         .collect();
     (server, files, plays)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Where a server is and what it proves itself with.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: String,
+    pub cert_sha256: String,
+}
+
+pub fn target(server: &Server) -> Target {
+    Target {
+        addr: server.addr.clone(),
+        cert_sha256: server.cert_sha256.clone(),
+    }
+}
+
+pub fn trust(target: &Target) -> Trust {
+    let pinned = tickstep_net::Fingerprint::parse(&target.cert_sha256);
+    Trust::Pinned(pinned.expect("serve prints a fingerprint"))
+}
+
+/// A full session client for the arena (it plays the bots' input) over QUIC, whose
+/// outgoing messages `tamper` may rewrite.
+pub fn hostile_client(
+    server: &Target,
+    players: u8,
+    entities: u32,
+    seed: u64,
+    tamper: tickstep_net::Tamper,
+) -> NetClient<ArenaGlobals, ArenaInput> {
+    let initial = arena::new_frame(&ArenaConfig {
+        units: entities,
+        players,
+        seed: 11,
+    })
+    .expect("the arena");
+    let config = ClientConfig {
+        app_version: APP_VERSION.into(),
+        server_timeout: Duration::from_secs(3),
+        ..ClientConfig::default()
+    };
+    let info = ReconnectInfo::new(
+        &server.addr,
+        "main",
+        ClientId::from_seed(0xbad0_0000 + seed),
+    );
+    let client = Client::new(config, info, initial, arena::simulation());
+    let transport = TransportConfig::with_timeout(Duration::from_secs(3));
+    let epoch = tokio::time::Instant::now();
+    let mut net =
+        NetClient::new(client, &server.addr, &trust(server), transport, epoch).expect("a client");
+    net.set_tamper(tamper);
+    net
+}
+
+/// Runs `net` (stepping, bot input) until `done` says so or `limit` passes.
+pub async fn drive(
+    net: &mut NetClient<ArenaGlobals, ArenaInput>,
+    limit: Duration,
+    mut done: impl FnMut(&Client<ArenaGlobals, ArenaInput>) -> bool,
+) {
+    let until = Instant::now() + limit;
+    while !done(&net.client) && Instant::now() < until {
+        let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
+            let pending = tickstep_net::advance_for(client, now, Duration::from_millis(4));
+            if let Some(player) = client.player() {
+                while let Some(tick) = client.next_input_tick(now) {
+                    client.send_input(now, arena::bot_input(11, tick, player));
+                }
+            }
+            while client.poll_event().is_some() {}
+            pending
+        };
+        net.round(&mut host).await;
+    }
+}
+
+/// Runs a hostile session client on a thread of its own until the game ends (or 90 s
+/// pass); returns its final tick and frame checksum. `welcomed` hears its slot.
+pub fn hostile_thread(
+    server: Target,
+    players: u8,
+    entities: u32,
+    tamper: impl FnOnce() -> tickstep_net::Tamper + Send + 'static,
+    welcomed: std::sync::mpsc::Sender<u8>,
+) -> std::thread::JoinHandle<(u64, String)> {
+    std::thread::spawn(move || {
+        runtime().block_on(async {
+            let mut net = hostile_client(&server, players, entities, 1, tamper());
+            net.client.connect(net.now());
+            net.pump();
+            let mut told = false;
+            drive(&mut net, Duration::from_secs(90), |client| {
+                if !told && let Some(player) = client.player() {
+                    told = true;
+                    let _ = welcomed.send(player.0);
+                }
+                matches!(client.state(), ClientState::Disconnected(_))
+            })
+            .await;
+            let frame = net.client.frame();
+            (frame.tick(), checksum(frame).to_string())
+        })
+    })
 }

@@ -1,0 +1,69 @@
+//! What `tickstep serve` does with what happens in its rooms: log it (tracing), and
+//! under Agones tell the lifecycle when the first game starts and when the last room
+//! has closed.
+
+use std::time::Duration;
+use tickstep_arena::ArenaInput;
+use tickstep_net::ServerHost;
+use tickstep_net::agones::Lifecycle;
+use tickstep_session::{RoomEvent, Server, ServerEvent};
+use tokio::sync::mpsc;
+
+/// Logs the rooms' events; tells `lifecycle` (when run under Agones) of the first
+/// game and of the last room closing.
+pub struct RoomsHost {
+    /// Rooms not closed yet.
+    pub rooms_open: usize,
+    /// Where Allocated and Finished go.
+    pub lifecycle: Option<mpsc::UnboundedSender<Lifecycle>>,
+}
+
+impl RoomsHost {
+    fn tell(&self, what: Lifecycle) {
+        if let Some(lifecycle) = &self.lifecycle {
+            let _ = lifecycle.send(what);
+        }
+    }
+}
+
+impl ServerHost<ArenaInput> for RoomsHost {
+    fn after_round(&mut self, server: &mut Server<ArenaInput>, _now: Duration) {
+        while let Some(ServerEvent { room, event }) = server.poll_event() {
+            match event {
+                RoomEvent::Evidence {
+                    tick,
+                    player,
+                    snapshot,
+                } => {
+                    tracing::warn!(
+                        room,
+                        tick,
+                        player = player.0,
+                        bytes = snapshot.len(),
+                        "desync evidence received"
+                    );
+                }
+                RoomEvent::Desync { .. } | RoomEvent::BuddySnapshotRejected { .. } => {
+                    tracing::warn!(room, ?event)
+                }
+                RoomEvent::GameStarted { .. } => {
+                    tracing::info!(room, ?event);
+                    self.tell(Lifecycle::Allocated);
+                }
+                RoomEvent::RoomClosed => {
+                    tracing::info!(room, ?event);
+                    self.rooms_open = self.rooms_open.saturating_sub(1);
+                    if self.rooms_open == 0 {
+                        tracing::info!("every room has closed");
+                        self.tell(Lifecycle::Finished);
+                    }
+                }
+                event => tracing::info!(room, ?event),
+            }
+        }
+    }
+
+    fn connection_note(&mut self, conn: u64, note: &str) {
+        tracing::info!(conn, note, "connection");
+    }
+}

@@ -1,0 +1,335 @@
+//! What an operator runs a `tickstep serve` with, end to end over real processes: the
+//! metrics page and health check, a graceful drain on SIGTERM, and the Agones
+//! lifecycle against a stand-in for the SDK sidecar. Every wait has a deadline.
+
+mod processes;
+
+use processes::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tickstep_session::ClientMessage;
+
+/// Units in every arena here.
+const ENTITIES: u32 = 200;
+
+/// `serve` flags for a room of `players` at 120 Hz ending at `ticks`.
+fn server_args(players: u8, ticks: u64, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
+        .map(String::from)
+        .to_vec();
+    args.extend(["--ticks".to_string(), ticks.to_string()]);
+    args.extend(game_args(players, ENTITIES));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// GETs `url` (http://HOST:PORT/PATH): the status code and the body.
+fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = TcpStream::connect(host).expect("the HTTP endpoint accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: {host}\r\n\r\n").expect("the request is sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (status.expect("a status code"), body.to_string())
+}
+
+/// The value of metric `name` on a metrics page.
+fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no metric {name} on\n{page}")) as u64
+}
+
+/// The metrics URL a `serve --metrics` printed as its third line.
+fn metrics_url(server: &Server) -> String {
+    let line = server.next_line();
+    let url = line.strip_prefix("metrics at ").unwrap_or_else(|| {
+        panic!("unexpected third line {line:?}");
+    });
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
+        "{url}"
+    );
+    url.to_string()
+}
+
+fn scrape(url: &str) -> String {
+    let (status, page) = http_get(url);
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+#[test]
+fn metrics_move_as_a_game_with_a_drop_a_rejoin_and_a_desync_runs() {
+    const TICKS: u64 = 2400;
+    let dir = temp_dir("ops-metrics");
+    let server = Server::start(&dir, &server_args(3, TICKS, &["--metrics", "127.0.0.1:0"]));
+    let url = metrics_url(&server);
+    let before = scrape(&url);
+    assert_eq!(metric(&before, "tickstep_rooms_open"), 1);
+    assert_eq!(metric(&before, "tickstep_players_connected"), 0);
+    assert_eq!(metric(&before, "tickstep_ticks_total"), 0);
+    assert_eq!(metric(&before, "tickstep_games_started_total"), 0);
+    let health = http_get(&url.replace("/metrics", "/healthz"));
+    assert_eq!(health, (200, "ok\n".to_string()));
+    assert_eq!(http_get(&url.replace("/metrics", "/nothing")).0, 404);
+
+    // One player reports junk checksums: the room finds a desync.
+    let (welcomed, slot) = std::sync::mpsc::channel();
+    let liar = hostile_thread(
+        target(&server),
+        3,
+        ENTITIES,
+        || {
+            Box::new(|mut message| {
+                if let ClientMessage::Update { checksums, .. } = &mut message {
+                    for (tick, sum) in checksums.iter_mut() {
+                        *sum = blake3::hash(&tick.to_le_bytes()).into();
+                    }
+                }
+                vec![message]
+            })
+        },
+        welcomed,
+    );
+    slot.recv_timeout(Duration::from_secs(20))
+        .expect("the liar joined");
+    let game = game_args(3, ENTITIES);
+    let files: Vec<_> = (0..2)
+        .map(|i| dir.join(format!("p{i}.reconnect")))
+        .collect();
+    let mut plays: Vec<Proc> = files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| {
+            play(
+                &dir,
+                &format!("p{i}"),
+                &server,
+                Some(file),
+                TICKS,
+                &game,
+                &[],
+            )
+        })
+        .collect();
+    // Past the start window one honest player is killed (a drop) and comes back from
+    // its reconnect file (a rejoin and a catch-up).
+    wait_for_progress(&files[1], 720, || server.proc.stderr_tail());
+    let during = scrape(&url);
+    assert_eq!(metric(&during, "tickstep_games_started_total"), 1);
+    assert_eq!(metric(&during, "tickstep_rooms_playing"), 1);
+    assert_eq!(metric(&during, "tickstep_players_connected"), 3);
+    assert!(metric(&during, "tickstep_ticks_total") >= 720, "{during}");
+    plays[1].kill_hard();
+    std::thread::sleep(Duration::from_millis(500));
+    plays[1] = play(&dir, "p1-back", &server, Some(&files[1]), TICKS, &game, &[]);
+    let reports: Vec<_> = plays
+        .iter_mut()
+        .map(|p| p.report(Duration::from_secs(60)))
+        .collect();
+    let (tick, truth) = liar.join().expect("the liar's thread");
+    assert_eq!(tick, TICKS);
+    for report in &reports {
+        assert_eq!(report["final_tick"], TICKS, "{report}");
+        assert_eq!(checksum_of(report), truth, "{report}");
+    }
+    assert_eq!(reports[1]["rejoined"], true, "{}", reports[1]);
+
+    let after = wait_until(
+        Duration::from_secs(10),
+        "the room to close",
+        || Some(scrape(&url)).filter(|page| metric(page, "tickstep_rooms_open") == 0),
+        || server.proc.stderr_tail(),
+    );
+    let count = |name| metric(&after, name);
+    assert_eq!(count("tickstep_ticks_total"), TICKS);
+    assert_eq!(count("tickstep_games_started_total"), 1);
+    assert_eq!(count("tickstep_games_ended_total"), 1);
+    assert_eq!(count("tickstep_joins_total"), 3);
+    assert!(count("tickstep_rejoins_total") >= 1, "{after}");
+    assert!(count("tickstep_drops_total") >= 1, "{after}");
+    assert!(count("tickstep_catch_ups_total") >= 1, "{after}");
+    assert!(count("tickstep_desyncs_total") >= 1, "{after}");
+    assert!(
+        count("tickstep_filled_ticks_total") >= 1,
+        "the killed player's ticks"
+    );
+    assert!(count("tickstep_connections_accepted_total") >= 4, "{after}");
+    assert_eq!(count("tickstep_players_connected"), 0);
+    for moved in ["tickstep_sent_bytes_total", "tickstep_received_bytes_total"] {
+        assert!(count(moved) > metric(&during, moved), "{moved}");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_lets_the_running_game_finish_then_exits_zero() {
+    const TICKS: u64 = 1200;
+    let dir = temp_dir("ops-drain");
+    let args = server_args(2, TICKS, &["--metrics", "127.0.0.1:0"]);
+    let mut server = Server::start(&dir, &args);
+    let health = metrics_url(&server).replace("/metrics", "/healthz");
+    let game = game_args(2, ENTITIES);
+    let file = dir.join("p0.reconnect");
+    let mut plays = [
+        play(&dir, "p0", &server, Some(&file), TICKS, &game, &[]),
+        play(&dir, "p1", &server, None, TICKS, &game, &[]),
+    ];
+    wait_for_progress(&file, 240, || server.proc.stderr_tail());
+    server.proc.terminate();
+    let draining = wait_until(
+        Duration::from_secs(5),
+        "the health check to say draining",
+        || Some(http_get(&health)).filter(|(_, body)| body == "draining\n"),
+        || server.proc.stderr_tail(),
+    );
+    assert_eq!(draining.0, 200);
+    assert!(server.proc.running(), "the game is still on");
+    let reports: Vec<_> = plays
+        .iter_mut()
+        .map(|p| p.report(Duration::from_secs(60)))
+        .collect();
+    for report in &reports {
+        assert_eq!(report["final_tick"], TICKS, "{report}");
+        assert_eq!(checksum_of(report), checksum_of(&reports[0]));
+    }
+    let status = server.proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{}", server.proc.stderr_tail());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_drain_stops_at_its_deadline_and_an_unstarted_room_at_once() {
+    let dir = temp_dir("ops-deadline");
+    // A game far longer than the drain allows.
+    let args = server_args(2, 1_000_000, &["--drain-timeout", "1"]);
+    let mut server = Server::start(&dir, &args);
+    let game = game_args(2, ENTITIES);
+    let file = dir.join("p0.reconnect");
+    let _plays = [
+        play(&dir, "p0", &server, Some(&file), 1_000_000, &game, &[]),
+        play(&dir, "p1", &server, None, 1_000_000, &game, &[]),
+    ];
+    wait_for_progress(&file, 240, || server.proc.stderr_tail());
+    let asked = Instant::now();
+    server.proc.terminate();
+    let status = server.proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{}", server.proc.stderr_tail());
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_secs(1),
+        "it waited out the drain: {took:?}"
+    );
+
+    // Nobody joined this one: it stops as soon as it is asked.
+    let mut idle = Server::start(&dir, &server_args(2, 600, &[]));
+    idle.proc.terminate();
+    let status = idle.proc.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status}\n{}", idle.proc.stderr_tail());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stand-in for the Agones SDK sidecar: answers every request 200 and records its
+/// method and path, in order.
+fn stand_in_sdk() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0);
+            let mut body = vec![0u8; length.min(4096)];
+            let _ = stream.read_exact(&mut body);
+            let line = head.lines().next().unwrap_or_default();
+            let call: Vec<&str> = line.split(' ').take(2).collect();
+            seen.lock().expect("the log").push(call.join(" "));
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+        }
+    });
+    (port, calls)
+}
+
+#[test]
+fn agones_hears_ready_health_allocate_and_shutdown_in_order() {
+    const TICKS: u64 = 600;
+    let dir = temp_dir("ops-agones");
+    let (port, calls) = stand_in_sdk();
+    let port = port.to_string();
+    let env = [("AGONES_SDK_HTTP_PORT", port.as_str())];
+    let mut server = Server::start_with(&dir, &server_args(2, TICKS, &["--agones"]), &env);
+    let game = game_args(2, ENTITIES);
+    let mut plays = [
+        play(&dir, "p0", &server, None, TICKS, &game, &[]),
+        play(&dir, "p1", &server, None, TICKS, &game, &[]),
+    ];
+    for p in &mut plays {
+        let report = p.report(Duration::from_secs(60));
+        assert_eq!(report["final_tick"], TICKS, "{report}");
+    }
+    let calls = wait_until(
+        Duration::from_secs(10),
+        "Shutdown",
+        || {
+            let calls = calls.lock().expect("the log").clone();
+            calls
+                .contains(&"POST /shutdown".to_string())
+                .then_some(calls)
+        },
+        || server.proc.stderr_tail(),
+    );
+    let at = |call: &str| calls.iter().position(|c| c == call);
+    assert_eq!(at("POST /ready"), Some(0), "{calls:?}");
+    let allocate = at("POST /allocate").expect("Allocate was said");
+    assert_eq!(calls.iter().filter(|c| *c == "POST /allocate").count(), 1);
+    assert_eq!(at("POST /shutdown"), Some(calls.len() - 1), "{calls:?}");
+    assert!(allocate < calls.len() - 1, "{calls:?}");
+    let health = calls.iter().filter(|c| *c == "POST /health").count();
+    assert!(
+        health >= 2,
+        "a 5 s game hears a health ping every 2 s: {calls:?}"
+    );
+    assert!(
+        calls.iter().all(|c| [
+            "POST /ready",
+            "POST /health",
+            "POST /allocate",
+            "POST /shutdown"
+        ]
+        .contains(&c.as_str())),
+        "{calls:?}"
+    );
+    // Agones answers Shutdown with SIGTERM: nothing is in play, so it exits at once.
+    server.proc.terminate();
+    let status = server.proc.wait(Duration::from_secs(5));
+    assert!(status.success(), "{status}\n{}", server.proc.stderr_tail());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -565,3 +565,34 @@ fn demo_seeds_converge_under_loss_with_drops_and_rejoins() {
         }
     }
 }
+
+/// The fleet manifest's `serve` arguments between its `tickstep-args-begin` and
+/// `-end` markers.
+fn fleet_serve_args() -> Vec<String> {
+    let manifest = include_str!("../deploy/fleet.yaml");
+    let begin = manifest.find("tickstep-args-begin").expect("the begin marker");
+    let end = manifest.find("tickstep-args-end").expect("the end marker");
+    manifest[begin..end]
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("- "))
+        .map(|arg| arg.trim_matches('"').to_string())
+        .collect()
+}
+
+#[test]
+fn the_fleet_manifest_runs_serve_with_arguments_it_accepts() {
+    let args = fleet_serve_args();
+    assert!(args.contains(&"--agones".to_string()), "{args:?}");
+    // Parsing stops at --help, after every argument before it was accepted.
+    let mut all: Vec<&str> = vec!["serve"];
+    all.extend(args.iter().map(String::as_str));
+    all.push("--help");
+    let output = tickstep(&all);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    all.insert(1, "--no-such-flag");
+    assert!(!tickstep(&all).status.success(), "an unknown flag fails");
+}

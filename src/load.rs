@@ -1,301 +1,405 @@
-//! Server load: rooms of bot clients playing against one server over loopback QUIC.
-//! The server runs on its own thread; every client runs on the calling thread. The
-//! report counts the ticks the rooms verified in a measured window, how many were late
-//! (finalised more than a tick after their deadline: the server fell behind), and the
-//! server thread's CPU time per room-tick, from which follows how many rooms one core
-//! holds.
+//! `tickstep load`: a load generator for a `tickstep serve`, in a process of its own.
+//! Its players speak the real protocol over QUIC — hello, input every tick, progress
+//! acknowledged — but simulate nothing and report no checksums: one loop drives every
+//! connection, sending each playing client's input (no-op input, from one pre-made
+//! buffer) on the room's clock, a few ticks ahead of when it falls due. What it
+//! measures of itself (messages, bytes, its CPU) shows whether it, not the server, is
+//! the bottleneck.
 
+use clap::Args;
 use serde::Serialize;
-use std::cell::Cell;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
-use tokio::time::Instant;
-
-use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
-use tickstep_net::{
-    Identity, NetClient, ServerHost, TransportConfig, Trust, advance_for, serve, server_endpoint,
-};
+use tickstep_arena as arena;
+use tickstep_engine::{Tick, checksum};
+use tickstep_net::{Connection, Delivery, Inbound, TransportConfig, client_endpoint};
 use tickstep_session::{
-    Client, ClientConfig, ClientId, ClientState, ReconnectInfo, RoomConfig, RoomStats, Server,
-    ServerConfig,
+    ClientId, ClientMessage, Entry, Hello, PROTOCOL_VERSION, ServerMessage, Timing, decode, encode,
 };
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
 
-/// What to load the server with.
+use crate::game_args::ArenaArgs;
+use crate::net_args::{APP_VERSION, TrustArgs};
+use crate::output::{emit, progress_bar};
+
+/// Arguments of `tickstep load`.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The server's address (host:port).
+    #[arg(long)]
+    server: String,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Rooms to fill: NAME-0 .. NAME-(N-1) (or NAME alone when N is 1), as `serve
+    /// --rooms NAME --room-count N` opens them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rooms: u32,
+    /// The rooms' name.
+    #[arg(long, default_value = "load")]
+    room: String,
+    /// The rooms' tick rate (as served).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    tick_rate: u32,
+    /// Seconds to play once every room's ticks are flowing.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    seconds: u32,
+    /// Ticks ahead of its due time each input is sent.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    lead: u32,
+    #[command(flatten)]
+    game: ArenaArgs,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the load did.
+#[derive(Debug, Serialize)]
+struct LoadReport {
+    rooms: u32,
+    players: u8,
+    tick_rate: u32,
+    /// Clients that were seated.
+    seated: u64,
+    /// Clients refused by the server.
+    refused: u64,
+    /// Clients whose connection was lost.
+    lost: u64,
+    /// The measured window (every room playing), seconds.
+    seconds: f64,
+    /// Verified ticks the clients heard of in the window, per client on average.
+    ticks_per_client: f64,
+    /// Messages and bytes each way in the window.
+    messages_sent: u64,
+    bytes_sent: u64,
+    messages_received: u64,
+    bytes_received: u64,
+    /// This process's CPU in the window, milliseconds, and as a share of one core.
+    load_cpu_ms: f64,
+    load_cpu_share: f64,
+}
+
+/// Where one client is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoadOptions {
-    /// Rooms.
-    pub rooms: u32,
-    /// Bot players per room.
-    pub players: u8,
-    /// Ticks per second.
-    pub tick_rate: u32,
-    /// Length of the measured window.
-    pub seconds: u32,
-    /// Units in each room's arena (the clients simulate them; the server does not).
-    pub entities: u32,
+enum Stage {
+    /// Hello sent.
+    Joining,
+    /// Seated, the game not yet scheduled.
+    Seated,
+    /// Sending input.
+    Playing,
+    /// Refused by the server.
+    Refused,
+    /// Its connection was lost, or its room was already in play.
+    Gone,
 }
 
-/// What the server did in the measured window.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LoadReport {
-    /// Rooms.
-    pub rooms: u32,
-    /// Players per room.
-    pub players: u8,
-    /// Ticks per second.
-    pub tick_rate: u32,
-    /// Length of the measured window.
-    pub seconds: f64,
-    /// Ticks the rooms verified in the window, all rooms together.
-    pub room_ticks: u64,
-    /// Of those, ticks finalised within a tick of their deadline.
-    pub on_time_ticks: u64,
-    /// Of those, ticks finalised later (the server fell behind).
-    pub late_ticks: u64,
-    /// Ticks in the window with some player's input filled in (a client was late).
-    pub filled_ticks: u64,
-    /// Room-ticks the clock asked for in the window (rooms × rate × seconds).
-    pub expected_room_ticks: u64,
-    /// Server thread CPU time in the window, milliseconds.
-    pub server_cpu_ms: f64,
-    /// Server CPU per room-tick, microseconds.
-    pub server_cpu_us_per_room_tick: f64,
-    /// Rooms of this shape one server core could run at this rate, from the CPU per
-    /// room-tick.
-    pub rooms_per_core: f64,
+/// One client's state.
+struct Player {
+    conn: Connection,
+    stage: Stage,
+    /// Verified input heard of up to this tick.
+    received: Tick,
+    /// The room's clock: the reading that puts it furthest on, and when it was heard.
+    clock: Option<(i64, Instant)>,
+    /// Bytes of one tick's input.
+    input_size: usize,
 }
 
-/// Where the run is, shared by the client thread (which decides) and the server thread.
-const WARMING: u8 = 0;
-const MEASURING: u8 = 1;
-const DONE: u8 = 2;
-
-#[derive(Default)]
-struct Window {
-    start: Option<(Duration, Duration, RoomStats)>,
-    end: Option<(Duration, Duration, RoomStats)>,
+/// Counters over the window.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    messages_sent: u64,
+    bytes_sent: u64,
+    messages_received: u64,
+    bytes_received: u64,
+    ticks_heard: u64,
 }
 
-struct LoadHost {
-    phase: Arc<AtomicU8>,
-    rooms: Vec<String>,
-    window: Window,
-}
+/// Inputs sent in one message at most.
+const MAX_BATCH: usize = 64;
+/// Clients connecting at once at most, and starting to per tick at most.
+const MAX_JOINING: usize = 256;
+const JOINS_PER_TICK: usize = 32;
 
-impl LoadHost {
-    fn totals(&self, server: &Server<ArenaInput>) -> RoomStats {
-        self.rooms.iter().filter_map(|r| server.room_stats(r)).fold(
-            RoomStats::default(),
-            |sum, s| RoomStats {
-                tick: sum.tick + s.tick,
-                filled_ticks: sum.filled_ticks + s.filled_ticks,
-                late_ticks: sum.late_ticks + s.late_ticks,
-            },
-        )
-    }
-}
-
-impl ServerHost<ArenaInput> for LoadHost {
-    fn after_round(&mut self, server: &mut Server<ArenaInput>, now: Duration) {
-        while server.poll_event().is_some() {}
-        let phase = self.phase.load(Ordering::Acquire);
-        if phase >= MEASURING && self.window.start.is_none() {
-            self.window.start = Some((now, thread_cpu(), self.totals(server)));
-        }
-        if phase == DONE && self.window.end.is_none() {
-            self.window.end = Some((now, thread_cpu(), self.totals(server)));
-        }
-    }
-
-    fn connection_note(&mut self, conn: u64, note: &str) {
-        tracing::debug!(conn, note, "load server connection");
-    }
-}
-
-/// CPU time this thread has used (Linux: `/proc/thread-self/schedstat`), or wall time
-/// elsewhere.
-fn thread_cpu() -> Duration {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-        .map(Duration::from_nanos)
-        .unwrap_or_else(|| std::time::UNIX_EPOCH.elapsed().unwrap_or_default())
-}
-
-/// Runs the load; `progress` gets the fraction of the measured window done.
-pub fn run_load(
-    options: &LoadOptions,
-    mut progress: impl FnMut(f64),
-) -> Result<LoadReport, String> {
-    if options.rooms == 0 || options.players == 0 || options.tick_rate == 0 || options.seconds == 0
-    {
-        return Err("rooms, players, tick rate and seconds must all be at least 1".into());
-    }
-    let game = ArenaConfig {
-        units: options.entities,
-        players: options.players,
-        seed: 1,
-    };
-    let initial = arena::new_frame(&game).map_err(|e| e.to_string())?;
-    let rooms: Vec<String> = (0..options.rooms).map(|r| format!("load-{r}")).collect();
-    let mut server = Server::<ArenaInput>::new(ServerConfig::default());
-    for name in &rooms {
-        let mut room = RoomConfig::new(options.players, "load", &initial);
-        room.tick_rate = options.tick_rate;
-        server.open_room(name, room).map_err(|e| e.to_string())?;
-    }
-    let identity = Identity::self_signed(&["localhost".into()]).map_err(|e| e.to_string())?;
-    let trust = Trust::Pinned(identity.fingerprint());
-    let (bound, address) = std::sync::mpsc::channel();
-    let phase = Arc::new(AtomicU8::new(WARMING));
-    // Dropping the sender stops the server.
-    let (stop, stopped) = tokio::sync::mpsc::channel(1);
-    let mut host = LoadHost {
-        phase: phase.clone(),
-        rooms: rooms.clone(),
-        window: Window::default(),
-    };
-    let server_thread = std::thread::spawn(move || -> Result<Window, String> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        runtime.block_on(async {
-            let loopback = ([127, 0, 0, 1], 0).into();
-            let transport = TransportConfig::default();
-            let endpoint = server_endpoint(loopback, &identity, &transport);
-            let endpoint = endpoint.map_err(|e| e.to_string())?;
-            let _ = bound.send(endpoint.local_addr().map_err(|e| e.to_string())?);
-            serve(
-                endpoint,
-                server,
-                TransportConfig::default(),
-                Instant::now(),
-                &mut host,
-                stopped,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(host.window)
-        })
-    });
-
-    let address = address
-        .recv()
-        .map_err(|_| "the server did not start".to_string())?
-        .to_string();
+/// Runs this subcommand; an error is the one line `main` prints.
+pub fn run(args: &LoadArgs) -> Result<(), String> {
+    let trust = args.trust.trust()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async {
-        let running = Rc::new(Cell::new(0usize));
-        let quit = Rc::new(Cell::new(false));
-        let epoch = Instant::now();
-        for (r, room) in rooms.iter().enumerate() {
-            for p in 0..options.players {
-                let id = ClientId::from_seed(((r as u64) << 8) | p as u64);
-                let info = ReconnectInfo::new(&address, room, id);
-                let config = ClientConfig {
-                    app_version: "load".into(),
-                    ..ClientConfig::default()
-                };
-                let client = Client::new(config, info, initial.clone(), arena::simulation());
-                let transport = TransportConfig::default();
-                let net = NetClient::new(client, &address, &trust, transport, epoch)
-                    .map_err(|e| e.to_string())?;
-                tokio::task::spawn_local(bot(net, running.clone(), quit.clone()));
+        .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    let report = runtime.block_on(drive(args, &trust))?;
+    emit(args.json, &report, |r| {
+        format!(
+            "{} rooms x {} players at {} Hz: {} seated, {} refused, {} lost\nin {} s: {} ticks per client; sent {} messages ({} bytes), received {} ({} bytes); load CPU {} ms ({:.0}% of a core)",
+            r.rooms,
+            r.players,
+            r.tick_rate,
+            r.seated,
+            r.refused,
+            r.lost,
+            r.seconds,
+            r.ticks_per_client,
+            r.messages_sent,
+            r.bytes_sent,
+            r.messages_received,
+            r.bytes_received,
+            r.load_cpu_ms,
+            r.load_cpu_share * 100.0
+        )
+    })
+}
+
+async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadReport, String> {
+    let game = args.game.config();
+    let initial = arena::new_frame(&game).map_err(|e| e.to_string())?;
+    let transport = TransportConfig::default();
+    let any = ([0, 0, 0, 0], 0).into();
+    let endpoint = client_endpoint(any, trust, &transport).map_err(|e| e.to_string())?;
+    let (inbound_tx, mut inbound) = mpsc::channel(4096);
+    let epoch = Instant::now();
+    let players_per_room = game.players;
+    let clients = args.rooms as usize * players_per_room as usize;
+    let mut players = Vec::with_capacity(clients);
+    let mut counts = Counts::default();
+    let hello_of = |index: usize| {
+        let name = match args.rooms {
+            1 => args.room.clone(),
+            _ => format!("{}-{}", args.room, index / players_per_room as usize),
+        };
+        ClientMessage::Hello(Box::new(Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: APP_VERSION.into(),
+            schema: initial.schema().hash(),
+            initial: checksum(&initial),
+            room: name,
+            client_id: ClientId::from_seed(0x10ad_0000_0000 + index as u64),
+            rejoin: false,
+            local_snapshot: None,
+            sent_at: 0,
+            resume: None,
+        }))
+    };
+    let zeros = vec![0u8; MAX_BATCH * 256];
+    let tick_us = 1_000_000 / i64::from(args.tick_rate);
+    let mut ticker = tokio::time::interval(Duration::from_micros(tick_us as u64));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let start_by = Instant::now() + Duration::from_secs(60);
+    let window = Duration::from_secs(args.seconds.into());
+    // When every room plays: the window's start and what was counted by then.
+    let mut began: Option<(Instant, Duration, Counts)> = None;
+    let bar = progress_bar(u64::from(args.seconds), "loading");
+    loop {
+        tokio::select! {
+            event = inbound.recv() => match event {
+                Some(Inbound::Message { conn, bytes }) => {
+                    counts.messages_received += 1;
+                    counts.bytes_received += bytes.len() as u64;
+                    if let Some(player) = players.get_mut(conn as usize - 1) {
+                        counts.ticks_heard += hear(player, &bytes);
+                    }
+                }
+                Some(Inbound::Closed { conn, .. }) => {
+                    if let Some(player) = players.get_mut(conn as usize - 1)
+                        && player.stage != Stage::Refused
+                    {
+                        player.stage = Stage::Gone;
+                    }
+                }
+                None => break,
+            },
+            _ = ticker.tick() => {
+                // Clients join in waves, so handshakes never pile up at the server.
+                let joining = players.iter().filter(|p| p.stage == Stage::Joining).count();
+                let room = (MAX_JOINING.saturating_sub(joining)).min(JOINS_PER_TICK);
+                for _ in 0..room.min(clients - players.len()) {
+                    let index = players.len();
+                    let id = index as u64 + 1;
+                    let server = args.server.clone();
+                    let conn = Connection::connect(id, endpoint.clone(), server, inbound_tx.clone(), transport);
+                    conn.send(encode(&hello_of(index)), Delivery::Reliable);
+                    players.push(Player {
+                        conn,
+                        stage: Stage::Joining,
+                        received: 0,
+                        clock: None,
+                        input_size: 0,
+                    });
+                }
+                let now = Instant::now();
+                let sent_at = (now - epoch).as_micros() as u64;
+                for player in players.iter().filter(|p| p.stage == Stage::Playing) {
+                    if let Some(bytes) = update(player, now, sent_at, tick_us, args.lead, &zeros) {
+                        counts.messages_sent += 1;
+                        counts.bytes_sent += bytes.len() as u64;
+                        player.conn.send(bytes, Delivery::Unreliable);
+                    }
+                }
+                match began {
+                    None => {
+                        let playing = players.iter().filter(|p| p.stage == Stage::Playing).count();
+                        // Every game has started, and its ticks are flowing.
+                        let settled = players.len() == clients
+                            && players.iter().all(|p| match p.stage {
+                                Stage::Joining | Stage::Seated => false,
+                                Stage::Playing => p.received > 0,
+                                Stage::Refused | Stage::Gone => true,
+                            });
+                        if settled && playing > 0 {
+                            began = Some((now, process_cpu(), counts));
+                        } else if now >= start_by {
+                            return Err(format!("only {playing} of {clients} clients were playing after 60 s"));
+                        }
+                    }
+                    Some((at, _, _)) => {
+                        bar.set_position((now - at).as_secs());
+                        if now - at >= window {
+                            break;
+                        }
+                    }
+                }
             }
         }
-        let everyone = rooms.len() * options.players as usize;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while running.get() < everyone && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Let the rooms settle into their rhythm before measuring.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        phase.store(MEASURING, Ordering::Release);
-        let window = Duration::from_secs(options.seconds as u64);
-        let began = Instant::now();
-        while began.elapsed() < window {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            progress(began.elapsed().as_secs_f64() / window.as_secs_f64());
-        }
-        phase.store(DONE, Ordering::Release);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        quit.set(true);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        Ok::<(), String>(())
-    })?;
-    drop(stop);
-    let window = server_thread
-        .join()
-        .map_err(|_| "the server thread panicked".to_string())??;
-    let (Some(start), Some(end)) = (window.start, window.end) else {
-        return Err("the server saw no measured window (did the rooms start?)".into());
-    };
-    let seconds = (end.0 - start.0).as_secs_f64();
-    let cpu = (end.1 - start.1).as_secs_f64();
-    let room_ticks = end.2.tick - start.2.tick;
-    let late_ticks = end.2.late_ticks - start.2.late_ticks;
-    let per_room_tick = if room_ticks > 0 {
-        cpu / room_ticks as f64
-    } else {
-        f64::INFINITY
-    };
+    }
+    bar.finish_and_clear();
+    let (at, cpu_then, then) = began
+        .ok_or_else(|| "the server closed every connection before the rooms started".to_string())?;
+    let seconds = at.elapsed().as_secs_f64();
+    let cpu = (process_cpu() - cpu_then).as_secs_f64();
+    let count = |stage| players.iter().filter(|p| p.stage == stage).count() as u64;
+    let (seated, refused, lost) = (
+        count(Stage::Playing),
+        count(Stage::Refused),
+        count(Stage::Gone),
+    );
+    for player in players {
+        player
+            .conn
+            .send(encode(&ClientMessage::Leave), Delivery::Reliable);
+        player.conn.close("the load is done");
+    }
+    endpoint.wait_idle().await;
     Ok(LoadReport {
-        rooms: options.rooms,
-        players: options.players,
-        tick_rate: options.tick_rate,
+        rooms: args.rooms,
+        players: players_per_room,
+        tick_rate: args.tick_rate,
+        seated,
+        refused,
+        lost,
         seconds: round(seconds, 3),
-        room_ticks,
-        on_time_ticks: room_ticks - late_ticks,
-        late_ticks,
-        filled_ticks: end.2.filled_ticks - start.2.filled_ticks,
-        expected_room_ticks: (options.rooms as f64 * options.tick_rate as f64 * seconds) as u64,
-        server_cpu_ms: round(cpu * 1000.0, 1),
-        server_cpu_us_per_room_tick: round(per_room_tick * 1e6, 2),
-        rooms_per_core: round(1.0 / (per_room_tick * options.tick_rate as f64), 1),
+        ticks_per_client: round(
+            (counts.ticks_heard - then.ticks_heard) as f64 / seated.max(1) as f64,
+            1,
+        ),
+        messages_sent: counts.messages_sent - then.messages_sent,
+        bytes_sent: counts.bytes_sent - then.bytes_sent,
+        messages_received: counts.messages_received - then.messages_received,
+        bytes_received: counts.bytes_received - then.bytes_received,
+        load_cpu_ms: round(cpu * 1000.0, 1),
+        load_cpu_share: round(cpu / seconds, 3),
     })
+}
+
+/// Takes in what the server said to `player`; returns the verified ticks newly heard
+/// of.
+fn hear(player: &mut Player, bytes: &[u8]) -> u64 {
+    let Ok(message) = decode::<ServerMessage>(bytes) else {
+        return 0;
+    };
+    let now = Instant::now();
+    // A message read late makes the room's clock look behind, never ahead: the
+    // reading that puts the room furthest on is the truest.
+    let mut set_clock = |timing: &Timing| {
+        let Some(room_us) = timing.room_us else {
+            return;
+        };
+        let ahead = player
+            .clock
+            .is_none_or(|(before, heard)| room_us > before + (now - heard).as_micros() as i64);
+        if ahead {
+            player.clock = Some((room_us, now));
+        }
+    };
+    match message {
+        ServerMessage::Welcome {
+            room,
+            entry,
+            timing,
+            ..
+        } => {
+            player.input_size = room.input_size as usize;
+            set_clock(&timing);
+            player.stage = match entry {
+                Entry::Lobby => Stage::Seated,
+                // The load joins rooms before they start; anything else is a room
+                // already in play, which it does not enter.
+                _ => Stage::Gone,
+            };
+            0
+        }
+        ServerMessage::Start { timing } => {
+            set_clock(&timing);
+            player.stage = Stage::Playing;
+            0
+        }
+        ServerMessage::Verified { live, timing, .. } => {
+            set_clock(&timing);
+            let heard = live.saturating_sub(player.received);
+            player.received = player.received.max(live);
+            heard
+        }
+        ServerMessage::Heartbeat { timing, .. } => {
+            set_clock(&timing);
+            0
+        }
+        ServerMessage::Refused(_) => {
+            player.stage = Stage::Refused;
+            0
+        }
+        ServerMessage::End { .. } => {
+            player.stage = Stage::Gone;
+            0
+        }
+        _ => 0,
+    }
+}
+
+/// The update `player` sends at `now`: its progress, and no-op input for every tick
+/// from the first not yet verified to `lead` ticks past the one due now (input may be
+/// lost on the way, as a real client's may: it is sent again until verified).
+fn update(
+    player: &Player,
+    now: Instant,
+    sent_at: u64,
+    tick_us: i64,
+    lead: u32,
+    zeros: &[u8],
+) -> Option<Vec<u8>> {
+    let (room_us, heard) = player.clock?;
+    let room_now = room_us + (now - heard).as_micros() as i64;
+    let due = room_now.div_euclid(tick_us).max(0) as Tick;
+    let first_input = player.received + 1;
+    let until = due + Tick::from(lead);
+    let count = ((until + 1).saturating_sub(first_input) as usize).min(MAX_BATCH);
+    let bytes = (count * player.input_size).min(zeros.len());
+    Some(encode(&ClientMessage::Update {
+        sent_at,
+        received: player.received,
+        stepped: player.received,
+        first_input,
+        inputs: zeros[..bytes].to_vec(),
+        commands: Vec::new(),
+        checksums: Vec::new(),
+    }))
+}
+
+/// CPU time this process has used.
+fn process_cpu() -> Duration {
+    tickstep_net::metrics::process_cpu().unwrap_or_default()
 }
 
 fn round(value: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (value * scale).round() / scale
-}
-
-/// One bot player: plays until told to quit, then leaves.
-async fn bot(
-    mut net: NetClient<ArenaGlobals, ArenaInput>,
-    running: Rc<Cell<usize>>,
-    quit: Rc<Cell<bool>>,
-) {
-    net.client.connect(net.now());
-    net.pump();
-    let mut counted = false;
-    while !quit.get() {
-        let mut host = |client: &mut Client<ArenaGlobals, ArenaInput>, now: Duration| {
-            let pending = advance_for(client, now, Duration::from_millis(2));
-            if let Some(player) = client.player() {
-                while let Some(tick) = client.next_input_tick(now) {
-                    client.send_input(now, arena::bot_input(1, tick, player));
-                }
-            }
-            while client.poll_event().is_some() {}
-            pending
-        };
-        tokio::select! {
-            _ = net.round(&mut host) => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-        if !counted && net.client.state() == ClientState::Running {
-            counted = true;
-            running.set(running.get() + 1);
-        }
-    }
-    net.client.leave(net.now());
-    net.pump();
 }

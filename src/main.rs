@@ -37,10 +37,13 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run the arena sample game offline and print the final checksum.
     Run(run::RunArgs),
-    /// Host arena rooms over QUIC until stopped (Ctrl-C or SIGTERM).
+    /// Host arena rooms over QUIC until stopped (Ctrl-C or SIGTERM drain it).
     Serve(serve::ServeArgs),
     /// Join a room over QUIC as a bot player; reconnect on unexpected loss.
     Play(play::PlayArgs),
+    /// Fill a server's rooms with players that send input but simulate nothing (a
+    /// load generator).
+    Load(load::LoadArgs),
     /// Play the arena with bots and write a replay file.
     Record(record::RecordArgs),
     /// Examine, verify (re-simulate) or seek replay files.
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Play(args) => play::run(&args),
+        Command::Load(args) => load::run(&args),
         Command::Snapshot(command) => snapshot::run(&command),
         Command::Record(args) => record::run(&args),
         Command::Replay(command) => replay::run(&command),

@@ -570,7 +570,9 @@ fn demo_seeds_converge_under_loss_with_drops_and_rejoins() {
 /// `-end` markers.
 fn fleet_serve_args() -> Vec<String> {
     let manifest = include_str!("../deploy/fleet.yaml");
-    let begin = manifest.find("tickstep-args-begin").expect("the begin marker");
+    let begin = manifest
+        .find("tickstep-args-begin")
+        .expect("the begin marker");
     let end = manifest.find("tickstep-args-end").expect("the end marker");
     manifest[begin..end]
         .lines()
@@ -595,4 +597,37 @@ fn the_fleet_manifest_runs_serve_with_arguments_it_accepts() {
     );
     all.insert(1, "--no-such-flag");
     assert!(!tickstep(&all).status.success(), "an unknown flag fails");
+}
+
+#[test]
+fn bench_server_runs_a_server_and_a_load_process_and_reports_every_figure() {
+    let report = json(&tickstep(&[
+        "bench",
+        "server",
+        "--rooms",
+        "2",
+        "--seconds",
+        "1",
+        "--json",
+    ]));
+    for field in [
+        "room_ticks",
+        "on_time_ticks",
+        "expected_room_ticks",
+        "server_cpu_ms",
+        "server_cpu_us_per_room_tick",
+        "rooms_per_core",
+        "server_rss_kb",
+        "bytes_out_per_room_tick",
+        "bytes_in_per_room_tick",
+        "load_cpu_share",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+    }
+    for field in ["late_ticks", "filled_ticks", "rss_per_room_kb"] {
+        assert!(report[field].as_f64().is_some(), "{field}: {report}");
+    }
+    // Two rooms at 60 Hz for about a second.
+    let ticks = report["room_ticks"].as_u64().unwrap();
+    assert!((90..=180).contains(&ticks), "{report}");
 }

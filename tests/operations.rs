@@ -333,3 +333,78 @@ fn agones_hears_ready_health_allocate_and_shutdown_in_order() {
     assert!(status.success(), "{status}\n{}", server.proc.stderr_tail());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_load_generator_fills_every_room_and_the_server_keeps_time() {
+    let dir = temp_dir("ops-load");
+    let args: Vec<String> = [
+        "--rooms",
+        "load",
+        "--room-count",
+        "3",
+        "--players",
+        "4",
+        "--entities",
+        "0",
+        "--metrics",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let server = Server::start(&dir, &args);
+    let url = metrics_url(&server);
+    let load_args: Vec<String> = [
+        "load",
+        "--server",
+        &server.addr,
+        "--server-cert-sha256",
+        &server.cert_sha256,
+        "--room",
+        "load",
+        "--rooms",
+        "3",
+        "--players",
+        "4",
+        "--entities",
+        "0",
+        "--seconds",
+        "4",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut load = Proc::spawn(&dir, "load", &load_args, &[], false);
+    let playing = wait_until(
+        Duration::from_secs(20),
+        "every room to play",
+        || Some(scrape(&url)).filter(|page| metric(page, "tickstep_rooms_playing") == 3),
+        || load.stderr_tail(),
+    );
+    assert_eq!(metric(&playing, "tickstep_players_connected"), 12);
+    // Past the start delay, one second of play while the load runs.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = scrape(&url);
+    std::thread::sleep(Duration::from_secs(1));
+    let after = scrape(&url);
+    let delta = |name| metric(&after, name) - metric(&before, name);
+    let verified = delta("tickstep_ticks_total");
+    assert!(
+        (120..=240).contains(&verified),
+        "3 rooms at 60 Hz: {verified}"
+    );
+    assert_eq!(delta("tickstep_late_ticks_total"), 0, "{after}");
+    let filled = delta("tickstep_filled_ticks_total");
+    assert!(
+        filled * 100 <= verified,
+        "{filled} of {verified} ticks filled"
+    );
+    let report = load.report(Duration::from_secs(30));
+    assert_eq!(report["seated"], 12, "{report}");
+    assert_eq!(report["refused"], 0, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    // Its window (every game's ticks flowing) is its --seconds at 60 Hz.
+    let ticks = report["ticks_per_client"].as_f64().expect("ticks");
+    assert!((200.0..=280.0).contains(&ticks), "{report}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

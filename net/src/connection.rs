@@ -182,10 +182,11 @@ impl Connection {
         })
     }
 
-    /// Connects through `endpoint` to `addr` (host:port), then runs the connection;
-    /// what is sent meanwhile is queued. A failed attempt is reported as a loss, or as
-    /// [`CloseReason::Untrusted`] when the server's certificate is refused.
-    pub(crate) fn connect(
+    /// Connects through `endpoint` (see [`crate::client_endpoint`]) to `addr`
+    /// (host:port), then runs the connection, reporting what arrives to `inbound`
+    /// tagged `id`; what is sent meanwhile is queued. A failed attempt is reported as a
+    /// loss, or as [`CloseReason::Untrusted`] when the server's certificate is refused.
+    pub fn connect(
         id: u64,
         endpoint: quinn::Endpoint,
         addr: String,

@@ -123,28 +123,66 @@ where
         .map_err(|e| HttpError::Io(e.to_string()))
 }
 
+/// A response body read by [`get`] at most; a longer one is cut here.
+pub const MAX_BODY: usize = 4 << 20;
+
 /// Sends `POST path` with a JSON `body` to `addr` and returns the response's status
 /// code.
 pub async fn post(addr: SocketAddr, path: &str, body: &str) -> Result<u16, HttpError> {
+    let (status, _) = request(addr, "POST", path, body, false).await?;
+    Ok(status)
+}
+
+/// Sends `GET path` to `addr` and returns the response's status code and body (at
+/// most [`MAX_BODY`] bytes of it).
+pub async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), HttpError> {
+    request(addr, "GET", path, "", true).await
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    read_body: bool,
+) -> Result<(u16, String), HttpError> {
     let connect = timeout(IO_TIMEOUT, TcpStream::connect(addr));
     let mut stream = connect
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|e| HttpError::Io(e.to_string()))?;
+    let content = match method {
+        "POST" => format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ),
+        _ => String::new(),
+    };
     let request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{content}connection: close\r\n\r\n{body}"
     );
     timeout(IO_TIMEOUT, stream.write_all(request.as_bytes()))
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|e| HttpError::Io(e.to_string()))?;
     let head = read_head(&mut stream).await?;
+    let (head, already) = head.split_once("\r\n\r\n").unwrap_or((&head, ""));
     let mut words = head.split(' ');
-    match (words.next(), words.next().map(str::parse::<u16>)) {
-        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => Ok(status),
-        _ => Err(HttpError::Malformed("no status line")),
+    let status = match (words.next(), words.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/1.") => status,
+        _ => return Err(HttpError::Malformed("no status line")),
+    };
+    let mut answer = already.as_bytes().to_vec();
+    if read_body {
+        let rest = (&mut stream).take((MAX_BODY - answer.len().min(MAX_BODY)) as u64);
+        let mut rest = rest;
+        timeout(IO_TIMEOUT, rest.read_to_end(&mut answer))
+            .await
+            .map_err(|_| HttpError::Timeout)?
+            .map_err(|e| HttpError::Io(e.to_string()))?;
     }
+    let body = String::from_utf8(answer).map_err(|_| HttpError::Malformed("body is not UTF-8"))?;
+    Ok((status, body))
 }
 
 /// Reads up to the blank line ending an HTTP head (or the end of the stream), at most
@@ -198,7 +236,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn get(addr: SocketAddr, request: &[u8]) -> String {
+    async fn raw(addr: SocketAddr, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(request).await.unwrap();
         let mut answer = String::new();
@@ -217,13 +255,13 @@ mod tests {
                     _ => Response::text(404, "no\n"),
                 }
             }));
-            let hello = get(addr, b"GET /hello?x=1 HTTP/1.1\r\nhost: a\r\n\r\n").await;
+            let hello = raw(addr, b"GET /hello?x=1 HTTP/1.1\r\nhost: a\r\n\r\n").await;
             assert!(hello.starts_with("HTTP/1.1 200 OK\r\n"), "{hello}");
             assert!(hello.contains("content-length: 3\r\n"), "{hello}");
             assert!(hello.ends_with("\r\n\r\nhi\n"), "{hello}");
-            let missing = get(addr, b"GET /nope HTTP/1.1\r\n\r\n").await;
+            let missing = raw(addr, b"GET /nope HTTP/1.1\r\n\r\n").await;
             assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
-            let posted = get(addr, b"POST /hello HTTP/1.1\r\n\r\n").await;
+            let posted = raw(addr, b"POST /hello HTTP/1.1\r\n\r\n").await;
             assert!(posted.starts_with("HTTP/1.1 405 "), "{posted}");
             // Past the bound, closed unanswered (or reset: the rest is never read).
             let mut huge = b"GET /hello HTTP/1.1\r\nx: ".to_vec();
@@ -233,8 +271,10 @@ mod tests {
             let mut answer = Vec::new();
             let _ = stream.read_to_end(&mut answer).await;
             assert_eq!(answer, b"", "no answer past the bound");
-            // `post` reads the status of whatever answers.
+            // The client half reads what the server half says.
             assert_eq!(post(addr, "/hello", "{}").await, Ok(405));
+            assert_eq!(get(addr, "/hello").await, Ok((200, "hi\n".to_string())));
+            assert_eq!(get(addr, "/nope").await, Ok((404, "no\n".to_string())));
         });
     }
 }

@@ -223,7 +223,16 @@ pub fn render(server: &ServerStats, transport: &TransportStats, cpu: Option<Dura
 /// CPU time this process has used, from its threads' `/proc/self/task/*/schedstat`
 /// (Linux); `None` elsewhere. Threads that already ended are not counted.
 pub fn process_cpu() -> Option<Duration> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    cpu_of("/proc/self")
+}
+
+/// [`process_cpu`] of the process `pid` (of the same user).
+pub fn process_cpu_of(pid: u32) -> Option<Duration> {
+    cpu_of(&format!("/proc/{pid}"))
+}
+
+fn cpu_of(process: &str) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("{process}/task")).ok()?;
     let nanos = tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
@@ -286,6 +295,8 @@ mod tests {
             let busy: u64 = (0..200_000u64).map(|i| i.wrapping_mul(i) >> 3).sum();
             assert!(busy > 0);
             assert!(process_cpu().is_some_and(|cpu| cpu > Duration::ZERO));
+            let me = process_cpu_of(std::process::id());
+            assert!(me.is_some_and(|cpu| cpu > Duration::ZERO));
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Rooms to host, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "main")]
     rooms: Vec<String>,
+    /// Host N rooms of each name: NAME-0 .. NAME-(N-1) (with 1, the names as given).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    room_count: u32,
     /// Ticks per second.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     tick_rate: u32,
@@ -114,7 +117,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         upload_budget: limits.upload_budget_mib << 20,
         ..ServerConfig::default()
     });
-    for name in &args.rooms {
+    let names: Vec<String> = match args.room_count {
+        1 => args.rooms.clone(),
+        count => (args.rooms.iter())
+            .flat_map(|name| (0..count).map(move |i| format!("{name}-{i}")))
+            .collect(),
+    };
+    for name in &names {
         let mut room = RoomConfig::new(config.players, APP_VERSION, &initial);
         room.snapshot_quorum = args.snapshot_quorum;
         room.max_seats_per_address = args.max_seats_per_address;
@@ -189,11 +198,11 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             tokio::spawn(operator::serve_metrics(listener, control.clone()));
         }
         let _ = std::io::stdout().flush();
-        tracing::info!(%address, rooms = ?args.rooms, "serving");
+        tracing::info!(%address, rooms = names.len(), "serving");
         let drain_within = Duration::from_secs(args.drain_timeout);
         tokio::spawn(operator::stop_on_signals(control.clone(), drain_within));
         let mut host = RoomsHost {
-            rooms_open: args.rooms.len(),
+            rooms_open: names.len(),
             lifecycle: None,
         };
         let lifecycle = agones.map(|sdk| {

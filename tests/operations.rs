@@ -177,7 +177,17 @@ fn metrics_move_as_a_game_with_a_drop_a_rejoin_and_a_desync_runs() {
 fn sigterm_lets_the_running_game_finish_then_exits_zero() {
     const TICKS: u64 = 1200;
     let dir = temp_dir("ops-drain");
-    let args = server_args(2, TICKS, &["--metrics", "127.0.0.1:0"]);
+    // Two shards: the empty room's stops at once; the other's game plays on, also for
+    // the player whose connection's handshake ran on the stopped one.
+    let extra = [
+        "--metrics",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--rooms",
+        "main,spare",
+    ];
+    let args = server_args(2, TICKS, &extra);
     let mut server = Server::start(&dir, &args);
     let health = metrics_url(&server).replace("/metrics", "/healthz");
     let game = game_args(2, ENTITIES);
@@ -203,6 +213,10 @@ fn sigterm_lets_the_running_game_finish_then_exits_zero() {
     for report in &reports {
         assert_eq!(report["final_tick"], TICKS, "{report}");
         assert_eq!(checksum_of(report), checksum_of(&reports[0]));
+        assert_eq!(
+            report["rejoined"], false,
+            "no connection was lost: {report}"
+        );
     }
     let status = server.proc.wait(Duration::from_secs(10));
     assert!(status.success(), "{status}\n{}", server.proc.stderr_tail());
@@ -405,6 +419,83 @@ fn the_load_generator_fills_every_room_and_the_server_keeps_time() {
     // Its window (every game's ticks flowing) is its --seconds at 60 Hz.
     let ticks = report["ticks_per_client"].as_f64().expect("ticks");
     assert!((200.0..=280.0).contains(&ticks), "{report}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The CPU time of `pid`'s thread named `name`, if it has one.
+fn thread_cpu(pid: u32, name: &str) -> Option<Duration> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .and_then(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+        .map(Duration::from_nanos)
+}
+
+#[test]
+fn rooms_dealt_over_two_threads_both_play_and_every_join_reaches_its_room() {
+    const TICKS: u64 = 600;
+    let dir = temp_dir("ops-shards");
+    let extra = [
+        "--threads",
+        "2",
+        "--rooms",
+        "a,b",
+        "--metrics",
+        "127.0.0.1:0",
+    ];
+    let server = Server::start(&dir, &server_args(2, TICKS, &extra));
+    let url = metrics_url(&server);
+    let game = game_args(2, ENTITIES);
+    let mut plays: Vec<Proc> = ["a", "a", "b", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, room)| {
+            let mut args = game.clone();
+            args.extend(["--room".to_string(), room.to_string()]);
+            play(
+                &dir,
+                &format!("p{i}-{room}"),
+                &server,
+                None,
+                TICKS,
+                &args,
+                &[],
+            )
+        })
+        .collect();
+    let playing = wait_until(
+        Duration::from_secs(20),
+        "both rooms to play",
+        || Some(scrape(&url)).filter(|page| metric(page, "tickstep_rooms_playing") == 2),
+        || server.proc.stderr_tail(),
+    );
+    assert_eq!(metric(&playing, "tickstep_players_connected"), 4);
+    let reports: Vec<_> = plays
+        .iter_mut()
+        .map(|p| p.report(Duration::from_secs(60)))
+        .collect();
+    // Each room seated its own two players (slots 0 and 1), and both played the game
+    // to its end: the same game, so the same checksum.
+    for pair in reports.chunks(2) {
+        let mut slots: Vec<u64> = pair.iter().map(|r| r["player"].as_u64().unwrap()).collect();
+        slots.sort_unstable();
+        assert_eq!(slots, [0, 1], "{pair:?}");
+    }
+    for report in &reports {
+        assert_eq!(report["final_tick"], TICKS, "{report}");
+        assert_eq!(checksum_of(report), checksum_of(&reports[0]), "{reports:?}");
+    }
+    let after = scrape(&url);
+    assert_eq!(metric(&after, "tickstep_games_ended_total"), 2, "{after}");
+    assert_eq!(metric(&after, "tickstep_joins_total"), 4, "{after}");
+    // The second event loop did its share of the work.
+    let shard = thread_cpu(server.proc.pid(), "shard-1").expect("a thread named shard-1");
+    assert!(shard > Duration::from_millis(10), "shard-1 used {shard:?}");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

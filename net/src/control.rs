@@ -29,7 +29,8 @@ pub type Look<I> = Box<dyn FnOnce(&Server<I>, &TransportStats) + Send>;
 pub struct TransportStats {
     /// Connections whose handshake completed.
     pub connections_accepted: u64,
-    /// Handshakes refused at the handshake or connection cap.
+    /// Handshakes refused at the handshake or connection cap (counted by the front
+    /// door: see [`crate::DoorStats`]; a host adds them in).
     pub handshakes_refused: u64,
     /// Handshakes that failed or timed out.
     pub handshakes_failed: u64,
@@ -43,4 +44,28 @@ pub struct TransportStats {
     pub messages_out: u64,
     /// Their bytes.
     pub bytes_out: u64,
+}
+
+impl TransportStats {
+    /// Adds `other`'s counts to these (several shards' as one).
+    pub fn merge(&mut self, other: &TransportStats) {
+        let TransportStats {
+            connections_accepted,
+            handshakes_refused,
+            handshakes_failed,
+            connections_cut,
+            messages_in,
+            bytes_in,
+            messages_out,
+            bytes_out,
+        } = other;
+        self.connections_accepted += connections_accepted;
+        self.handshakes_refused += handshakes_refused;
+        self.handshakes_failed += handshakes_failed;
+        self.connections_cut += connections_cut;
+        self.messages_in += messages_in;
+        self.bytes_in += bytes_in;
+        self.messages_out += messages_out;
+        self.bytes_out += bytes_out;
+    }
 }

@@ -4,7 +4,8 @@
 //! ([`Trust`]); the connection is encrypted, so the secret client id never crosses the
 //! wire in clear. Each connection carries one stream of length-delimited frames
 //! (capped before allocating) and, for messages the session may lose, QUIC datagrams.
-//! [`serve`] runs a [`tickstep_session::Server`]; [`NetClient`] drives a
+//! [`front_door`] accepts connections and hands each to the shard hosting its room,
+//! where [`serve`] runs a [`tickstep_session::Server`]; [`NetClient`] drives a
 //! [`tickstep_session::Client`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -13,6 +14,7 @@ pub mod agones;
 mod client;
 mod connection;
 mod control;
+mod door;
 pub mod frame;
 pub mod http;
 pub mod metrics;
@@ -22,5 +24,9 @@ mod tls;
 pub use client::{NetClient, Tamper, advance_for, client_endpoint};
 pub use connection::{CloseReason, Connection, Delivery, Inbound, Queued, TransportConfig};
 pub use control::{Control, Look, TransportStats};
-pub use server::{MAX_HANDSHAKES, RETRY_ABOVE, ServerHost, serve, server_endpoint};
+pub use door::{
+    DoorLimits, DoorStats, DoorStatsHandle, FrontDoor, MAX_HANDSHAKES, RETRY_ABOVE, ShardInbox,
+    front_door,
+};
+pub use server::{ServerHost, serve, server_endpoint};
 pub use tls::{ALPN, Fingerprint, Identity, SetupError, Trust};

@@ -1,11 +1,7 @@
-//! The server over QUIC: accepts handshakes, feeds what connections say to a sans-IO
-//! [`Server`], sends what it says, and runs its timers, until shut down.
-//!
-//! Handshakes are bounded: at most [`MAX_HANDSHAKES`] at once (more are refused),
-//! beyond [`RETRY_ABOVE`] a client must first prove its address with a stateless
-//! retry, and one that has not opened its stream within the connect timeout is
-//! dropped. Before a handshake completes QUIC itself sends at most three times what
-//! the peer sent. Connection notes are rate-limited so a flood cannot flood the log.
+//! One shard of the server over QUIC: takes the connections the front door
+//! ([`crate::front_door`]) hands it, feeds what they say to its sans-IO [`Server`],
+//! sends what that says, and runs its timers, until told to stop. Connection notes are
+//! rate-limited so a flood cannot flood the log.
 //!
 //! The host steers the loop through a [`Control`] channel: drain, stop, or look at
 //! the server and the transport's counters.
@@ -19,18 +15,15 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use super::connection::{
-    CloseReason, Connection, Delivery, Established, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
+    CloseReason, Connection, Delivery, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
 };
 use super::control::{Control, TransportStats};
+use super::door::{Arrival, Door, ShardInbox};
 use super::tls::{Identity, SetupError, quic_transport};
 use tickstep_session::{
     ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
 };
 
-/// Handshakes under way at most; more are refused.
-pub const MAX_HANDSHAKES: usize = 1024;
-/// Above this many handshakes under way, a client must prove its address first.
-pub const RETRY_ABOVE: usize = 64;
 /// Connection notes passed to the host per second at most; the rest are counted.
 const NOTES_PER_SECOND: u32 = 20;
 
@@ -53,7 +46,8 @@ const DATAGRAM_BUFFER: usize = 64 << 10;
 
 /// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout. Its
 /// UDP I/O runs on the tokio runtime it is made in (`tickstep serve` gives it a thread
-/// of its own); the connections' TLS and packet processing run where [`serve`] runs.
+/// of its own); each connection's TLS and packet processing run on the shard that ran
+/// its handshake.
 pub fn server_endpoint(
     addr: SocketAddr,
     identity: &Identity,
@@ -65,7 +59,7 @@ pub fn server_endpoint(
         .send_window(SEND_WINDOW)
         .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
     let mut config = identity.server_config(Arc::new(quic))?;
-    config.max_incoming(MAX_HANDSHAKES);
+    config.max_incoming(super::door::MAX_HANDSHAKES);
     quinn::Endpoint::server(config, addr)
         .map_err(|e| SetupError::Socket(format!("cannot listen on {addr}: {e}")))
 }
@@ -73,7 +67,8 @@ pub fn server_endpoint(
 /// What woke the server loop.
 enum Wake<I> {
     Incoming(Option<Box<quinn::Incoming>>),
-    Handshake(Result<Established, String>),
+    Handshake(Result<Arrival, String>),
+    Arrival(Option<Arrival>),
     Inbound(Option<Inbound>),
     Control(Option<Control<I>>),
     Timer,
@@ -110,26 +105,25 @@ impl NoteLimit {
     }
 }
 
-/// Serves `server` on `endpoint` (see [`server_endpoint`]) until `control` says stop
-/// (or a drain is done, or every sender is dropped), then says goodbye to every
-/// connection. Time for the session is measured from `epoch`. Connections still
-/// winding down count against the server's connection cap, so closing and
-/// reconnecting cannot pile them up.
+/// Serves `server`'s rooms with the connections `inbox` (this shard's way in from
+/// the front door) brings, until `control` says stop (or a drain is done, or every
+/// sender is dropped), then says goodbye to every connection and returns the server
+/// and the transport's counts (`control` stays the caller's, to answer what comes
+/// after). Time for the session is measured from `epoch`. Connections still winding
+/// down count against the server's connection cap, so closing and reconnecting cannot
+/// pile them up.
 pub async fn serve<I: Input>(
-    endpoint: quinn::Endpoint,
+    mut inbox: ShardInbox,
     mut server: Server<I>,
     transport: TransportConfig,
     epoch: Instant,
     host: &mut impl ServerHost<I>,
-    mut control: mpsc::Receiver<Control<I>>,
-) -> std::io::Result<Server<I>> {
+    control: &mut mpsc::Receiver<Control<I>>,
+) -> std::io::Result<(Server<I>, TransportStats)> {
+    let door = inbox.door.clone();
     let (inbound_tx, mut inbound) = mpsc::channel(INBOUND_QUEUE);
     let (handshakes_tx, mut handshakes) = mpsc::channel(64);
-    let mut handshaking = 0usize;
     let mut conns: BTreeMap<u64, Connection> = BTreeMap::new();
-    let mut next_id = 0u64;
-    // Every connection task holds a clone until it ends.
-    let alive = Arc::new(());
     let mut notes = NoteLimit {
         second: Instant::now(),
         passed: 0,
@@ -144,11 +138,12 @@ pub async fn serve<I: Input>(
             .map_or(Instant::now() + Duration::from_secs(1), |at| epoch + at);
         let wake = drain_by.map_or(timer, |by| by.min(timer));
         let woke = tokio::select! {
-            incoming = endpoint.accept() => Wake::Incoming(incoming.map(Box::new)),
+            incoming = inbox.incoming.recv() => Wake::Incoming(incoming.map(Box::new)),
             done = handshakes.recv() => match done {
                 Some(done) => Wake::Handshake(done),
                 None => Wake::Timer,
             },
+            arrival = inbox.arrivals.recv() => Wake::Arrival(arrival),
             event = inbound.recv() => Wake::Inbound(event),
             order = control.recv() => Wake::Control(order),
             _ = sleep_until(wake) => Wake::Timer,
@@ -156,48 +151,47 @@ pub async fn serve<I: Input>(
         // The time is read after the wait, so what arrived is handled at its own time.
         let now = epoch.elapsed();
         match woke {
-            Wake::Incoming(None) => break,
+            Wake::Incoming(None) | Wake::Arrival(None) => break,
             Wake::Incoming(Some(incoming)) => {
-                let incoming = *incoming;
-                let live = Arc::strong_count(&alive) - 1 + handshaking;
-                if handshaking >= MAX_HANDSHAKES || live >= server.config().max_connections {
-                    stats.handshakes_refused += 1;
-                    incoming.refuse();
-                } else if handshaking >= RETRY_ABOVE && !incoming.remote_address_validated() {
-                    if let Err(error) = incoming.retry() {
-                        error.into_incoming().ignore();
-                    }
-                } else {
-                    handshaking += 1;
-                    let done = handshakes_tx.clone();
-                    tokio::spawn(async move {
-                        let result = handshake(incoming, transport.connect_timeout).await;
-                        let _ = done.send(result).await;
-                    });
+                let done = handshakes_tx.clone();
+                let door = door.clone();
+                tokio::spawn(async move {
+                    let result = door.welcome(*incoming).await;
+                    door.handshake_over();
+                    let _ = done.send(result).await;
+                });
+            }
+            Wake::Handshake(Err(why)) => {
+                stats.handshakes_failed += 1;
+                notes.note(host, 0, &format!("handshake failed: {why}"));
+            }
+            Wake::Handshake(Ok(arrival)) => {
+                stats.connections_accepted += 1;
+                // Another shard's room: it takes the connection from here.
+                if let Some(arrival) = door.route(inbox.shard, arrival) {
+                    adopt(
+                        arrival,
+                        now,
+                        &mut server,
+                        &mut conns,
+                        &mut stats,
+                        (&door, &inbound_tx, transport),
+                        host,
+                        &mut notes,
+                    );
                 }
             }
-            Wake::Handshake(result) => {
-                handshaking = handshaking.saturating_sub(1);
-                match result {
-                    Ok(established) => {
-                        stats.connections_accepted += 1;
-                        next_id += 1;
-                        let address = established.quic.remote_address().ip();
-                        let on = (transport, alive.clone());
-                        let conn = Connection::spawn(next_id, established, inbound_tx.clone(), on);
-                        conns.insert(next_id, conn);
-                        // A refusal (too many connections) is queued with its close.
-                        if let Err(refusal) =
-                            server.handle_connection(now, ConnId(next_id), address)
-                        {
-                            notes.note(host, next_id, &format!("refused: {refusal}"));
-                        }
-                    }
-                    Err(why) => {
-                        stats.handshakes_failed += 1;
-                        notes.note(host, 0, &format!("handshake failed: {why}"));
-                    }
-                }
+            Wake::Arrival(Some(arrival)) => {
+                adopt(
+                    arrival,
+                    now,
+                    &mut server,
+                    &mut conns,
+                    &mut stats,
+                    (&door, &inbound_tx, transport),
+                    host,
+                    &mut notes,
+                );
             }
             // What a connection said after the server closed it no longer counts.
             Wake::Inbound(Some(Inbound::Message { conn, .. })) if !conns.contains_key(&conn) => {}
@@ -279,18 +273,45 @@ pub async fn serve<I: Input>(
         connection.close("the server is shutting down");
     }
     // Give the goodbyes a moment to leave.
-    let _ = tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
-    Ok(server)
+    let idle = door.endpoint().wait_idle();
+    let _ = tokio::time::timeout(Duration::from_millis(500), idle).await;
+    Ok((server, stats))
 }
 
-/// Completes a handshake and accepts the client's message stream, within `limit`.
-async fn handshake(incoming: quinn::Incoming, limit: Duration) -> Result<Established, String> {
-    let attempt = async {
-        let quic = incoming.await.map_err(|e| e.to_string())?;
-        let (send, recv) = quic.accept_bi().await.map_err(|e| e.to_string())?;
-        Ok(Established { quic, send, recv })
-    };
-    tokio::time::timeout(limit, attempt)
-        .await
-        .unwrap_or_else(|_| Err(format!("not done within {} ms", limit.as_millis())))
+/// Takes `arrival` in: runs its connection on this shard, announces it to the server
+/// and hands over its first message.
+#[allow(clippy::too_many_arguments)]
+fn adopt<I: Input>(
+    arrival: Arrival,
+    now: Duration,
+    server: &mut Server<I>,
+    conns: &mut BTreeMap<u64, Connection>,
+    stats: &mut TransportStats,
+    (door, inbound, transport): (&Door, &mpsc::Sender<Inbound>, TransportConfig),
+    host: &mut impl ServerHost<I>,
+    notes: &mut NoteLimit,
+) {
+    let id = door.new_id();
+    let address = arrival.established.quic.remote_address().ip();
+    let on = (transport, door.alive.clone());
+    let conn = Connection::spawn(id, arrival.established, inbound.clone(), on);
+    conns.insert(id, conn);
+    stats.messages_in += 1;
+    stats.bytes_in += arrival.first.len() as u64;
+    // A refusal (too many connections) is queued with its close.
+    if let Err(refusal) = server.handle_connection(now, ConnId(id), address) {
+        notes.note(host, id, &format!("refused: {refusal}"));
+        return;
+    }
+    match decode::<ClientMessage>(&arrival.first) {
+        Ok(message) => server.handle_message(now, ConnId(id), message),
+        Err(e) => {
+            stats.connections_cut += 1;
+            notes.note(host, id, &format!("closed: {e}"));
+            if let Some(connection) = conns.remove(&id) {
+                connection.close("malformed message");
+            }
+            server.handle_disconnect(now, ConnId(id));
+        }
+    }
 }

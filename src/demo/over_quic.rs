@@ -5,6 +5,7 @@
 //! `ReconnectInfo` it last saved, as after an app restart.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant as WallClock};
@@ -18,7 +19,8 @@ use super::shaper;
 use super::{Action, DEMO_ROOM, DemoOptions, Schedule, demo_client, demo_client_id, demo_room};
 use tickstep_arena::{ArenaGlobals, ArenaInput};
 use tickstep_net::{
-    Identity, NetClient, ServerHost, TransportConfig, Trust, advance_for, serve, server_endpoint,
+    DoorLimits, Identity, NetClient, ServerHost, TransportConfig, Trust, advance_for, front_door,
+    serve, server_endpoint,
 };
 use tickstep_session::{
     Client, ClientEvent, ClientState, DisconnectReason, ReconnectInfo, RoomEvent, Server,
@@ -127,10 +129,14 @@ async fn play(
         room.borrow_mut().recorder = Some(Recorder::new(Vec::new(), options, &initial)?);
     }
     // Dropping the sender stops the server.
-    let (stop_server, stopped) = mpsc::channel(1);
+    let (stop_server, mut stopped) = mpsc::channel(1);
     let mut host = RoomHost(room.clone());
     let server_task = tokio::task::spawn_local(async move {
-        serve(endpoint, server, transport, epoch, &mut host, stopped).await
+        let limits = DoorLimits::of(server.config(), &transport);
+        let (door, mut inboxes) = front_door(endpoint, 1, BTreeMap::new(), limits);
+        let inbox = inboxes.pop().expect("one shard");
+        tokio::task::spawn_local(door.run());
+        serve(inbox, server, transport, epoch, &mut host, &mut stopped).await
     });
 
     let mut controls = Vec::new();

@@ -2,6 +2,8 @@
 //! under Agones tell the lifecycle when the first game starts and when the last room
 //! has closed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tickstep_arena::ArenaInput;
 use tickstep_net::ServerHost;
@@ -9,11 +11,11 @@ use tickstep_net::agones::Lifecycle;
 use tickstep_session::{RoomEvent, Server, ServerEvent};
 use tokio::sync::mpsc;
 
-/// Logs the rooms' events; tells `lifecycle` (when run under Agones) of the first
-/// game and of the last room closing.
+/// Logs one shard's rooms' events; tells `lifecycle` (when run under Agones) of the
+/// first game and of the last room (of every shard) closing.
 pub struct RoomsHost {
-    /// Rooms not closed yet.
-    pub rooms_open: usize,
+    /// Rooms not closed yet, every shard's.
+    pub rooms_open: Arc<AtomicUsize>,
     /// Where Allocated and Finished go.
     pub lifecycle: Option<mpsc::UnboundedSender<Lifecycle>>,
 }
@@ -52,8 +54,7 @@ impl ServerHost<ArenaInput> for RoomsHost {
                 }
                 RoomEvent::RoomClosed => {
                     tracing::info!(room, ?event);
-                    self.rooms_open = self.rooms_open.saturating_sub(1);
-                    if self.rooms_open == 0 {
+                    if self.rooms_open.fetch_sub(1, Ordering::Relaxed) == 1 {
                         tracing::info!("every room has closed");
                         self.tell(Lifecycle::Finished);
                     }

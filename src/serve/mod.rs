@@ -7,13 +7,16 @@ mod host;
 mod operator;
 
 use clap::Args;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaInput};
 use tickstep_net::agones::{AgonesSdk, run_lifecycle};
-use tickstep_net::{Identity, TransportConfig, serve, server_endpoint};
+use tickstep_net::{DoorLimits, Identity, TransportConfig, front_door, serve, server_endpoint};
 use tickstep_session::{RoomConfig, Server, ServerConfig};
 use tokio::sync::mpsc;
 
@@ -21,6 +24,7 @@ use host::RoomsHost;
 
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, NetArgs};
+use crate::threads::all_cores;
 
 /// Arguments of `tickstep serve`.
 #[derive(Args)]
@@ -71,6 +75,10 @@ pub struct ServeArgs {
     /// signal stops at once).
     #[arg(long, default_value_t = 60)]
     drain_timeout: u64,
+    /// Event loops (threads) the rooms are dealt over, each room to one (default:
+    /// every core; at most one per room).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -109,21 +117,30 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let config = args.game.config();
     let initial = arena::new_frame(&config).map_err(|e| e.to_string())?;
     let limits = &args.limits;
-    let mut server = Server::<ArenaInput>::new(ServerConfig {
+    let server_config = ServerConfig {
         peer_timeout: args.net.timeout(),
         max_connections: limits.max_connections,
         max_connections_per_address: limits.max_connections_per_address,
         hello_timeout: Duration::from_secs(limits.hello_timeout),
         upload_budget: limits.upload_budget_mib << 20,
         ..ServerConfig::default()
-    });
+    };
     let names: Vec<String> = match args.room_count {
         1 => args.rooms.clone(),
         count => (args.rooms.iter())
             .flat_map(|name| (0..count).map(move |i| format!("{name}-{i}")))
             .collect(),
     };
-    for name in &names {
+    // Rooms are dealt to the shards in turn; a room lives on one.
+    let shards = args
+        .threads
+        .map_or_else(all_cores, usize::from)
+        .clamp(1, names.len());
+    let mut servers: Vec<Server<ArenaInput>> = (0..shards)
+        .map(|_| Server::new(server_config.clone()))
+        .collect();
+    let mut placed = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
         let mut room = RoomConfig::new(config.players, APP_VERSION, &initial);
         room.snapshot_quorum = args.snapshot_quorum;
         room.max_seats_per_address = args.max_seats_per_address;
@@ -133,12 +150,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             .start_players
             .unwrap_or(config.players)
             .clamp(1, config.players);
-        server.open_room(name, room).map_err(|e| e.to_string())?;
+        let shard = i % shards;
+        servers[shard]
+            .open_room(name, room)
+            .map_err(|e| e.to_string())?;
+        placed.insert(name.clone(), shard);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the network runtime: {e}"))?;
+    let runtime = current_thread_runtime()?;
     let listen = resolve(&args.listen)?;
     let identity = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Identity::from_pem_files(cert, key),
@@ -149,7 +167,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let largest = tickstep_snapshot::max_len(initial.schema(), initial.world().capacity());
     let send_floor = 2 * largest + (1 << 20);
     let send_budget = (limits.send_budget_mib << 20).max(send_floor);
-    if server.config().upload_budget < largest {
+    if server_config.upload_budget < largest {
         return Err(format!(
             "--upload-budget-mib must hold one snapshot of this game ({} MiB)",
             largest.div_ceil(1 << 20)
@@ -160,9 +178,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         write_timeout: Duration::from_secs(limits.write_timeout),
         ..TransportConfig::with_timeout(args.net.timeout())
     };
-    // QUIC's UDP I/O runs on a thread of its own. (Its connections' TLS and packet
-    // work stay on the rooms' thread: on two threads, glibc's per-thread arenas held
-    // twice the memory of a connection flood; the handshake limits bound that work.)
+    // QUIC's UDP I/O runs on a thread of its own. (Each connection's TLS and packet
+    // work runs on the shard that ran its handshake: on more threads, glibc's
+    // per-thread arenas held twice the memory of a connection flood; the handshake
+    // limits bound that work.)
     let quic_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("quic")
@@ -173,12 +192,49 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let _quic = quic_runtime.enter();
         server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?
     };
+    let address = endpoint.local_addr().map_err(|e| e.to_string())?;
+    let door_limits = DoorLimits::of(&server_config, &transport);
+    let (door, inboxes) = front_door(endpoint.clone(), shards, placed, door_limits);
+    let door_stats = door.stats_handle();
     let agones = match args.agones {
         true => Some(AgonesSdk::from_env().map_err(|e| e.to_string())?),
         false => None,
     };
-    runtime.block_on(async {
-        let address = endpoint.local_addr().map_err(|e| e.to_string())?;
+    let (controls, orders): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::channel(64)).unzip();
+    let lifecycle_channel = agones.map(|sdk| (sdk, mpsc::unbounded_channel()));
+    let rooms_open = Arc::new(AtomicUsize::new(names.len()));
+    let mut hosts = (0..shards).map(|_| RoomsHost {
+        rooms_open: rooms_open.clone(),
+        lifecycle: lifecycle_channel.as_ref().map(|(_, (tx, _))| tx.clone()),
+    });
+    let epoch = tokio::time::Instant::now();
+    let mut jobs = servers.into_iter().zip(inboxes).zip(orders);
+    let (main_shard, main_inbox) = jobs.next().ok_or("no rooms to serve")?;
+    let main_host = hosts.next().ok_or("no rooms to serve")?;
+    // Shards 1.. on threads of their own; shard 0 on this one. A connection's QUIC
+    // work runs on the shard that ran its handshake, whichever shard hosts its room:
+    // every shard's runtime keeps running until all of them have stopped.
+    let finished = Arc::new(tokio::sync::Barrier::new(shards));
+    let others: Vec<_> = jobs
+        .zip(hosts)
+        .enumerate()
+        .map(|(i, (((server, inbox), orders), mut host))| {
+            let finished = finished.clone();
+            std::thread::Builder::new()
+                .name(format!("shard-{}", i + 1))
+                .spawn(move || -> Result<(), String> {
+                    current_thread_runtime()?.block_on(async {
+                        let mut orders = orders;
+                        let served = serve(inbox, server, transport, epoch, &mut host, &mut orders);
+                        let served = served.await.map_err(|e| format!("the server failed: {e}"));
+                        operator::linger(served.as_ref().ok(), &mut orders, &finished).await;
+                        served.map(drop)
+                    })
+                })
+                .map_err(|e| format!("cannot start a server thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let main = runtime.block_on(async move {
         let metrics = match &args.metrics {
             Some(at) => {
                 let at = resolve(at)?;
@@ -191,45 +247,64 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         };
         println!("listening on {address}");
         println!("certificate sha256 {}", identity.fingerprint());
-        let (control, orders) = mpsc::channel(64);
         if let Some(listener) = metrics {
             let at = listener.local_addr().map_err(|e| e.to_string())?;
             println!("metrics at http://{at}/metrics");
-            tokio::spawn(operator::serve_metrics(listener, control.clone()));
+            let page = operator::serve_metrics(listener, controls.clone(), door_stats);
+            tokio::spawn(page);
         }
         let _ = std::io::stdout().flush();
-        tracing::info!(%address, rooms = names.len(), "serving");
+        tracing::info!(%address, rooms = names.len(), shards, "serving");
+        tokio::spawn(door.run());
         let drain_within = Duration::from_secs(args.drain_timeout);
-        tokio::spawn(operator::stop_on_signals(control.clone(), drain_within));
-        let mut host = RoomsHost {
-            rooms_open: names.len(),
-            lifecycle: None,
-        };
-        let lifecycle = agones.map(|sdk| {
-            let (lifecycle, said) = mpsc::unbounded_channel();
-            host.lifecycle = Some(lifecycle);
+        tokio::spawn(operator::stop_on_signals(controls, drain_within));
+        let lifecycle = lifecycle_channel.map(|(sdk, (tx, said))| {
+            drop(tx);
             tracing::info!(sdk = %sdk.addr(), "running under Agones");
             tokio::spawn(run_lifecycle(sdk, said, |call, result| match result {
                 Ok(()) => tracing::info!(call, "agones"),
                 Err(error) => tracing::warn!(call, %error, "agones"),
             }))
         });
-        // Signals and the metrics page hold the other senders; this one would keep
-        // the loop from ever seeing the channel close.
-        drop(control);
-        let epoch = tokio::time::Instant::now();
-        serve(endpoint, server, transport, epoch, &mut host, orders)
-            .await
-            .map_err(|e| format!("the server failed: {e}"))?;
-        // What the host last told the SDK (Shutdown, after a drain) gets a moment to
-        // be said; closing the channel ends the lifecycle after it.
-        drop(host);
-        if let Some(lifecycle) = lifecycle {
-            let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle).await;
+        let (server, inbox) = main_shard;
+        let (mut host, mut orders) = (main_host, main_inbox);
+        let served = serve(inbox, server, transport, epoch, &mut host, &mut orders).await;
+        let served = served.map_err(|e| format!("the server failed: {e}"));
+        operator::linger(served.as_ref().ok(), &mut orders, &finished).await;
+        served?;
+        Ok::<_, String>((host, lifecycle))
+    });
+    let mut failed = None;
+    for thread in others {
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(_) => failed = Some("a server thread panicked".to_string()),
         }
-        tracing::info!("stopped");
-        Ok(())
-    })
+    }
+    let (host, lifecycle) = main?;
+    if let Some(error) = failed {
+        return Err(error);
+    }
+    // What a host last told the SDK (Shutdown, after a drain) gets a moment to be
+    // said; with every host gone, the channel closes and the lifecycle ends after it.
+    drop(host);
+    if let Some(lifecycle) = lifecycle {
+        runtime.block_on(async {
+            let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle).await;
+        });
+    }
+    endpoint.close(0u32.into(), b"the server stopped");
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A runtime for one event loop.
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the network runtime: {e}"))
 }
 
 /// The socket address `text` names (host:port; the first when a name has several).

@@ -54,6 +54,53 @@ pub struct ServerStats {
 }
 
 impl ServerStats {
+    /// Adds `other`'s figures to these (several servers' stats as one: a sharded
+    /// host's). Draining if either is.
+    pub fn merge(&mut self, other: &ServerStats) {
+        let ServerStats {
+            rooms_open,
+            rooms_playing,
+            connections,
+            players_connected,
+            draining,
+            ticks,
+            late_ticks,
+            filled_ticks,
+            games_started,
+            games_ended,
+            joins,
+            rejoins,
+            drops,
+            catch_ups,
+            snapshot_transfers,
+            snapshot_bytes,
+            buddy_snapshots_rejected,
+            desyncs,
+            refusals,
+            refused_by_limit,
+        } = other;
+        self.rooms_open += rooms_open;
+        self.rooms_playing += rooms_playing;
+        self.connections += connections;
+        self.players_connected += players_connected;
+        self.draining |= draining;
+        self.ticks += ticks;
+        self.late_ticks += late_ticks;
+        self.filled_ticks += filled_ticks;
+        self.games_started += games_started;
+        self.games_ended += games_ended;
+        self.joins += joins;
+        self.rejoins += rejoins;
+        self.drops += drops;
+        self.catch_ups += catch_ups;
+        self.snapshot_transfers += snapshot_transfers;
+        self.snapshot_bytes += snapshot_bytes;
+        self.buddy_snapshots_rejected += buddy_snapshots_rejected;
+        self.desyncs += desyncs;
+        self.refusals += refusals;
+        self.refused_by_limit += refused_by_limit;
+    }
+
     /// Counts what `event` says happened.
     pub(super) fn count_event(&mut self, event: &RoomEvent) {
         match event {

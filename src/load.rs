@@ -266,7 +266,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
     let (at, cpu_then, then) = began
         .ok_or_else(|| "the server closed every connection before the rooms started".to_string())?;
     let seconds = at.elapsed().as_secs_f64();
-    let cpu = (process_cpu() - cpu_then).as_secs_f64();
+    let cpu = process_cpu().saturating_sub(cpu_then).as_secs_f64();
     let count = |stage| players.iter().filter(|p| p.stage == stage).count() as u64;
     let (seated, refused, lost) = (
         count(Stage::Playing),
@@ -325,6 +325,7 @@ fn hear(player: &mut Player, bytes: &[u8]) -> u64 {
         ServerMessage::Welcome {
             room,
             entry,
+            live,
             timing,
             ..
         } => {
@@ -332,6 +333,8 @@ fn hear(player: &mut Player, bytes: &[u8]) -> u64 {
             set_clock(&timing);
             player.stage = match entry {
                 Entry::Lobby => Stage::Seated,
+                // The join that filled the room: the game starts now.
+                Entry::FromStart if live == 0 => Stage::Playing,
                 // The load joins rooms before they start; anything else is a room
                 // already in play, which it does not enter.
                 _ => Stage::Gone,

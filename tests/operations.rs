@@ -499,3 +499,41 @@ fn rooms_dealt_over_two_threads_both_play_and_every_join_reaches_its_room() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn connections_awaiting_their_hello_count_against_the_per_address_cap() {
+    let dir = temp_dir("ops-per-address");
+    let args = server_args(2, 600, &["--max-connections-per-address", "2"]);
+    let server = Server::start(&dir, &args);
+    let addr: std::net::SocketAddr = server.addr.parse().expect("an address");
+    let transport = tickstep_net::TransportConfig::with_timeout(Duration::from_secs(10));
+    let closed = runtime().block_on(async {
+        let any = ([127, 0, 0, 1], 0).into();
+        let trust = trust(&target(&server));
+        let endpoint = tickstep_net::client_endpoint(any, &trust, &transport).expect("an endpoint");
+        // Three connections from one address open their stream and never say hello.
+        let mut open = Vec::new();
+        for _ in 0..3 {
+            let quic = endpoint.connect(addr, "localhost").expect("connect");
+            let quic = quic.await.expect("the handshake completes");
+            let (mut send, _recv) = quic.open_bi().await.expect("a stream");
+            send.write_all(&[0]).await.expect("a byte");
+            open.push((quic, send));
+        }
+        // The third is closed at once; the first two wait out their hello timeout.
+        let mut closed = Vec::new();
+        for (quic, _) in &open {
+            let ended = tokio::time::timeout(Duration::from_secs(2), quic.closed()).await;
+            closed.push(ended.ok().map(|error| error.to_string()));
+        }
+        closed
+    });
+    assert_eq!(closed[..2], [None, None], "{closed:?}");
+    let third = closed[2].as_deref().expect("the third was closed");
+    assert!(
+        third.contains("too many connections from this address"),
+        "{third}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -59,6 +59,8 @@ struct Scenario {
     outages: Vec<Outage>,
     /// Extra loss on one kind of message.
     aimed: Option<(&'static str, u8)>,
+    /// The room sends verified input every this many ticks.
+    send_every: u32,
 }
 
 impl Scenario {
@@ -108,7 +110,7 @@ enum Step {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (2u8..=8, any::<u64>()).prop_flat_map(|(players, seed)| {
+    (2u8..=8, any::<u64>(), 1u32..=3).prop_flat_map(|(players, seed, send_every)| {
         let n = players as usize;
         let aimed = prop::option::of((0..KINDS.len(), 20u8..=60).prop_map(|(k, p)| (KINDS[k], p)));
         (prop::collection::vec(link(), n), outages(n), aimed).prop_map(
@@ -118,6 +120,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 outages,
                 links,
                 aimed,
+                send_every,
             },
         )
     })
@@ -131,6 +134,7 @@ proptest! {
         let game = small_game(scenario.players, scenario.seed);
         let mut room = room_config(&game);
         room.end_tick = Some(END);
+        room.send_every = scenario.send_every;
         let mut net = network(&game, room);
         if let Some((kind, percent)) = scenario.aimed {
             net.set_kind_loss(kind, percent);

@@ -166,18 +166,18 @@ impl Connection {
         }
     }
 
-    /// Runs an established connection, reporting to `inbound`; the task holds `alive`
+    /// Runs an established connection, reporting to `inbound`; the task holds `held`
     /// until it ends (the owner counts live connections by it).
     pub(crate) fn spawn(
         id: u64,
         established: Established,
         inbound: mpsc::Sender<Inbound>,
-        (config, alive): (TransportConfig, Arc<()>),
+        (config, held): (TransportConfig, impl Send + 'static),
     ) -> Connection {
         Connection::new(id, config, |rx| {
             tokio::spawn(async move {
                 run(id, established, rx, inbound, config).await;
-                drop(alive);
+                drop(held);
             })
         })
     }

@@ -27,12 +27,9 @@ pub type Look<I> = Box<dyn FnOnce(&Server<I>, &TransportStats) + Send>;
 /// What the server loop's transport did since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TransportStats {
-    /// Connections whose handshake completed.
+    /// Connections whose handshake completed and whose first message arrived.
     pub connections_accepted: u64,
-    /// Handshakes refused at the handshake or connection cap (counted by the front
-    /// door: see [`crate::DoorStats`]; a host adds them in).
-    pub handshakes_refused: u64,
-    /// Handshakes that failed or timed out.
+    /// Handshakes that failed or timed out, or whose first message did not come.
     pub handshakes_failed: u64,
     /// Connections the server cut: a malformed message, or too far behind.
     pub connections_cut: u64,
@@ -51,7 +48,6 @@ impl TransportStats {
     pub fn merge(&mut self, other: &TransportStats) {
         let TransportStats {
             connections_accepted,
-            handshakes_refused,
             handshakes_failed,
             connections_cut,
             messages_in,
@@ -60,7 +56,6 @@ impl TransportStats {
             bytes_out,
         } = other;
         self.connections_accepted += connections_accepted;
-        self.handshakes_refused += handshakes_refused;
         self.handshakes_failed += handshakes_failed;
         self.connections_cut += connections_cut;
         self.messages_in += messages_in;

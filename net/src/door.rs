@@ -1,24 +1,27 @@
 //! The front door of a server whose rooms are spread over shards (event loops, one per
-//! thread): it accepts QUIC connections on the one endpoint within the handshake
+//! thread): it accepts QUIC connections on the one endpoint within the connection
 //! limits, spreads their handshakes over the shards in turn (a connection's packets
 //! and TLS are worked on where its handshake ran), reads each connection's first
 //! message, and hands the connection with it to the shard that hosts the room that
 //! message names. A room lives on one shard; a join always reaches it.
 //!
-//! Handshakes are bounded: at most [`MAX_HANDSHAKES`] at once (more are refused),
-//! beyond [`RETRY_ABOVE`] a client must first prove its address with a stateless
-//! retry, and one that has not opened its stream within the connect timeout, or said
-//! its first message within the hello timeout, is dropped. Before a handshake
-//! completes QUIC itself sends at most three times what the peer sent.
+//! Connections are bounded for the whole server: at most [`MAX_HANDSHAKES`]
+//! handshakes at once (more are refused), beyond [`RETRY_ABOVE`] a client must first
+//! prove its address with a stateless retry, a handshake that has not opened its
+//! stream within the connect timeout is dropped, and once it has, the connection
+//! counts against the connection caps (in all and per address) while its first message
+//! is awaited, within the hello timeout. Before a handshake completes QUIC itself
+//! sends at most three times what the peer sent.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tickstep_session::{ClientMessage, decode};
+use tickstep_session::{ClientMessage, ServerConfig, decode};
 use tokio::sync::mpsc;
 
-use crate::connection::Established;
+use crate::connection::{Established, TransportConfig};
 use crate::frame::{Frame, read_frame};
 
 /// Handshakes under way at most; more are refused.
@@ -31,6 +34,8 @@ pub const RETRY_ABOVE: usize = 64;
 pub struct DoorLimits {
     /// Connections held at most, all shards together (handshakes under way count).
     pub max_connections: usize,
+    /// Connections held at most from one address, all shards together.
+    pub max_connections_per_address: usize,
     /// A handshake (the message stream opened included) must finish within this.
     pub connect_timeout: Duration,
     /// A connection's first message must arrive within this of its handshake.
@@ -39,12 +44,10 @@ pub struct DoorLimits {
 
 impl DoorLimits {
     /// The limits a server with `server`'s settings over `transport` implies.
-    pub fn of(
-        server: &tickstep_session::ServerConfig,
-        transport: &crate::TransportConfig,
-    ) -> DoorLimits {
+    pub fn of(server: &ServerConfig, transport: &TransportConfig) -> DoorLimits {
         DoorLimits {
             max_connections: server.max_connections,
+            max_connections_per_address: server.max_connections_per_address,
             connect_timeout: transport.connect_timeout,
             hello_timeout: server.hello_timeout,
         }
@@ -54,16 +57,52 @@ impl DoorLimits {
 /// What the front door has done.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DoorStats {
-    /// Handshakes refused at the handshake or connection cap.
-    pub handshakes_refused: u64,
+    /// Connections refused at the door: at the handshake cap or a connection cap.
+    pub refused: u64,
     /// Clients asked to prove their address first.
     pub retries: u64,
+}
+
+/// A connection whose handshake one shard is to run. It holds its place under the
+/// handshake cap until dropped.
+pub(crate) struct Pending {
+    incoming: quinn::Incoming,
+    _slot: Slot,
+}
+
+/// One handshake under way.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection's place under the connection caps, held until it ends.
+pub(crate) struct Admission {
+    _alive: Arc<()>,
+    address: IpAddr,
+    per_address: Arc<Mutex<BTreeMap<IpAddr, usize>>>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
 }
 
 /// A connection whose first message has arrived, on its way to its room's shard.
 pub(crate) struct Arrival {
     pub established: Established,
     pub first: Vec<u8>,
+    pub admission: Admission,
 }
 
 /// What one shard's loop takes in from the front door.
@@ -71,7 +110,7 @@ pub struct ShardInbox {
     /// This shard's number.
     pub(crate) shard: usize,
     /// Connections whose handshake this shard runs.
-    pub(crate) incoming: mpsc::UnboundedReceiver<quinn::Incoming>,
+    pub(crate) incoming: mpsc::UnboundedReceiver<Pending>,
     /// Connections for this shard's rooms, handshake done and first message read.
     pub(crate) arrivals: mpsc::UnboundedReceiver<Arrival>,
     pub(crate) door: Arc<Door>,
@@ -83,23 +122,25 @@ pub(crate) struct Door {
     limits: DoorLimits,
     /// Each shard's ways in.
     shards: Vec<(
-        mpsc::UnboundedSender<quinn::Incoming>,
+        mpsc::UnboundedSender<Pending>,
         mpsc::UnboundedSender<Arrival>,
     )>,
     /// The shard hosting each room.
     rooms: BTreeMap<String, usize>,
     /// Handshakes under way.
-    handshaking: AtomicUsize,
+    handshaking: Arc<AtomicUsize>,
+    /// Every admitted connection holds a clone.
+    alive: Arc<()>,
+    /// Admitted connections per address.
+    per_address: Arc<Mutex<BTreeMap<IpAddr, usize>>>,
     /// Connection numbers, unique over the shards.
     next_id: AtomicU64,
-    /// Every live connection's task holds a clone.
-    pub(crate) alive: Arc<()>,
     refused: AtomicU64,
     retries: AtomicU64,
 }
 
 /// The front door of `endpoint` for `shards` shards, the rooms assigned to them by
-/// `rooms` (room name → shard; a connection naming no listed room goes to the shard
+/// `rooms` (room name → shard; a connection naming no listed room stays on the shard
 /// that ran its handshake, which refuses it). Returns the door (run it with
 /// [`FrontDoor::run`]) and one inbox per shard (give each to its shard's
 /// [`crate::serve`]).
@@ -123,9 +164,10 @@ pub fn front_door(
         limits,
         shards: ways,
         rooms,
-        handshaking: AtomicUsize::new(0),
-        next_id: AtomicU64::new(0),
+        handshaking: Arc::new(AtomicUsize::new(0)),
         alive: Arc::new(()),
+        per_address: Arc::new(Mutex::new(BTreeMap::new())),
+        next_id: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         retries: AtomicU64::new(0),
     });
@@ -149,7 +191,7 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// Accepts connections until the endpoint closes, handing each shard in turn a
-    /// handshake to run (within the limits).
+    /// handshake to run (within the limits; a shard that has stopped is skipped).
     pub async fn run(self) {
         let door = &self.door;
         let mut turn = 0usize;
@@ -159,29 +201,34 @@ impl FrontDoor {
             if handshaking >= MAX_HANDSHAKES || live >= door.limits.max_connections {
                 door.refused.fetch_add(1, Ordering::Relaxed);
                 incoming.refuse();
-            } else if handshaking >= RETRY_ABOVE && !incoming.remote_address_validated() {
+                continue;
+            }
+            if handshaking >= RETRY_ABOVE && !incoming.remote_address_validated() {
                 door.retries.fetch_add(1, Ordering::Relaxed);
                 if let Err(error) = incoming.retry() {
                     error.into_incoming().ignore();
                 }
-            } else {
-                door.handshaking.fetch_add(1, Ordering::Relaxed);
-                turn = (turn + 1) % door.shards.len();
-                if let Err(lost) = door.shards[turn].0.send(incoming) {
-                    // That shard has stopped: the server is going down.
-                    door.handshaking.fetch_sub(1, Ordering::Relaxed);
-                    lost.0.refuse();
+                continue;
+            }
+            door.handshaking.fetch_add(1, Ordering::Relaxed);
+            let mut pending = Pending {
+                incoming,
+                _slot: Slot(door.handshaking.clone()),
+            };
+            let count = door.shards.len();
+            for _ in 0..count {
+                turn = (turn + 1) % count;
+                match door.shards[turn].0.send(pending) {
+                    Ok(()) => break,
+                    Err(back) => pending = back.0,
                 }
             }
+            // (When every shard has stopped, the server is going down: the last
+            // `pending` is dropped, and QUIC answers the client that it is refused.)
         }
     }
 
-    /// What the door has done so far (readable while it runs, through a clone).
-    pub fn stats(&self) -> DoorStats {
-        self.door.stats()
-    }
-
-    /// A handle to read [`FrontDoor::stats`] from elsewhere.
+    /// A handle to read the door's [`DoorStats`] while it runs.
     pub fn stats_handle(&self) -> DoorStatsHandle {
         DoorStatsHandle(self.door.clone())
     }
@@ -194,18 +241,14 @@ pub struct DoorStatsHandle(Arc<Door>);
 impl DoorStatsHandle {
     /// What the door has done so far.
     pub fn stats(&self) -> DoorStats {
-        self.0.stats()
+        DoorStats {
+            refused: self.0.refused.load(Ordering::Relaxed),
+            retries: self.0.retries.load(Ordering::Relaxed),
+        }
     }
 }
 
 impl Door {
-    fn stats(&self) -> DoorStats {
-        DoorStats {
-            handshakes_refused: self.refused.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-        }
-    }
-
     /// The endpoint connections arrive on.
     pub(crate) fn endpoint(&self) -> &quinn::Endpoint {
         &self.endpoint
@@ -216,30 +259,44 @@ impl Door {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// A handshake ended (done or failed).
-    pub(crate) fn handshake_over(&self) {
-        self.handshaking.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Sends `arrival` to the shard hosting the room its first message names (or
-    /// keeps it at `here`); `Some` is the arrival back when it stays here.
-    pub(crate) fn route(&self, here: usize, arrival: Arrival) -> Option<Arrival> {
+    /// Sends `arrival` to the shard hosting the room its first message names (or, for
+    /// none, keeps it `here`); when that shard has stopped, to any that runs.
+    pub(crate) fn deliver(&self, here: usize, arrival: Arrival) {
         let room = match decode::<ClientMessage>(&arrival.first) {
             Ok(ClientMessage::Hello(hello)) => self.rooms.get(&hello.room).copied(),
             _ => None,
         };
-        match room {
-            Some(shard) if shard != here => match self.shards[shard].1.send(arrival) {
-                Ok(()) => None,
-                Err(back) => Some(back.0),
-            },
-            _ => Some(arrival),
+        let first = room.unwrap_or(here);
+        let count = self.shards.len();
+        let mut arrival = arrival;
+        for shard in (0..count).map(|i| (first + i) % count) {
+            match self.shards[shard].1.send(arrival) {
+                Ok(()) => return,
+                Err(back) => arrival = back.0,
+            }
         }
     }
 
-    /// Completes a handshake, accepts the client's message stream and reads its first
-    /// message, within the limits.
-    pub(crate) async fn welcome(&self, incoming: quinn::Incoming) -> Result<Arrival, String> {
+    /// Counts a connection from `address` under the caps, or refuses it.
+    fn admit(&self, address: IpAddr) -> Option<Admission> {
+        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(address).or_default();
+        if *count >= self.limits.max_connections_per_address {
+            return None;
+        }
+        *count += 1;
+        Some(Admission {
+            _alive: self.alive.clone(),
+            address,
+            per_address: self.per_address.clone(),
+        })
+    }
+
+    /// Completes a handshake and accepts the client's message stream (within the
+    /// connect timeout), admits the connection under the caps, and reads its first
+    /// message (within the hello timeout).
+    pub(crate) async fn welcome(&self, pending: Pending) -> Result<Arrival, String> {
+        let Pending { incoming, _slot } = pending;
         let limits = self.limits;
         let attempt = async {
             let quic = incoming.await.map_err(|e| e.to_string())?;
@@ -252,9 +309,22 @@ impl Door {
                 let ms = limits.connect_timeout.as_millis();
                 Err(format!("handshake not done within {ms} ms"))
             })?;
+        let address = established.quic.remote_address().ip();
+        let Some(admission) = self.admit(address) else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            let why = "too many connections from this address";
+            established.quic.close(3u32.into(), why.as_bytes());
+            return Err(format!("refused: {why}"));
+        };
+        // Counted as a connection now, no longer as a handshake.
+        drop(_slot);
         let first = tokio::time::timeout(limits.hello_timeout, read_frame(&mut established.recv));
         match first.await {
-            Ok(Ok(Frame::Message(first))) => Ok(Arrival { established, first }),
+            Ok(Ok(Frame::Message(first))) => Ok(Arrival {
+                established,
+                first,
+                admission,
+            }),
             Ok(Ok(Frame::Goodbye(why))) => Err(format!("left before saying hello: {why}")),
             Ok(Err(e)) => Err(format!("no hello: {e}")),
             Err(_) => {

@@ -1,6 +1,6 @@
 //! Just enough HTTP/1.1 for an operator's endpoints (metrics, health) and the Agones
 //! SDK's local REST calls: one request per connection, a head of at most
-//! [`MAX_HEAD`] bytes, every read and write within [`IO_TIMEOUT`], and at most
+//! [`MAX_HEAD`] bytes read within [`IO_TIMEOUT`] (and so every write), and at most
 //! [`MAX_CONNECTIONS`] served at once. A request past a bound is closed unanswered.
 
 use std::future::Future;
@@ -186,24 +186,29 @@ async fn request(
 }
 
 /// Reads up to the blank line ending an HTTP head (or the end of the stream), at most
-/// [`MAX_HEAD`] bytes, and returns it as text.
+/// [`MAX_HEAD`] bytes within [`IO_TIMEOUT`] in all, and returns it as text.
 async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<String, HttpError> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buffer = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let read = timeout(IO_TIMEOUT, stream.read(&mut buffer))
-            .await
-            .map_err(|_| HttpError::Timeout)?
-            .map_err(|e| HttpError::Io(e.to_string()))?;
-        if read == 0 {
-            break;
+    let read = async {
+        let mut head = Vec::with_capacity(1024);
+        let mut buffer = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let read = stream
+                .read(&mut buffer)
+                .await
+                .map_err(|e| HttpError::Io(e.to_string()))?;
+            if read == 0 {
+                break;
+            }
+            if head.len() + read > MAX_HEAD {
+                return Err(HttpError::Malformed("head too large"));
+            }
+            head.extend_from_slice(&buffer[..read]);
         }
-        if head.len() + read > MAX_HEAD {
-            return Err(HttpError::Malformed("head too large"));
-        }
-        head.extend_from_slice(&buffer[..read]);
-    }
-    String::from_utf8(head).map_err(|_| HttpError::Malformed("head is not UTF-8"))
+        String::from_utf8(head).map_err(|_| HttpError::Malformed("head is not UTF-8"))
+    };
+    timeout(IO_TIMEOUT, read)
+        .await
+        .map_err(|_| HttpError::Timeout)?
 }
 
 /// The method and target of a request head's first line.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tickstep_session::ServerStats;
 
 use crate::control::TransportStats;
+use crate::door::DoorStats;
 
 /// The media type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -20,10 +21,18 @@ enum Kind {
 
 /// The metrics page for `server` and `transport`, with the process's CPU time when
 /// known.
-pub fn render(server: &ServerStats, transport: &TransportStats, cpu: Option<Duration>) -> String {
+pub fn render(
+    server: &ServerStats,
+    transport: &TransportStats,
+    door: &DoorStats,
+    cpu: Option<Duration>,
+) -> String {
     use Kind::{Counter, Gauge};
     let s = server;
     let t = transport;
+    // Refused at the door, or by the server after the hello.
+    let refused = s.refusals + door.refused;
+    let by_limit = s.refused_by_limit + door.refused;
     let mut metrics: Vec<(&str, Kind, &str, f64)> = vec![
         (
             "tickstep_rooms_open",
@@ -106,7 +115,7 @@ pub fn render(server: &ServerStats, transport: &TransportStats, cpu: Option<Dura
         (
             "tickstep_catch_ups_total",
             Counter,
-            "Players who entered a running game from a snapshot or rerun it.",
+            "Players who entered a running game from a snapshot, or rejoined and reran it.",
             s.catch_ups as f64,
         ),
         (
@@ -136,19 +145,25 @@ pub fn render(server: &ServerStats, transport: &TransportStats, cpu: Option<Dura
         (
             "tickstep_refusals_total",
             Counter,
-            "Connections and hellos refused, for any reason.",
-            s.refusals as f64,
+            "Connections and hellos refused (at the door, by a limit or a timeout, or by a room).",
+            refused as f64,
         ),
         (
             "tickstep_refused_by_limit_total",
             Counter,
             "Connections and seats refused by a limit (handshakes, connections, seats per address).",
-            (s.refused_by_limit + t.handshakes_refused) as f64,
+            by_limit as f64,
+        ),
+        (
+            "tickstep_handshake_retries_total",
+            Counter,
+            "Clients asked to prove their address before a handshake (many under way).",
+            door.retries as f64,
         ),
         (
             "tickstep_connections_accepted_total",
             Counter,
-            "Connections whose handshake completed.",
+            "Connections whose handshake completed and whose first message arrived.",
             t.connections_accepted as f64,
         ),
         (
@@ -221,9 +236,15 @@ pub fn render(server: &ServerStats, transport: &TransportStats, cpu: Option<Dura
 }
 
 /// CPU time this process has used, from its threads' `/proc/self/task/*/schedstat`
-/// (Linux); `None` elsewhere. Threads that already ended are not counted.
+/// (Linux); `None` elsewhere. Threads that already ended are not counted, but the
+/// figure never goes back: it is a counter.
 pub fn process_cpu() -> Option<Duration> {
-    cpu_of("/proc/self")
+    static MOST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = cpu_of("/proc/self")?.as_nanos().min(u64::MAX as u128) as u64;
+    let most = MOST
+        .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+        .max(now);
+    Some(Duration::from_nanos(most))
 }
 
 /// [`process_cpu`] of the process `pid` (of the same user).
@@ -263,16 +284,25 @@ mod tests {
         };
         let transport = TransportStats {
             bytes_out: 123_456,
-            handshakes_refused: 1,
             ..TransportStats::default()
         };
-        let page = render(&server, &transport, Some(Duration::from_millis(600)));
+        let door = DoorStats {
+            refused: 1,
+            retries: 7,
+        };
+        let page = render(&server, &transport, &door, Some(Duration::from_millis(600)));
         assert_eq!(value(&page, "tickstep_rooms_open"), Some(3.0));
         assert_eq!(value(&page, "tickstep_ticks_total"), Some(1200.0));
         assert_eq!(value(&page, "tickstep_desyncs_total"), Some(2.0));
         assert_eq!(value(&page, "tickstep_draining"), Some(1.0));
         assert_eq!(value(&page, "tickstep_sent_bytes_total"), Some(123_456.0));
         assert_eq!(value(&page, "tickstep_refused_by_limit_total"), Some(5.0));
+        assert_eq!(
+            value(&page, "tickstep_refusals_total"),
+            Some(1.0),
+            "the door's"
+        );
+        assert_eq!(value(&page, "tickstep_handshake_retries_total"), Some(7.0));
         assert_eq!(value(&page, "process_cpu_seconds_total"), Some(0.6));
         assert_eq!(value(&page, "tickstep_cpu_us_per_room_tick"), Some(500.0));
         for line in page.lines().filter(|l| !l.starts_with('#')) {

@@ -18,7 +18,7 @@ use super::connection::{
     CloseReason, Connection, Delivery, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
 };
 use super::control::{Control, TransportStats};
-use super::door::{Arrival, Door, ShardInbox};
+use super::door::{Arrival, Door, Pending, ShardInbox};
 use super::tls::{Identity, SetupError, quic_transport};
 use tickstep_session::{
     ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
@@ -66,9 +66,9 @@ pub fn server_endpoint(
 
 /// What woke the server loop.
 enum Wake<I> {
-    Incoming(Option<Box<quinn::Incoming>>),
-    Handshake(Result<Arrival, String>),
-    Arrival(Option<Arrival>),
+    Incoming(Box<Pending>),
+    Handshake(String),
+    Arrival(Arrival),
     Inbound(Option<Inbound>),
     Control(Option<Control<I>>),
     Timer,
@@ -138,12 +138,10 @@ pub async fn serve<I: Input>(
             .map_or(Instant::now() + Duration::from_secs(1), |at| epoch + at);
         let wake = drain_by.map_or(timer, |by| by.min(timer));
         let woke = tokio::select! {
-            incoming = inbox.incoming.recv() => Wake::Incoming(incoming.map(Box::new)),
-            done = handshakes.recv() => match done {
-                Some(done) => Wake::Handshake(done),
-                None => Wake::Timer,
-            },
-            arrival = inbox.arrivals.recv() => Wake::Arrival(arrival),
+            // These channels never close: the loop holds a sender of each.
+            Some(pending) = inbox.incoming.recv() => Wake::Incoming(Box::new(pending)),
+            Some(why) = handshakes.recv() => Wake::Handshake(why),
+            Some(arrival) = inbox.arrivals.recv() => Wake::Arrival(arrival),
             event = inbound.recv() => Wake::Inbound(event),
             order = control.recv() => Wake::Control(order),
             _ = sleep_until(wake) => Wake::Timer,
@@ -151,44 +149,32 @@ pub async fn serve<I: Input>(
         // The time is read after the wait, so what arrived is handled at its own time.
         let now = epoch.elapsed();
         match woke {
-            Wake::Incoming(None) | Wake::Arrival(None) => break,
-            Wake::Incoming(Some(incoming)) => {
-                let done = handshakes_tx.clone();
+            Wake::Incoming(pending) => {
+                let failed = handshakes_tx.clone();
                 let door = door.clone();
+                let here = inbox.shard;
                 tokio::spawn(async move {
-                    let result = door.welcome(*incoming).await;
-                    door.handshake_over();
-                    let _ = done.send(result).await;
+                    match door.welcome(*pending).await {
+                        Ok(arrival) => door.deliver(here, arrival),
+                        Err(why) => {
+                            let _ = failed.send(why).await;
+                        }
+                    }
                 });
             }
-            Wake::Handshake(Err(why)) => {
+            Wake::Handshake(why) => {
                 stats.handshakes_failed += 1;
                 notes.note(host, 0, &format!("handshake failed: {why}"));
             }
-            Wake::Handshake(Ok(arrival)) => {
-                stats.connections_accepted += 1;
-                // Another shard's room: it takes the connection from here.
-                if let Some(arrival) = door.route(inbox.shard, arrival) {
-                    adopt(
-                        arrival,
-                        now,
-                        &mut server,
-                        &mut conns,
-                        &mut stats,
-                        (&door, &inbound_tx, transport),
-                        host,
-                        &mut notes,
-                    );
-                }
-            }
-            Wake::Arrival(Some(arrival)) => {
+            Wake::Arrival(arrival) => {
+                let on = (door.as_ref(), &inbound_tx, transport);
                 adopt(
                     arrival,
                     now,
                     &mut server,
                     &mut conns,
                     &mut stats,
-                    (&door, &inbound_tx, transport),
+                    on,
                     host,
                     &mut notes,
                 );
@@ -222,7 +208,8 @@ pub async fn serve<I: Input>(
             Wake::Control(None | Some(Control::Stop)) => break,
             Wake::Control(Some(Control::Drain { within })) => {
                 server.drain();
-                let by = Instant::now() + within;
+                let by = Instant::now().checked_add(within);
+                let by = by.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
                 drain_by = Some(drain_by.map_or(by, |earlier| earlier.min(by)));
             }
             Wake::Control(Some(Control::Inspect(look))) => look(&server, &stats),
@@ -293,9 +280,10 @@ fn adopt<I: Input>(
 ) {
     let id = door.new_id();
     let address = arrival.established.quic.remote_address().ip();
-    let on = (transport, door.alive.clone());
+    let on = (transport, arrival.admission);
     let conn = Connection::spawn(id, arrival.established, inbound.clone(), on);
     conns.insert(id, conn);
+    stats.connections_accepted += 1;
     stats.messages_in += 1;
     stats.bytes_in += arrival.first.len() as u64;
     // A refusal (too many connections) is queued with its close.

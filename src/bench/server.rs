@@ -28,6 +28,12 @@ pub struct ServerBenchArgs {
     /// Length of the measured window, seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
     seconds: u32,
+    /// The server sends verified input every N ticks.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=tickstep_session::MAX_SEND_EVERY as i64))]
+    send_every: u32,
+    /// Server event loops (`serve --threads`).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: u16,
     /// Units in each room's arena (in the hello's game; nobody simulates them).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     entities: u32,
@@ -42,6 +48,10 @@ struct ServerReport {
     rooms: u32,
     players: u8,
     tick_rate: u32,
+    /// Verified input went out every this many ticks.
+    send_every: u32,
+    /// Server event loops.
+    threads: u16,
     seconds: f64,
     /// Ticks the rooms verified in the window, all rooms together.
     room_ticks: u64,
@@ -95,6 +105,8 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
         .args(["--rooms", "load", "--room-count", &args.rooms.to_string()])
         .args(["--max-connections", &clients])
         .args(["--max-connections-per-address", &clients])
+        .args(["--send-every", &args.send_every.to_string()])
+        .args(["--threads", &args.threads.to_string()])
         .args(&game)
         .env("RUST_LOG", "warn");
     let mut server = Spawned::start(serve)?;
@@ -158,16 +170,18 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
     let delta = |name| now.get(name).saturating_sub(then.get(name));
     let room_ticks = delta("tickstep_ticks_total");
     let late_ticks = delta("tickstep_late_ticks_total");
-    let cpu_s = (cpu_now - cpu_then).as_secs_f64();
+    let cpu_s = cpu_now.saturating_sub(cpu_then).as_secs_f64();
     let per_room_tick = cpu_s / room_ticks.max(1) as f64;
     let per_tick = |bytes: u64| round(bytes as f64 / room_ticks.max(1) as f64, 1);
     let report = ServerReport {
         rooms: args.rooms,
         players: args.players,
         tick_rate: args.tick_rate,
+        send_every: args.send_every,
+        threads: args.threads,
         seconds: round(seconds, 3),
         room_ticks,
-        on_time_ticks: room_ticks - late_ticks,
+        on_time_ticks: room_ticks.saturating_sub(late_ticks),
         late_ticks,
         filled_ticks: delta("tickstep_filled_ticks_total"),
         expected_room_ticks: (f64::from(args.rooms) * f64::from(args.tick_rate) * seconds) as u64,

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Ticks per second.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     tick_rate: u32,
+    /// Send verified input every N ticks (each message carries N ticks; fewer
+    /// messages for up to N-1 ticks more input latency).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=tickstep_session::MAX_SEND_EVERY as i64))]
+    send_every: u32,
     /// The game ends after this tick (default: it runs until the room closes).
     #[arg(long)]
     ticks: Option<u64>,
@@ -73,7 +77,7 @@ pub struct ServeArgs {
     agones: bool,
     /// Seconds running games may take to finish after SIGTERM or Ctrl-C (a second
     /// signal stops at once).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     drain_timeout: u64,
     /// Event loops (threads) the rooms are dealt over, each room to one (default:
     /// every core; at most one per room).
@@ -131,6 +135,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             .flat_map(|name| (0..count).map(move |i| format!("{name}-{i}")))
             .collect(),
     };
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(twice) = names.iter().find(|name| !seen.insert(*name)) {
+        return Err(format!("room {twice:?} is named twice"));
+    }
     // Rooms are dealt to the shards in turn; a room lives on one.
     let shards = args
         .threads
@@ -145,6 +153,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         room.snapshot_quorum = args.snapshot_quorum;
         room.max_seats_per_address = args.max_seats_per_address;
         room.tick_rate = args.tick_rate;
+        room.send_every = args.send_every;
         room.end_tick = args.ticks;
         room.start_players = args
             .start_players
@@ -207,6 +216,16 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         rooms_open: rooms_open.clone(),
         lifecycle: lifecycle_channel.as_ref().map(|(_, (tx, _))| tx.clone()),
     });
+    // What can fail is set up before any shard starts: a shard that stopped on its
+    // own would wait for the others forever.
+    let (metrics, signals) = {
+        let _runtime = runtime.enter();
+        let metrics = match &args.metrics {
+            Some(at) => Some(metrics_listener(at)?),
+            None => None,
+        };
+        (metrics, operator::Signals::listen()?)
+    };
     let epoch = tokio::time::Instant::now();
     let mut jobs = servers.into_iter().zip(inboxes).zip(orders);
     let (main_shard, main_inbox) = jobs.next().ok_or("no rooms to serve")?;
@@ -214,12 +233,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     // Shards 1.. on threads of their own; shard 0 on this one. A connection's QUIC
     // work runs on the shard that ran its handshake, whichever shard hosts its room:
     // every shard's runtime keeps running until all of them have stopped.
-    let finished = Arc::new(tokio::sync::Barrier::new(shards));
+    let (_, mut places) = operator::Shards::new(shards);
+    let main_place = places.remove(0);
     let others: Vec<_> = jobs
         .zip(hosts)
+        .zip(places)
         .enumerate()
-        .map(|(i, (((server, inbox), orders), mut host))| {
-            let finished = finished.clone();
+        .map(|(i, ((((server, inbox), orders), mut host), place))| {
             std::thread::Builder::new()
                 .name(format!("shard-{}", i + 1))
                 .spawn(move || -> Result<(), String> {
@@ -227,7 +247,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
                         let mut orders = orders;
                         let served = serve(inbox, server, transport, epoch, &mut host, &mut orders);
                         let served = served.await.map_err(|e| format!("the server failed: {e}"));
-                        operator::linger(served.as_ref().ok(), &mut orders, &finished).await;
+                        operator::linger(place, served.as_ref().ok(), &mut orders).await;
                         served.map(drop)
                     })
                 })
@@ -235,16 +255,6 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         })
         .collect::<Result<_, _>>()?;
     let main = runtime.block_on(async move {
-        let metrics = match &args.metrics {
-            Some(at) => {
-                let at = resolve(at)?;
-                let listener = tokio::net::TcpListener::bind(at)
-                    .await
-                    .map_err(|e| format!("cannot listen for metrics on {at}: {e}"))?;
-                Some(listener)
-            }
-            None => None,
-        };
         println!("listening on {address}");
         println!("certificate sha256 {}", identity.fingerprint());
         if let Some(listener) = metrics {
@@ -257,7 +267,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         tracing::info!(%address, rooms = names.len(), shards, "serving");
         tokio::spawn(door.run());
         let drain_within = Duration::from_secs(args.drain_timeout);
-        tokio::spawn(operator::stop_on_signals(controls, drain_within));
+        tokio::spawn(operator::stop_on_signals(signals, controls, drain_within));
         let lifecycle = lifecycle_channel.map(|(sdk, (tx, said))| {
             drop(tx);
             tracing::info!(sdk = %sdk.addr(), "running under Agones");
@@ -270,7 +280,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let (mut host, mut orders) = (main_host, main_inbox);
         let served = serve(inbox, server, transport, epoch, &mut host, &mut orders).await;
         let served = served.map_err(|e| format!("the server failed: {e}"));
-        operator::linger(served.as_ref().ok(), &mut orders, &finished).await;
+        operator::linger(main_place, served.as_ref().ok(), &mut orders).await;
         served?;
         Ok::<_, String>((host, lifecycle))
     });
@@ -297,6 +307,15 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     endpoint.close(0u32.into(), b"the server stopped");
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener for the metrics page on `at` (inside a runtime).
+fn metrics_listener(at: &str) -> Result<tokio::net::TcpListener, String> {
+    let at = resolve(at)?;
+    let cannot = |e: std::io::Error| format!("cannot listen for metrics on {at}: {e}");
+    let listener = std::net::TcpListener::bind(at).map_err(cannot)?;
+    listener.set_nonblocking(true).map_err(cannot)?;
+    tokio::net::TcpListener::from_std(listener).map_err(cannot)
 }
 
 /// A runtime for one event loop.

@@ -1,7 +1,10 @@
 //! What `tickstep serve` offers its operator besides the game: a metrics page in
-//! Prometheus' format and a health check over HTTP, and a graceful stop on SIGTERM or
-//! Ctrl-C (a second one stops at once).
+//! Prometheus' format and a health check over HTTP, a graceful stop on SIGTERM or
+//! Ctrl-C (a second one stops at once), and the bookkeeping that keeps every shard's
+//! runtime alive until all have stopped.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tickstep_arena::ArenaInput;
 use tickstep_net::http::{Response, serve_http};
@@ -9,9 +12,10 @@ use tickstep_net::metrics::{CONTENT_TYPE, process_cpu, render};
 use tickstep_net::{Control, DoorStatsHandle, Look, TransportStats};
 use tickstep_session::{Server, ServerStats};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::{Instant, timeout_at};
 
-/// How long a page waits for the server loop to answer.
+/// How long a page waits for the server loops to answer.
 const INSPECT_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Serves `/metrics` and `/healthz` on `listener`, reading every shard's server
@@ -27,17 +31,17 @@ pub async fn serve_metrics(
         let door = door.clone();
         async move {
             match path.as_str() {
-                "/metrics" => match inspect(&controls, &door).await {
+                "/metrics" => match inspect(&controls).await {
                     Some((server, transport)) => {
-                        let page = render(&server, &transport, process_cpu());
+                        let page = render(&server, &transport, &door.stats(), process_cpu());
                         Response::ok(CONTENT_TYPE, page)
                     }
-                    None => Response::text(503, "the server loop is not answering\n"),
+                    None => Response::text(503, "a server loop is not answering\n"),
                 },
-                "/healthz" => match inspect(&controls, &door).await {
+                "/healthz" => match inspect(&controls).await {
                     Some((server, _)) if server.draining => Response::text(200, "draining\n"),
                     Some(_) => Response::text(200, "ok\n"),
-                    None => Response::text(503, "the server loop is not answering\n"),
+                    None => Response::text(503, "a server loop is not answering\n"),
                 },
                 _ => Response::text(404, "try /metrics or /healthz\n"),
             }
@@ -47,93 +51,161 @@ pub async fn serve_metrics(
 }
 
 /// Every shard's server and transport counters (read between two rounds of its
-/// loop) and the front door's, as one; `None` when a loop does not answer in time
-/// (stopped or stuck).
+/// loop), as one; `None` when a loop does not take the question or answer within
+/// [`INSPECT_PATIENCE`] (gone or stuck).
 async fn inspect(
     controls: &[mpsc::Sender<Control<ArenaInput>>],
-    door: &DoorStatsHandle,
 ) -> Option<(ServerStats, TransportStats)> {
+    let deadline = Instant::now() + INSPECT_PATIENCE;
     let mut answers = Vec::with_capacity(controls.len());
     for control in controls {
         let (answer, answered) = oneshot::channel();
         let look: Look<ArenaInput> = Box::new(move |server, transport| {
             let _ = answer.send((server.stats(), *transport));
         });
-        control.send(Control::Inspect(look)).await.ok()?;
-        answers.push(answered);
-    }
-    let mut server = ServerStats::default();
-    let mut transport = TransportStats {
-        handshakes_refused: door.stats().handshakes_refused,
-        ..TransportStats::default()
-    };
-    let deadline = tokio::time::Instant::now() + INSPECT_PATIENCE;
-    for answered in answers {
-        let (shard, shard_transport) = tokio::time::timeout_at(deadline, answered)
+        timeout_at(deadline, control.send(Control::Inspect(look)))
             .await
             .ok()?
             .ok()?;
+        answers.push(answered);
+    }
+    let mut server = ServerStats::default();
+    let mut transport = TransportStats::default();
+    for answered in answers {
+        let (shard, shard_transport) = timeout_at(deadline, answered).await.ok()?.ok()?;
         server.merge(&shard);
         transport.merge(&shard_transport);
     }
     Some((server, transport))
 }
 
-/// After its shard stopped, answers what `orders` asks of its final `served` state
-/// until every shard has stopped (the metrics page keeps adding it up).
+/// The shards still serving, so that each keeps its runtime (and the QUIC work of
+/// the connections whose handshakes it ran) alive until every shard has stopped.
+pub struct Shards {
+    serving: AtomicUsize,
+    changed: Notify,
+}
+
+/// One shard's place among the serving: dropped (also by a panic) when it stops.
+pub struct Serving(Arc<Shards>);
+
+impl Shards {
+    /// `count` shards, and a place for each.
+    pub fn new(count: usize) -> (Arc<Shards>, Vec<Serving>) {
+        let shards = Arc::new(Shards {
+            serving: AtomicUsize::new(count),
+            changed: Notify::new(),
+        });
+        let places = (0..count).map(|_| Serving(shards.clone())).collect();
+        (shards, places)
+    }
+
+    /// Completes once every shard has stopped.
+    async fn all_stopped(&self) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.serving.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.serving.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+/// After its shard stopped (`place` given up), answers what `orders` asks of its
+/// final `served` state until every shard has stopped: the metrics page keeps adding
+/// it up.
 pub async fn linger(
+    place: Serving,
     served: Option<&(Server<ArenaInput>, TransportStats)>,
     orders: &mut mpsc::Receiver<Control<ArenaInput>>,
-    finished: &tokio::sync::Barrier,
 ) {
-    let everyone = finished.wait();
+    let shards = place.0.clone();
+    drop(place);
+    let everyone = shards.all_stopped();
     tokio::pin!(everyone);
     loop {
         tokio::select! {
             _ = &mut everyone => return,
-            order = orders.recv() => match (order, served) {
-                (Some(Control::Inspect(look)), Some((server, transport))) => look(server, transport),
-                (Some(_), _) => {}
-                // Nobody asks any more: wait for the others.
-                (None, _) => {
-                    (&mut everyone).await;
-                    return;
+            Some(order) = orders.recv() => {
+                if let (Control::Inspect(look), Some((server, transport))) = (order, served) {
+                    look(server, transport);
                 }
-            },
+            }
         }
     }
 }
 
-/// On the first SIGTERM or Ctrl-C, drains every shard (running games get `within`
-/// to finish); on the second, stops them.
-pub async fn stop_on_signals(controls: Vec<mpsc::Sender<Control<ArenaInput>>>, within: Duration) {
-    signalled().await;
+/// The signals that stop the server, listened for from the moment this is made.
+pub struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening for SIGTERM and Ctrl-C (must run inside a runtime).
+    pub fn listen() -> Result<Signals, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+            Ok(Signals {
+                terminate: listen(SignalKind::terminate())?,
+                interrupt: listen(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Completes on the next SIGTERM or Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// On the first signal, drains every shard (running games get `within` to finish);
+/// on the second, stops them. Each order goes out at once, whatever a shard's queue
+/// holds.
+pub async fn stop_on_signals(
+    mut signals: Signals,
+    controls: Vec<mpsc::Sender<Control<ArenaInput>>>,
+    within: Duration,
+) {
+    signals.next().await;
     tracing::info!(
         within_secs = within.as_secs(),
         "draining: no new games; running games may finish"
     );
-    for control in &controls {
-        let _ = control.send(Control::Drain { within }).await;
-    }
-    signalled().await;
+    tell(&controls, || Control::Drain { within });
+    signals.next().await;
     tracing::info!("stopping now");
-    for control in &controls {
-        let _ = control.send(Control::Stop).await;
-    }
+    tell(&controls, || Control::Stop);
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn signalled() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
+/// Sends every shard an order, each on a task of its own.
+fn tell(controls: &[mpsc::Sender<Control<ArenaInput>>], order: impl Fn() -> Control<ArenaInput>) {
+    for control in controls {
+        let (control, order) = (control.clone(), order());
+        tokio::spawn(async move {
+            let _ = control.send(order).await;
+        });
     }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -20,7 +20,7 @@ mod seats;
 mod snapshots;
 
 pub use clock::RoomStats;
-pub use config::{FillPolicy, MAX_TICK_RATE, RoomConfig, RoomConfigError};
+pub use config::{FillPolicy, MAX_SEND_EVERY, MAX_TICK_RATE, RoomConfig, RoomConfigError};
 pub use events::RoomEvent;
 pub use seats::SlotHolder;
 
@@ -677,7 +677,12 @@ impl<I: Input> Room<I> {
 
     /// Sends every entered player the verified ticks it lacks.
     fn stream(&mut self, now: Duration, out: &mut Outbox) {
-        let (live, oldest) = (self.clock.finalized(), self.clock.oldest());
+        let (finalized, oldest) = (self.clock.finalized(), self.clock.oldest());
+        // Every `send_every` ticks, but the end at once.
+        let live = match self.phase {
+            Phase::Ended => finalized,
+            _ => finalized - finalized % u64::from(self.config.send_every),
+        };
         let room_us = self.room_us(now);
         for p in 0..self.seats.len() {
             let player = PlayerId(p as u8);

@@ -332,3 +332,34 @@ fn a_client_that_never_got_its_token_still_gets_its_seat_back() {
         Err(Refusal::ResumeRejected)
     );
 }
+
+/// The `live` of every verified message `conn` was sent, playing a game of two players
+/// to tick 5 with verified input going out every `send_every` ticks.
+fn verified_lives(send_every: u32) -> Vec<Tick> {
+    let mut h = Harness::new(2, |c| {
+        c.send_every = send_every;
+        c.end_tick = Some(5);
+    });
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    let mut lives = Vec::new();
+    for tick in 1..=5 {
+        let now = h.room.config.due(Duration::ZERO, tick);
+        h.input(now, 1, tick, &[1]);
+        h.input(now, 2, tick, &[2]);
+        h.room.drive(now, LIVENESS, &mut h.out);
+        for (to, message) in h.sent() {
+            if let (ConnId(1), ServerMessage::Verified { live, .. }) = (to, message) {
+                lives.push(live);
+            }
+        }
+    }
+    lives
+}
+
+#[test]
+fn verified_input_goes_out_every_send_every_ticks_and_the_end_at_once() {
+    assert_eq!(verified_lives(1), vec![1, 2, 3, 4, 5]);
+    assert_eq!(verified_lives(2), vec![2, 4, 5], "tick 5 is the end");
+    assert_eq!(verified_lives(3), vec![3, 5]);
+}

@@ -192,22 +192,22 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
     let bar = progress_bar(u64::from(args.seconds), "loading");
     loop {
         tokio::select! {
-            event = inbound.recv() => match event {
-                Some(Inbound::Message { conn, bytes }) => {
+            // Never closed: this loop holds a sender.
+            Some(event) = inbound.recv() => match event {
+                Inbound::Message { conn, bytes } => {
                     counts.messages_received += 1;
                     counts.bytes_received += bytes.len() as u64;
-                    if let Some(player) = players.get_mut(conn as usize - 1) {
+                    if let Some(player) = player_of(&mut players, conn) {
                         counts.ticks_heard += hear(player, &bytes);
                     }
                 }
-                Some(Inbound::Closed { conn, .. }) => {
-                    if let Some(player) = players.get_mut(conn as usize - 1)
+                Inbound::Closed { conn, .. } => {
+                    if let Some(player) = player_of(&mut players, conn)
                         && player.stage != Stage::Refused
                     {
                         player.stage = Stage::Gone;
                     }
                 }
-                None => break,
             },
             _ = ticker.tick() => {
                 // Clients join in waves, so handshakes never pile up at the server.
@@ -279,7 +279,12 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
             .send(encode(&ClientMessage::Leave), Delivery::Reliable);
         player.conn.close("the load is done");
     }
-    endpoint.wait_idle().await;
+    // The goodbyes get a moment to leave; what the connections still say is read and
+    // dropped, so none waits on a full queue instead of closing.
+    drop(inbound_tx);
+    let drained = async { while inbound.recv().await.is_some() {} };
+    let goodbyes = async { tokio::join!(endpoint.wait_idle(), drained) };
+    let _ = tokio::time::timeout(Duration::from_secs(2), goodbyes).await;
     Ok(LoadReport {
         rooms: args.rooms,
         players: players_per_room,
@@ -299,6 +304,11 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
         load_cpu_ms: round(cpu * 1000.0, 1),
         load_cpu_share: round(cpu / seconds, 3),
     })
+}
+
+/// The player on connection `conn` (numbered from 1).
+fn player_of(players: &mut [Player], conn: u64) -> Option<&mut Player> {
+    players.get_mut(usize::try_from(conn.checked_sub(1)?).ok()?)
 }
 
 /// Takes in what the server said to `player`; returns the verified ticks newly heard

@@ -503,7 +503,13 @@ fn rooms_dealt_over_two_threads_both_play_and_every_join_reaches_its_room() {
 #[test]
 fn connections_awaiting_their_hello_count_against_the_per_address_cap() {
     let dir = temp_dir("ops-per-address");
-    let args = server_args(2, 600, &["--max-connections-per-address", "2"]);
+    let extra = [
+        "--max-connections-per-address",
+        "2",
+        "--hello-timeout",
+        "30",
+    ];
+    let args = server_args(2, 600, &extra);
     let server = Server::start(&dir, &args);
     let addr: std::net::SocketAddr = server.addr.parse().expect("an address");
     let transport = tickstep_net::TransportConfig::with_timeout(Duration::from_secs(10));
@@ -520,7 +526,7 @@ fn connections_awaiting_their_hello_count_against_the_per_address_cap() {
             send.write_all(&[0]).await.expect("a byte");
             open.push((quic, send));
         }
-        // The third is closed at once; the first two wait out their hello timeout.
+        // The third is closed at once; the first two wait for their hello (30 s).
         let mut closed = Vec::new();
         for (quic, _) in &open {
             let ended = tokio::time::timeout(Duration::from_secs(2), quic.closed()).await;

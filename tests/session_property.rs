@@ -110,7 +110,7 @@ enum Step {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (2u8..=8, any::<u64>(), 1u32..=3).prop_flat_map(|(players, seed, send_every)| {
+    (2u8..=8, any::<u64>(), 1u32..=4).prop_flat_map(|(players, seed, send_every)| {
         let n = players as usize;
         let aimed = prop::option::of((0..KINDS.len(), 20u8..=60).prop_map(|(k, p)| (KINDS[k], p)));
         (prop::collection::vec(link(), n), outages(n), aimed).prop_map(

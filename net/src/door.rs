@@ -98,6 +98,15 @@ impl Drop for Admission {
     }
 }
 
+/// Why a connection did not get through the door.
+#[derive(Debug)]
+pub(crate) enum Turned {
+    /// Refused by a cap (counted by the door).
+    Refused(&'static str),
+    /// Its handshake failed, or no hello came.
+    Failed(String),
+}
+
 /// A connection whose first message has arrived, on its way to its room's shard.
 pub(crate) struct Arrival {
     pub established: Established,
@@ -135,6 +144,8 @@ pub(crate) struct Door {
     per_address: Arc<Mutex<BTreeMap<IpAddr, usize>>>,
     /// Connection numbers, unique over the shards.
     next_id: AtomicU64,
+    /// The shard whose turn it was last to run a handshake.
+    turn: AtomicUsize,
     refused: AtomicU64,
     retries: AtomicU64,
 }
@@ -168,6 +179,7 @@ pub fn front_door(
         alive: Arc::new(()),
         per_address: Arc::new(Mutex::new(BTreeMap::new())),
         next_id: AtomicU64::new(0),
+        turn: AtomicUsize::new(0),
         refused: AtomicU64::new(0),
         retries: AtomicU64::new(0),
     });
@@ -194,7 +206,6 @@ impl FrontDoor {
     /// handshake to run (within the limits; a shard that has stopped is skipped).
     pub async fn run(self) {
         let door = &self.door;
-        let mut turn = 0usize;
         while let Some(incoming) = door.endpoint.accept().await {
             let handshaking = door.handshaking.load(Ordering::Relaxed);
             let live = Arc::strong_count(&door.alive) - 1 + handshaking;
@@ -211,20 +222,10 @@ impl FrontDoor {
                 continue;
             }
             door.handshaking.fetch_add(1, Ordering::Relaxed);
-            let mut pending = Pending {
+            door.hand_out(Pending {
                 incoming,
                 _slot: Slot(door.handshaking.clone()),
-            };
-            let count = door.shards.len();
-            for _ in 0..count {
-                turn = (turn + 1) % count;
-                match door.shards[turn].0.send(pending) {
-                    Ok(()) => break,
-                    Err(back) => pending = back.0,
-                }
-            }
-            // (When every shard has stopped, the server is going down: the last
-            // `pending` is dropped, and QUIC answers the client that it is refused.)
+            });
         }
     }
 
@@ -259,6 +260,21 @@ impl Door {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Hands `pending` to the next shard in turn that still runs. (When every shard
+    /// has stopped, the server is going down: it is dropped, and QUIC answers the
+    /// client that it is refused.)
+    pub(crate) fn hand_out(&self, mut pending: Pending) {
+        let count = self.shards.len();
+        for _ in 0..count {
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed) % count;
+            match self.shards[turn].0.send(pending) {
+                Ok(()) => return,
+                Err(back) => pending = back.0,
+            }
+        }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Sends `arrival` to the shard hosting the room its first message names (or, for
     /// none, keeps it `here`); when that shard has stopped, to any that runs.
     pub(crate) fn deliver(&self, here: usize, arrival: Arrival) {
@@ -275,6 +291,9 @@ impl Door {
                 Err(back) => arrival = back.0,
             }
         }
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let why = "the server is shutting down";
+        arrival.established.quic.close(0u32.into(), why.as_bytes());
     }
 
     /// Counts a connection from `address` under the caps, or refuses it.
@@ -292,46 +311,49 @@ impl Door {
         })
     }
 
-    /// Completes a handshake and accepts the client's message stream (within the
-    /// connect timeout), admits the connection under the caps, and reads its first
-    /// message (within the hello timeout).
-    pub(crate) async fn welcome(&self, pending: Pending) -> Result<Arrival, String> {
+    /// Completes a handshake (within the connect timeout), admits the connection under
+    /// the caps, accepts its message stream (within what is left of the connect
+    /// timeout) and reads its first message (within the hello timeout).
+    pub(crate) async fn welcome(&self, pending: Pending) -> Result<Arrival, Turned> {
         let Pending { incoming, _slot } = pending;
         let limits = self.limits;
-        let attempt = async {
-            let quic = incoming.await.map_err(|e| e.to_string())?;
-            let (send, recv) = quic.accept_bi().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(Established { quic, send, recv })
+        let deadline = tokio::time::Instant::now() + limits.connect_timeout;
+        let late = || {
+            let ms = limits.connect_timeout.as_millis();
+            Turned::Failed(format!("handshake not done within {ms} ms"))
         };
-        let mut established = tokio::time::timeout(limits.connect_timeout, attempt)
+        let quic = tokio::time::timeout_at(deadline, incoming)
             .await
-            .unwrap_or_else(|_| {
-                let ms = limits.connect_timeout.as_millis();
-                Err(format!("handshake not done within {ms} ms"))
-            })?;
-        let address = established.quic.remote_address().ip();
-        let Some(admission) = self.admit(address) else {
+            .map_err(|_| late())?
+            .map_err(|e| Turned::Failed(e.to_string()))?;
+        let Some(admission) = self.admit(quic.remote_address().ip()) else {
             self.refused.fetch_add(1, Ordering::Relaxed);
             let why = "too many connections from this address";
-            established.quic.close(3u32.into(), why.as_bytes());
-            return Err(format!("refused: {why}"));
+            quic.close(3u32.into(), why.as_bytes());
+            return Err(Turned::Refused(why));
         };
         // Counted as a connection now, no longer as a handshake.
         drop(_slot);
-        let first = tokio::time::timeout(limits.hello_timeout, read_frame(&mut established.recv));
-        match first.await {
-            Ok(Ok(Frame::Message(first))) => Ok(Arrival {
-                established,
-                first,
-                admission,
-            }),
-            Ok(Ok(Frame::Goodbye(why))) => Err(format!("left before saying hello: {why}")),
-            Ok(Err(e)) => Err(format!("no hello: {e}")),
-            Err(_) => {
-                let reason = b"no hello arrived in time";
-                established.quic.close(2u32.into(), reason);
-                Err("no hello within the hello timeout".into())
+        let (send, mut recv) = tokio::time::timeout_at(deadline, quic.accept_bi())
+            .await
+            .map_err(|_| late())?
+            .map_err(|e| Turned::Failed(e.to_string()))?;
+        let first = tokio::time::timeout(limits.hello_timeout, read_frame(&mut recv));
+        let first = match first.await {
+            Ok(Ok(Frame::Message(first))) => first,
+            Ok(Ok(Frame::Goodbye(why))) => {
+                return Err(Turned::Failed(format!("left before saying hello: {why}")));
             }
-        }
+            Ok(Err(e)) => return Err(Turned::Failed(format!("no hello: {e}"))),
+            Err(_) => {
+                quic.close(2u32.into(), b"no hello arrived in time");
+                return Err(Turned::Failed("no hello within the hello timeout".into()));
+            }
+        };
+        Ok(Arrival {
+            established: Established { quic, send, recv },
+            first,
+            admission,
+        })
     }
 }

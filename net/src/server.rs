@@ -18,7 +18,7 @@ use super::connection::{
     CloseReason, Connection, Delivery, INBOUND_QUEUE, Inbound, Queued, TransportConfig,
 };
 use super::control::{Control, TransportStats};
-use super::door::{Arrival, Door, Pending, ShardInbox};
+use super::door::{Arrival, Door, Pending, ShardInbox, Turned};
 use super::tls::{Identity, SetupError, quic_transport};
 use tickstep_session::{
     ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
@@ -67,7 +67,7 @@ pub fn server_endpoint(
 /// What woke the server loop.
 enum Wake<I> {
     Incoming(Box<Pending>),
-    Handshake(String),
+    Handshake(Turned),
     Arrival(Arrival),
     Inbound(Option<Inbound>),
     Control(Option<Control<I>>),
@@ -162,10 +162,12 @@ pub async fn serve<I: Input>(
                     }
                 });
             }
-            Wake::Handshake(why) => {
+            Wake::Handshake(Turned::Failed(why)) => {
                 stats.handshakes_failed += 1;
                 notes.note(host, 0, &format!("handshake failed: {why}"));
             }
+            // Counted by the door.
+            Wake::Handshake(Turned::Refused(why)) => notes.note(host, 0, why),
             Wake::Arrival(arrival) => {
                 let on = (door.as_ref(), &inbound_tx, transport);
                 adopt(
@@ -256,12 +258,29 @@ pub async fn serve<I: Input>(
             break;
         }
     }
-    for (_, connection) in std::mem::take(&mut conns) {
-        connection.close("the server is shutting down");
+    // No more connections come here: what waits goes to the shards still running.
+    inbox.incoming.close();
+    inbox.arrivals.close();
+    while let Ok(pending) = inbox.incoming.try_recv() {
+        door.hand_out(pending);
     }
-    // Give the goodbyes a moment to leave.
+    while let Ok(arrival) = inbox.arrivals.try_recv() {
+        door.deliver(inbox.shard, arrival);
+    }
+    let now = epoch.elapsed();
+    for (id, connection) in std::mem::take(&mut conns) {
+        connection.close("the server is shutting down");
+        server.handle_disconnect(now, ConnId(id));
+    }
+    while server.poll_transmit().is_some() {}
+    host.after_round(&mut server, epoch.elapsed());
+    // Give the goodbyes a moment to leave, reading (and dropping) what the
+    // connections still say so that none waits on a full queue instead of closing.
+    drop(inbound_tx);
     let idle = door.endpoint().wait_idle();
-    let _ = tokio::time::timeout(Duration::from_millis(500), idle).await;
+    let drained = async { while inbound.recv().await.is_some() {} };
+    let goodbyes = async { tokio::join!(idle, drained) };
+    let _ = tokio::time::timeout(Duration::from_millis(500), goodbyes).await;
     Ok((server, stats))
 }
 

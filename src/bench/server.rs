@@ -268,7 +268,16 @@ impl Spawned {
 
     /// Waits for it to exit and parses the JSON line it printed.
     fn finish(&mut self) -> Result<serde_json::Value, String> {
-        let status = self.child.wait().map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                return Err("tickstep load did not finish within a minute".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         if !status.success() {
             return Err(format!("tickstep load failed: {}", self.error_tail()));
         }

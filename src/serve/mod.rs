@@ -235,24 +235,32 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     // every shard's runtime keeps running until all of them have stopped.
     let (_, mut places) = operator::Shards::new(shards);
     let main_place = places.remove(0);
+    let runtimes = (1..shards)
+        .map(|_| current_thread_runtime())
+        .collect::<Result<Vec<_>, _>>()?;
     let others: Vec<_> = jobs
         .zip(hosts)
         .zip(places)
+        .zip(runtimes)
         .enumerate()
-        .map(|(i, ((((server, inbox), orders), mut host), place))| {
-            std::thread::Builder::new()
-                .name(format!("shard-{}", i + 1))
-                .spawn(move || -> Result<(), String> {
-                    current_thread_runtime()?.block_on(async {
-                        let mut orders = orders;
-                        let served = serve(inbox, server, transport, epoch, &mut host, &mut orders);
-                        let served = served.await.map_err(|e| format!("the server failed: {e}"));
-                        operator::linger(place, served.as_ref().ok(), &mut orders).await;
-                        served.map(drop)
+        .map(
+            |(i, (((((server, inbox), orders), mut host), place), shard_runtime))| {
+                std::thread::Builder::new()
+                    .name(format!("shard-{}", i + 1))
+                    .spawn(move || -> Result<(), String> {
+                        shard_runtime.block_on(async {
+                            let mut orders = orders;
+                            let served =
+                                serve(inbox, server, transport, epoch, &mut host, &mut orders);
+                            let served =
+                                served.await.map_err(|e| format!("the server failed: {e}"));
+                            operator::linger(place, served.as_ref().ok(), &mut orders).await;
+                            served.map(drop)
+                        })
                     })
-                })
-                .map_err(|e| format!("cannot start a server thread: {e}"))
-        })
+                    .map_err(|e| format!("cannot start a server thread: {e}"))
+            },
+        )
         .collect::<Result<_, _>>()?;
     let main = runtime.block_on(async move {
         println!("listening on {address}");

@@ -182,7 +182,7 @@ impl Signals {
 }
 
 /// On the first signal, drains every shard (running games get `within` to finish);
-/// on the second, stops them. Each order goes out at once, whatever a shard's queue
+/// on the second, stops them (with goodbyes); on the third, exits at once. Each order goes out at once, whatever a shard's queue
 /// holds.
 pub async fn stop_on_signals(
     mut signals: Signals,
@@ -198,6 +198,9 @@ pub async fn stop_on_signals(
     signals.next().await;
     tracing::info!("stopping now");
     tell(&controls, || Control::Stop);
+    signals.next().await;
+    tracing::warn!("stopping at once, without goodbyes");
+    std::process::exit(1);
 }
 
 /// Sends every shard an order, each on a task of its own.

@@ -679,9 +679,10 @@ impl<I: Input> Room<I> {
     fn stream(&mut self, now: Duration, out: &mut Outbox) {
         let (finalized, oldest) = (self.clock.finalized(), self.clock.oldest());
         // Every `send_every` ticks, but the end at once.
+        let batch = u64::from(self.config.send_every);
         let live = match self.phase {
             Phase::Ended => finalized,
-            _ => finalized - finalized % u64::from(self.config.send_every),
+            _ => finalized - finalized % batch,
         };
         let room_us = self.room_us(now);
         for p in 0..self.seats.len() {
@@ -693,7 +694,7 @@ impl<I: Input> Room<I> {
                 Stage::Playing { feed, .. } | Stage::Receiving { feed, .. } => feed,
                 Stage::Lobby | Stage::AwaitingSnapshot { .. } => continue,
             };
-            let Some((from, to)) = feed.due(now, live, oldest) else {
+            let Some((from, to)) = feed.due(now, live, oldest, batch) else {
                 continue;
             };
             for ticks in self.clock.verified(from, to, VERIFIED_BATCH_BYTES) {

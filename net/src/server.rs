@@ -170,33 +170,14 @@ pub async fn serve<I: Input>(
             Wake::Handshake(Turned::Refused(why)) => notes.note(host, 0, why),
             Wake::Arrival(arrival) => {
                 let on = (door.as_ref(), &inbound_tx, transport);
-                adopt(
-                    arrival,
-                    now,
-                    &mut server,
-                    &mut conns,
-                    &mut stats,
-                    on,
-                    host,
-                    &mut notes,
-                );
+                let links = (&mut conns, &mut stats, &mut notes);
+                adopt(arrival, now, &mut server, on, links, host);
             }
             // What a connection said after the server closed it no longer counts.
             Wake::Inbound(Some(Inbound::Message { conn, .. })) if !conns.contains_key(&conn) => {}
             Wake::Inbound(Some(Inbound::Message { conn, bytes })) => {
-                stats.messages_in += 1;
-                stats.bytes_in += bytes.len() as u64;
-                match decode::<ClientMessage>(&bytes) {
-                    Ok(message) => server.handle_message(now, ConnId(conn), message),
-                    Err(e) => {
-                        stats.connections_cut += 1;
-                        notes.note(host, conn, &format!("closed: {e}"));
-                        if let Some(connection) = conns.remove(&conn) {
-                            connection.close("malformed message");
-                        }
-                        server.handle_disconnect(now, ConnId(conn));
-                    }
-                }
+                let links = (&mut conns, &mut stats, &mut notes);
+                hear(conn, &bytes, now, &mut server, links, host);
             }
             Wake::Inbound(Some(Inbound::Closed { conn, reason })) => {
                 conns.remove(&conn);
@@ -286,16 +267,13 @@ pub async fn serve<I: Input>(
 
 /// Takes `arrival` in: runs its connection on this shard, announces it to the server
 /// and hands over its first message.
-#[allow(clippy::too_many_arguments)]
 fn adopt<I: Input>(
     arrival: Arrival,
     now: Duration,
     server: &mut Server<I>,
-    conns: &mut BTreeMap<u64, Connection>,
-    stats: &mut TransportStats,
     (door, inbound, transport): (&Door, &mpsc::Sender<Inbound>, TransportConfig),
+    (conns, stats, notes): Links,
     host: &mut impl ServerHost<I>,
-    notes: &mut NoteLimit,
 ) {
     let id = door.new_id();
     let address = arrival.established.quic.remote_address().ip();
@@ -303,22 +281,46 @@ fn adopt<I: Input>(
     let conn = Connection::spawn(id, arrival.established, inbound.clone(), on);
     conns.insert(id, conn);
     stats.connections_accepted += 1;
-    stats.messages_in += 1;
-    stats.bytes_in += arrival.first.len() as u64;
     // A refusal (too many connections) is queued with its close.
     if let Err(refusal) = server.handle_connection(now, ConnId(id), address) {
         notes.note(host, id, &format!("refused: {refusal}"));
         return;
     }
-    match decode::<ClientMessage>(&arrival.first) {
-        Ok(message) => server.handle_message(now, ConnId(id), message),
+    hear(id, &arrival.first, now, server, (conns, stats, notes), host);
+}
+
+/// A shard's connections, its transport's counts and its note limit.
+type Links<'a> = (
+    &'a mut BTreeMap<u64, Connection>,
+    &'a mut TransportStats,
+    &'a mut NoteLimit,
+);
+
+/// Hands what connection `conn` said to the server; a message that does not decode
+/// closes that connection.
+fn hear<I: Input>(
+    conn: u64,
+    bytes: &[u8],
+    now: Duration,
+    server: &mut Server<I>,
+    (conns, stats, notes): (
+        &mut BTreeMap<u64, Connection>,
+        &mut TransportStats,
+        &mut NoteLimit,
+    ),
+    host: &mut impl ServerHost<I>,
+) {
+    stats.messages_in += 1;
+    stats.bytes_in += bytes.len() as u64;
+    match decode::<ClientMessage>(bytes) {
+        Ok(message) => server.handle_message(now, ConnId(conn), message),
         Err(e) => {
             stats.connections_cut += 1;
-            notes.note(host, id, &format!("closed: {e}"));
-            if let Some(connection) = conns.remove(&id) {
+            notes.note(host, conn, &format!("closed: {e}"));
+            if let Some(connection) = conns.remove(&conn) {
                 connection.close("malformed message");
             }
-            server.handle_disconnect(now, ConnId(id));
+            server.handle_disconnect(now, ConnId(conn));
         }
     }
 }

@@ -141,6 +141,8 @@ pub struct Connection {
     tx: mpsc::UnboundedSender<Outbound>,
     budget: Arc<Semaphore>,
     task: JoinHandle<()>,
+    /// The QUIC connection, once established: datagrams go straight to it.
+    quic: Option<quinn::Connection>,
 }
 
 /// An established QUIC connection and its message stream.
@@ -163,6 +165,7 @@ impl Connection {
             tx,
             budget: Arc::new(Semaphore::new(permits)),
             task: run(rx),
+            quic: None,
         }
     }
 
@@ -174,12 +177,15 @@ impl Connection {
         inbound: mpsc::Sender<Inbound>,
         (config, held): (TransportConfig, impl Send + 'static),
     ) -> Connection {
-        Connection::new(id, config, |rx| {
+        let quic = established.quic.clone();
+        let mut connection = Connection::new(id, config, |rx| {
             tokio::spawn(async move {
                 run(id, established, rx, inbound, config).await;
                 drop(held);
             })
-        })
+        });
+        connection.quic = Some(quic);
+        connection
     }
 
     /// Connects through `endpoint` (see [`crate::client_endpoint`]) to `addr`
@@ -206,11 +212,30 @@ impl Connection {
         })
     }
 
-    /// Queues a message, charged to the send budget until it is written.
+    /// Queues a message, charged to the send budget until it is written. A message
+    /// that may be lost goes straight to QUIC as a datagram when the connection is up
+    /// and it fits (QUIC holds at most a few KiB of them and drops the oldest).
     pub fn send(&self, bytes: Vec<u8>, delivery: Delivery) -> Queued {
         if self.tx.is_closed() {
             return Queued::Closed;
         }
+        let bytes = match (&self.quic, delivery) {
+            (Some(quic), Delivery::Unreliable)
+                if quic
+                    .max_datagram_size()
+                    .is_some_and(|max| bytes.len() <= max) =>
+            {
+                let datagram = Bytes::from(bytes);
+                match quic.send_datagram(datagram.clone()) {
+                    Ok(()) => return Queued::Yes,
+                    // Its end is reported by the task as an inbound event.
+                    Err(quinn::SendDatagramError::ConnectionLost(_)) => return Queued::Closed,
+                    // Too large after all, or datagrams off: the stream takes it.
+                    Err(_) => datagram.to_vec(),
+                }
+            }
+            _ => bytes,
+        };
         let cost = (bytes.len() + MESSAGE_OVERHEAD).min(u32::MAX as usize) as u32;
         let Ok(budget) = self.budget.clone().try_acquire_many_owned(cost) else {
             return Queued::Full;

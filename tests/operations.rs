@@ -72,7 +72,10 @@ fn scrape(url: &str) -> String {
 fn metrics_move_as_a_game_with_a_drop_a_rejoin_and_a_desync_runs() {
     const TICKS: u64 = 2400;
     let dir = temp_dir("ops-metrics");
-    let server = Server::start(&dir, &server_args(3, TICKS, &["--metrics", "127.0.0.1:0"]));
+    let evidence = dir.join("evidence");
+    let evidence_arg = evidence.to_str().expect("a UTF-8 temp path");
+    let extra = ["--metrics", "127.0.0.1:0", "--evidence-dir", evidence_arg];
+    let server = Server::start(&dir, &server_args(3, TICKS, &extra));
     let url = metrics_url(&server);
     let before = scrape(&url);
     assert_eq!(metric(&before, "tickstep_rooms_open"), 1);
@@ -168,6 +171,30 @@ fn metrics_move_as_a_game_with_a_drop_a_rejoin_and_a_desync_runs() {
     assert_eq!(count("tickstep_players_connected"), 0);
     for moved in ["tickstep_sent_bytes_total", "tickstep_received_bytes_total"] {
         assert!(count(moved) > metric(&during, moved), "{moved}");
+    }
+    // The desync's evidence was saved as snapshot files that verify.
+    let saved: Vec<_> = std::fs::read_dir(&evidence)
+        .expect("the evidence directory")
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    assert!(
+        !saved.is_empty(),
+        "no evidence saved\n{}",
+        server.proc.stderr_tail()
+    );
+    for file in &saved {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        assert!(
+            name.starts_with("main-tick") && name.ends_with(".snap"),
+            "{name}"
+        );
+        let path = file.to_str().expect("a UTF-8 temp path");
+        let verified = std::process::Command::new(BIN)
+            .args(["snapshot", "verify", path])
+            .output()
+            .expect("tickstep runs");
+        assert!(verified.status.success(), "{name}: {verified:?}");
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);

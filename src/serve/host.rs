@@ -1,7 +1,8 @@
-//! What `tickstep serve` does with what happens in its rooms: log it (tracing), and
-//! under Agones tell the lifecycle when the first game starts and when the last room
-//! has closed.
+//! What `tickstep serve` does with what happens in its rooms: log it (tracing), save
+//! desync evidence as snapshot files, and under Agones tell the lifecycle when the
+//! first game starts and when the last room has closed.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct RoomsHost {
     pub rooms_open: Arc<AtomicUsize>,
     /// Where Allocated and Finished go.
     pub lifecycle: Option<mpsc::UnboundedSender<Lifecycle>>,
+    /// Where desync evidence is saved.
+    pub evidence_dir: Option<PathBuf>,
 }
 
 impl RoomsHost {
@@ -44,6 +47,15 @@ impl ServerHost<ArenaInput> for RoomsHost {
                         bytes = snapshot.len(),
                         "desync evidence received"
                     );
+                    if let Some(dir) = &self.evidence_dir {
+                        let name =
+                            format!("{}-tick{tick}-player{}.snap", file_safe(&room), player.0);
+                        let path = dir.join(name);
+                        match crate::files::write(&path, &snapshot) {
+                            Ok(()) => tracing::info!(path = %path.display(), "evidence saved"),
+                            Err(error) => tracing::warn!(error, "evidence not saved"),
+                        }
+                    }
                 }
                 RoomEvent::Desync { .. } | RoomEvent::BuddySnapshotRejected { .. } => {
                     tracing::warn!(room, ?event)
@@ -67,4 +79,15 @@ impl ServerHost<ArenaInput> for RoomsHost {
     fn connection_note(&mut self, conn: u64, note: &str) {
         tracing::info!(conn, note, "connection");
     }
+}
+
+/// `name` with every character but ASCII letters, digits, `-` and `_` made `_`, for
+/// a file name.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            _ => '_',
+        })
+        .collect()
 }

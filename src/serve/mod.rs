@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// The game ends after this tick (default: it runs until the room closes).
     #[arg(long)]
     ticks: Option<u64>,
+    /// Save desync evidence (the snapshots of a desynced tick, from the disagreeing
+    /// players and one agreeing player) as files ROOM-tickT-playerP.snap in DIR, for
+    /// `tickstep snapshot diff`.
+    #[arg(long, value_name = "DIR")]
+    evidence_dir: Option<PathBuf>,
     /// A room's game starts once this many players joined (default: every slot).
     #[arg(long)]
     start_players: Option<u8>,
@@ -212,9 +217,14 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let (controls, orders): (Vec<_>, Vec<_>) = (0..shards).map(|_| mpsc::channel(64)).unzip();
     let lifecycle_channel = agones.map(|sdk| (sdk, mpsc::unbounded_channel()));
     let rooms_open = Arc::new(AtomicUsize::new(names.len()));
+    if let Some(dir) = &args.evidence_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let mut hosts = (0..shards).map(|_| RoomsHost {
         rooms_open: rooms_open.clone(),
         lifecycle: lifecycle_channel.as_ref().map(|(_, (tx, _))| tx.clone()),
+        evidence_dir: args.evidence_dir.clone(),
     });
     // What can fail is set up before any shard starts: a shard that stopped on its
     // own would wait for the others forever.

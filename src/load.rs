@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, TrustArgs};
-use crate::output::{emit, progress_bar};
+use crate::output::{emit, progress_bar, rounded};
 
 /// Arguments of `tickstep load`.
 #[derive(Args)]
@@ -292,8 +292,8 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
         seated,
         refused,
         lost,
-        seconds: round(seconds, 3),
-        ticks_per_client: round(
+        seconds: rounded(seconds, 3),
+        ticks_per_client: rounded(
             (counts.ticks_heard - then.ticks_heard) as f64 / seated.max(1) as f64,
             1,
         ),
@@ -301,8 +301,8 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
         bytes_sent: counts.bytes_sent - then.bytes_sent,
         messages_received: counts.messages_received - then.messages_received,
         bytes_received: counts.bytes_received - then.bytes_received,
-        load_cpu_ms: round(cpu * 1000.0, 1),
-        load_cpu_share: round(cpu / seconds, 3),
+        load_cpu_ms: rounded(cpu * 1000.0, 1),
+        load_cpu_share: rounded(cpu / seconds, 3),
     })
 }
 
@@ -410,9 +410,4 @@ fn update(
 /// CPU time this process has used.
 fn process_cpu() -> Duration {
     tickstep_net::metrics::process_cpu().unwrap_or_default()
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }

@@ -46,3 +46,9 @@ pub fn emit<T: Serialize>(
     }
     Ok(())
 }
+
+/// `value` rounded to `digits` decimal places, for reports.
+pub fn rounded(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}

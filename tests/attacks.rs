@@ -605,17 +605,8 @@ fn one_address_cannot_take_a_majority_of_seats() {
         .iter()
         .enumerate()
         .map(|(i, ip)| {
-            let mut args = game.clone();
-            args.extend(["--bind".to_string(), ip.to_string()]);
-            play(
-                &dir,
-                &format!("honest{i}"),
-                &server,
-                None,
-                TICKS,
-                &args,
-                &[],
-            )
+            let name = format!("honest{i}");
+            play_with(&dir, &name, &server, TICKS, &game, ["--bind", ip])
         })
         .collect();
     let reports: Vec<_> = plays

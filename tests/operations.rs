@@ -482,17 +482,8 @@ fn rooms_dealt_over_two_threads_both_play_and_every_join_reaches_its_room() {
         .iter()
         .enumerate()
         .map(|(i, room)| {
-            let mut args = game.clone();
-            args.extend(["--room".to_string(), room.to_string()]);
-            play(
-                &dir,
-                &format!("p{i}-{room}"),
-                &server,
-                None,
-                TICKS,
-                &args,
-                &[],
-            )
+            let name = format!("p{i}-{room}");
+            play_with(&dir, &name, &server, TICKS, &game, ["--room", room])
         })
         .collect();
     let playing = wait_until(

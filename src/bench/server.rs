@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tickstep_net::metrics::process_cpu_of;
 
-use crate::output::{emit, progress_bar};
+use crate::output::{emit, progress_bar, rounded};
 
 /// Arguments of `bench server`.
 #[derive(Args)]
@@ -172,24 +172,24 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
     let late_ticks = delta("tickstep_late_ticks_total");
     let cpu_s = cpu_now.saturating_sub(cpu_then).as_secs_f64();
     let per_room_tick = cpu_s / room_ticks.max(1) as f64;
-    let per_tick = |bytes: u64| round(bytes as f64 / room_ticks.max(1) as f64, 1);
+    let per_tick = |bytes: u64| rounded(bytes as f64 / room_ticks.max(1) as f64, 1);
     let report = ServerReport {
         rooms: args.rooms,
         players: args.players,
         tick_rate: args.tick_rate,
         send_every: args.send_every,
         threads: args.threads,
-        seconds: round(seconds, 3),
+        seconds: rounded(seconds, 3),
         room_ticks,
         on_time_ticks: room_ticks.saturating_sub(late_ticks),
         late_ticks,
         filled_ticks: delta("tickstep_filled_ticks_total"),
         expected_room_ticks: (f64::from(args.rooms) * f64::from(args.tick_rate) * seconds) as u64,
-        server_cpu_ms: round(cpu_s * 1000.0, 1),
-        server_cpu_us_per_room_tick: round(per_room_tick * 1e6, 2),
-        rooms_per_core: round(1.0 / (per_room_tick * f64::from(args.tick_rate)), 1),
+        server_cpu_ms: rounded(cpu_s * 1000.0, 1),
+        server_cpu_us_per_room_tick: rounded(per_room_tick * 1e6, 2),
+        rooms_per_core: rounded(1.0 / (per_room_tick * f64::from(args.tick_rate)), 1),
         server_rss_kb,
-        rss_per_room_kb: round(
+        rss_per_room_kb: rounded(
             server_rss_kb.saturating_sub(rss_empty) as f64 / f64::from(args.rooms),
             1,
         ),
@@ -344,9 +344,4 @@ fn rss_kb(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }

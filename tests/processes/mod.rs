@@ -277,6 +277,20 @@ pub fn play(
     Proc::spawn(dir, name, &args, env, false)
 }
 
+/// [`play`] without a reconnect file, with one more flag and its value.
+pub fn play_with(
+    dir: &Path,
+    name: &str,
+    server: &Server,
+    ticks: u64,
+    game: &[String],
+    [flag, value]: [&str; 2],
+) -> Proc {
+    let mut args = game.to_vec();
+    args.extend([flag.to_string(), value.to_string()]);
+    play(dir, name, server, None, ticks, &args, &[])
+}
+
 /// The reconnect info saved in `path`, once it is there and readable.
 pub fn saved_info(path: &Path) -> Option<ReconnectInfo> {
     ReconnectInfo::from_bytes(&std::fs::read(path).ok()?).ok()

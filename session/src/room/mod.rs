@@ -677,13 +677,8 @@ impl<I: Input> Room<I> {
 
     /// Sends every entered player the verified ticks it lacks.
     fn stream(&mut self, now: Duration, out: &mut Outbox) {
-        let (finalized, oldest) = (self.clock.finalized(), self.clock.oldest());
-        // Every `send_every` ticks, but the end at once.
+        let (live, oldest) = (self.announced(), self.clock.oldest());
         let batch = u64::from(self.config.send_every);
-        let live = match self.phase {
-            Phase::Ended => finalized,
-            _ => finalized - finalized % batch,
-        };
         let room_us = self.room_us(now);
         for p in 0..self.seats.len() {
             let player = PlayerId(p as u8);
@@ -709,8 +704,18 @@ impl<I: Input> Room<I> {
         }
     }
 
+    /// The newest verified tick players are told of: verified input goes out every
+    /// `send_every` ticks (the end at once), and heartbeats say no more than it.
+    fn announced(&self) -> Tick {
+        let finalized = self.clock.finalized();
+        match self.phase {
+            Phase::Ended => finalized,
+            _ => finalized - finalized % u64::from(self.config.send_every),
+        }
+    }
+
     fn housekeeping(&mut self, now: Duration, liveness: Liveness, out: &mut Outbox) {
-        let live = self.clock.finalized();
+        let live = self.announced();
         let silent: Vec<ConnId> = self
             .seats
             .actives()

@@ -30,8 +30,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Ticks per second of every server here.
 const RATE: u64 = 120;
-/// Units in every arena here.
-const ENTITIES: u32 = 200;
 /// The memory bound for the server under any single attack.
 const RSS_LIMIT_KB: u64 = 100 * 1024;
 
@@ -39,17 +37,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The server flags every test shares, for a room of `players` ending at `ticks`.
-fn server_args(players: u8, ticks: u64, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
-        .map(String::from)
-        .to_vec();
-    args.extend(["--ticks".to_string(), ticks.to_string()]);
-    args.extend(game_args(players, ENTITIES));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
 }
 
 /// The peak and current resident memory of process `pid`, in KiB.

@@ -11,20 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tickstep_session::ClientMessage;
 
-/// Units in every arena here.
-const ENTITIES: u32 = 200;
-
-/// `serve` flags for a room of `players` at 120 Hz ending at `ticks`.
-fn server_args(players: u8, ticks: u64, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
-        .map(String::from)
-        .to_vec();
-    args.extend(["--ticks".to_string(), ticks.to_string()]);
-    args.extend(game_args(players, ENTITIES));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
 /// GETs `url` (http://HOST:PORT/PATH): the status code and the body.
 fn http_get(url: &str) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("an http URL");

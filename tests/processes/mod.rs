@@ -25,6 +25,21 @@ pub fn temp_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// Units in the arena of the process tests.
+pub const ENTITIES: u32 = 200;
+
+/// `serve` flags for a room of `players` of [`ENTITIES`] units at 120 Hz (peers
+/// silent for 3 s are lost) ending at `ticks`, and `extra`.
+pub fn server_args(players: u8, ticks: u64, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--tick-rate", "120", "--timeout", "3"]
+        .map(String::from)
+        .to_vec();
+    args.extend(["--ticks".to_string(), ticks.to_string()]);
+    args.extend(game_args(players, ENTITIES));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// The game flags every process of a test shares.
 pub fn game_args(players: u8, entities: u32) -> Vec<String> {
     vec![

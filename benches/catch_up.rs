@@ -8,7 +8,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use std::time::Duration;
 use tickstep_arena::{self as arena, ArenaConfig};
 use tickstep_engine::{MAX_CAPACITY, TickInputs};
-use tickstep_replay::{Budget, CatchUp, InputLog};
+use tickstep_replay::{CatchUp, InputLog};
 use tickstep_snapshot as snapshot;
 
 const TICKS: u64 = 36_000;
@@ -37,9 +37,9 @@ fn catch_up(c: &mut Criterion) {
             b.iter_batched(
                 || snapshot::restore_new(&initial, arena::schema(), MAX_CAPACITY).unwrap(),
                 |mut frame| {
-                    let mut runner = CatchUp::new(4, 0, 0, 60).unwrap();
+                    let mut runner = CatchUp::new(4, 0, 0).unwrap();
                     while !runner
-                        .run_slice(&mut sim, &mut frame, &log, Budget::Ticks(1024))
+                        .run_slice(&mut sim, &mut frame, &log, 1024)
                         .unwrap()
                         .caught_up
                     {}

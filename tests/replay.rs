@@ -7,8 +7,7 @@ use std::sync::Arc;
 use tickstep_arena::{self as arena, ArenaConfig, ArenaInput, ArenaRun, RecordOptions};
 use tickstep_engine::{Checksum, PlayerId, Tick, checksum};
 use tickstep_replay::{
-    self as replay, self, Budget, CatchUp, InputLog, Replay, ReplayError, ReplayHeader,
-    ReplayWriter,
+    self as replay, self, CatchUp, InputLog, Replay, ReplayError, ReplayHeader, ReplayWriter,
 };
 
 fn config(seed: u64) -> ArenaConfig {
@@ -232,12 +231,10 @@ fn catch_up_with_input_arriving_meanwhile_ends_like_the_straight_run() {
     };
     feed(&mut log, 250);
     let mut sim = arena::simulation();
-    let mut catch_up = CatchUp::new(2, 100, 0, 60).unwrap();
+    let mut catch_up = CatchUp::new(2, 100, 0).unwrap();
     let mut slices = 0;
     loop {
-        let status = catch_up
-            .run_slice(&mut sim, &mut frame, &log, Budget::Ticks(20))
-            .unwrap();
+        let status = catch_up.run_slice(&mut sim, &mut frame, &log, 20).unwrap();
         assert_eq!(checksum(&frame), straight[frame.tick() as usize]);
         slices += 1;
         if status.caught_up && log.newest() == Some(400) {
@@ -262,9 +259,9 @@ fn catch_up_from_an_evicted_tick_is_a_clear_error() {
         source.step().unwrap();
         log.push(source.inputs()).unwrap();
     }
-    let mut catch_up = CatchUp::new(2, 0, 0, 60).unwrap();
+    let mut catch_up = CatchUp::new(2, 0, 0).unwrap();
     let error = catch_up
-        .run_slice(&mut arena::simulation(), &mut frame, &log, Budget::Ticks(5))
+        .run_slice(&mut arena::simulation(), &mut frame, &log, 5)
         .unwrap_err();
     assert!(error.to_string().contains("no longer held"), "{error}");
 }

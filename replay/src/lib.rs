@@ -23,7 +23,7 @@ mod input_log;
 mod playback;
 pub mod record;
 
-pub use catch_up::{Budget, CatchUp, CatchUpError, CatchUpStatus};
+pub use catch_up::{CatchUp, CatchUpError, CatchUpStatus};
 pub use file::{
     Checkpoint, REPLAY_MAGIC, REPLAY_VERSION, Replay, ReplayError, ReplayHeader, ReplayWriter,
 };

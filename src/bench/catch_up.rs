@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput};
 use tickstep_engine::{Checksum, Frame, MAX_CAPACITY, PlayerId, Simulation, TickInputs, checksum};
-use tickstep_replay::{Budget, CatchUp, InputLog};
+use tickstep_replay::{CatchUp, InputLog};
 use tickstep_session::{
     Client, ClientConfig, ClientId, Entry, ReconnectInfo, ResumeToken, RoomInfo, ServerMessage,
     SnapshotSource, Timing, VerifiedTicks,
@@ -75,7 +75,7 @@ fn catch_up_until(
     while frame.tick() < until {
         let slice = (until - frame.tick()).min(256);
         let status = catch_up
-            .run_slice(sim, frame, log, Budget::Ticks(slice))
+            .run_slice(sim, frame, log, slice)
             .map_err(|e| e.to_string())?;
         show(status.done);
     }
@@ -138,8 +138,7 @@ fn straight(args: &CatchUpBenchArgs) -> Result<(f64, String), String> {
     let mut frame = arena::new_frame(&config).map_err(|e| e.to_string())?;
     let mut sim = arena::simulation();
     let players = config.players as usize;
-    let mut catch_up =
-        CatchUp::new(players, 0, 0, arena::DEFAULT_TICK_RATE).map_err(|e| e.to_string())?;
+    let mut catch_up = CatchUp::new(players, 0, 0).map_err(|e| e.to_string())?;
     let began = Instant::now();
     catch_up_until(
         &mut catch_up,
@@ -174,8 +173,7 @@ fn measure(args: &CatchUpBenchArgs) -> Result<CatchUpBenchReport, String> {
     let began = Instant::now();
     let mut frame =
         snapshot::restore_new(&initial, schema.clone(), MAX_CAPACITY).map_err(|e| e.to_string())?;
-    let mut catch_up =
-        CatchUp::new(players, 0, 0, arena::DEFAULT_TICK_RATE).map_err(|e| e.to_string())?;
+    let mut catch_up = CatchUp::new(players, 0, 0).map_err(|e| e.to_string())?;
     catch_up_until(
         &mut catch_up,
         &mut sim,
@@ -203,8 +201,7 @@ fn measure(args: &CatchUpBenchArgs) -> Result<CatchUpBenchReport, String> {
     let began = Instant::now();
     let mut rejoined =
         snapshot::restore_new(&buddy, schema, MAX_CAPACITY).map_err(|e| e.to_string())?;
-    let mut catch_up = CatchUp::new(players, rejoined.tick(), 0, arena::DEFAULT_TICK_RATE)
-        .map_err(|e| e.to_string())?;
+    let mut catch_up = CatchUp::new(players, rejoined.tick(), 0).map_err(|e| e.to_string())?;
     catch_up_until(
         &mut catch_up,
         &mut sim,

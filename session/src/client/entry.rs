@@ -148,8 +148,7 @@ impl<G: Pod, I: Input> Client<G, I> {
         let Some(in_room) = self.in_room_mut() else {
             return;
         };
-        let rate = in_room.room.tick_rate;
-        let runner = CatchUp::new(players, tick, close_enough, rate).ok();
+        let runner = CatchUp::new(players, tick, close_enough).ok();
         let (Some(input), Some(runner)) = (input, runner) else {
             // Cannot happen: the welcome checked the slot count.
             return self.lost(now, SessionError::SnapshotRejected);

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tickstep_engine::Input;
 use tickstep_engine::{Checksum, Frame, Tick, TickInputs};
-use tickstep_replay::{Budget, InputLogError};
+use tickstep_replay::InputLogError;
 
 use super::state::{InRoom, LocalFrame, Stage, State};
 use super::{Client, ClientEvent, ClientMessage, ClientTransmit, DisconnectReason};
@@ -65,12 +65,8 @@ impl<G: Pod, I: Input> Client<G, I> {
             // frame stays at the last good tick. A failed system poisons the frame at
             // the tick it failed: nothing past the tick before it counts.
             let was_poisoned = self.frame.is_poisoned();
-            let outcome = runner.run_slice(
-                &mut self.simulation,
-                &mut self.frame,
-                &input.log,
-                Budget::Ticks(slice),
-            );
+            let outcome =
+                runner.run_slice(&mut self.simulation, &mut self.frame, &input.log, slice);
             if self.frame.is_poisoned() {
                 if !was_poisoned {
                     stepped += self.frame.tick().saturating_sub(tick + 1);

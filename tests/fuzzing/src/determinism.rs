@@ -5,7 +5,7 @@
 
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput, fill_bot_inputs};
 use tickstep_engine::{Checksum, Frame, MAX_CAPACITY, PlayerId, Tick, TickInputs, checksum};
-use tickstep_replay::{Budget, CatchUp, InputLog};
+use tickstep_replay::{CatchUp, InputLog};
 use tickstep_snapshot as snapshot;
 
 /// Something done to a running game that must not change its course.
@@ -145,10 +145,10 @@ fn check_path(plan: &DeterminismPlan, expected: &[Checksum]) {
                 PathEvent::ResyncCatchUp { behind } => {
                     let from = tick.saturating_sub(behind as Tick);
                     let mut resynced = restore(&history[from as usize]);
-                    let mut catch_up = CatchUp::new(players, from, 0, 60).expect("players");
+                    let mut catch_up = CatchUp::new(players, from, 0).expect("players");
                     while resynced.tick() < tick {
                         catch_up
-                            .run_slice(&mut simulation, &mut resynced, &log, Budget::Ticks(7))
+                            .run_slice(&mut simulation, &mut resynced, &log, 7)
                             .expect("input is buffered");
                     }
                     resynced

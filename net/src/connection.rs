@@ -10,6 +10,7 @@
 //! connection and frees what it held.
 
 use bytes::Bytes;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -99,13 +100,16 @@ pub enum Delivery {
     Unreliable,
 }
 
-enum Outbound {
+/// What the owner asks of a connection's task.
+pub(crate) enum Outbound {
+    /// Send a message.
     Message {
         bytes: Vec<u8>,
         delivery: Delivery,
         /// Its share of the send budget, returned once written.
         _budget: OwnedSemaphorePermit,
     },
+    /// Say goodbye with this reason and close.
     Close(String),
 }
 
@@ -130,7 +134,7 @@ pub const INBOUND_QUEUE: usize = 64;
 const MESSAGE_OVERHEAD: usize = 64;
 
 /// How long a closing connection waits for its last words to be acknowledged.
-const LINGER: Duration = Duration::from_secs(2);
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
 /// The owner's handle on a connection task. Dropping it closes the connection with a
 /// goodbye.
@@ -150,6 +154,34 @@ pub(crate) struct Established {
     pub quic: quinn::Connection,
     pub send: quinn::SendStream,
     pub recv: quinn::RecvStream,
+}
+
+/// An established connection of either kind a server takes.
+pub(crate) enum Link {
+    /// QUIC: a message stream, and datagrams for what may be lost.
+    Quic(Established),
+    /// A WebSocket (a browser's): every message on it, in order.
+    Web(Box<crate::web::Socket>, SocketAddr),
+}
+
+impl Link {
+    /// The peer's address.
+    pub(crate) fn address(&self) -> IpAddr {
+        match self {
+            Link::Quic(established) => established.quic.remote_address().ip(),
+            Link::Web(_, address) => address.ip(),
+        }
+    }
+
+    /// Closes the link at once with `why` (nothing was queued on it yet).
+    pub(crate) fn refuse(self, why: &'static str) {
+        match self {
+            Link::Quic(established) => established.quic.close(0u32.into(), why.as_bytes()),
+            Link::Web(socket, _) => {
+                tokio::spawn(crate::web::refuse(socket, why));
+            }
+        }
+    }
 }
 
 impl Connection {
@@ -173,19 +205,29 @@ impl Connection {
     /// until it ends (the owner counts live connections by it).
     pub(crate) fn spawn(
         id: u64,
-        established: Established,
+        link: Link,
         inbound: mpsc::Sender<Inbound>,
         (config, held): (TransportConfig, impl Send + 'static),
     ) -> Connection {
-        let quic = established.quic.clone();
-        let mut connection = Connection::new(id, config, |rx| {
-            tokio::spawn(async move {
-                run(id, established, rx, inbound, config).await;
-                drop(held);
-            })
-        });
-        connection.quic = Some(quic);
-        connection
+        match link {
+            Link::Quic(established) => {
+                let quic = established.quic.clone();
+                let mut connection = Connection::new(id, config, |rx| {
+                    tokio::spawn(async move {
+                        run(id, established, rx, inbound, config).await;
+                        drop(held);
+                    })
+                });
+                connection.quic = Some(quic);
+                connection
+            }
+            Link::Web(socket, _) => Connection::new(id, config, |rx| {
+                tokio::spawn(async move {
+                    crate::web::run(id, *socket, rx, inbound, config).await;
+                    drop(held);
+                })
+            }),
+        }
     }
 
     /// Connects through `endpoint` (see [`crate::client_endpoint`]) to `addr`

@@ -21,8 +21,9 @@ use std::time::Duration;
 use tickstep_session::{ClientMessage, ServerConfig, decode};
 use tokio::sync::mpsc;
 
-use crate::connection::{Established, TransportConfig};
+use crate::connection::{Established, Link, TransportConfig};
 use crate::frame::{Frame, read_frame};
+use crate::web::{Pages, WebDoor};
 
 /// Handshakes under way at most; more are refused.
 pub const MAX_HANDSHAKES: usize = 1024;
@@ -109,7 +110,7 @@ pub(crate) enum Turned {
 
 /// A connection whose first message has arrived, on its way to its room's shard.
 pub(crate) struct Arrival {
-    pub established: Established,
+    pub link: Link,
     pub first: Vec<u8>,
     pub admission: Admission,
 }
@@ -208,8 +209,7 @@ impl FrontDoor {
         let door = &self.door;
         while let Some(incoming) = door.endpoint.accept().await {
             let handshaking = door.handshaking.load(Ordering::Relaxed);
-            let live = Arc::strong_count(&door.alive) - 1 + handshaking;
-            if handshaking >= MAX_HANDSHAKES || live >= door.limits.max_connections {
+            if handshaking >= MAX_HANDSHAKES || door.is_full() {
                 door.refused.fetch_add(1, Ordering::Relaxed);
                 incoming.refuse();
                 continue;
@@ -227,6 +227,13 @@ impl FrontDoor {
                 _slot: Slot(door.handshaking.clone()),
             });
         }
+    }
+
+    /// A door for browsers on `listener` that shares this one's shards and limits:
+    /// it serves `pages` and takes WebSocket connections at `/ws` (run it with
+    /// [`WebDoor::run`]).
+    pub fn web(&self, listener: tokio::net::TcpListener, pages: Pages) -> WebDoor {
+        WebDoor::new(listener, self.door.clone(), pages)
     }
 
     /// A handle to read the door's [`DoorStats`] while it runs.
@@ -253,6 +260,32 @@ impl Door {
     /// The endpoint connections arrive on.
     pub(crate) fn endpoint(&self) -> &quinn::Endpoint {
         &self.endpoint
+    }
+
+    /// The door's limits.
+    pub(crate) fn limits(&self) -> DoorLimits {
+        self.limits
+    }
+
+    /// Whether the connections held (handshakes under way included) reach the cap.
+    fn is_full(&self) -> bool {
+        let handshaking = self.handshaking.load(Ordering::Relaxed);
+        Arc::strong_count(&self.alive) - 1 + handshaking >= self.limits.max_connections
+    }
+
+    /// Counts a connection that needs no handshake (a browser's) under the caps, or
+    /// refuses it (counted).
+    pub(crate) fn admit_visitor(&self, address: IpAddr) -> Option<Admission> {
+        let admitted = (!self.is_full()).then(|| self.admit(address)).flatten();
+        if admitted.is_none() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// The next shard in turn (for a connection no room claims).
+    pub(crate) fn next_shard(&self) -> usize {
+        self.turn.fetch_add(1, Ordering::Relaxed) % self.shards.len()
     }
 
     /// A fresh connection number.
@@ -292,8 +325,7 @@ impl Door {
             }
         }
         self.refused.fetch_add(1, Ordering::Relaxed);
-        let why = "the server is shutting down";
-        arrival.established.quic.close(0u32.into(), why.as_bytes());
+        arrival.link.refuse("the server is shutting down");
     }
 
     /// Counts a connection from `address` under the caps, or refuses it.
@@ -351,7 +383,7 @@ impl Door {
             }
         };
         Ok(Arrival {
-            established: Established { quic, send, recv },
+            link: Link::Quic(Established { quic, send, recv }),
             first,
             admission,
         })

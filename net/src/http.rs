@@ -3,6 +3,7 @@
 //! [`MAX_HEAD`] bytes read within [`IO_TIMEOUT`] (and so every write), and at most
 //! [`MAX_CONNECTIONS`] served at once. A request past a bound is closed unanswered.
 
+use bytes::Bytes;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,16 +42,16 @@ pub struct Response {
     /// The body's media type.
     pub content_type: &'static str,
     /// The body.
-    pub body: String,
+    pub body: Bytes,
 }
 
 impl Response {
     /// A 200 with `body` of `content_type`.
-    pub fn ok(content_type: &'static str, body: String) -> Response {
+    pub fn ok(content_type: &'static str, body: impl Into<Bytes>) -> Response {
         Response {
             status: 200,
             content_type,
-            body,
+            body: body.into(),
         }
     }
 
@@ -59,7 +60,7 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
-            body: body.to_string(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
         }
     }
 }
@@ -105,6 +106,14 @@ where
         },
         Err(error) => return Err(error),
     };
+    write_response(&mut stream, &response).await
+}
+
+/// Writes `response` (and ends the stream) within [`IO_TIMEOUT`].
+pub(crate) async fn write_response(
+    stream: &mut TcpStream,
+    response: &Response,
+) -> Result<(), HttpError> {
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         response.status,
@@ -114,7 +123,7 @@ where
     );
     let write = async {
         stream.write_all(head.as_bytes()).await?;
-        stream.write_all(response.body.as_bytes()).await?;
+        stream.write_all(&response.body).await?;
         stream.shutdown().await
     };
     timeout(IO_TIMEOUT, write)
@@ -187,7 +196,7 @@ async fn request(
 
 /// Reads up to the blank line ending an HTTP head (or the end of the stream), at most
 /// [`MAX_HEAD`] bytes within [`IO_TIMEOUT`] in all, and returns it as text.
-async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<String, HttpError> {
+pub(crate) async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<String, HttpError> {
     let read = async {
         let mut head = Vec::with_capacity(1024);
         let mut buffer = [0u8; 1024];
@@ -212,11 +221,21 @@ async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<String, Http
 }
 
 /// The method and target of a request head's first line.
-fn request_line(head: &str) -> Option<(&str, &str)> {
+pub(crate) fn request_line(head: &str) -> Option<(&str, &str)> {
     let line = head.lines().next()?;
     let mut words = line.split(' ');
     let (method, target, version) = (words.next()?, words.next()?, words.next()?);
     version.starts_with("HTTP/1.").then_some((method, target))
+}
+
+/// The value of the header `name` (any case) in a request head.
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.split_once(':'))
+        .find(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim())
 }
 
 fn reason(status: u16) -> &'static str {
@@ -225,6 +244,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        426 => "Upgrade Required",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -256,7 +276,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             tokio::spawn(serve_http(listener, |path: String| async move {
                 match path.as_str() {
-                    "/hello" => Response::ok("text/plain", "hi\n".into()),
+                    "/hello" => Response::ok("text/plain", "hi\n"),
                     _ => Response::text(404, "no\n"),
                 }
             }));

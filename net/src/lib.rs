@@ -6,7 +6,8 @@
 //! (capped before allocating) and, for messages the session may lose, QUIC datagrams.
 //! [`front_door`] accepts connections and hands each to the shard hosting its room,
 //! where [`serve`] runs a [`tickstep_session::Server`]; [`NetClient`] drives a
-//! [`tickstep_session::Client`].
+//! [`tickstep_session::Client`]. Browsers come in through a [`WebDoor`]: the page's
+//! files over HTTP and the session over a WebSocket, into the same shards.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod metrics;
 mod server;
 mod tls;
+pub mod web;
 
 pub use client::{NetClient, Tamper, advance_for, client_endpoint};
 pub use connection::{CloseReason, Connection, Delivery, Inbound, Queued, TransportConfig};
@@ -30,3 +32,4 @@ pub use door::{
 };
 pub use server::{ServerHost, serve, server_endpoint};
 pub use tls::{ALPN, Fingerprint, Identity, SetupError, Trust};
+pub use web::{Page, Pages, WebDoor};

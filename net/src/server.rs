@@ -276,9 +276,9 @@ fn adopt<I: Input>(
     host: &mut impl ServerHost<I>,
 ) {
     let id = door.new_id();
-    let address = arrival.established.quic.remote_address().ip();
+    let address = arrival.link.address();
     let on = (transport, arrival.admission);
-    let conn = Connection::spawn(id, arrival.established, inbound.clone(), on);
+    let conn = Connection::spawn(id, arrival.link, inbound.clone(), on);
     conns.insert(id, conn);
     stats.connections_accepted += 1;
     // A refusal (too many connections) is queued with its close.

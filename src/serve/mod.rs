@@ -5,6 +5,7 @@
 
 mod host;
 mod operator;
+mod web;
 
 use clap::Args;
 use std::collections::BTreeMap;
@@ -75,6 +76,11 @@ pub struct ServeArgs {
     /// /healthz (port 0: the OS picks one; the address is printed).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Serve the browser client at http://ADDR/ (open ?room=NAME&play to take a
+    /// seat) and the session over a WebSocket at /ws, into the same rooms (port 0:
+    /// the OS picks one; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<String>,
     /// Run as an Agones GameServer: Ready once listening, Health every 2 s, Allocated
     /// when the first game starts, Shutdown once every room has closed (the SDK's REST
     /// port from AGONES_SDK_HTTP_PORT, default 9358).
@@ -228,13 +234,20 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     });
     // What can fail is set up before any shard starts: a shard that stopped on its
     // own would wait for the others forever.
-    let (metrics, signals) = {
+    let (metrics, web, signals) = {
         let _runtime = runtime.enter();
         let metrics = match &args.metrics {
-            Some(at) => Some(metrics_listener(at)?),
+            Some(at) => Some(tcp_listener(at, "metrics")?),
             None => None,
         };
-        (metrics, operator::Signals::listen()?)
+        let web = match &args.web {
+            Some(at) => {
+                let pages = web::pages(&config, args.tick_rate, args.net.timeout());
+                Some(door.web(tcp_listener(at, "the web page")?, pages))
+            }
+            None => None,
+        };
+        (metrics, web, operator::Signals::listen()?)
     };
     let epoch = tokio::time::Instant::now();
     let mut jobs = servers.into_iter().zip(inboxes).zip(orders);
@@ -280,6 +293,14 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             println!("metrics at http://{at}/metrics");
             let page = operator::serve_metrics(listener, controls.clone(), door_stats);
             tokio::spawn(page);
+        }
+        if let Some(web) = web {
+            let at = web.local_addr().map_err(|e| e.to_string())?;
+            println!("web page at http://{at}/");
+            if !web::client_built() {
+                tracing::warn!("built without the browser client: run web/build, then build again");
+            }
+            tokio::spawn(web.run());
         }
         let _ = std::io::stdout().flush();
         tracing::info!(%address, rooms = names.len(), shards, "serving");
@@ -327,10 +348,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A listener for the metrics page on `at` (inside a runtime).
-fn metrics_listener(at: &str) -> Result<tokio::net::TcpListener, String> {
+/// A TCP listener for `what` on `at` (inside a runtime).
+fn tcp_listener(at: &str, what: &str) -> Result<tokio::net::TcpListener, String> {
     let at = resolve(at)?;
-    let cannot = |e: std::io::Error| format!("cannot listen for metrics on {at}: {e}");
+    let cannot = |e: std::io::Error| format!("cannot listen for {what} on {at}: {e}");
     let listener = std::net::TcpListener::bind(at).map_err(cannot)?;
     listener.set_nonblocking(true).map_err(cannot)?;
     tokio::net::TcpListener::from_std(listener).map_err(cannot)

@@ -100,7 +100,6 @@ async function main() {
   $("cut").onclick = () => {
     if (!socket) return;
     drop(null);
-    logLine(`${(now() / 1000).toFixed(3)} s  connection cut by the visitor`);
     client.connection_lost(now(), "connection cut by the visitor", false);
     pump();
   };

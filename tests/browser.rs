@@ -3,7 +3,8 @@
 //!
 //! - A session client over a WebSocket (Rust, no browser) plays a game with two
 //!   `tickstep play` bots and ends on their checksum — and on the offline run's, the
-//!   oracle, when no one's input was filled in.
+//!   oracle, when no one's input was filled in; and again over TLS (`wss://`, with a
+//!   certificate from a CA the client trusts).
 //! - The web door's bounds: unknown pages, non-GET, a plain GET of the socket, a text
 //!   message, an oversized message, a silent socket, the per-address cap.
 //! - Headless Chromium (Debian's `chromium`, or `TICKSTEP_CHROMIUM`) opens the page as
@@ -23,6 +24,7 @@ use processes::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tickstep_arena::{self as arena, ArenaConfig, ArenaRun};
 use tickstep_engine::checksum;
@@ -30,6 +32,7 @@ use tickstep_session::{
     Client, ClientConfig, ClientEvent, ClientId, ClientState, ClientTransmit, ReconnectInfo,
     ServerMessage, decode, encode,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -49,10 +52,9 @@ fn web_server(dir: &Path, players: u8, ticks: u64, extra: &[&str]) -> (Server, S
         .strip_prefix("web page at ")
         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
         .to_string();
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
-        "{url}"
-    );
+    let plain = url.starts_with("http://127.0.0.1:");
+    assert!(plain || url.starts_with("https://127.0.0.1:"), "{url}");
+    assert!(url.ends_with('/'), "{url}");
     (server, url)
 }
 
@@ -118,9 +120,13 @@ fn arena_config(players: u8) -> ArenaConfig {
     }
 }
 
-/// A session client playing the bots' input over a WebSocket until it stops (or 90 s
-/// pass): its final tick, checksum and the ticks the room filled in for it.
-async fn play_over_websocket(url: &str, players: u8) -> (u64, String, u64, ClientState) {
+/// A session client playing the bots' input over WebSockets `open` opens until it
+/// stops (or 90 s pass): its final tick, checksum and the ticks the room filled in
+/// for it.
+async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+    open: impl AsyncFn() -> WebSocketStream<S>,
+    players: u8,
+) -> (u64, String, u64, ClientState) {
     let initial = arena::new_frame(&arena_config(players)).expect("the arena");
     let config = ClientConfig {
         app_version: APP_VERSION.into(),
@@ -130,14 +136,14 @@ async fn play_over_websocket(url: &str, players: u8) -> (u64, String, u64, Clien
     let info = ReconnectInfo::new("", "main", ClientId::from_seed(0x3eb));
     let mut client = Client::new(config, info, initial, arena::simulation());
     let epoch = tokio::time::Instant::now();
-    let mut socket: Option<WebSocketStream<TcpStream>> = None;
+    let mut socket: Option<WebSocketStream<S>> = None;
     client.connect(epoch.elapsed());
     let deadline = Instant::now() + Duration::from_secs(90);
     while !client.state().is_disconnected() && Instant::now() < deadline {
         let now = epoch.elapsed();
         while let Some(transmit) = client.poll_transmit(now) {
             match transmit {
-                ClientTransmit::Connect => socket = Some(open_socket(url).await),
+                ClientTransmit::Connect => socket = Some(open().await),
                 ClientTransmit::Send(message) => {
                     if let Some(socket) = &mut socket {
                         let _ = socket.send(Message::Binary(encode(&message).into())).await;
@@ -219,16 +225,23 @@ fn offline_checksum(players: u8, ticks: u64) -> String {
     checksum(run.frame()).to_string()
 }
 
-#[test]
-fn a_websocket_client_plays_a_game_with_quic_bots_on_their_checksum() {
+/// A game of three over `serve --web` (with `extra` flags): two `play` bots over
+/// QUIC, and a session client over WebSockets `open` opens (given the page's URL),
+/// which ends on the bots' checksum, and on the offline run's when nothing was filled.
+fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
+    test: &str,
+    extra: &[&str],
+    open: impl AsyncFn(&str) -> WebSocketStream<S>,
+) {
     const TICKS: u64 = 600;
-    let dir = temp_dir("websocket-game");
-    let (server, url) = web_server(&dir, 3, TICKS, &[]);
+    let dir = temp_dir(test);
+    let (server, url) = web_server(&dir, 3, TICKS, extra);
     let game = game_args(3, ENTITIES);
     let mut bots: Vec<Proc> = (0..2)
         .map(|i| play(&dir, &format!("bot{i}"), &server, None, TICKS, &game, &[]))
         .collect();
-    let (tick, sum, filled, state) = runtime().block_on(play_over_websocket(&url, 3));
+    let played = play_over_websocket(async || open(&url).await, 3);
+    let (tick, sum, filled, state) = runtime().block_on(played);
     assert_eq!(tick, TICKS, "{state:?}\n{}", server.proc.stderr_tail());
     assert!(
         matches!(
@@ -258,6 +271,78 @@ fn a_websocket_client_plays_a_game_with_quic_bots_on_their_checksum() {
             "the offline run is the oracle"
         );
     }
+}
+
+#[test]
+fn a_websocket_client_plays_a_game_with_quic_bots_on_their_checksum() {
+    websocket_game("websocket-game", &[], async |url: &str| {
+        open_socket(url).await
+    });
+}
+
+#[test]
+fn over_tls_a_websocket_client_plays_on_the_same_checksum() {
+    let dir = temp_dir("wss-certificate");
+    let (ca, cert, key) = certificate_files(&dir);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let roots = Arc::new(root_store(&ca));
+    websocket_game(
+        "wss-game",
+        &["--cert", cert, "--key", key],
+        async |url: &str| {
+            assert!(url.starts_with("https://"), "{url}");
+            let host = url.trim_start_matches("https://").trim_end_matches('/');
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            let tcp = TcpStream::connect(host)
+                .await
+                .expect("the web port accepts");
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+                .expect("the server's certificate is trusted");
+            let (socket, _) = tokio_tungstenite::client_async(format!("wss://{host}/ws"), tls)
+                .await
+                .expect("the WebSocket handshake succeeds");
+            socket
+        },
+    );
+}
+
+/// A CA and a certificate it issued for localhost: the CA's PEM, the certificate's
+/// and its key's, as files in `dir`.
+fn certificate_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let files = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&files.0, ca.pem()).unwrap();
+    std::fs::write(&files.1, cert.pem()).unwrap();
+    std::fs::write(&files.2, key.serialize_pem()).unwrap();
+    files
+}
+
+/// Roots holding the CA certificate in `path`.
+fn root_store(path: &Path) -> rustls::RootCertStore {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    roots
 }
 
 #[test]

@@ -230,10 +230,16 @@ impl FrontDoor {
     }
 
     /// A door for browsers on `listener` that shares this one's shards and limits:
-    /// it serves `pages` and takes WebSocket connections at `/ws` (run it with
-    /// [`WebDoor::run`]).
-    pub fn web(&self, listener: tokio::net::TcpListener, pages: Pages) -> WebDoor {
-        WebDoor::new(listener, self.door.clone(), pages)
+    /// it serves `pages` and takes WebSocket connections at `/ws`, over TLS when `tls`
+    /// is given (`https://`, `wss://`; see [`crate::Identity::web_tls`]). Run it with
+    /// [`WebDoor::run`].
+    pub fn web(
+        &self,
+        listener: tokio::net::TcpListener,
+        pages: Pages,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> WebDoor {
+        WebDoor::new(listener, self.door.clone(), pages, tls)
     }
 
     /// A handle to read the door's [`DoorStats`] while it runs.

@@ -134,18 +134,31 @@ impl Identity {
         Fingerprint::of(&self.chain[0])
     }
 
+    /// The TLS configuration for HTTPS and secure WebSockets over TCP (a browser's
+    /// `wss://`): this identity, TLS 1.3, HTTP/1.1.
+    pub fn web_tls(&self) -> Result<Arc<rustls::ServerConfig>, SetupError> {
+        let mut tls = self.tls13()?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(tls))
+    }
+
+    /// A TLS 1.3 server configuration of this identity (ring's provider).
+    fn tls13(&self) -> Result<rustls::ServerConfig, SetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| SetupError::Setup(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| SetupError::Setup(e.to_string()))
+    }
+
     /// The QUIC server configuration: this identity, the tickstep ALPN, `transport`.
     pub(crate) fn server_config(
         &self,
         transport: Arc<quinn::TransportConfig>,
     ) -> Result<quinn::ServerConfig, SetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| SetupError::Setup(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| SetupError::Setup(e.to_string()))?;
+        let mut tls = self.tls13()?;
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| SetupError::Setup(e.to_string()))?;

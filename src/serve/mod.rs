@@ -78,7 +78,8 @@ pub struct ServeArgs {
     metrics: Option<String>,
     /// Serve the browser client at http://ADDR/ (open ?room=NAME&play to take a
     /// seat) and the session over a WebSocket at /ws, into the same rooms (port 0:
-    /// the OS picks one; the address is printed).
+    /// the OS picks one; the address is printed). With --cert and --key: https://
+    /// and wss://.
     #[arg(long, value_name = "ADDR")]
     web: Option<String>,
     /// Run as an Agones GameServer: Ready once listening, Health every 2 s, Allocated
@@ -243,7 +244,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let web = match &args.web {
             Some(at) => {
                 let pages = web::pages(&config, args.tick_rate, args.net.timeout());
-                Some(door.web(tcp_listener(at, "the web page")?, pages))
+                // TLS with a certificate of the operator's; a self-signed one made
+                // at start would only earn a browser's warning.
+                let tls = match args.cert.is_some() {
+                    true => Some(identity.web_tls().map_err(|e| e.to_string())?),
+                    false => None,
+                };
+                Some(door.web(tcp_listener(at, "the web page")?, pages, tls))
             }
             None => None,
         };
@@ -296,7 +303,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         }
         if let Some(web) = web {
             let at = web.local_addr().map_err(|e| e.to_string())?;
-            println!("web page at http://{at}/");
+            let scheme = if web.is_secure() { "https" } else { "http" };
+            println!("web page at {scheme}://{at}/");
             if !web::client_built() {
                 tracing::warn!("built without the browser client: run web/build, then build again");
             }

@@ -1,5 +1,6 @@
 //! The browsers' way in: one TCP listener that serves the page's files over HTTP and
-//! takes the session over a WebSocket at [`SOCKET_PATH`]. A WebSocket connection is
+//! takes the session over a WebSocket at [`SOCKET_PATH`] (both over TLS when the door
+//! has a certificate: `https://`, `wss://`). A WebSocket connection is
 //! counted under the same connection caps as a QUIC one from the moment it is
 //! accepted (a page request too, while it is answered), must send its request head
 //! within the connect timeout and its first message within the hello timeout, and is
@@ -8,15 +9,16 @@
 
 mod socket;
 
-pub(crate) use socket::{Socket, refuse, run};
+pub(crate) use socket::{Socket, WebStream, refuse, run};
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -46,6 +48,7 @@ pub struct WebDoor {
     listener: TcpListener,
     door: Arc<Door>,
     pages: Arc<Pages>,
+    tls: Option<TlsAcceptor>,
 }
 
 /// What a visitor asked for.
@@ -57,12 +60,23 @@ enum Visit {
 }
 
 impl WebDoor {
-    pub(crate) fn new(listener: TcpListener, door: Arc<Door>, pages: Pages) -> WebDoor {
+    pub(crate) fn new(
+        listener: TcpListener,
+        door: Arc<Door>,
+        pages: Pages,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> WebDoor {
         WebDoor {
             listener,
             door,
             pages: Arc::new(pages),
+            tls: tls.map(TlsAcceptor::from),
         }
+    }
+
+    /// Whether it speaks TLS (`https://`, `wss://`).
+    pub fn is_secure(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address it listens on.
@@ -81,8 +95,20 @@ impl WebDoor {
             let Some(admission) = self.door.admit_visitor(address.ip()) else {
                 continue;
             };
-            let (door, pages) = (self.door.clone(), self.pages.clone());
+            let (door, pages, tls) = (self.door.clone(), self.pages.clone(), self.tls.clone());
             tokio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                let stream: WebStream = match tls {
+                    None => Box::new(stream),
+                    Some(tls) => {
+                        let limit = door.limits().connect_timeout;
+                        match timeout(limit, tls.accept(stream)).await {
+                            Ok(Ok(secure)) => Box::new(secure),
+                            // A failed or slow TLS handshake: dropped.
+                            _ => return,
+                        }
+                    }
+                };
                 if let Ok(Visit::Session(arrival)) =
                     visit(&door, &pages, stream, address, admission).await
                 {
@@ -98,7 +124,7 @@ impl WebDoor {
 async fn visit(
     door: &Door,
     pages: &Pages,
-    mut stream: TcpStream,
+    mut stream: WebStream,
     address: SocketAddr,
     admission: Admission,
 ) -> Result<Visit, HttpError> {
@@ -132,7 +158,6 @@ async fn visit(
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|e| HttpError::Io(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
     let mut socket =
         WebSocketStream::from_raw_socket(stream, Role::Server, Some(socket_config())).await;
     let first = match timeout(limits.hello_timeout, socket::first_message(&mut socket)).await {
@@ -151,7 +176,7 @@ async fn visit(
 }
 
 /// Writes `response` and ends the visit.
-async fn answer(mut stream: TcpStream, response: Response) -> Result<Visit, HttpError> {
+async fn answer(mut stream: WebStream, response: Response) -> Result<Visit, HttpError> {
     write_response(&mut stream, &response).await?;
     Ok(Visit::Answered)
 }

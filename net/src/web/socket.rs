@@ -7,7 +7,7 @@
 //! connection.
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -17,8 +17,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::connection::{CloseReason, Inbound, LINGER, Outbound, TransportConfig};
 
+/// A byte stream a browser reached us on: TCP, or TLS over TCP.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A visitor's stream, plain or secure.
+pub(crate) type WebStream = Box<dyn Io>;
+
 /// A browser's WebSocket, once upgraded.
-pub(crate) type Socket = WebSocketStream<TcpStream>;
+pub(crate) type Socket = WebSocketStream<WebStream>;
 
 /// Bytes of a close frame's reason at most (the frame's limit).
 const MAX_REASON: usize = 123;

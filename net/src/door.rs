@@ -62,6 +62,9 @@ pub struct DoorStats {
     pub refused: u64,
     /// Clients asked to prove their address first.
     pub retries: u64,
+    /// Browser visits ([`crate::WebDoor`]) that failed: a malformed or slow request,
+    /// a failed TLS handshake, a socket that said no hello in time.
+    pub web_failed: u64,
 }
 
 /// A connection whose handshake one shard is to run. It holds its place under the
@@ -149,6 +152,7 @@ pub(crate) struct Door {
     turn: AtomicUsize,
     refused: AtomicU64,
     retries: AtomicU64,
+    web_failed: AtomicU64,
 }
 
 /// The front door of `endpoint` for `shards` shards, the rooms assigned to them by
@@ -183,6 +187,7 @@ pub fn front_door(
         turn: AtomicUsize::new(0),
         refused: AtomicU64::new(0),
         retries: AtomicU64::new(0),
+        web_failed: AtomicU64::new(0),
     });
     let inboxes = receivers
         .into_iter()
@@ -258,6 +263,7 @@ impl DoorStatsHandle {
         DoorStats {
             refused: self.0.refused.load(Ordering::Relaxed),
             retries: self.0.retries.load(Ordering::Relaxed),
+            web_failed: self.0.web_failed.load(Ordering::Relaxed),
         }
     }
 }
@@ -287,6 +293,11 @@ impl Door {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
         admitted
+    }
+
+    /// Counts a browser visit that failed.
+    pub(crate) fn web_visit_failed(&self) {
+        self.web_failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The next shard in turn (for a connection no room claims).

@@ -109,7 +109,9 @@ where
     write_response(&mut stream, &response).await
 }
 
-/// Writes `response` (and ends the stream) within [`IO_TIMEOUT`].
+/// Writes `response` and ends the stream, each piece of at most [`WRITE_CHUNK`] bytes
+/// within [`IO_TIMEOUT`] (a large body on a slow link still gets through; a peer that
+/// stops reading is dropped).
 pub(crate) async fn write_response(
     stream: &mut (impl AsyncWrite + Unpin),
     response: &Response,
@@ -121,16 +123,21 @@ pub(crate) async fn write_response(
         response.content_type,
         response.body.len()
     );
-    let write = async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&response.body).await?;
-        stream.shutdown().await
-    };
-    timeout(IO_TIMEOUT, write)
+    let pieces = std::iter::once(head.as_bytes()).chain(response.body.chunks(WRITE_CHUNK));
+    for piece in pieces {
+        timeout(IO_TIMEOUT, stream.write_all(piece))
+            .await
+            .map_err(|_| HttpError::Timeout)?
+            .map_err(|e| HttpError::Io(e.to_string()))?;
+    }
+    timeout(IO_TIMEOUT, stream.shutdown())
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|e| HttpError::Io(e.to_string()))
 }
+
+/// Bytes of a response written within one [`IO_TIMEOUT`].
+pub const WRITE_CHUNK: usize = 64 << 10;
 
 /// A response body read by [`get`] at most; a longer one is cut here.
 pub const MAX_BODY: usize = 4 << 20;

@@ -161,6 +161,12 @@ pub fn render(
             door.retries as f64,
         ),
         (
+            "tickstep_web_visits_failed_total",
+            Counter,
+            "Browser visits that failed: a malformed or slow request, a failed TLS handshake, no hello in time.",
+            door.web_failed as f64,
+        ),
+        (
             "tickstep_connections_accepted_total",
             Counter,
             "Connections whose handshake completed and whose first message arrived.",
@@ -289,6 +295,7 @@ mod tests {
         let door = DoorStats {
             refused: 1,
             retries: 7,
+            web_failed: 2,
         };
         let page = render(&server, &transport, &door, Some(Duration::from_millis(600)));
         assert_eq!(value(&page, "tickstep_rooms_open"), Some(3.0));
@@ -303,6 +310,7 @@ mod tests {
             "the door's"
         );
         assert_eq!(value(&page, "tickstep_handshake_retries_total"), Some(7.0));
+        assert_eq!(value(&page, "tickstep_web_visits_failed_total"), Some(2.0));
         assert_eq!(value(&page, "process_cpu_seconds_total"), Some(0.6));
         assert_eq!(value(&page, "tickstep_cpu_us_per_room_tick"), Some(500.0));
         for line in page.lines().filter(|l| !l.starts_with('#')) {

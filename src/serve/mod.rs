@@ -199,18 +199,19 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         write_timeout: Duration::from_secs(limits.write_timeout),
         ..TransportConfig::with_timeout(args.net.timeout())
     };
-    // QUIC's UDP I/O runs on a thread of its own. (Each connection's TLS and packet
-    // work runs on the shard that ran its handshake: on more threads, glibc's
-    // per-thread arenas held twice the memory of a connection flood; the handshake
-    // limits bound that work.)
-    let quic_runtime = tokio::runtime::Builder::new_multi_thread()
+    // QUIC's UDP I/O, and the web door (its TCP I/O, pages and TLS handshakes), run
+    // on a thread of their own. (Each QUIC connection's TLS and packet work runs on
+    // the shard that ran its handshake: on more threads, glibc's per-thread arenas
+    // held twice the memory of a connection flood; the handshake limits bound that
+    // work. A WebSocket's messages are handled on its room's shard.)
+    let io_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .thread_name("quic")
+        .thread_name("net-io")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
     let endpoint = {
-        let _quic = quic_runtime.enter();
+        let _io = io_runtime.enter();
         server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?
     };
     let address = endpoint.local_addr().map_err(|e| e.to_string())?;
@@ -235,27 +236,29 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     });
     // What can fail is set up before any shard starts: a shard that stopped on its
     // own would wait for the others forever.
-    let (metrics, web, signals) = {
+    let (metrics, signals) = {
         let _runtime = runtime.enter();
         let metrics = match &args.metrics {
             Some(at) => Some(tcp_listener(at, "metrics")?),
             None => None,
         };
-        let web = match &args.web {
-            Some(at) => {
-                let pages = web::pages(&config, args.tick_rate, args.net.timeout());
-                // TLS with a certificate of the operator's; a self-signed one made
-                // at start would only earn a browser's warning.
-                let tls = match args.cert.is_some() {
-                    true => Some(identity.web_tls().map_err(|e| e.to_string())?),
-                    false => None,
-                };
-                Some(door.web(tcp_listener(at, "the web page")?, pages, tls))
-            }
-            None => None,
-        };
-        (metrics, web, operator::Signals::listen()?)
+        (metrics, operator::Signals::listen()?)
     };
+    let web = match &args.web {
+        Some(at) => {
+            let _io = io_runtime.enter();
+            let pages = web::pages(&config, args.tick_rate, args.net.timeout());
+            // TLS with a certificate of the operator's; a self-signed one made at
+            // start would only earn a browser's warning.
+            let tls = match args.cert.is_some() {
+                true => Some(identity.web_tls().map_err(|e| e.to_string())?),
+                false => None,
+            };
+            Some(door.web(tcp_listener(at, "the web page")?, pages, tls))
+        }
+        None => None,
+    };
+    let io = io_runtime.handle().clone();
     let epoch = tokio::time::Instant::now();
     let mut jobs = servers.into_iter().zip(inboxes).zip(orders);
     let (main_shard, main_inbox) = jobs.next().ok_or("no rooms to serve")?;
@@ -308,7 +311,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             if !web::client_built() {
                 tracing::warn!("built without the browser client: run web/build, then build again");
             }
-            tokio::spawn(web.run());
+            io.spawn(web.run());
         }
         let _ = std::io::stdout().flush();
         tracing::info!(%address, rooms = names.len(), shards, "serving");

@@ -90,6 +90,7 @@ async function main() {
       const kind = t.kind;
       if (kind === "connect") open();
       else if (kind === "close") drop("the client left");
+      else if (kind === "cut") drop(null);
       else if (socket && socket.readyState === WebSocket.OPEN) socket.send(t.bytes);
       else if (socket) waiting.push(t.bytes);
       t.free();

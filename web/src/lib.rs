@@ -34,14 +34,15 @@ pub struct PageTransmit(Transmit);
 
 #[wasm_bindgen]
 impl PageTransmit {
-    /// `"connect"` (open a fresh WebSocket, closing any old one), `"send"` or
-    /// `"close"`.
+    /// `"connect"` (open a fresh WebSocket, closing any old one), `"send"`, `"close"`
+    /// (with a goodbye) or `"cut"` (without one).
     #[wasm_bindgen(getter)]
     pub fn kind(&self) -> String {
         match &self.0 {
             Transmit::Connect => "connect",
             Transmit::Send(_) => "send",
             Transmit::Close => "close",
+            Transmit::Cut => "cut",
         }
         .into()
     }

@@ -44,6 +44,8 @@ pub enum Transmit {
     Send(Vec<u8>),
     /// Close the current one with a goodbye.
     Close,
+    /// Drop the current one without a goodbye (it broke the protocol).
+    Cut,
 }
 
 /// A player in a browser.
@@ -108,7 +110,7 @@ impl Player {
         match decode::<ServerMessage>(bytes) {
             Ok(message) => self.client.handle_message(now, message),
             Err(e) => {
-                self.transmits.push_back(Transmit::Close);
+                self.transmits.push_back(Transmit::Cut);
                 let why = format!("malformed message: {e}");
                 self.client.handle_connection_lost(now, &why);
             }
@@ -277,7 +279,7 @@ mod tests {
         // A message that does not decode ends the connection: the page closes it and
         // the client retries.
         player.receive(Duration::from_millis(5), &[0xff; 3]);
-        assert_eq!(player.next_transmit(), Some(Transmit::Close));
+        assert_eq!(player.next_transmit(), Some(Transmit::Cut));
         assert_eq!(player.state(), "reconnecting");
         let line = player.next_timeline().unwrap();
         assert!(line.contains("connection lost"), "{line}");

@@ -105,14 +105,14 @@ impl WebDoor {
                         match timeout(limit, tls.accept(stream)).await {
                             Ok(Ok(secure)) => Box::new(secure),
                             // A failed or slow TLS handshake: dropped.
-                            _ => return,
+                            _ => return door.web_visit_failed(),
                         }
                     }
                 };
-                if let Ok(Visit::Session(arrival)) =
-                    visit(&door, &pages, stream, address, admission).await
-                {
-                    door.deliver(door.next_shard(), arrival);
+                match visit(&door, &pages, stream, address, admission).await {
+                    Ok(Visit::Session(arrival)) => door.deliver(door.next_shard(), arrival),
+                    Ok(Visit::Answered) => {}
+                    Err(_) => door.web_visit_failed(),
                 }
             });
         }
@@ -182,7 +182,8 @@ async fn answer(mut stream: WebStream, response: Response) -> Result<Visit, Http
 }
 
 /// Frames and messages a peer may send: one protocol message at most (its length is
-/// checked before anything is buffered beyond it).
+/// checked before anything is buffered beyond it). What waits to be written is capped
+/// too: a peer that pings without reading cannot pile up pongs.
 fn socket_config() -> WebSocketConfig {
     let max = tickstep_session::MAX_MESSAGE_LEN;
     WebSocketConfig::default()
@@ -190,4 +191,5 @@ fn socket_config() -> WebSocketConfig {
         .max_frame_size(Some(max))
         .read_buffer_size(16 << 10)
         .write_buffer_size(0)
+        .max_write_buffer_size(max + (64 << 10))
 }

@@ -6,6 +6,7 @@
 //! pong) as lost; a write the peer does not take within the write timeout ends the
 //! connection.
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -45,9 +46,30 @@ pub(crate) async fn first_message(socket: &mut Socket) -> Result<Vec<u8>, String
     }
 }
 
-/// Closes `socket` with a goodbye naming `why`.
-pub(crate) async fn refuse(mut socket: Box<Socket>, why: &'static str) {
-    let _ = timeout(LINGER, socket.close(Some(close_frame(why)))).await;
+/// Closes `socket` with a goodbye naming `why`, lingering for the peer's reply.
+pub(crate) async fn refuse(socket: Box<Socket>, why: &'static str) {
+    let (mut sink, mut stream) = (*socket).split();
+    goodbye(&mut sink, &mut stream, close_frame(why)).await;
+}
+
+/// Sends the close `frame`, then reads (and drops) what the peer still sends until its
+/// close in reply, within [`LINGER`]: closing a TCP socket with unread data resets it,
+/// which could lose the close and what was queued before it.
+async fn goodbye(
+    sink: &mut SplitSink<Socket, Message>,
+    stream: &mut SplitStream<Socket>,
+    frame: CloseFrame,
+) {
+    let said = async {
+        sink.send(Message::Close(Some(frame))).await.ok()?;
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        Some(())
+    };
+    let _ = timeout(LINGER, said).await;
 }
 
 /// A normal close naming `reason` (cut to fit, on a character boundary).
@@ -97,7 +119,7 @@ pub(crate) async fn run(
                 Some(Ok(Message::Text(_))) => {
                     let why = "a text message (the session speaks binary messages)";
                     let frame = CloseFrame { code: CloseCode::Policy, ..close_frame(why) };
-                    let _ = timeout(LINGER, sink.send(Message::Close(Some(frame)))).await;
+                    goodbye(&mut sink, &mut stream, frame).await;
                     break lost(why.into());
                 }
                 Some(Err(e)) => break lost(e.to_string()),
@@ -123,11 +145,11 @@ pub(crate) async fn run(
                     }
                 }
                 Some(Outbound::Close(reason)) => {
-                    let _ = timeout(LINGER, sink.send(Message::Close(Some(close_frame(&reason))))).await;
+                    goodbye(&mut sink, &mut stream, close_frame(&reason)).await;
                     break None;
                 }
                 None => {
-                    let _ = timeout(LINGER, sink.send(Message::Close(Some(close_frame("closed"))))).await;
+                    goodbye(&mut sink, &mut stream, close_frame("closed")).await;
                     break None;
                 }
             },

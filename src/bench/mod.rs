@@ -4,6 +4,7 @@
 
 mod catch_up;
 mod latency;
+mod peers;
 mod server;
 mod snapshot;
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use catch_up::CatchUpBenchArgs;
 use latency::LatencyBenchArgs;
+use peers::PeersBenchArgs;
 use server::ServerBenchArgs;
 use snapshot::SnapshotBenchArgs;
 
@@ -25,6 +27,9 @@ pub enum BenchCommand {
     /// Input latency and lost input over the simulated network: a sweep of latency,
     /// jitter and loss.
     Latency(LatencyBenchArgs),
+    /// Queries: one movement-and-bounce pass on tickstep's frame against hecs, at
+    /// each size.
+    Peers(PeersBenchArgs),
     /// Server load: rooms of bot clients against one server over loopback QUIC; ticks
     /// on time and late, and server CPU per room-tick.
     Server(ServerBenchArgs),
@@ -37,6 +42,7 @@ pub fn run(command: &BenchCommand) -> Result<(), String> {
         BenchCommand::CatchUp(args) => catch_up::run(args),
         BenchCommand::Server(args) => server::run(args),
         BenchCommand::Latency(args) => latency::run(args),
+        BenchCommand::Peers(args) => peers::run(args),
     }
 }
 

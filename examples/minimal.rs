@@ -1,6 +1,6 @@
 //! The smallest game that embeds tickstep: one component, one system, one input type.
 //!
-//! Run it with `cargo run --example minimal`.
+//! Run it with `cargo run --example minimal` (`cargo test` runs it too).
 
 use bytemuck::{Pod, Zeroable};
 use tickstep_engine::{
@@ -58,4 +58,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every peer that applied the same input prints the same line.
     println!("tick {} checksum {}", frame.tick(), checksum(&frame));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_example_runs_to_its_end() {
+        super::main().unwrap();
+    }
 }

@@ -13,6 +13,11 @@ const GAME: Flags = Flags { seed: 7 };
 /// A minute at 60 Hz.
 const MINUTE: Tick = 3600;
 
+#[test]
+fn the_example_runs_to_its_end() {
+    super::main().unwrap();
+}
+
 fn offline_to(end: Tick) -> OfflineRun<Match, Steer> {
     let mut run = OfflineRun::for_game(&GAME, 2).expect("setup");
     run.run_to(end, bot).expect("a minute of play");

@@ -5,6 +5,7 @@
 //! ```text
 //! arch-check run UNITS TICKS SEED [SNAPSHOT_OUT]   the arena from tick 0
 //! arch-check resume SNAPSHOT TICKS SEED            on from a snapshot
+//! arch-check record UNITS TICKS SEED REPLAY_OUT    play and record a replay
 //! arch-check verify REPLAY                         re-simulate a replay, compare
 //! ```
 #![forbid(unsafe_code)]
@@ -61,6 +62,21 @@ fn command(args: &[String]) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
             Ok(checksum(game.frame()).to_hex())
         }
+        Some("record") => {
+            let config = ArenaConfig {
+                units: number(args, 1, "units")?,
+                players: 2,
+                seed: number(args, 3, "seed")?,
+            };
+            let path = args.get(4).ok_or("argument 5 (replay out) missing")?;
+            let mut bytes = Vec::new();
+            let options = arena::RecordOptions::default();
+            let ticks = number(args, 2, "ticks")?;
+            let sum = arena::record(&config, ticks, options, &mut bytes, |_| {})
+                .map_err(|e| e.to_string())?;
+            std::fs::write(path, bytes).map_err(|e| format!("{path}: {e}"))?;
+            Ok(sum.to_hex())
+        }
         Some("verify") => {
             let path = args.get(1).ok_or("argument 1 (replay) missing")?;
             let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
@@ -78,6 +94,6 @@ fn command(args: &[String]) -> Result<String, String> {
                 Some(tick) => Err(format!("{path} diverges at tick {tick}")),
             }
         }
-        _ => Err("usage: arch-check run|resume|verify ... (see the crate docs)".into()),
+        _ => Err("usage: arch-check run|resume|record|verify ... (see the crate docs)".into()),
     }
 }

@@ -21,7 +21,7 @@ mod processes;
 
 use futures_util::{SinkExt, StreamExt};
 use processes::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -76,19 +76,9 @@ fn host_of(url: &str) -> &str {
     url.trim_start_matches("http://").trim_end_matches('/')
 }
 
-/// Sends `request` as is and reads the whole answer (empty when the server closed
-/// without one).
+/// [`http_exchange`] with the page's server.
 fn raw_http_bytes(url: &str, request: &str) -> Vec<u8> {
-    let mut stream = std::net::TcpStream::connect(host_of(url)).expect("the web port accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("a timeout");
-    stream
-        .write_all(request.as_bytes())
-        .expect("the request is sent");
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    answer
+    http_exchange(host_of(url), request)
 }
 
 /// [`raw_http_bytes`] as text.
@@ -445,17 +435,13 @@ fn the_web_door_answers_within_its_bounds() {
         Duration::from_secs(10),
         "the failed visits counted",
         || {
-            let page = get(&metrics.replace("/metrics", "/"), "/metrics");
-            let value = page.lines().find_map(|line| {
-                line.strip_prefix("tickstep_web_visits_failed_total ")?
-                    .parse::<f64>()
-                    .ok()
-            })?;
-            (value >= 3.0).then_some(value)
+            let (_, page) = http_get(&metrics);
+            let value = metric(&page, "tickstep_web_visits_failed_total");
+            (value >= 3).then_some(value)
         },
         || "no count of failed visits".into(),
     );
-    assert!(failed <= 6.0, "{failed}: the three silent sockets at most");
+    assert!(failed <= 6, "{failed}: the three silent sockets at most");
 }
 
 /// A Chromium to drive, or why there is none.

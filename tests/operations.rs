@@ -6,34 +6,10 @@ mod processes;
 
 use processes::*;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tickstep_session::ClientMessage;
-
-/// GETs `url` (http://HOST:PORT/PATH): the status code and the body.
-fn http_get(url: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("an http URL");
-    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
-    let mut stream = TcpStream::connect(host).expect("the HTTP endpoint accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("a timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: {host}\r\n\r\n").expect("the request is sent");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("an answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
-    (status.expect("a status code"), body.to_string())
-}
-
-/// The value of metric `name` on a metrics page.
-fn metric(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|value| value.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no metric {name} on\n{page}")) as u64
-}
 
 /// The metrics URL a `serve --metrics` printed as its third line.
 fn metrics_url(server: &Server) -> String {

@@ -3,7 +3,7 @@
 //! their guards drop. Every wait has a deadline.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -499,4 +499,38 @@ pub fn hostile_thread(
             (frame.tick(), checksum(frame).to_string())
         })
     })
+}
+
+/// Sends `request` as is to `host` (HOST:PORT) and reads the whole answer (empty when
+/// the server closed without one), within 10 s.
+pub fn http_exchange(host: &str, request: &str) -> Vec<u8> {
+    let mut stream = std::net::TcpStream::connect(host).expect("the HTTP endpoint accepts");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("a timeout");
+    stream
+        .write_all(request.as_bytes())
+        .expect("the request is sent");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
+}
+
+/// GETs `url` (http://HOST:PORT/PATH): the status code and the body.
+pub fn http_get(url: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    let answer = String::from_utf8(http_exchange(host, &request)).expect("a UTF-8 answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (status.expect("a status code"), body.to_string())
+}
+
+/// The value of metric `name` on a metrics page.
+pub fn metric(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no metric {name} on\n{page}")) as u64
 }

@@ -305,21 +305,19 @@ impl DemoReport {
             for (time, event) in &client.events {
                 let what = match event {
                     ClientEvent::Joined { entry, .. } => {
-                        let what = format!("joined ({entry:?})");
                         if joined_before && matches!(entry, tickstep_session::Entry::FromStart) {
                             resyncs.push(resync(0, SnapshotSource::Start, 0));
                         }
                         joined_before = true;
-                        what
+                        event.to_string()
                     }
-                    ClientEvent::WaitingForSnapshot => "paused, waiting for a snapshot".into(),
                     ClientEvent::Resynced {
                         tick,
                         source,
                         bytes,
                     } => {
                         resyncs.push(resync(*tick, *source, *bytes));
-                        format!("resynced at tick {tick} from a {source} snapshot of {bytes} bytes")
+                        event.to_string()
                     }
                     ClientEvent::CaughtUp { ticks } => {
                         let wall = walls.next().copied().unwrap_or_default();
@@ -328,22 +326,12 @@ impl DemoReport {
                             last.caught_up_ticks = *ticks;
                             last.catch_up_ms = (ms * 100.0).round() / 100.0;
                         }
-                        format!("caught up {ticks} ticks in {ms:.1} ms")
+                        format!("{event} in {ms:.1} ms")
                     }
-                    ClientEvent::Reconnecting {
-                        attempt,
-                        after,
-                        reason,
-                    } => {
-                        format!(
-                            "{reason}; reconnect attempt {attempt} in {} ms",
-                            after.as_millis()
-                        )
-                    }
-                    ClientEvent::Disconnected { reason } => format!("stopped: {reason}"),
-                    ClientEvent::StepFailed { tick, error } => {
-                        format!("step of tick {tick} failed: {error}")
-                    }
+                    ClientEvent::WaitingForSnapshot
+                    | ClientEvent::Reconnecting { .. }
+                    | ClientEvent::Disconnected { .. }
+                    | ClientEvent::StepFailed { .. } => event.to_string(),
                     ClientEvent::Desync { .. }
                     | ClientEvent::Started
                     | ClientEvent::CatchUpProgress { .. }

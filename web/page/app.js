@@ -17,7 +17,7 @@ function setState(state, why) {
 
 function logLine(line) {
   const item = document.createElement("li");
-  if (/connection lost|cut/.test(line)) item.className = "drop";
+  if (/lost|reconnect|cut/.test(line)) item.className = "drop";
   else if (/snapshot|resynced/.test(line)) item.className = "snapshot";
   else if (/caught up|joined|started/.test(line)) item.className = "back";
   item.textContent = line;

@@ -282,7 +282,10 @@ mod tests {
         assert_eq!(player.next_transmit(), Some(Transmit::Cut));
         assert_eq!(player.state(), "reconnecting");
         let line = player.next_timeline().unwrap();
-        assert!(line.contains("connection lost"), "{line}");
+        assert!(
+            line.contains("was lost") && line.contains("reconnect attempt 1"),
+            "{line}"
+        );
     }
 
     #[test]

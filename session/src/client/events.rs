@@ -168,6 +168,66 @@ pub enum ClientEvent {
     },
 }
 
+/// One line for a log or a timeline (a host adds its own timings).
+impl std::fmt::Display for ClientEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientEvent::Joined { player, entry } => {
+                let entry = match entry {
+                    Entry::Lobby => "in the lobby".to_string(),
+                    Entry::FromStart => "from tick 0".to_string(),
+                    Entry::LocalSnapshot { tick } => {
+                        format!("from its own snapshot of tick {tick}")
+                    }
+                    Entry::AwaitSnapshot => "a snapshot to come".to_string(),
+                };
+                write!(f, "joined as player {}, {entry}", player.0)
+            }
+            ClientEvent::Started => f.write_str("game started"),
+            ClientEvent::WaitingForSnapshot => f.write_str("paused, waiting for a snapshot"),
+            ClientEvent::Resynced {
+                tick,
+                source,
+                bytes,
+            } => write!(
+                f,
+                "resynced at tick {tick} from a {source} snapshot of {bytes} bytes"
+            ),
+            ClientEvent::CatchUpProgress { done, target } => {
+                write!(f, "catching up: {done} ticks, live at {target}")
+            }
+            ClientEvent::CaughtUp { ticks } => write!(f, "caught up {ticks} ticks"),
+            ClientEvent::InputLate { by } => {
+                write!(f, "own input late by {} ms", by.as_millis())
+            }
+            ClientEvent::OwnInputReplaced { tick } => {
+                write!(f, "own input for tick {tick} filled in")
+            }
+            ClientEvent::Desync { tick, disagreeing } => {
+                let who: Vec<String> = disagreeing.iter().map(|p| p.0.to_string()).collect();
+                write!(
+                    f,
+                    "desync at tick {tick}: player {} disagrees",
+                    who.join(", ")
+                )
+            }
+            ClientEvent::Reconnecting {
+                attempt,
+                after,
+                reason,
+            } => write!(
+                f,
+                "{reason}; reconnect attempt {attempt} in {} ms",
+                after.as_millis()
+            ),
+            ClientEvent::Disconnected { reason } => write!(f, "stopped: {reason}"),
+            ClientEvent::StepFailed { tick, error } => {
+                write!(f, "step of tick {tick} failed: {error}")
+            }
+        }
+    }
+}
+
 /// What the client wants the transport to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientTransmit {

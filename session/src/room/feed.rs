@@ -9,6 +9,13 @@
 //! at each silence, and the wait before resending doubles while the silence lasts. A
 //! client that never acknowledges costs the room a small window now and then, not a
 //! stream.
+//!
+//! A client that is heard but still lacks what it was sent a retransmission timeout
+//! ago (the smoothed round trip plus four deviations, RFC 6298's rule, measured on one
+//! tick at a time and never on a resend) lost it: that goes again at once, halving the
+//! window but not lengthening the wait, which is for silence. Without this a lossy
+//! link's catch-up crawled: each loss in a row doubled the wait, up to 4.8 s, while
+//! the client kept saying what it lacked.
 
 use std::time::Duration;
 use tickstep_engine::Tick;
@@ -23,6 +30,11 @@ const RESEND_AFTER: Duration = Duration::from_millis(300);
 const MAX_RESEND_AFTER: Duration = Duration::from_millis(4800);
 /// Unacknowledged ticks repeated with each new one.
 const REPEATED: u64 = 3;
+/// The least wait before resending to a client that is heard but lacks what it was
+/// sent: bounds what a client acknowledging nothing, quickly, makes the room resend.
+const MIN_RETRANSMIT: Duration = Duration::from_millis(50);
+/// The round trip's deviation counts for at least this (timer granularity).
+const MIN_DEVIATION: Duration = Duration::from_millis(10);
 
 /// What one client holds of the verified input, and what was sent it.
 #[derive(Debug, Clone)]
@@ -32,9 +44,44 @@ pub(crate) struct Feed {
     /// The client's frame's tick (never past `received`).
     pub stepped: Tick,
     sent_up_to: Tick,
+    /// The newest tick ever sent (resends go back from `sent_up_to`, not from this).
+    newest_sent: Tick,
     ack_moved: Duration,
     window: u64,
     resend_after: Duration,
+    /// The round trip, once measured.
+    rtt: Option<RoundTrip>,
+    /// A tick first sent at this time whose acknowledgement will time the round trip.
+    probe: Option<(Tick, Duration)>,
+    /// The client was heard lacking ticks sent a retransmission timeout ago.
+    lost: bool,
+}
+
+/// A smoothed round trip and its mean deviation (RFC 6298).
+#[derive(Debug, Clone, Copy)]
+struct RoundTrip {
+    smoothed: Duration,
+    deviation: Duration,
+}
+
+impl RoundTrip {
+    fn first(sample: Duration) -> RoundTrip {
+        RoundTrip {
+            smoothed: sample,
+            deviation: sample / 2,
+        }
+    }
+
+    fn update(&mut self, sample: Duration) {
+        let error = self.smoothed.abs_diff(sample);
+        self.deviation = (self.deviation * 3 + error) / 4;
+        self.smoothed = (self.smoothed * 7 + sample) / 8;
+    }
+
+    /// How long an acknowledgement may take before what it lacks counts as lost.
+    fn retransmit_timeout(&self) -> Duration {
+        (self.smoothed + (self.deviation * 4).max(MIN_DEVIATION)).max(MIN_RETRANSMIT)
+    }
 }
 
 impl Feed {
@@ -44,9 +91,13 @@ impl Feed {
             received: base,
             stepped: base,
             sent_up_to: base,
+            newest_sent: base,
             ack_moved: now,
             window: MIN_WINDOW,
             resend_after: RESEND_AFTER,
+            rtt: None,
+            probe: None,
+            lost: false,
         }
     }
 
@@ -65,6 +116,21 @@ impl Feed {
             self.received = received;
             self.ack_moved = now;
             self.resend_after = RESEND_AFTER;
+            if let Some((tick, sent)) = self.probe
+                && received >= tick
+            {
+                let sample = now.saturating_sub(sent);
+                match &mut self.rtt {
+                    Some(rtt) => rtt.update(sample),
+                    None => self.rtt = Some(RoundTrip::first(sample)),
+                }
+                self.probe = None;
+            }
+        } else if self.sent_up_to > self.received {
+            let timeout = self
+                .rtt
+                .map_or(RESEND_AFTER, |rtt| rtt.retransmit_timeout());
+            self.lost |= now >= self.ack_moved + timeout;
         }
         self.stepped = self.stepped.max(stepped.min(self.received));
     }
@@ -82,11 +148,15 @@ impl Feed {
         oldest: Tick,
         batch: u64,
     ) -> Option<(Tick, Tick)> {
-        if self.sent_up_to > self.received && now >= self.ack_moved + self.resend_after {
+        let lost = std::mem::take(&mut self.lost);
+        let silent = now >= self.ack_moved + self.resend_after;
+        if self.sent_up_to > self.received && (lost || silent) {
             self.sent_up_to = self.received;
             self.ack_moved = now;
             self.window = (self.window / 2).max(MIN_WINDOW);
-            self.resend_after = (self.resend_after * 2).min(MAX_RESEND_AFTER);
+            if !lost {
+                self.resend_after = (self.resend_after * 2).min(MAX_RESEND_AFTER);
+            }
         }
         let unsent = self.sent_up_to.max(self.received) + 1;
         let to = live.min(self.received + self.window);
@@ -102,6 +172,14 @@ impl Feed {
             .saturating_sub(REPEATED * batch.max(1))
             .max(self.received + 1)
             .max(oldest);
+        // A resent tick's acknowledgement cannot tell which copy it answers.
+        if self.probe.is_some_and(|(tick, _)| tick <= to) && to <= self.newest_sent {
+            self.probe = None;
+        }
+        if self.probe.is_none() && to > self.newest_sent {
+            self.probe = Some((to, now));
+        }
+        self.newest_sent = self.newest_sent.max(to);
         self.sent_up_to = to;
         Some((from, to))
     }
@@ -136,6 +214,72 @@ mod tests {
             Some((14, 16)),
             "resent after silence"
         );
+    }
+
+    #[test]
+    fn a_client_heard_lacking_what_it_was_sent_a_round_trip_ago_gets_it_again_at_once() {
+        let mut feed = Feed::new(0, Duration::ZERO);
+        // Round trips of 40 ms time the retransmission timeout: 40 + 4 × 20 = 120 ms
+        // after the first sample, settling towards 40 + 4 × deviation.
+        let mut now = Duration::ZERO;
+        for _ in 0..20 {
+            let (_, to) = feed.due(now, feed.received + 1, 0, 1).expect("a new tick");
+            now += 40 * MS;
+            feed.acknowledge(now, to, to, to);
+        }
+        let timeout = feed.rtt.expect("measured").retransmit_timeout();
+        assert!(
+            timeout >= MIN_RETRANSMIT && timeout < 100 * MS,
+            "{timeout:?}"
+        );
+        let acked = feed.received;
+        let sent = now;
+        assert_eq!(
+            feed.due(sent, acked + 10, 0, 1),
+            Some((acked + 1, acked + 10))
+        );
+        // Heard too soon to tell: nothing again.
+        feed.acknowledge(sent + 30 * MS, acked, acked, acked + 10);
+        assert_eq!(feed.due(sent + 30 * MS, acked + 10, 0, 1), None);
+        // Heard a timeout later still lacking them: they were lost; all again now...
+        let heard = sent + timeout;
+        feed.acknowledge(heard, acked, acked, acked + 10);
+        assert_eq!(
+            feed.due(heard, acked + 10, 0, 1),
+            Some((acked + 1, acked + 10))
+        );
+        // ...and the wait for silence did not grow (it is for a client not heard).
+        assert_eq!(feed.resend_after, RESEND_AFTER);
+        assert_eq!(feed.due(heard + MS, acked + 10, 0, 1), None);
+        // A client repeating a stale acknowledgement as fast as it can gets one resend
+        // per timeout, never sooner than MIN_RETRANSMIT.
+        let mut resends = 0;
+        let mut t = heard;
+        while t < heard + Duration::from_secs(1) {
+            t += MS;
+            feed.acknowledge(t, acked, acked, acked + 10);
+            resends += feed.due(t, acked + 10, 0, 1).is_some() as u32;
+        }
+        assert!(
+            (1000 / timeout.as_millis() as u32 - 1..=1000 / MIN_RETRANSMIT.as_millis() as u32)
+                .contains(&resends),
+            "{resends} resends in a second at a {timeout:?} timeout"
+        );
+    }
+
+    #[test]
+    fn a_resend_times_no_round_trip() {
+        let mut feed = Feed::new(0, Duration::ZERO);
+        assert_eq!(feed.due(Duration::ZERO, 5, 0, 1), Some((1, 5)));
+        // Lost; resent after the silence; the resend arrives 10 ms later. Timing the
+        // first send would make the round trip 410 ms.
+        assert_eq!(feed.due(400 * MS, 5, 0, 1), Some((1, 5)));
+        feed.acknowledge(410 * MS, 5, 5, 5);
+        assert!(feed.rtt.is_none());
+        // The next fresh tick times it.
+        assert_eq!(feed.due(420 * MS, 6, 0, 1), Some((6, 6)));
+        feed.acknowledge(450 * MS, 6, 6, 6);
+        assert_eq!(feed.rtt.map(|r| r.smoothed), Some(30 * MS));
     }
 
     #[test]

@@ -172,6 +172,12 @@ impl RoomClock {
         Slack::Fine
     }
 
+    /// Whether a round trip was measured: until then the room's clock is estimated
+    /// without the one-way trip and the lead without the round trip.
+    pub(crate) fn has_round_trip(&self) -> bool {
+        !self.rtts.is_empty()
+    }
+
     /// The median round trip (zero before any sample).
     pub(crate) fn rtt(&self) -> Duration {
         let mut sorted: Vec<u64> = self.rtts.iter().copied().collect();

@@ -61,11 +61,14 @@ impl<G: Pod, I: Input> Client<G, I> {
     }
 
     /// The tick the next [`Client::send_input`] is for, when input is due: while
-    /// running, for every tick up to the room's estimated tick plus the lead.
+    /// running, once a round trip was measured, for every tick up to the room's
+    /// estimated tick plus the lead. (Before the round trip is known the lead could
+    /// not cover it: a far client's first input would all arrive late, and be filled.)
     pub fn next_input_tick(&self, now: Duration) -> Option<Tick> {
         let in_room = self.in_room()?;
         if !matches!(in_room.stage, Stage::Running { .. })
             || in_room.unconfirmed.len() >= MAX_UNCONFIRMED
+            || !self.clock.has_round_trip()
         {
             return None;
         }

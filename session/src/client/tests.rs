@@ -42,3 +42,61 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
     ));
     assert_eq!(client.player(), None);
 }
+
+/// Regression: a client 128 ms from the room handed out input before it had measured a
+/// round trip, stamped with a lead that could not cover it: its first 18 ticks of input
+/// all arrived late and were filled.
+#[test]
+fn no_input_is_asked_for_before_a_round_trip_is_measured() {
+    let frame = test_game::frame(1);
+    let info = ReconnectInfo::new("s", "r", ClientId::from_seed(1));
+    let mut client = Client::new(
+        ClientConfig::default(),
+        info,
+        frame,
+        test_game::simulation(),
+    );
+    client.connect(Duration::ZERO);
+    let room = RoomInfo {
+        players: 1,
+        tick_rate: 60,
+        input_size: 4,
+        min_lead: 1,
+        checksum_every: 30,
+        end_tick: None,
+    };
+    let ms = Duration::from_millis;
+    let scheduled = |room_us, echo| crate::protocol::Timing {
+        room_us: Some(room_us),
+        echo,
+        ..Default::default()
+    };
+    client.handle_message(
+        ms(300),
+        ServerMessage::Welcome {
+            player: PlayerId(0),
+            room,
+            entry: Entry::FromStart,
+            live: 0,
+            timing: scheduled(100_000, None),
+            resume: crate::ResumeToken([0; 16]),
+        },
+    );
+    assert!(matches!(client.state(), ClientState::Running));
+    assert_eq!(client.next_input_tick(ms(300)), None, "no round trip yet");
+    // The room echoes an update the client sent at 300 ms, held 1 ms: 255 ms round trip.
+    let echo = crate::protocol::Echo {
+        client_us: 300_000,
+        held_us: 1_000,
+    };
+    client.handle_message(
+        ms(556),
+        ServerMessage::Heartbeat {
+            live: 0,
+            timing: scheduled(356_000, Some(echo)),
+        },
+    );
+    // Asked for every tick from the first on.
+    assert_eq!(client.next_input_tick(ms(556)), Some(1));
+    assert_eq!(client.send_input(ms(556), 7), Some(1));
+}

@@ -13,9 +13,10 @@
 //! A client that is heard but still lacks what it was sent a retransmission timeout
 //! ago (the smoothed round trip plus four deviations, RFC 6298's rule, measured on one
 //! tick at a time and never on a resend) lost it: that goes again at once, halving the
-//! window but not lengthening the wait, which is for silence. Without this a lossy
-//! link's catch-up crawled: each loss in a row doubled the wait, up to 4.8 s, while
-//! the client kept saying what it lacked.
+//! window. The timeout doubles with each such resend the client does not answer, up
+//! to a second, so a client that is heard but never acknowledges gets a small window
+//! a second. Without this a lossy link's catch-up crawled: each loss in a row doubled
+//! the wait for silence, up to 4.8 s, while the client kept saying what it lacked.
 
 use std::time::Duration;
 use tickstep_engine::Tick;
@@ -31,8 +32,11 @@ const MAX_RESEND_AFTER: Duration = Duration::from_millis(4800);
 /// Unacknowledged ticks repeated with each new one.
 const REPEATED: u64 = 3;
 /// The least wait before resending to a client that is heard but lacks what it was
-/// sent: bounds what a client acknowledging nothing, quickly, makes the room resend.
+/// sent...
 const MIN_RETRANSMIT: Duration = Duration::from_millis(50);
+/// ...and the most, after resends it did not answer (bounds what a client that speaks
+/// but never acknowledges makes the room send).
+const MAX_RETRANSMIT: Duration = Duration::from_secs(1);
 /// The round trip's deviation counts for at least this (timer granularity).
 const MIN_DEVIATION: Duration = Duration::from_millis(10);
 
@@ -55,6 +59,8 @@ pub(crate) struct Feed {
     probe: Option<(Tick, Duration)>,
     /// The client was heard lacking ticks sent a retransmission timeout ago.
     lost: bool,
+    /// Resends for that since the acknowledgement last moved.
+    unanswered: u32,
 }
 
 /// A smoothed round trip and its mean deviation (RFC 6298).
@@ -98,7 +104,19 @@ impl Feed {
             rtt: None,
             probe: None,
             lost: false,
+            unanswered: 0,
         }
+    }
+
+    /// How long an acknowledgement may take before what it lacks counts as lost: the
+    /// round trip's timeout (a guess before it is measured), doubled for each resend
+    /// the client did not answer.
+    fn retransmit_timeout(&self) -> Duration {
+        let base = self
+            .rtt
+            .map_or(RESEND_AFTER, |rtt| rtt.retransmit_timeout());
+        base.saturating_mul(1 << self.unanswered.min(16))
+            .min(MAX_RETRANSMIT)
     }
 
     /// The client says it holds input up to `received` and stepped to `stepped`; it
@@ -116,6 +134,8 @@ impl Feed {
             self.received = received;
             self.ack_moved = now;
             self.resend_after = RESEND_AFTER;
+            self.lost = false;
+            self.unanswered = 0;
             if let Some((tick, sent)) = self.probe
                 && received >= tick
             {
@@ -126,11 +146,9 @@ impl Feed {
                 }
                 self.probe = None;
             }
-        } else if self.sent_up_to > self.received {
-            let timeout = self
-                .rtt
-                .map_or(RESEND_AFTER, |rtt| rtt.retransmit_timeout());
-            self.lost |= now >= self.ack_moved + timeout;
+        } else if received == self.received && self.sent_up_to > self.received {
+            // (An older acknowledgement overtaken by a newer one says nothing.)
+            self.lost |= now >= self.ack_moved + self.retransmit_timeout();
         }
         self.stepped = self.stepped.max(stepped.min(self.received));
     }
@@ -149,12 +167,21 @@ impl Feed {
         batch: u64,
     ) -> Option<(Tick, Tick)> {
         let lost = std::mem::take(&mut self.lost);
-        let silent = now >= self.ack_moved + self.resend_after;
+        // Silence is not called before an acknowledgement could have come back.
+        let rtt_timeout = self
+            .rtt
+            .map_or(Duration::ZERO, |rtt| rtt.retransmit_timeout());
+        let silent = now >= self.ack_moved + self.resend_after.max(rtt_timeout);
         if self.sent_up_to > self.received && (lost || silent) {
             self.sent_up_to = self.received;
             self.ack_moved = now;
             self.window = (self.window / 2).max(MIN_WINDOW);
-            if !lost {
+            // Every tick from the acknowledgement goes again: whichever copy arrives,
+            // its acknowledgement cannot time the round trip.
+            self.probe = None;
+            if lost {
+                self.unanswered = self.unanswered.saturating_add(1);
+            } else {
                 self.resend_after = (self.resend_after * 2).min(MAX_RESEND_AFTER);
             }
         }
@@ -172,10 +199,6 @@ impl Feed {
             .saturating_sub(REPEATED * batch.max(1))
             .max(self.received + 1)
             .max(oldest);
-        // A resent tick's acknowledgement cannot tell which copy it answers.
-        if self.probe.is_some_and(|(tick, _)| tick <= to) && to <= self.newest_sent {
-            self.probe = None;
-        }
         if self.probe.is_none() && to > self.newest_sent {
             self.probe = Some((to, now));
         }
@@ -251,20 +274,46 @@ mod tests {
         // ...and the wait for silence did not grow (it is for a client not heard).
         assert_eq!(feed.resend_after, RESEND_AFTER);
         assert_eq!(feed.due(heard + MS, acked + 10, 0, 1), None);
-        // A client repeating a stale acknowledgement as fast as it can gets one resend
-        // per timeout, never sooner than MIN_RETRANSMIT.
-        let mut resends = 0;
+        // A client repeating a stale acknowledgement as fast as it can: each resend it
+        // does not answer doubles the wait for the next (or the silence's, doubling
+        // from 300 ms, comes first), up to a second.
+        let mut at = vec![heard];
         let mut t = heard;
-        while t < heard + Duration::from_secs(1) {
+        while t < heard + Duration::from_secs(10) {
             t += MS;
             feed.acknowledge(t, acked, acked, acked + 10);
-            resends += feed.due(t, acked + 10, 0, 1).is_some() as u32;
+            if feed.due(t, acked + 10, 0, 1).is_some() {
+                at.push(t);
+            }
         }
-        assert!(
-            (1000 / timeout.as_millis() as u32 - 1..=1000 / MIN_RETRANSMIT.as_millis() as u32)
-                .contains(&resends),
-            "{resends} resends in a second at a {timeout:?} timeout"
+        let waits: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+        assert_eq!(waits[0], (2 * timeout).as_millis());
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert!(waits.len() <= 16, "{waits:?}");
+        assert_eq!(waits.last(), Some(&MAX_RETRANSMIT.as_millis()));
+        // Answered, the timeout is the round trip's again.
+        feed.acknowledge(t, acked + 10, acked + 10, acked + 20);
+        assert_eq!(
+            feed.due(t, acked + 20, 0, 1),
+            Some((acked + 11, acked + 20))
         );
+        feed.acknowledge(t + timeout, acked + 10, acked + 10, acked + 20);
+        assert_eq!(
+            feed.due(t + timeout, acked + 20, 0, 1),
+            Some((acked + 11, acked + 20))
+        );
+    }
+
+    #[test]
+    fn a_resend_that_carries_new_ticks_too_times_no_round_trip() {
+        let mut feed = Feed::new(0, Duration::ZERO);
+        assert_eq!(feed.due(Duration::ZERO, 5, 0, 1), Some((1, 5)));
+        // Lost; after the silence everything goes again with a new tick; acknowledged
+        // 10 ms later. Timing the first send of tick 5 would make the trip 410 ms; the
+        // new tick, sent once, times it right.
+        assert_eq!(feed.due(400 * MS, 6, 0, 1), Some((1, 6)));
+        feed.acknowledge(410 * MS, 6, 6, 6);
+        assert_eq!(feed.rtt.map(|r| r.smoothed), Some(10 * MS));
     }
 
     #[test]

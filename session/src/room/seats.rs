@@ -104,8 +104,8 @@ pub(crate) enum Link {
         /// When the player went inactive.
         since: Duration,
     },
-    /// A connection plays the seat.
-    Active(Active),
+    /// A connection plays the seat (boxed: an inactive seat is a few bytes).
+    Active(Box<Active>),
 }
 
 /// An active seat's connection and how far its player is into the game.
@@ -254,7 +254,7 @@ impl Seats {
     /// The active seat `player`, if it is one.
     pub(super) fn active(&self, player: PlayerId) -> Option<&Active> {
         match &self.get(player)?.link {
-            Link::Active(active) => Some(active),
+            Link::Active(active) => Some(&**active),
             Link::Inactive { .. } => None,
         }
     }
@@ -262,7 +262,7 @@ impl Seats {
     /// The active seat `player`, to change.
     pub(super) fn active_mut(&mut self, player: PlayerId) -> Option<&mut Active> {
         match &mut self.seats.get_mut(player.0 as usize)?.as_mut()?.link {
-            Link::Active(active) => Some(active),
+            Link::Active(active) => Some(&mut **active),
             Link::Inactive { .. } => None,
         }
     }
@@ -276,7 +276,7 @@ impl Seats {
                 Some(Seat {
                     link: Link::Active(active),
                     ..
-                }) => Some((PlayerId(p as u8), active)),
+                }) => Some((PlayerId(p as u8), &**active)),
                 _ => None,
             })
     }
@@ -290,7 +290,7 @@ impl Seats {
                 Some(Seat {
                     link: Link::Active(active),
                     ..
-                }) => Some((PlayerId(p as u8), active)),
+                }) => Some((PlayerId(p as u8), &mut **active)),
                 _ => None,
             })
     }
@@ -421,7 +421,7 @@ impl Seats {
             });
         *slot = Some(Seat {
             client_id,
-            link: Link::Active(active),
+            link: Link::Active(Box::new(active)),
             commands_taken,
             command_budget,
             resume,

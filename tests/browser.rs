@@ -4,7 +4,10 @@
 //! - A session client over a WebSocket (Rust, no browser) plays a game with two
 //!   `tickstep play` bots and ends on their checksum — and on the offline run's, the
 //!   oracle, when no one's input was filled in; and again over TLS (`wss://`, with a
-//!   certificate from a CA the client trusts).
+//!   certificate from a CA the client trusts); and through a slow path (a relay in
+//!   the test delaying each way by 80 ± 20 ms: the client's own input is still played,
+//!   ≤ 1 % filled) and a path cut mid-game (50 ± 10 ms, cut at 4 s: it reconnects and
+//!   ends on the bots' checksum).
 //! - The web door's bounds: unknown pages, non-GET, a plain GET of the socket, a text
 //!   message, an oversized message, a silent socket, the per-address cap.
 //! - Headless Chromium (Debian's `chromium`, or `TICKSTEP_CHROMIUM`) opens the page as
@@ -123,13 +126,25 @@ fn arena_config(players: u8) -> ArenaConfig {
     }
 }
 
+/// How a session client's game over WebSockets ended.
+struct Played {
+    tick: u64,
+    checksum: String,
+    /// Ticks the room filled in for the client's own input.
+    filled: u64,
+    state: ClientState,
+    /// WebSockets opened (more than one: it reconnected).
+    connects: u32,
+    /// The round trip the client measured last.
+    rtt: Duration,
+}
+
 /// A session client playing the bots' input over WebSockets `open` opens until it
-/// stops (or 90 s pass): its final tick, checksum and the ticks the room filled in
-/// for it.
+/// stops (or 90 s pass).
 async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     open: impl AsyncFn() -> WebSocketStream<S>,
     players: u8,
-) -> (u64, String, u64, ClientState) {
+) -> Played {
     let initial = arena::new_frame(&arena_config(players)).expect("the arena");
     let config = ClientConfig {
         app_version: APP_VERSION.into(),
@@ -140,13 +155,17 @@ async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     let mut client = Client::new(config, info, initial, arena::simulation());
     let epoch = tokio::time::Instant::now();
     let mut socket: Option<WebSocketStream<S>> = None;
+    let mut connects = 0;
     client.connect(epoch.elapsed());
     let deadline = Instant::now() + Duration::from_secs(90);
     while !client.state().is_disconnected() && Instant::now() < deadline {
         let now = epoch.elapsed();
         while let Some(transmit) = client.poll_transmit(now) {
             match transmit {
-                ClientTransmit::Connect => socket = Some(open().await),
+                ClientTransmit::Connect => {
+                    connects += 1;
+                    socket = Some(open().await);
+                }
                 ClientTransmit::Send(message) => {
                     if let Some(socket) = &mut socket {
                         let _ = socket.send(Message::Binary(encode(&message).into())).await;
@@ -212,13 +231,14 @@ async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let frame = client.frame();
-    let filled = client.stats().own_input_replaced;
-    (
-        frame.tick(),
-        checksum(frame).to_string(),
-        filled,
-        client.state(),
-    )
+    Played {
+        tick: frame.tick(),
+        checksum: checksum(frame).to_string(),
+        filled: client.stats().own_input_replaced,
+        state: client.state(),
+        connects,
+        rtt: client.stats().rtt,
+    }
 }
 
 /// The offline run of the arena with every player a bot, to `ticks`: the oracle.
@@ -228,6 +248,9 @@ fn offline_checksum(players: u8, ticks: u64) -> String {
     checksum(run.frame()).to_string()
 }
 
+/// Ticks in a game of these tests over WebSockets.
+const TICKS: u64 = 600;
+
 /// A game of three over `serve --web` (with `extra` flags): two `play` bots over
 /// QUIC, and a session client over WebSockets `open` opens (given the page's URL),
 /// which ends on the bots' checksum, and on the offline run's when nothing was filled.
@@ -235,17 +258,21 @@ fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
     test: &str,
     extra: &[&str],
     open: impl AsyncFn(&str) -> WebSocketStream<S>,
-) {
-    const TICKS: u64 = 600;
+) -> Played {
     let dir = temp_dir(test);
     let (server, url, _) = web_server(&dir, 3, TICKS, extra);
     let game = game_args(3, ENTITIES);
     let mut bots: Vec<Proc> = (0..2)
         .map(|i| play(&dir, &format!("bot{i}"), &server, None, TICKS, &game, &[]))
         .collect();
-    let played = play_over_websocket(async || open(&url).await, 3);
-    let (tick, sum, filled, state) = runtime().block_on(played);
-    assert_eq!(tick, TICKS, "{state:?}\n{}", server.proc.stderr_tail());
+    let played = runtime().block_on(play_over_websocket(async || open(&url).await, 3));
+    let state = &played.state;
+    assert_eq!(
+        played.tick,
+        TICKS,
+        "{state:?}\n{}",
+        server.proc.stderr_tail()
+    );
     assert!(
         matches!(
             state,
@@ -261,21 +288,26 @@ fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
         assert_eq!(report["final_tick"], TICKS, "{report}");
         assert_eq!(
             checksum_of(report),
-            sum,
+            played.checksum,
             "the WebSocket client and a QUIC bot agree"
         );
     }
-    // Nothing lost: what every player sent is what was played.
-    let nothing_filled = filled == 0 && reports.iter().all(|r| r["own_input_filled"] == 0);
+    // Nothing lost: what every player sent is what was played. (A client that
+    // reconnected sent nothing while away, and entered after it: its count of filled
+    // ticks does not cover the ticks played without it.)
+    let nothing_filled = played.connects == 1
+        && played.filled == 0
+        && reports.iter().all(|r| r["own_input_filled"] == 0);
     if nothing_filled {
         assert_eq!(
-            sum,
+            played.checksum,
             offline_checksum(3, TICKS),
             "the offline run is the oracle"
         );
     } else {
-        eprintln!("input was filled in (a loaded machine): no offline oracle this time");
+        eprintln!("input was filled in (a loaded machine or a cut): no offline oracle this time");
     }
+    played
 }
 
 #[test]
@@ -316,6 +348,164 @@ fn over_tls_a_websocket_client_plays_on_the_same_checksum() {
                 .expect("the WebSocket handshake succeeds");
             socket
         },
+    );
+}
+
+/// A path across the internet for a test: a TCP relay to a server that delays what
+/// crosses it, each way, by `latency` plus up to `jitter` (in order, as TCP delivers),
+/// and may cut the first connection it relays after a while (both sockets dropped, no
+/// goodbye). Runs on its own runtime, stopped when dropped.
+struct SlowPath {
+    addr: std::net::SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SlowPath {
+    fn start(
+        target: &str,
+        latency: Duration,
+        jitter: Duration,
+        cut_first_after: Option<Duration>,
+    ) -> SlowPath {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // Bound here, listened on in the path's runtime (this may run inside another).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the path");
+        listener
+            .set_nonblocking(true)
+            .expect("a non-blocking listener");
+        let addr = listener.local_addr().expect("its address");
+        let target = target.to_string();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
+            for n in 0u64.. {
+                let Ok((near, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(far) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let _ = (near.set_nodelay(true), far.set_nodelay(true));
+                let cut = cut_first_after.filter(|_| n == 0).unwrap_or(Duration::MAX);
+                tokio::spawn(async move {
+                    let (near_read, near_write) = near.into_split();
+                    let (far_read, far_write) = far.into_split();
+                    let both = async {
+                        tokio::join!(
+                            delayed(near_read, far_write, latency, jitter, 2 * n + 1),
+                            delayed(far_read, near_write, latency, jitter, 2 * n + 2),
+                        )
+                    };
+                    let _ = tokio::time::timeout(cut, both).await;
+                });
+            }
+        });
+        SlowPath {
+            addr,
+            _runtime: runtime,
+        }
+    }
+}
+
+/// Copies `from` to `to`, each read delivered `latency` plus up to `jitter` after it
+/// came (never before the one before it); closes `to` after the end of `from`.
+async fn delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    latency: Duration,
+    jitter: Duration,
+    seed: u64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (queue, mut due) = tokio::sync::mpsc::unbounded_channel();
+    let reading = async move {
+        let mut buffer = vec![0; 64 * 1024];
+        let mut last = tokio::time::Instant::now();
+        let mut state = seed;
+        while let Ok(n @ 1..) = from.read(&mut buffer).await {
+            // xorshift: the jitter of each read.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let extra = state % (jitter.as_micros() as u64 + 1);
+            let at =
+                (tokio::time::Instant::now() + latency + Duration::from_micros(extra)).max(last);
+            last = at;
+            if queue.send((at, buffer[..n].to_vec())).is_err() {
+                return;
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((at, bytes)) = due.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reading, writing);
+}
+
+/// A WebSocket to the page's server at `url` through `path`.
+async fn open_socket_through(path: std::net::SocketAddr, url: &str) -> WebSocketStream<TcpStream> {
+    let stream = TcpStream::connect(path).await.expect("the path accepts");
+    let (socket, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", host_of(url)), stream)
+        .await
+        .expect("the WebSocket handshake succeeds");
+    socket
+}
+
+/// 80 ms each way, ± 20: the client's lead covers the trip, so what it sends is played
+/// (the room filled 98 % of ticks at 30 ms before input timing learned the path).
+#[test]
+fn a_websocket_client_80_ms_away_keeps_its_input() {
+    let path = std::sync::OnceLock::new();
+    let played = websocket_game("websocket-far", &[], async |url: &str| {
+        let path = path.get_or_init(|| {
+            SlowPath::start(
+                host_of(url),
+                Duration::from_millis(80),
+                Duration::from_millis(20),
+                None,
+            )
+        });
+        open_socket_through(path.addr, url).await
+    });
+    assert_eq!(played.connects, 1);
+    assert!(played.rtt >= Duration::from_millis(160), "{:?}", played.rtt);
+    assert!(
+        played.filled * 100 <= TICKS,
+        "{} of {TICKS} ticks of the client's input filled in",
+        played.filled
+    );
+}
+
+/// 50 ms each way, ± 10, and the path cut 4 s into the game: the client notices,
+/// reconnects through it and ends on the bots' checksum.
+#[test]
+fn a_websocket_client_cut_mid_game_over_a_slow_path_rejoins() {
+    let path = std::sync::OnceLock::new();
+    let played = websocket_game("websocket-cut", &[], async |url: &str| {
+        let path = path.get_or_init(|| {
+            let cut = Some(Duration::from_secs(4));
+            SlowPath::start(
+                host_of(url),
+                Duration::from_millis(50),
+                Duration::from_millis(10),
+                cut,
+            )
+        });
+        open_socket_through(path.addr, url).await
+    });
+    assert!(
+        played.connects >= 2,
+        "it reconnected ({} sockets)",
+        played.connects
     );
 }
 

@@ -17,6 +17,11 @@ use crate::protocol::{Command, MAX_LIST};
 
 /// Own input kept unconfirmed at most.
 const MAX_UNCONFIRMED: usize = 256;
+/// Own input this long past its tick's turn (on the room's estimated clock) is final
+/// in the room, taken or filled in, and no longer resent: so a stall in the verified
+/// input the client receives (which confirms its input) does not fill the queue and
+/// stop the player's input.
+const FINAL_AFTER: Duration = Duration::from_millis(500);
 
 /// Why a command was not taken.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -42,8 +47,21 @@ impl<G: Pod, I: Input> Client<G, I> {
     }
 
     /// Arms the `Input` timer for when the room's clock reaches its next tick, so the
-    /// host is called to sample input as each tick's turn comes.
+    /// host is called to sample input as each tick's turn comes; drops own input
+    /// whose tick is final from what is resent.
     pub(super) fn arm_input_timer(&mut self, now: Duration) {
+        if let (Some(tick), Some(in_room)) = (self.clock.room_tick(now), self.in_room_mut()) {
+            let rate = u64::from(in_room.room.tick_rate);
+            let past = (FINAL_AFTER.as_millis() as u64 * rate).div_ceil(1000) as i64;
+            let last_final = tick.saturating_sub(past);
+            while in_room
+                .unconfirmed
+                .front()
+                .is_some_and(|&(t, _)| (t as i64) <= last_final)
+            {
+                in_room.unconfirmed.pop_front();
+            }
+        }
         let running = self
             .in_room()
             .is_some_and(|r| matches!(r.stage, Stage::Running { .. }));

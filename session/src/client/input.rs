@@ -15,12 +15,12 @@ use super::state::Stage;
 use super::timers::Timer;
 use crate::protocol::{Command, MAX_LIST};
 
-/// Own input kept unconfirmed at most.
+/// Own input kept unconfirmed at most (the oldest goes first).
 const MAX_UNCONFIRMED: usize = 256;
 /// Own input this long past its tick's turn (on the room's estimated clock) is final
-/// in the room, taken or filled in, and no longer resent: so a stall in the verified
-/// input the client receives (which confirms its input) does not fill the queue and
-/// stop the player's input.
+/// in the room, taken or filled in (the room waits for late input far less: see
+/// `RoomConfig::hold`), and no longer resent or asked for: so a stall in the verified
+/// input the client receives (which confirms its input) does not stop the player's.
 const FINAL_AFTER: Duration = Duration::from_millis(500);
 
 /// Why a command was not taken.
@@ -46,18 +46,26 @@ impl<G: Pod, I: Input> Client<G, I> {
         Some(target.max(0) as Tick)
     }
 
+    /// The newest tick surely final in the room by its estimated clock at `now`
+    /// ([`FINAL_AFTER`] past its turn), once the clock is known.
+    fn last_final_tick(&self, now: Duration) -> Option<Tick> {
+        let rate = u64::from(self.in_room()?.room.tick_rate);
+        let past = (FINAL_AFTER.as_millis() as u64 * rate).div_ceil(1000) as i64;
+        let tick = self.clock.room_tick(now)?.saturating_sub(past);
+        Some(tick.max(0) as Tick)
+    }
+
     /// Arms the `Input` timer for when the room's clock reaches its next tick, so the
     /// host is called to sample input as each tick's turn comes; drops own input
     /// whose tick is final from what is resent.
     pub(super) fn arm_input_timer(&mut self, now: Duration) {
-        if let (Some(tick), Some(in_room)) = (self.clock.room_tick(now), self.in_room_mut()) {
-            let rate = u64::from(in_room.room.tick_rate);
-            let past = (FINAL_AFTER.as_millis() as u64 * rate).div_ceil(1000) as i64;
-            let last_final = tick.saturating_sub(past);
+        if let Some(last_final) = self.last_final_tick(now)
+            && let Some(in_room) = self.in_room_mut()
+        {
             while in_room
                 .unconfirmed
                 .front()
-                .is_some_and(|&(t, _)| (t as i64) <= last_final)
+                .is_some_and(|&(t, _)| t <= last_final)
             {
                 in_room.unconfirmed.pop_front();
             }
@@ -79,18 +87,20 @@ impl<G: Pod, I: Input> Client<G, I> {
     }
 
     /// The tick the next [`Client::send_input`] is for, when input is due: while
-    /// running, once a round trip was measured, for every tick up to the room's
-    /// estimated tick plus the lead. (Before the round trip is known the lead could
-    /// not cover it: a far client's first input would all arrive late, and be filled.)
+    /// running, once a round trip was measured, for every tick that can still count
+    /// up to the room's estimated tick plus the lead. (Before the round trip is known
+    /// the lead could not cover it: a far client's first input would all arrive late,
+    /// and be filled.)
     pub fn next_input_tick(&self, now: Duration) -> Option<Tick> {
         let in_room = self.in_room()?;
-        if !matches!(in_room.stage, Stage::Running { .. })
-            || in_room.unconfirmed.len() >= MAX_UNCONFIRMED
-            || !self.clock.has_round_trip()
-        {
+        if !matches!(in_room.stage, Stage::Running { .. }) || !self.clock.has_round_trip() {
             return None;
         }
-        let tick = in_room.next_input.max(in_room.live.saturating_add(1));
+        let open = self.last_final_tick(now).unwrap_or(0).saturating_add(1);
+        let tick = in_room
+            .next_input
+            .max(in_room.live.saturating_add(1))
+            .max(open);
         let fallback = in_room
             .live
             .saturating_add(in_room.room.min_lead as u64 + 2);
@@ -114,6 +124,9 @@ impl<G: Pod, I: Input> Client<G, I> {
             // Live moved past the input still unconfirmed: those ticks are final, and
             // the update must carry consecutive ticks.
             in_room.unconfirmed.clear();
+        }
+        if in_room.unconfirmed.len() >= MAX_UNCONFIRMED {
+            in_room.unconfirmed.pop_front();
         }
         in_room.unconfirmed.push_back((tick, input));
         in_room.handed.push_back((tick, now));

@@ -27,7 +27,7 @@ pub struct RoomConfig {
     /// tick; each client's lead grows from there with its own round trip (default 1).
     pub min_lead: u32,
     /// How long past its due time a tick waits for a connected player's late input
-    /// before filling it in (default 40 ms). Absent and silent players are not waited
+    /// before filling it in (default 40 ms, at most [`MAX_HOLD`]). Absent and silent players are not waited
     /// for.
     pub hold: Duration,
     /// A connected player none of whose input arrived for this long is silent: ticks
@@ -118,7 +118,14 @@ pub enum RoomConfigError {
     /// Verified input would go out never, or too rarely.
     #[error("verified input goes out every 1..={MAX_SEND_EVERY} ticks, not {0}")]
     SendEvery(u32),
+    /// Clients stop resending input long before a tick would stop waiting for it.
+    #[error("a tick waits for late input at most {} ms, not {} ms", MAX_HOLD.as_millis(), .0.as_millis())]
+    Hold(Duration),
 }
+
+/// The longest a due tick waits for late input: well within the half second clients
+/// keep resending it (see `FINAL_AFTER` in the client).
+pub const MAX_HOLD: Duration = Duration::from_millis(250);
 
 impl RoomConfig {
     /// A room for `players` of the game whose tick-0 frame is `initial` (it gives the
@@ -186,6 +193,9 @@ impl RoomConfig {
         if !(1..=MAX_SEND_EVERY).contains(&self.send_every) {
             return Err(RoomConfigError::SendEvery(self.send_every));
         }
+        if self.hold > MAX_HOLD {
+            return Err(RoomConfigError::Hold(self.hold));
+        }
         Ok(())
     }
 
@@ -247,6 +257,11 @@ mod tests {
         assert_eq!(
             with(|c| c.send_every = 17),
             Err(RoomConfigError::SendEvery(17))
+        );
+        assert_eq!(with(|c| c.hold = MAX_HOLD), Ok(()));
+        assert_eq!(
+            with(|c| c.hold = MAX_HOLD + Duration::from_millis(1)),
+            Err(RoomConfigError::Hold(MAX_HOLD + Duration::from_millis(1)))
         );
     }
 

@@ -20,7 +20,9 @@ mod seats;
 mod snapshots;
 
 pub use clock::RoomStats;
-pub use config::{FillPolicy, MAX_SEND_EVERY, MAX_TICK_RATE, RoomConfig, RoomConfigError};
+pub use config::{
+    FillPolicy, MAX_HOLD, MAX_SEND_EVERY, MAX_TICK_RATE, RoomConfig, RoomConfigError,
+};
 pub use events::RoomEvent;
 pub use seats::SlotHolder;
 

@@ -6,8 +6,8 @@
 //!   oracle, when no one's input was filled in; and again over TLS (`wss://`, with a
 //!   certificate from a CA the client trusts); and through a slow path (a relay in
 //!   the test delaying each way by 80 ± 20 ms: the client's own input is still played,
-//!   ≤ 1 % filled) and a path cut mid-game (50 ± 10 ms, cut 5 s after it connects:
-//!   it reconnects mid-game and ends on the bots' checksum).
+//!   ≤ 1 % filled) and a path cut mid-game (50 ± 10 ms, cut at the client's tick 200:
+//!   it reconnects and ends on the bots' checksum).
 //! - The web door's bounds: unknown pages, non-GET, a plain GET of the socket, a text
 //!   message, an oversized message, a silent socket, the per-address cap.
 //! - Headless Chromium (Debian's `chromium`, or `TICKSTEP_CHROMIUM`) opens the page as
@@ -135,17 +135,18 @@ struct Played {
     state: ClientState,
     /// WebSockets opened (more than one: it reconnected).
     connects: u32,
-    /// The frame's tick at each reconnection.
+    /// The newest tick the frame had reached at each reconnection.
     reconnected_at: Vec<u64>,
     /// The round trip the client measured last.
     rtt: Duration,
 }
 
 /// A session client playing the bots' input over WebSockets `open` opens until it
-/// stops (or 90 s pass).
+/// stops (or 90 s pass), telling `stepped` its frame's tick as it goes.
 async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     open: impl AsyncFn() -> WebSocketStream<S>,
     players: u8,
+    mut stepped: impl FnMut(u64),
 ) -> Played {
     let initial = arena::new_frame(&arena_config(players)).expect("the arena");
     let config = ClientConfig {
@@ -159,6 +160,7 @@ async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     let mut socket: Option<WebSocketStream<S>> = None;
     let mut connects = 0;
     let mut reconnected_at = Vec::new();
+    let mut reached = 0;
     client.connect(epoch.elapsed());
     let deadline = Instant::now() + Duration::from_secs(90);
     while !client.state().is_disconnected() && Instant::now() < deadline {
@@ -167,7 +169,7 @@ async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
             match transmit {
                 ClientTransmit::Connect => {
                     if connects > 0 {
-                        reconnected_at.push(client.frame().tick());
+                        reconnected_at.push(reached);
                     }
                     connects += 1;
                     socket = Some(open().await);
@@ -222,6 +224,8 @@ async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         let now = epoch.elapsed();
         client.handle_timeout(now);
         client.advance(now, 256);
+        reached = reached.max(client.frame().tick());
+        stepped(client.frame().tick());
         if let Some(player) = client.player() {
             while let Some(tick) = client.next_input_tick(now) {
                 client.send_input(now, arena::bot_input(SEED, tick, player));
@@ -259,12 +263,14 @@ fn offline_checksum(players: u8, ticks: u64) -> String {
 const TICKS: u64 = 600;
 
 /// A game of three over `serve --web` (with `extra` flags): two `play` bots over
-/// QUIC, and a session client over WebSockets `open` opens (given the page's URL),
-/// which ends on the bots' checksum, and on the offline run's when nothing was filled.
+/// QUIC, and a session client over WebSockets `open` opens (given the page's URL;
+/// `stepped` hears its frame's tick), which ends on the bots' checksum, and on the
+/// offline run's when nothing was filled.
 fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
     test: &str,
     extra: &[&str],
     open: impl AsyncFn(&str) -> WebSocketStream<S>,
+    stepped: impl FnMut(u64),
 ) -> Played {
     let dir = temp_dir(test);
     let (server, url, _) = web_server(&dir, 3, TICKS, extra);
@@ -272,7 +278,7 @@ fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
     let mut bots: Vec<Proc> = (0..2)
         .map(|i| play(&dir, &format!("bot{i}"), &server, None, TICKS, &game, &[]))
         .collect();
-    let played = runtime().block_on(play_over_websocket(async || open(&url).await, 3));
+    let played = runtime().block_on(play_over_websocket(async || open(&url).await, 3, stepped));
     let state = &played.state;
     assert_eq!(
         played.tick,
@@ -319,9 +325,12 @@ fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
 
 #[test]
 fn a_websocket_client_plays_a_game_with_quic_bots_on_their_checksum() {
-    websocket_game("websocket-game", &[], async |url: &str| {
-        open_socket(url).await
-    });
+    websocket_game(
+        "websocket-game",
+        &[],
+        async |url: &str| open_socket(url).await,
+        |_| {},
+    );
 }
 
 #[test]
@@ -355,25 +364,22 @@ fn over_tls_a_websocket_client_plays_on_the_same_checksum() {
                 .expect("the WebSocket handshake succeeds");
             socket
         },
+        |_| {},
     );
 }
 
 /// A path across the internet for a test: a TCP relay to a server that delays what
 /// crosses it, each way, by `latency` plus up to `jitter` (in order, as TCP delivers),
-/// and may cut the first connection it relays after a while (both sockets dropped, no
-/// goodbye). Runs on its own runtime, stopped when dropped.
+/// and cuts the connections it relays when told (both sockets dropped, no goodbye).
+/// Runs on its own runtime, stopped when dropped.
 struct SlowPath {
     addr: std::net::SocketAddr,
+    cuts: Arc<tokio::sync::Notify>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl SlowPath {
-    fn start(
-        target: &str,
-        latency: Duration,
-        jitter: Duration,
-        cut_first_after: Option<Duration>,
-    ) -> SlowPath {
+    fn start(target: &str, latency: Duration, jitter: Duration) -> SlowPath {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -386,6 +392,8 @@ impl SlowPath {
             .expect("a non-blocking listener");
         let addr = listener.local_addr().expect("its address");
         let target = target.to_string();
+        let cuts = Arc::new(tokio::sync::Notify::new());
+        let cut = cuts.clone();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("a listener");
             for n in 0u64.. {
@@ -396,7 +404,7 @@ impl SlowPath {
                     continue;
                 };
                 let _ = (near.set_nodelay(true), far.set_nodelay(true));
-                let cut = cut_first_after.filter(|_| n == 0).unwrap_or(Duration::MAX);
+                let cut = cut.clone();
                 tokio::spawn(async move {
                     let (near_read, near_write) = near.into_split();
                     let (far_read, far_write) = far.into_split();
@@ -406,14 +414,23 @@ impl SlowPath {
                             delayed(far_read, near_write, latency, jitter, 2 * n + 2),
                         )
                     };
-                    let _ = tokio::time::timeout(cut, both).await;
+                    tokio::select! {
+                        _ = both => {}
+                        _ = cut.notified() => {}
+                    }
                 });
             }
         });
         SlowPath {
             addr,
+            cuts,
             _runtime: runtime,
         }
+    }
+
+    /// Cuts every connection the path relays now.
+    fn cut(&self) {
+        self.cuts.notify_waiters();
     }
 }
 
@@ -472,17 +489,17 @@ async fn open_socket_through(path: std::net::SocketAddr, url: &str) -> WebSocket
 #[test]
 fn a_websocket_client_80_ms_away_keeps_its_input() {
     let path = std::sync::OnceLock::new();
-    let played = websocket_game("websocket-far", &[], async |url: &str| {
+    let open = async |url: &str| {
         let path = path.get_or_init(|| {
             SlowPath::start(
                 host_of(url),
                 Duration::from_millis(80),
                 Duration::from_millis(20),
-                None,
             )
         });
         open_socket_through(path.addr, url).await
-    });
+    };
+    let played = websocket_game("websocket-far", &[], open, |_| {});
     assert_eq!(played.connects, 1);
     assert!(played.rtt >= Duration::from_millis(160), "{:?}", played.rtt);
     assert!(
@@ -492,23 +509,29 @@ fn a_websocket_client_80_ms_away_keeps_its_input() {
     );
 }
 
-/// 50 ms each way, ± 10, and the path cut 5 s after the client connects (mid-game):
+/// 50 ms each way, ± 10, and the path cut when the client's frame reaches tick 200:
 /// it notices, reconnects through it and ends on the bots' checksum.
 #[test]
 fn a_websocket_client_cut_mid_game_over_a_slow_path_rejoins() {
-    let path = std::sync::OnceLock::new();
-    let played = websocket_game("websocket-cut", &[], async |url: &str| {
+    let path = std::sync::OnceLock::<SlowPath>::new();
+    let open = async |url: &str| {
         let path = path.get_or_init(|| {
-            let cut = Some(Duration::from_secs(5));
             SlowPath::start(
                 host_of(url),
                 Duration::from_millis(50),
                 Duration::from_millis(10),
-                cut,
             )
         });
         open_socket_through(path.addr, url).await
-    });
+    };
+    let mut cut = false;
+    let stepped = |tick| {
+        if tick >= 200 && !cut {
+            cut = true;
+            path.get().expect("the path is open").cut();
+        }
+    };
+    let played = websocket_game("websocket-cut", &[], open, stepped);
     assert!(
         played.reconnected_at.iter().any(|&t| t > 0 && t < TICKS),
         "it reconnected mid-game (at ticks {:?})",

@@ -475,9 +475,17 @@ async fn delayed(
     tokio::join!(reading, writing);
 }
 
-/// A WebSocket to the page's server at `url` through `path`.
-async fn open_socket_through(path: std::net::SocketAddr, url: &str) -> WebSocketStream<TcpStream> {
-    let stream = TcpStream::connect(path).await.expect("the path accepts");
+/// A WebSocket to the page's server at `url` through `path`, which opens on first use
+/// with `latency` and `jitter` each way.
+async fn open_socket_through(
+    path: &std::sync::OnceLock<SlowPath>,
+    (latency, jitter): (Duration, Duration),
+    url: &str,
+) -> WebSocketStream<TcpStream> {
+    let path = path.get_or_init(|| SlowPath::start(host_of(url), latency, jitter));
+    let stream = TcpStream::connect(path.addr)
+        .await
+        .expect("the path accepts");
     let (socket, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", host_of(url)), stream)
         .await
         .expect("the WebSocket handshake succeeds");
@@ -489,16 +497,8 @@ async fn open_socket_through(path: std::net::SocketAddr, url: &str) -> WebSocket
 #[test]
 fn a_websocket_client_80_ms_away_keeps_its_input() {
     let path = std::sync::OnceLock::new();
-    let open = async |url: &str| {
-        let path = path.get_or_init(|| {
-            SlowPath::start(
-                host_of(url),
-                Duration::from_millis(80),
-                Duration::from_millis(20),
-            )
-        });
-        open_socket_through(path.addr, url).await
-    };
+    let slow = (Duration::from_millis(80), Duration::from_millis(20));
+    let open = async |url: &str| open_socket_through(&path, slow, url).await;
     let played = websocket_game("websocket-far", &[], open, |_| {});
     assert_eq!(played.connects, 1);
     assert!(played.rtt >= Duration::from_millis(160), "{:?}", played.rtt);
@@ -513,17 +513,9 @@ fn a_websocket_client_80_ms_away_keeps_its_input() {
 /// it notices, reconnects through it and ends on the bots' checksum.
 #[test]
 fn a_websocket_client_cut_mid_game_over_a_slow_path_rejoins() {
-    let path = std::sync::OnceLock::<SlowPath>::new();
-    let open = async |url: &str| {
-        let path = path.get_or_init(|| {
-            SlowPath::start(
-                host_of(url),
-                Duration::from_millis(50),
-                Duration::from_millis(10),
-            )
-        });
-        open_socket_through(path.addr, url).await
-    };
+    let path = std::sync::OnceLock::new();
+    let slow = (Duration::from_millis(50), Duration::from_millis(10));
+    let open = async |url: &str| open_socket_through(&path, slow, url).await;
     let mut cut = false;
     let stepped = |tick| {
         if tick >= 200 && !cut {

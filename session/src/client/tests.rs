@@ -7,9 +7,9 @@ use super::*;
 use crate::protocol::{Entry, RoomInfo};
 use crate::{ClientId, test_game};
 
-/// Regression: a welcome into a slot outside the room was accepted.
-#[test]
-fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
+/// A client of the stub game that asked to connect at 0, and a 60 Hz room of
+/// `players` for its welcome.
+fn connecting(players: u8) -> (Client<test_game::Tally, test_game::Input>, RoomInfo) {
     let frame = test_game::frame(1);
     let info = ReconnectInfo::new("s", "r", ClientId::from_seed(1));
     let mut client = Client::new(
@@ -20,13 +20,20 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
     );
     client.connect(Duration::ZERO);
     let room = RoomInfo {
-        players: 3,
+        players,
         tick_rate: 60,
         input_size: 4,
         min_lead: 1,
         checksum_every: 30,
         end_tick: None,
     };
+    (client, room)
+}
+
+/// Regression: a welcome into a slot outside the room was accepted.
+#[test]
+fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
+    let (mut client, room) = connecting(3);
     let welcome = ServerMessage::Welcome {
         player: PlayerId(3),
         room,
@@ -48,23 +55,7 @@ fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
 /// all arrived late and were filled.
 #[test]
 fn no_input_is_asked_for_before_a_round_trip_is_measured() {
-    let frame = test_game::frame(1);
-    let info = ReconnectInfo::new("s", "r", ClientId::from_seed(1));
-    let mut client = Client::new(
-        ClientConfig::default(),
-        info,
-        frame,
-        test_game::simulation(),
-    );
-    client.connect(Duration::ZERO);
-    let room = RoomInfo {
-        players: 1,
-        tick_rate: 60,
-        input_size: 4,
-        min_lead: 1,
-        checksum_every: 30,
-        end_tick: None,
-    };
+    let (mut client, room) = connecting(1);
     let ms = Duration::from_millis;
     let scheduled = |room_us, echo| crate::protocol::Timing {
         room_us: Some(room_us),

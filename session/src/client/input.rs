@@ -15,8 +15,12 @@ use super::state::Stage;
 use super::timers::Timer;
 use crate::protocol::{Command, MAX_LIST};
 
-/// Own input kept unconfirmed at most (the oldest goes first).
+/// Own input kept unconfirmed at most (the oldest goes first): above 512 Hz, less
+/// than [`FINAL_AFTER`].
 const MAX_UNCONFIRMED: usize = 256;
+/// Own input awaiting its step kept at most for the latency histogram (the oldest
+/// goes first), however long verified input stalls.
+const MAX_HANDED: usize = 1024;
 /// Own input this long past its tick's turn (on the room's estimated clock) is final
 /// in the room, taken or filled in (the room waits for late input far less: see
 /// `RoomConfig::hold`), and no longer resent or asked for: so a stall in the verified
@@ -129,6 +133,9 @@ impl<G: Pod, I: Input> Client<G, I> {
             in_room.unconfirmed.pop_front();
         }
         in_room.unconfirmed.push_back((tick, input));
+        if in_room.handed.len() >= MAX_HANDED {
+            in_room.handed.pop_front();
+        }
         in_room.handed.push_back((tick, now));
         in_room.next_input = tick.saturating_add(1);
         self.update_due = true;

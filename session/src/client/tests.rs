@@ -87,7 +87,8 @@ fn no_input_is_asked_for_before_a_round_trip_is_measured() {
             timing: scheduled(356_000, Some(echo)),
         },
     );
-    // Asked for every tick from the first on.
+    // Asked for every tick from the first on (the room's clock, ~483 ms, is not yet
+    // half a second past any tick's turn).
     assert_eq!(client.next_input_tick(ms(556)), Some(1));
     assert_eq!(client.send_input(ms(556), 7), Some(1));
 }

@@ -124,7 +124,8 @@ pub enum RoomConfigError {
 }
 
 /// The longest a due tick waits for late input: well within the half second clients
-/// keep resending it (see `FINAL_AFTER` in the client).
+/// keep resending it (see `FINAL_AFTER` in the client; at most 256 ticks of it, so
+/// above 512 Hz less).
 pub const MAX_HOLD: Duration = Duration::from_millis(250);
 
 impl RoomConfig {

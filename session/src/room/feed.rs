@@ -12,7 +12,8 @@
 //!
 //! A client that is heard but still lacks what it was sent a retransmission timeout
 //! ago (the smoothed round trip plus four deviations, RFC 6298's rule, measured on one
-//! tick at a time and never on a resend) lost it: that goes again at once, halving the
+//! fresh tick at a time; a go-back drops the measurement, and a repeat of the tick
+//! with the next ones can only lengthen it) lost it: that goes again at once, halving the
 //! window. The timeout doubles with each such resend the client does not answer, up
 //! to a second, so a client that is heard but never acknowledges gets a small window
 //! a second. Without this a lossy link's catch-up crawled: each loss in a row doubled
@@ -168,9 +169,9 @@ impl Feed {
     ) -> Option<(Tick, Tick)> {
         let lost = std::mem::take(&mut self.lost);
         // Silence is not called before an acknowledgement could have come back.
-        let rtt_timeout = self
-            .rtt
-            .map_or(Duration::ZERO, |rtt| rtt.retransmit_timeout());
+        let rtt_timeout = self.rtt.map_or(Duration::ZERO, |rtt| {
+            rtt.retransmit_timeout().min(MAX_RESEND_AFTER)
+        });
         let silent = now >= self.ack_moved + self.resend_after.max(rtt_timeout);
         if self.sent_up_to > self.received && (lost || silent) {
             self.sent_up_to = self.received;
@@ -289,7 +290,6 @@ mod tests {
         let waits: Vec<u128> = at.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
         assert_eq!(waits[0], (2 * timeout).as_millis());
         assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
-        assert!(waits.len() <= 16, "{waits:?}");
         assert_eq!(waits.last(), Some(&MAX_RETRANSMIT.as_millis()));
         // Answered, the timeout is the round trip's again.
         feed.acknowledge(t, acked + 10, acked + 10, acked + 20);
@@ -305,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn a_resend_that_carries_new_ticks_too_times_no_round_trip() {
+    fn a_resend_that_carries_new_ticks_too_times_the_round_trip_on_a_new_one() {
         let mut feed = Feed::new(0, Duration::ZERO);
         assert_eq!(feed.due(Duration::ZERO, 5, 0, 1), Some((1, 5)));
         // Lost; after the silence everything goes again with a new tick; acknowledged

@@ -81,10 +81,13 @@ fn assert_honest_finish(plays: &mut [Proc], ticks: u64, deadline: SystemTime) ->
     for (i, (report, play)) in reports.iter().zip(plays.iter()).enumerate() {
         assert_eq!(report["final_tick"], ticks, "honest{i}: {report}");
         assert_eq!(checksum_of(report), checksum_of(&reports[0]), "{reports:?}");
-        assert_eq!(
-            report["own_input_filled"], 0,
-            "honest{i} was late: {report}"
-        );
+        // A quiet machine fills none; a full test run on 2 cores has filled 3 of
+        // 2,400 once (a process descheduled past the hold). An attack that stalls the
+        // room fills hundreds, so the bound is 0.25 %.
+        let filled = report["own_input_filled"]
+            .as_u64()
+            .expect("own_input_filled");
+        assert!(filled <= ticks / 400, "honest{i} was late: {report}");
         let finished = std::fs::metadata(&play.stdout)
             .and_then(|m| m.modified())
             .expect("the report's time");

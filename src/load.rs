@@ -179,6 +179,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
             local_snapshot: None,
             sent_at: 0,
             resume: None,
+            watch: false,
         }))
     };
     let zeros = vec![0u8; MAX_BATCH * 256];

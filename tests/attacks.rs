@@ -186,6 +186,7 @@ fn hello(seed: u64, players: u8) -> ClientMessage {
         local_snapshot: None,
         sent_at: 0,
         resume: None,
+        watch: false,
     }))
 }
 

@@ -228,6 +228,23 @@ fn client_messages() -> Vec<(&'static str, ClientMessage)> {
                 local_snapshot: Some((90, digest(3))),
                 sent_at: 1_234_567,
                 resume: Some(ResumeToken([9; 16])),
+                watch: false,
+            })),
+        ),
+        (
+            "hello_watch",
+            ClientMessage::Hello(Box::new(Hello {
+                protocol: PROTOCOL_VERSION,
+                app_version: "golden 1".into(),
+                schema: digest(1) as SchemaHash,
+                initial: digest(2) as Checksum,
+                room: "main".into(),
+                client_id: ClientId::from_seed(6),
+                rejoin: false,
+                local_snapshot: None,
+                sent_at: 7_654_321,
+                resume: None,
+                watch: true,
             })),
         ),
         (
@@ -353,6 +370,22 @@ fn server_messages() -> Vec<(&'static str, ServerMessage)> {
             },
         ),
         ("end", ServerMessage::End { tick: 1800 }),
+        (
+            "watching",
+            ServerMessage::Watching {
+                room: RoomInfo {
+                    players: 2,
+                    tick_rate: 60,
+                    input_size: 2,
+                    min_lead: 1,
+                    checksum_every: 30,
+                    end_tick: None,
+                },
+                entry: Entry::AwaitSnapshot,
+                live: 300,
+                timing: timing(),
+            },
+        ),
     ]
 }
 

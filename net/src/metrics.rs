@@ -59,6 +59,12 @@ pub fn render(
             s.players_connected as f64,
         ),
         (
+            "tickstep_watchers_connected",
+            Gauge,
+            "Connections watching a room without a seat.",
+            s.watchers_connected as f64,
+        ),
+        (
             "tickstep_draining",
             Gauge,
             "1 while the server drains (starts no new games).",
@@ -105,6 +111,12 @@ pub fn render(
             Counter,
             "Players seated again in their slot.",
             s.rejoins as f64,
+        ),
+        (
+            "tickstep_watches_total",
+            Counter,
+            "Connections taken in to watch a room without a seat.",
+            s.watches as f64,
         ),
         (
             "tickstep_drops_total",

@@ -95,6 +95,9 @@ pub enum Refusal {
     /// The connection did not say hello in time.
     #[error("no hello arrived in time")]
     HelloTimeout,
+    /// The room has as many watchers as it allows (`RoomConfig::max_watchers`).
+    #[error("the room has as many watchers as it allows: try again later")]
+    TooManyWatchers,
 }
 
 /// Why a client lost its place or could not take it.

@@ -17,7 +17,7 @@ use tickstep_snapshot::Chunk;
 use super::{ClientId, Refusal, ResumeToken};
 
 /// The protocol version this build speaks; a handshake with another is refused.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest encoded message either side sends or accepts. A snapshot chunk (60 KiB) and
 /// a batch of verified ticks fit with room to spare.
@@ -51,6 +51,10 @@ pub struct Hello {
     pub sent_at: u64,
     /// The token its last welcome into this slot gave, when coming back.
     pub resume: Option<ResumeToken>,
+    /// Watch without a seat: the client gets the verified input (and a snapshot to
+    /// enter on) but sends no input, commands or checksums, and no tick waits for it.
+    /// `rejoin` and `resume` are ignored.
+    pub watch: bool,
 }
 
 /// The room's clock and what it saw of one client's timing. Every server message to a
@@ -211,6 +215,7 @@ impl ServerMessage {
             ServerMessage::Desync { .. } => "Desync",
             ServerMessage::Heartbeat { .. } => "Heartbeat",
             ServerMessage::End { .. } => "End",
+            ServerMessage::Watching { .. } => "Watching",
         }
     }
 }
@@ -393,6 +398,19 @@ pub enum ServerMessage {
         /// The last tick.
         tick: Tick,
     },
+    /// Watching, without a seat (last, so the other
+    /// messages keep their bytes): the game's parameters and how to enter it (the
+    /// answer to a hello with `watch`).
+    Watching {
+        /// The game's parameters.
+        room: RoomInfo,
+        /// How to enter the game.
+        entry: Entry,
+        /// The newest verified tick.
+        live: Tick,
+        /// The room's clock.
+        timing: Timing,
+    },
 }
 
 /// Why bytes are not a message.
@@ -445,6 +463,7 @@ mod tests {
             local_snapshot: Some((5, Checksum::default())),
             sent_at: 9,
             resume: Some(ResumeToken([3; 16])),
+            watch: false,
         }));
         let bytes = encode(&hello);
         assert_eq!(decode::<ClientMessage>(&bytes), Ok(hello));

@@ -329,6 +329,7 @@ impl DemoReport {
                         format!("{event} in {ms:.1} ms")
                     }
                     ClientEvent::WaitingForSnapshot
+                    | ClientEvent::Watching { .. }
                     | ClientEvent::Reconnecting { .. }
                     | ClientEvent::Disconnected { .. }
                     | ClientEvent::StepFailed { .. } => event.to_string(),

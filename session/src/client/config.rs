@@ -30,6 +30,9 @@ pub struct ClientConfig {
     /// Largest snapshot accepted (default 64 MiB; never more than a frame of the game's
     /// schema and capacity can have).
     pub max_snapshot_len: u64,
+    /// Watch the room without a seat (default: false, play): the client enters and
+    /// steps the game as a player does, and sends no input, commands or checksums.
+    pub watch: bool,
 }
 
 impl ClientConfig {
@@ -55,6 +58,7 @@ impl Default for ClientConfig {
             history: 36_000,
             snapshots_kept: 4,
             max_snapshot_len: 64 << 20,
+            watch: false,
         }
     }
 }

@@ -18,17 +18,18 @@ use crate::transfer::Incoming;
 use crate::{MAX_TICK_RATE, SessionError};
 
 impl<G: Pod, I: Input> Client<G, I> {
-    /// The room seated us at `player`: set up for `room` and enter as `entry` says.
+    /// The room seated us at `player` (`None`: took us in to watch): set up for `room`
+    /// and enter as `entry` says.
     pub(super) fn welcome(
         &mut self,
         now: Duration,
-        player: PlayerId,
+        player: Option<PlayerId>,
         room: RoomInfo,
         entry: Entry,
         live: Tick,
     ) {
         let waiting = self.in_room().is_some_and(|r| {
-            matches!(r.stage, Stage::WaitingForSnapshot) && self.info.player == Some(player)
+            matches!(r.stage, Stage::WaitingForSnapshot) && self.info.player == player
         });
         if waiting {
             // The room's buddy search failed: it offers another way in.
@@ -43,10 +44,16 @@ impl<G: Pod, I: Input> Client<G, I> {
             return;
         }
         let players = room.players as usize;
+        if player.is_some() == self.config.watch {
+            self.stop(DisconnectReason::Error(SessionError::UnexpectedMessage(
+                "the room answered a player as a watcher, or a watcher as a player".into(),
+            )));
+            return;
+        }
         if room.input_size as usize != size_of::<I>()
             || players == 0
             || players > MAX_PLAYERS
-            || player.0 >= room.players
+            || player.is_some_and(|p| p.0 >= room.players)
             || !(1..=MAX_TICK_RATE).contains(&room.tick_rate)
             || room.min_lead > MAX_LEAD
         {
@@ -57,7 +64,7 @@ impl<G: Pod, I: Input> Client<G, I> {
             return;
         }
         self.clock.set_room(room.tick_rate, room.min_lead);
-        self.info.player = Some(player);
+        self.info.player = player;
         self.state = State::InRoom(Box::new(InRoom {
             room,
             live,
@@ -73,7 +80,10 @@ impl<G: Pod, I: Input> Client<G, I> {
         self.timers.stop(Timer::Hello);
         self.timers
             .set(Timer::Heartbeat, now + self.config.heartbeat.max(MIN_TIMER));
-        self.events.push_back(ClientEvent::Joined { player, entry });
+        self.events.push_back(match player {
+            Some(player) => ClientEvent::Joined { player, entry },
+            None => ClientEvent::Watching { entry },
+        });
         match entry {
             Entry::Lobby => self.timers.stop(Timer::Start),
             Entry::FromStart => self.enter_from_start(now),

@@ -99,6 +99,11 @@ pub enum ClientEvent {
         /// How the game will be entered.
         entry: Entry,
     },
+    /// Taken in to watch, without a seat.
+    Watching {
+        /// How the game will be entered.
+        entry: Entry,
+    },
     /// The game was entered from tick 0.
     Started,
     /// Waiting for a snapshot; the simulation is paused.
@@ -173,16 +178,9 @@ impl std::fmt::Display for ClientEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientEvent::Joined { player, entry } => {
-                let entry = match entry {
-                    Entry::Lobby => "in the lobby".to_string(),
-                    Entry::FromStart => "from tick 0".to_string(),
-                    Entry::LocalSnapshot { tick } => {
-                        format!("from its own snapshot of tick {tick}")
-                    }
-                    Entry::AwaitSnapshot => "a snapshot to come".to_string(),
-                };
-                write!(f, "joined as player {}, {entry}", player.0)
+                write!(f, "joined as player {}, {}", player.0, entering(entry))
             }
+            ClientEvent::Watching { entry } => write!(f, "watching, {}", entering(entry)),
             ClientEvent::Started => f.write_str("game started"),
             ClientEvent::WaitingForSnapshot => f.write_str("paused, waiting for a snapshot"),
             ClientEvent::Resynced {
@@ -238,4 +236,14 @@ pub enum ClientTransmit {
     Send(ClientMessage),
     /// Close the current connection.
     Close,
+}
+
+/// How a welcome said the game will be entered, for [`ClientEvent`]'s lines.
+fn entering(entry: &Entry) -> String {
+    match entry {
+        Entry::Lobby => "in the lobby".to_string(),
+        Entry::FromStart => "from tick 0".to_string(),
+        Entry::LocalSnapshot { tick } => format!("from its own snapshot of tick {tick}"),
+        Entry::AwaitSnapshot => "a snapshot to come".to_string(),
+    }
 }

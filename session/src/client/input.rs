@@ -33,6 +33,9 @@ pub enum CommandError {
     /// The client is not in a running game.
     #[error("commands are sent only while the game runs")]
     NotRunning,
+    /// The client watches without a seat.
+    #[error("a watcher sends no commands")]
+    Watching,
     /// Longer than `tickstep_engine::MAX_COMMAND_LEN`.
     #[error("a command of {0} bytes is longer than the {MAX_COMMAND_LEN} allowed")]
     TooLong(usize),
@@ -91,13 +94,16 @@ impl<G: Pod, I: Input> Client<G, I> {
     }
 
     /// The tick the next [`Client::send_input`] is for, when input is due: while
-    /// running, once a round trip was measured, for every tick that can still count
+    /// running and playing (a watcher is never asked), once a round trip was measured, for every tick that can still count
     /// up to the room's estimated tick plus the lead. (Before the round trip is known
     /// the lead could not cover it: a far client's first input would all arrive late,
     /// and be filled.)
     pub fn next_input_tick(&self, now: Duration) -> Option<Tick> {
         let in_room = self.in_room()?;
-        if !matches!(in_room.stage, Stage::Running { .. }) || !self.clock.has_round_trip() {
+        if !matches!(in_room.stage, Stage::Running { .. })
+            || !self.clock.has_round_trip()
+            || self.config.watch
+        {
             return None;
         }
         let open = self.last_final_tick(now).unwrap_or(0).saturating_add(1);
@@ -148,6 +154,9 @@ impl<G: Pod, I: Input> Client<G, I> {
     /// sees it on the same tick (in [`tickstep_engine::TickInputs::commands`]).
     /// Returns its number.
     pub fn send_command(&mut self, _now: Duration, bytes: &[u8]) -> Result<u32, CommandError> {
+        if self.config.watch {
+            return Err(CommandError::Watching);
+        }
         if bytes.len() > MAX_COMMAND_LEN {
             return Err(CommandError::TooLong(bytes.len()));
         }

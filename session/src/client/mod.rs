@@ -176,9 +176,14 @@ impl<G: Pod, I: Input> Client<G, I> {
         }
     }
 
-    /// The slot held, once welcomed (kept across reconnections).
+    /// The slot held, once welcomed (kept across reconnections); never while watching.
     pub fn player(&self) -> Option<PlayerId> {
         self.info.player
+    }
+
+    /// Whether the client watches without a seat ([`ClientConfig::watch`]).
+    pub fn is_watching(&self) -> bool {
+        self.config.watch
     }
 
     /// The newest verified tick the room has announced (0 outside the room).
@@ -296,7 +301,16 @@ impl<G: Pod, I: Input> Client<G, I> {
                 if matches!(self.state, State::Connecting) {
                     self.info.resume = Some(resume);
                 }
-                self.welcome(now, player, room, entry, live);
+                self.welcome(now, Some(player), room, entry, live);
+                self.observe(now, &timing);
+            }
+            ServerMessage::Watching {
+                room,
+                entry,
+                live,
+                timing,
+            } => {
+                self.welcome(now, None, room, entry, live);
                 self.observe(now, &timing);
             }
             ServerMessage::Refused(error) => self.refused(now, error),
@@ -490,13 +504,17 @@ impl<G: Pod, I: Input> Client<G, I> {
                 .flat_map(|(_, i)| bytemuck::bytes_of(i).iter().copied())
                 .collect(),
             commands: self.commands.iter().take(MAX_LIST).cloned().collect(),
-            checksums: in_room
-                .reports
-                .iter()
-                .rev()
-                .take(MAX_LIST)
-                .copied()
-                .collect(),
+            // A watcher's word is not judged: it reports nothing.
+            checksums: match self.config.watch {
+                true => Vec::new(),
+                false => in_room
+                    .reports
+                    .iter()
+                    .rev()
+                    .take(MAX_LIST)
+                    .copied()
+                    .collect(),
+            },
         }
     }
 

@@ -49,14 +49,15 @@ impl<G: Pod, I: Input> Client<G, I> {
             initial: self.initial_checksum,
             room: self.info.room.clone(),
             client_id: self.info.client_id,
-            rejoin: self.info.player.is_some(),
+            rejoin: self.info.player.is_some() && !self.config.watch,
             local_snapshot: self
                 .info
                 .local_snapshot
                 .as_ref()
                 .map(|s| (s.tick, s.checksum)),
             sent_at: crate::protocol::micros(now),
-            resume: self.info.resume,
+            resume: self.info.resume.filter(|_| !self.config.watch),
+            watch: self.config.watch,
         };
         let retry = self.config.hello_retry.max(MIN_TIMER);
         self.timers.set(Timer::Hello, now + retry);

@@ -200,7 +200,7 @@ impl Broker {
         finalized: Tick,
         held: impl Fn(Tick) -> bool,
     ) -> Plan {
-        if seats.mask(|a| matches!(a.stage, Stage::AwaitingSnapshot { .. })) == 0 {
+        if !seats.awaiting_snapshot() {
             self.end_search();
             return Plan::Wait;
         }
@@ -407,6 +407,7 @@ mod tests {
             local_snapshot: local,
             sent_at: 0,
             resume: None,
+            watch: false,
         }
     }
 

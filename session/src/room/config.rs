@@ -67,6 +67,10 @@ pub struct RoomConfig {
     /// a quorum of 2 and one address cannot vouch for a state alone. The address comes
     /// from the transport ([`crate::Server::handle_connection`]).
     pub max_seats_per_address: Option<u8>,
+    /// The most watchers (connections following the game without a seat) the room
+    /// takes at once (default 16; 0 refuses every watcher). Each costs the room what
+    /// a player's verified input and entry snapshot cost, never a tick's wait.
+    pub max_watchers: u16,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,
     /// Largest snapshot accepted from a buddy (default: the largest a frame of the
@@ -152,6 +156,7 @@ impl RoomConfig {
             empty_room_ttl: Duration::from_secs(20),
             snapshot_quorum: 2,
             max_seats_per_address: None,
+            max_watchers: 16,
             snapshot_timeout: Duration::from_secs(15),
             max_snapshot_len: tickstep_snapshot::max_len(schema, initial.world().capacity()),
             end_tick: None,

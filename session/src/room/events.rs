@@ -25,6 +25,16 @@ pub enum RoomEvent {
         /// Why the connection ended, when it was not a quit.
         reason: Option<String>,
     },
+    /// A connection began watching the game without a seat.
+    WatcherJoined {
+        /// How it enters the game.
+        entry: Entry,
+    },
+    /// A watcher's connection ended for `reason` (`None`: it left).
+    WatcherLeft {
+        /// Why the connection ended, when it was not a leave.
+        reason: Option<String>,
+    },
     /// An inactive player's slot was freed after PlayerTTL.
     SlotFreed {
         /// The slot.
@@ -51,8 +61,8 @@ pub enum RoomEvent {
     },
     /// A checked snapshot is being sent to a joiner.
     SnapshotSent {
-        /// The joiner.
-        player: PlayerId,
+        /// The joiner: a player, or `None` for a watcher.
+        player: Option<PlayerId>,
         /// The snapshot's tick.
         tick: Tick,
         /// Its size.

@@ -1,6 +1,7 @@
 //! `Room`: one game on the server, in four parts, each its own module:
 //!
-//! - [`seats`]: player slots keyed by the secret `ClientId`, PlayerTTL, EmptyRoomTTL;
+//! - [`seats`]: player slots keyed by the secret `ClientId`, PlayerTTL, EmptyRoomTTL,
+//!   and the watchers (connections without a seat, [`watching`]);
 //! - [`clock`]: tick deadlines, input collection and fill, the verified history;
 //! - [`broker`]: how a (re)joiner enters, buddy search, checked snapshots;
 //! - [`judge`]: checksum reports, majority verdicts, desync evidence.
@@ -18,6 +19,7 @@ mod feed;
 mod judge;
 mod seats;
 mod snapshots;
+mod watching;
 
 pub use clock::RoomStats;
 pub use config::{
@@ -43,7 +45,7 @@ use broker::Broker;
 use clock::Clock;
 use feed::Feed;
 use judge::Judge;
-use seats::{Admission, Seats, Sending, Stage};
+use seats::{Admission, Member, Seats, Sending, Stage};
 use tickstep_engine::MAX_COMMAND_LEN;
 
 /// Verified ticks are sent in messages of about this many bytes at most (well within
@@ -153,11 +155,7 @@ impl<I: Input> Room<I> {
         if !matches!(self.phase, Phase::Lobby) {
             return;
         }
-        for (_, active) in self.seats.actives() {
-            out.send(active.conn, ServerMessage::Refused(Refusal::RoomClosed));
-            out.close(active.conn);
-        }
-        self.close();
+        self.close(out);
     }
 
     /// Bytes the uploads under way hold (a buddy's snapshot, evidence).
@@ -168,6 +166,11 @@ impl<I: Input> Room<I> {
     /// The first tick a desync was found at.
     pub(crate) fn first_desync(&self) -> Option<Tick> {
         self.judge.first_desync()
+    }
+
+    /// Connections watching without a seat.
+    pub(crate) fn watcher_count(&self) -> usize {
+        self.seats.watcher_count()
     }
 
     /// Who holds each slot.
@@ -214,36 +217,25 @@ impl<I: Input> Room<I> {
         out: &mut Outbox,
     ) -> Result<(), Refusal> {
         self.check_compatible(hello)?;
+        if hello.watch {
+            return self.watch(now, conn, hello, out);
+        }
+        if let Some(Member::Watcher(_)) = self.seats.member_of(conn) {
+            let problem = "a connection plays or watches, not both";
+            return Err(Refusal::ProtocolViolation(problem.into()));
+        }
         let open = !matches!(self.phase, Phase::Ended | Phase::Closed);
         let seat_limit = address.zip(self.config.max_seats_per_address);
         let (player, rejoined) = match self.seats.admit(conn, hello, open, seat_limit)? {
             Admission::Repeated(player) => {
                 // Its welcome was lost: say the same again, from where the seat stands.
-                self.welcome(now, player, self.entry_of(player), out);
+                let member = Member::Player(player);
+                self.welcome(now, member, self.entry_of(member), out);
                 return Ok(());
             }
             Admission::Seat { player, rejoined } => (player, rejoined),
         };
-        let entry = match self.phase {
-            Phase::Running { .. } => {
-                let clock = &self.clock;
-                self.broker.entry(
-                    (&self.config, &self.seats, &self.judge),
-                    hello,
-                    clock.finalized(),
-                    |tick| clock.covers(tick),
-                )
-            }
-            _ => Entry::Lobby,
-        };
-        let stage = match entry {
-            Entry::Lobby => Stage::Lobby,
-            Entry::AwaitSnapshot => Stage::AwaitingSnapshot {
-                offered: hello.local_snapshot,
-            },
-            Entry::FromStart => playing(0, now),
-            Entry::LocalSnapshot { tick } => playing(tick, now),
-        };
+        let stage = self.entering(now, hello);
         if !rejoined {
             self.broker.seat_taken(player);
         }
@@ -257,10 +249,10 @@ impl<I: Input> Room<I> {
         {
             // This join fills the room: the others hear `Start`, the joiner's welcome
             // says the same (so no reordering can leave it waiting in the lobby).
-            self.start(now, Some(player), out);
+            self.start(now, Some(Member::Player(player)), out);
         }
-        let entry = self.entry_of(player);
-        self.welcome(now, player, entry, out);
+        let entry = self.entry_of(Member::Player(player));
+        self.welcome(now, Member::Player(player), entry, out);
         self.events.push_back(RoomEvent::PlayerJoined {
             player,
             rejoined,
@@ -272,21 +264,57 @@ impl<I: Input> Room<I> {
         Ok(())
     }
 
-    fn welcome(&mut self, now: Duration, player: PlayerId, entry: Entry, out: &mut Outbox) {
+    /// The stage a joiner saying `hello` starts at: how it enters the game now.
+    fn entering(&self, now: Duration, hello: &Hello) -> Stage {
+        let entry = match self.phase {
+            Phase::Running { .. } => {
+                let clock = &self.clock;
+                self.broker.entry(
+                    (&self.config, &self.seats, &self.judge),
+                    hello,
+                    clock.finalized(),
+                    |tick| clock.covers(tick),
+                )
+            }
+            _ => Entry::Lobby,
+        };
+        match entry {
+            Entry::Lobby => Stage::Lobby,
+            Entry::AwaitSnapshot => Stage::AwaitingSnapshot {
+                offered: hello.local_snapshot,
+            },
+            Entry::FromStart => playing(0, now),
+            Entry::LocalSnapshot { tick } => playing(tick, now),
+        }
+    }
+
+    /// Tells `member` it is in, and how it enters: a player its seat and token, a
+    /// watcher that it watches.
+    fn welcome(&mut self, now: Duration, member: Member, entry: Entry, out: &mut Outbox) {
         let (room, live) = (self.info(), self.clock.finalized());
         let room_us = self.room_us(now);
-        let Some(resume) = self.seats.get(player).map(|seat| seat.resume) else {
-            return;
-        };
-        self.seats
-            .send_timed(out, now, player, room_us, |timing| ServerMessage::Welcome {
-                player,
+        let make: Box<dyn FnOnce(_) -> _> = match member {
+            Member::Player(player) => {
+                let Some(resume) = self.seats.get(player).map(|seat| seat.resume) else {
+                    return;
+                };
+                Box::new(move |timing| ServerMessage::Welcome {
+                    player,
+                    room,
+                    entry,
+                    live,
+                    timing,
+                    resume,
+                })
+            }
+            Member::Watcher(_) => Box::new(move |timing| ServerMessage::Watching {
                 room,
                 entry,
                 live,
                 timing,
-                resume,
-            });
+            }),
+        };
+        self.seats.send_timed(out, now, member, room_us, make);
     }
 
     /// µs since tick 0 was due (negative before), once the game is scheduled.
@@ -320,9 +348,9 @@ impl<I: Input> Room<I> {
         Ok(())
     }
 
-    /// How a seated player enters, as its welcome said: read from its stage.
-    fn entry_of(&self, player: PlayerId) -> Entry {
-        let stage = self.seats.active(player).map(|a| &a.stage);
+    /// How a member enters, as its welcome said: read from its stage.
+    fn entry_of(&self, member: Member) -> Entry {
+        let stage = self.seats.member(member).map(|a| &a.stage);
         match stage {
             Some(Stage::Lobby) => Entry::Lobby,
             Some(Stage::Playing { entered: 0, .. }) => Entry::FromStart,
@@ -337,11 +365,11 @@ impl<I: Input> Room<I> {
     /// Schedules tick 0 a start delay from now, so every client hears of it and gets
     /// its first input in on time, and tells every player in the lobby (but
     /// `welcoming`, whose welcome says it).
-    fn start(&mut self, now: Duration, welcoming: Option<PlayerId>, out: &mut Outbox) {
+    fn start(&mut self, now: Duration, welcoming: Option<Member>, out: &mut Outbox) {
         self.phase = Phase::Running {
             zero: now + self.config.start_delay,
         };
-        for (_, active) in self.seats.actives_mut() {
+        for (_, active) in self.seats.members_mut() {
             active.stage = playing(0, now);
         }
         self.events.push_back(RoomEvent::GameStarted {
@@ -353,18 +381,18 @@ impl<I: Input> Room<I> {
     /// Tells the players who entered at tick 0 and have sent no input yet that the game
     /// is on, repeated (on the housekeeping beat) until tick 0 is due: `Start` may be
     /// lost, and each tick a client misses from the start is a tick it is absent.
-    fn announce_start(&mut self, now: Duration, except: Option<PlayerId>, out: &mut Outbox) {
+    fn announce_start(&mut self, now: Duration, except: Option<Member>, out: &mut Outbox) {
         let Phase::Running { zero } = self.phase else {
             return;
         };
         if now > zero {
             return;
         }
-        let waiting: Vec<PlayerId> = self
+        let waiting: Vec<Member> = self
             .seats
-            .actives()
-            .filter(|&(p, a)| {
-                Some(p) != except
+            .members()
+            .filter(|&(m, a)| {
+                Some(m) != except
                     && matches!(
                         a.stage,
                         Stage::Playing {
@@ -374,12 +402,12 @@ impl<I: Input> Room<I> {
                         }
                     )
             })
-            .map(|(p, _)| p)
+            .map(|(m, _)| m)
             .collect();
         let room_us = self.room_us(now);
-        for player in waiting {
+        for member in waiting {
             self.seats
-                .send_timed(out, now, player, room_us, |timing| ServerMessage::Start {
+                .send_timed(out, now, member, room_us, |timing| ServerMessage::Start {
                     timing,
                 });
         }
@@ -393,13 +421,17 @@ impl<I: Input> Room<I> {
         message: ClientMessage,
         out: &mut Outbox,
     ) {
-        let Some(player) = self.seats.player_of(conn) else {
+        let Some(member) = self.seats.member_of(conn) else {
             out.close(conn);
             return;
         };
-        if let Some(active) = self.seats.active_mut(player) {
+        if let Some(active) = self.seats.member_mut(member) {
             active.last_heard = now;
         }
+        let player = match member {
+            Member::Player(player) => player,
+            Member::Watcher(conn) => return self.watcher_message(now, conn, message, out),
+        };
         match message {
             // The server hands every hello to `Room::hello`.
             ClientMessage::Hello(_) => {}
@@ -419,7 +451,7 @@ impl<I: Input> Room<I> {
                 if let Some(seat) = self.seats.get_mut(player) {
                     seat.confirmed = Some(seat.resume);
                 }
-                self.progress(now, player, received, stepped);
+                self.progress(now, member, received, stepped);
                 self.take_input(now, player, first_input, &inputs);
                 self.take_commands(player, &commands);
                 self.take_reports(now, player, stepped, &checksums, out);
@@ -436,7 +468,7 @@ impl<I: Input> Room<I> {
                 }
             }
             ClientMessage::ResendChunks { transfer, chunks } => {
-                self.resend_chunks(now, player, transfer, &chunks, out)
+                self.resend_chunks(now, member, transfer, &chunks, out)
             }
             ClientMessage::Leave => {
                 if let Some(seat) = self.seats.free(now, player)
@@ -449,11 +481,11 @@ impl<I: Input> Room<I> {
         }
     }
 
-    /// The player's acknowledgement of verified input and its frame's tick. Only the
+    /// A member's acknowledgement of verified input and its frame's tick. Only the
     /// joiner's own word that its frame reached the snapshot's tick ends its transfer.
-    fn progress(&mut self, now: Duration, player: PlayerId, received: Tick, stepped: Tick) {
+    fn progress(&mut self, now: Duration, member: Member, received: Tick, stepped: Tick) {
         let finalized = self.clock.finalized();
-        let Some(active) = self.seats.active_mut(player) else {
+        let Some(active) = self.seats.member_mut(member) else {
             return;
         };
         match &mut active.stage {
@@ -584,6 +616,10 @@ impl<I: Input> Room<I> {
         out: &mut Outbox,
     ) {
         let Some(player) = self.seats.player_of(conn) else {
+            if self.seats.unwatch(conn) {
+                let reason = Some(reason.to_string());
+                self.events.push_back(RoomEvent::WatcherLeft { reason });
+            }
             return;
         };
         self.seats.deactivate(now, player);
@@ -682,9 +718,11 @@ impl<I: Input> Room<I> {
         let (live, oldest) = (self.announced(), self.clock.oldest());
         let batch = u64::from(self.config.send_every);
         let room_us = self.room_us(now);
-        for p in 0..self.seats.len() {
-            let player = PlayerId(p as u8);
-            let Some(active) = self.seats.active_mut(player) else {
+        for index in 0..self.seats.member_slots() {
+            let Some(member) = self.seats.member_at(index) else {
+                continue;
+            };
+            let Some(active) = self.seats.member_mut(member) else {
                 continue;
             };
             let feed = match &mut active.stage {
@@ -695,7 +733,7 @@ impl<I: Input> Room<I> {
                 continue;
             };
             for ticks in self.clock.verified(from, to, VERIFIED_BATCH_BYTES) {
-                self.seats.send_timed(out, now, player, room_us, |timing| {
+                self.seats.send_timed(out, now, member, room_us, |timing| {
                     ServerMessage::Verified {
                         live,
                         timing,
@@ -720,7 +758,7 @@ impl<I: Input> Room<I> {
         let live = self.announced();
         let silent: Vec<ConnId> = self
             .seats
-            .actives()
+            .members()
             .filter(|(_, a)| now >= a.last_heard + liveness.peer_timeout)
             .map(|(_, a)| a.conn)
             .collect();
@@ -730,28 +768,32 @@ impl<I: Input> Room<I> {
         }
         self.announce_start(now, None, out);
         let room_us = self.room_us(now);
-        let quiet: Vec<PlayerId> = self
+        let quiet: Vec<Member> = self
             .seats
-            .actives()
+            .members()
             .filter(|(_, a)| now >= a.last_sent + liveness.heartbeat)
-            .map(|(p, _)| p)
+            .map(|(m, _)| m)
             .collect();
-        for player in quiet {
-            self.seats.send_timed(out, now, player, room_us, |timing| {
+        for member in quiet {
+            self.seats.send_timed(out, now, member, room_us, |timing| {
                 ServerMessage::Heartbeat { live, timing }
             });
         }
         for player in self.seats.expire(now, self.config.player_ttl) {
             self.events.push_back(RoomEvent::SlotFreed { player });
         }
+        // A room without players closes after EmptyRoomTTL; once its game ended, as
+        // soon as its watchers left too (as players, they leave once they hold the
+        // end, or fall silent).
         if let Some(since) = self.seats.empty_since()
-            && (now >= since + self.config.empty_room_ttl || matches!(self.phase, Phase::Ended))
+            && (now >= since + self.config.empty_room_ttl
+                || matches!(self.phase, Phase::Ended) && self.seats.watcher_count() == 0)
         {
-            self.close();
+            self.close(out);
             return;
         }
         if let Phase::Ended = self.phase {
-            for (_, active) in self.seats.actives_mut() {
+            for (_, active) in self.seats.members_mut() {
                 if active.stage.feed().is_some_and(|f| f.received >= live) {
                     active.last_sent = now;
                     out.send(active.conn, ServerMessage::End { tick: live });
@@ -763,8 +805,19 @@ impl<I: Input> Room<I> {
         self.chase_uploads(now, out);
     }
 
-    /// Closes the room for good; nothing reaches it any more (the verdicts stay).
-    fn close(&mut self) {
+    /// Closes the room for good; nothing reaches it any more (the verdicts stay). The
+    /// connections still in it hear why (after an ended game, they heard `End`).
+    fn close(&mut self, out: &mut Outbox) {
+        let goodbye = match self.phase {
+            Phase::Ended => ServerMessage::End {
+                tick: self.announced(),
+            },
+            _ => ServerMessage::Refused(Refusal::RoomClosed),
+        };
+        for (_, active) in self.seats.members() {
+            out.send(active.conn, goodbye.clone());
+            out.close(active.conn);
+        }
         self.phase = Phase::Closed;
         self.seats.clear();
         self.events.push_back(RoomEvent::RoomClosed);

@@ -1,7 +1,9 @@
-//! `Seats`: the room's player slots, each keyed by the secret [`ClientId`] that took it.
-//! A seat is active (a connection plays it, at some stage of entering the game) or
-//! inactive (kept for its owner until PlayerTTL). The seats also know when the room
-//! went empty, for EmptyRoomTTL.
+//! `Seats`: the room's player slots, each keyed by the secret [`ClientId`] that took it,
+//! and its watchers. A seat is active (a connection plays it, at some stage of entering
+//! the game) or inactive (kept for its owner until PlayerTTL). A watcher follows the
+//! game on its connection without a seat: it enters and receives verified input as a
+//! player does, and is gone when its connection is. The seats also know when the room
+//! went empty of players, for EmptyRoomTTL.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -152,6 +154,24 @@ impl Active {
     }
 }
 
+/// A connection in the room: a player in its seat, or a watcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Member {
+    /// The player in this slot.
+    Player(PlayerId),
+    /// The watcher on this connection.
+    Watcher(ConnId),
+}
+
+/// A connection following the game without a seat.
+#[derive(Debug)]
+struct Watcher {
+    /// The id its hello gave (a repeated hello on the connection is answered again).
+    client_id: ClientId,
+    /// Its connection and how far into the game it is.
+    active: Active,
+}
+
 /// A playing player's own input: from which tick it counts, and when some last came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Sending {
@@ -228,6 +248,7 @@ pub(crate) enum Admission {
 #[derive(Debug)]
 pub(crate) struct Seats {
     seats: Vec<Option<Seat>>,
+    watchers: Vec<Watcher>,
     /// Since when no seat is active, if none is.
     empty_since: Option<Duration>,
 }
@@ -237,6 +258,7 @@ impl Seats {
     pub(super) fn new(players: usize) -> Seats {
         Seats {
             seats: (0..players).map(|_| None).collect(),
+            watchers: Vec::new(),
             empty_since: None,
         }
     }
@@ -281,18 +303,125 @@ impl Seats {
             })
     }
 
-    /// Every active seat, by player, to change.
-    pub(super) fn actives_mut(&mut self) -> impl Iterator<Item = (PlayerId, &mut Active)> {
-        self.seats
+    /// The member on `conn`, if any.
+    pub(super) fn member_of(&self, conn: ConnId) -> Option<Member> {
+        self.player_of(conn).map(Member::Player).or_else(|| {
+            self.watchers
+                .iter()
+                .any(|w| w.active.conn == conn)
+                .then_some(Member::Watcher(conn))
+        })
+    }
+
+    /// The connection of `member`, if it has one.
+    pub(super) fn member(&self, member: Member) -> Option<&Active> {
+        match member {
+            Member::Player(player) => self.active(player),
+            Member::Watcher(conn) => self.watcher(conn),
+        }
+    }
+
+    /// The connection of `member`, to change.
+    pub(super) fn member_mut(&mut self, member: Member) -> Option<&mut Active> {
+        match member {
+            Member::Player(player) => self.active_mut(player),
+            Member::Watcher(conn) => self
+                .watchers
+                .iter_mut()
+                .find(|w| w.active.conn == conn)
+                .map(|w| &mut w.active),
+        }
+    }
+
+    fn watcher(&self, conn: ConnId) -> Option<&Active> {
+        self.watchers
+            .iter()
+            .find(|w| w.active.conn == conn)
+            .map(|w| &w.active)
+    }
+
+    /// Every connection in the room: the active seats, then the watchers.
+    pub(super) fn members(&self) -> impl Iterator<Item = (Member, &Active)> {
+        let players = self.actives().map(|(p, a)| (Member::Player(p), a));
+        let watchers = self
+            .watchers
+            .iter()
+            .map(|w| (Member::Watcher(w.active.conn), &w.active));
+        players.chain(watchers)
+    }
+
+    /// Every connection in the room, to change.
+    pub(super) fn members_mut(&mut self) -> impl Iterator<Item = (Member, &mut Active)> {
+        let players = self
+            .seats
             .iter_mut()
             .enumerate()
             .filter_map(|(p, seat)| match seat {
                 Some(Seat {
                     link: Link::Active(active),
                     ..
-                }) => Some((PlayerId(p as u8), &mut **active)),
+                }) => Some((Member::Player(PlayerId(p as u8)), &mut **active)),
                 _ => None,
-            })
+            });
+        let watchers = self
+            .watchers
+            .iter_mut()
+            .map(|w| (Member::Watcher(w.active.conn), &mut w.active));
+        players.chain(watchers)
+    }
+
+    /// How many members [`Seats::member_at`] may name: every slot, then every watcher.
+    pub(super) fn member_slots(&self) -> usize {
+        self.seats.len() + self.watchers.len()
+    }
+
+    /// The member at `index` of [`Seats::member_slots`], if that slot has a connection.
+    pub(super) fn member_at(&self, index: usize) -> Option<Member> {
+        match index.checked_sub(self.seats.len()) {
+            None => {
+                let player = PlayerId(index as u8);
+                self.active(player).map(|_| Member::Player(player))
+            }
+            Some(watcher) => Some(Member::Watcher(self.watchers.get(watcher)?.active.conn)),
+        }
+    }
+
+    /// Whether any member waits for a snapshot the room has yet to find.
+    pub(super) fn awaiting_snapshot(&self) -> bool {
+        self.members()
+            .any(|(_, a)| matches!(a.stage, Stage::AwaitingSnapshot { .. }))
+    }
+
+    /// Watchers in the room.
+    pub(super) fn watcher_count(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// Whether `conn` watches as `client_id` (its hello came again).
+    pub(super) fn watches(&self, conn: ConnId, client_id: ClientId) -> bool {
+        self.watchers
+            .iter()
+            .any(|w| w.active.conn == conn && w.client_id == client_id)
+    }
+
+    /// Takes `conn` in as a watcher at `stage`.
+    pub(super) fn watch(&mut self, now: Duration, client_id: ClientId, conn: ConnId, stage: Stage) {
+        let active = Active {
+            conn,
+            last_heard: now,
+            last_sent: now,
+            echo: None,
+            slack: None,
+            stage,
+        };
+        self.watchers.push(Watcher { client_id, active });
+    }
+
+    /// Lets the watcher on `conn` go; whether there was one.
+    pub(super) fn unwatch(&mut self, conn: ConnId) -> bool {
+        let before = self.watchers.len();
+        self.watchers.retain(|w| w.active.conn != conn);
+        self.watchers.len() < before
     }
 
     /// The set of players (bit `p` for player `p`) whose active seat passes `test`.
@@ -483,9 +612,10 @@ impl Seats {
         freed
     }
 
-    /// Empties every seat (the room closed).
+    /// Empties every seat and lets every watcher go (the room closed).
     pub(super) fn clear(&mut self) {
         self.seats.iter_mut().for_each(|s| *s = None);
+        self.watchers.clear();
     }
 
     /// Sends `message` to `player` if it is active.
@@ -502,28 +632,29 @@ impl Seats {
         }
     }
 
-    /// Sends `player`, if active, the message `make` builds around its [`Timing`].
+    /// Sends `member`, if connected, the message `make` builds around its [`Timing`].
     pub(super) fn send_timed(
         &mut self,
         out: &mut Outbox,
         now: Duration,
-        player: PlayerId,
+        member: Member,
         room_us: Option<i64>,
         make: impl FnOnce(Timing) -> ServerMessage,
     ) {
-        let Some(seat) = self.get_mut(player) else {
-            return;
+        let taken = match member {
+            Member::Player(player) => self.get(player).map_or(0, |seat| seat.commands_taken),
+            Member::Watcher(_) => 0,
         };
-        if let Link::Active(active) = &mut seat.link {
-            let timing = active.timing(now, room_us, seat.commands_taken);
+        if let Some(active) = self.member_mut(member) {
+            let timing = active.timing(now, room_us, taken);
             active.last_sent = now;
             out.send(active.conn, make(timing));
         }
     }
 
-    /// Sends `message` to every active player.
+    /// Sends `message` to every member.
     pub(super) fn broadcast(&mut self, out: &mut Outbox, now: Duration, message: &ServerMessage) {
-        for (_, active) in self.actives_mut() {
+        for (_, active) in self.members_mut() {
             active.last_sent = now;
             out.send(active.conn, message.clone());
         }
@@ -549,6 +680,7 @@ mod tests {
             sent_at: 0,
             // The token every seat here is given.
             resume: Some(ResumeToken([0; 16])),
+            watch: false,
         }
     }
 

@@ -11,7 +11,7 @@ use tickstep_snapshot::Chunk;
 use super::broker::{Broker, BuddyChunk, Chase, Checked, Plan};
 use super::checksums::Verdict;
 use super::feed::Feed;
-use super::seats::Stage;
+use super::seats::{Member, Stage};
 use super::{Room, RoomEvent};
 use crate::Refusal;
 use crate::outbox::Outbox;
@@ -65,13 +65,13 @@ impl<I: Input> Room<I> {
     pub(super) fn resend_chunks(
         &mut self,
         now: Duration,
-        player: PlayerId,
+        member: Member,
         transfer: u32,
         chunks: &[u32],
         out: &mut Outbox,
     ) {
         let live = self.clock.finalized();
-        let Some(active) = self.seats.active_mut(player) else {
+        let Some(active) = self.seats.member_mut(member) else {
             return;
         };
         let Stage::Receiving { download, .. } = &mut active.stage else {
@@ -97,12 +97,7 @@ impl<I: Input> Room<I> {
         for verdict in self.judge.decide(settled, expected) {
             self.desync(now, verdict, out);
         }
-        if !self.broker.has_checked()
-            && self
-                .seats
-                .mask(|a| matches!(a.stage, Stage::AwaitingSnapshot { .. }))
-                != 0
-        {
+        if !self.broker.has_checked() && self.seats.awaiting_snapshot() {
             self.serve_waiting(now, out);
         }
     }
@@ -158,12 +153,12 @@ impl<I: Input> Room<I> {
     pub(super) fn resend_downloads(&mut self, now: Duration, out: &mut Outbox) {
         let live = self.clock.finalized();
         let mut spent = Vec::new();
-        for (player, active) in self.seats.actives_mut() {
+        for (_, active) in self.seats.members_mut() {
             let Stage::Receiving { download, .. } = &mut active.stage else {
                 continue;
             };
             if download.exhausted() {
-                spent.push((player, active.conn));
+                spent.push(active.conn);
                 continue;
             }
             if !download.whole_due(now, DOWNLOAD_RESEND) {
@@ -174,7 +169,7 @@ impl<I: Input> Room<I> {
             }
             active.last_sent = now;
         }
-        for (_, conn) in spent {
+        for conn in spent {
             out.send(conn, ServerMessage::Refused(Refusal::DownloadFailed));
             out.close(conn);
             self.disconnect(now, conn, "snapshot download failed", out);
@@ -192,17 +187,17 @@ impl<I: Input> Room<I> {
             clock.finalized(),
             |tick| clock.holds_after(tick),
         );
-        let waiting: Vec<PlayerId> = self
+        let waiting: Vec<Member> = self
             .seats
-            .actives()
+            .members()
             .filter(|(_, a)| matches!(a.stage, Stage::AwaitingSnapshot { .. }))
-            .map(|(p, _)| p)
+            .map(|(m, _)| m)
             .collect();
         match plan {
             Plan::Wait => {}
             Plan::Give(checked) => {
-                for player in waiting {
-                    self.give_snapshot(now, player, &checked, out);
+                for member in waiting {
+                    self.give_snapshot(now, member, &checked, out);
                 }
             }
             Plan::Ask {
@@ -215,25 +210,25 @@ impl<I: Input> Room<I> {
                 self.broker.asked(upload, checksum);
             }
             Plan::Refuse(error) => {
-                for player in waiting {
-                    self.enter_without_buddy(now, player, &error, out);
+                for member in waiting {
+                    self.enter_without_buddy(now, member, &error, out);
                 }
             }
         }
     }
 
-    /// The buddy search failed for `player`: it enters by its fallback (its own
+    /// The buddy search failed for `member`: it enters by its fallback (its own
     /// vouched snapshot, or tick 0), told in a second welcome, or is refused with
     /// `error` when it has none.
     fn enter_without_buddy(
         &mut self,
         now: Duration,
-        player: PlayerId,
+        member: Member,
         error: &Refusal,
         out: &mut Outbox,
     ) {
         let clock = &self.clock;
-        let Some(active) = self.seats.active_mut(player) else {
+        let Some(active) = self.seats.member_mut(member) else {
             return;
         };
         let Stage::AwaitingSnapshot { offered } = active.stage else {
@@ -254,19 +249,19 @@ impl<I: Input> Room<I> {
             _ => 0,
         };
         active.stage = super::playing(entered, now);
-        self.welcome(now, player, entry, out);
+        self.welcome(now, member, entry, out);
     }
 
     pub(super) fn give_snapshot(
         &mut self,
         now: Duration,
-        player: PlayerId,
+        member: Member,
         checked: &Checked,
         out: &mut Outbox,
     ) {
         let transfer = self.new_id();
         let live = self.clock.finalized();
-        let Some(active) = self.seats.active_mut(player) else {
+        let Some(active) = self.seats.member_mut(member) else {
             return;
         };
         let mut download = Box::new(Download::new(
@@ -284,6 +279,10 @@ impl<I: Input> Room<I> {
         active.stage = Stage::Receiving {
             feed: Feed::new(checked.tick, now),
             download,
+        };
+        let player = match member {
+            Member::Player(player) => Some(player),
+            Member::Watcher(_) => None,
         };
         self.events.push_back(RoomEvent::SnapshotSent {
             player,

@@ -58,6 +58,22 @@ impl Harness {
         client: u64,
         resume: Option<ResumeToken>,
     ) -> Result<(), Refusal> {
+        self.say_hello(now, conn, client, resume, false)
+    }
+
+    /// Client `client` asks to watch on `conn`.
+    fn watch(&mut self, now: Duration, conn: u64, client: u64) -> Result<(), Refusal> {
+        self.say_hello(now, conn, client, None, true)
+    }
+
+    fn say_hello(
+        &mut self,
+        now: Duration,
+        conn: u64,
+        client: u64,
+        resume: Option<ResumeToken>,
+        watch: bool,
+    ) -> Result<(), Refusal> {
         let frame = test_game::frame(1);
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
@@ -70,6 +86,7 @@ impl Harness {
             local_snapshot: None,
             sent_at: 0,
             resume,
+            watch,
         };
         self.room.hello(
             now,
@@ -81,15 +98,33 @@ impl Harness {
     }
 
     fn input(&mut self, now: Duration, conn: u64, first: Tick, inputs: &[u32]) {
+        self.update(now, conn, (0, 0), first, inputs, Vec::new());
+    }
+
+    /// An update from `conn`: what it `holds` (received, stepped), its input from
+    /// `first`, and checksum reports.
+    fn update(
+        &mut self,
+        now: Duration,
+        conn: u64,
+        (received, stepped): (Tick, Tick),
+        first: Tick,
+        inputs: &[u32],
+        checksums: Vec<(Tick, tickstep_engine::Checksum)>,
+    ) {
         let message = ClientMessage::Update {
             sent_at: 0,
             commands: Vec::new(),
-            received: 0,
-            stepped: 0,
+            received,
+            stepped,
             first_input: first,
             inputs: bytemuck::cast_slice(inputs).to_vec(),
-            checksums: Vec::new(),
+            checksums,
         };
+        self.room.message(now, ConnId(conn), message, &mut self.out);
+    }
+
+    fn message(&mut self, now: Duration, conn: u64, message: ClientMessage) {
         self.room.message(now, ConnId(conn), message, &mut self.out);
     }
 
@@ -168,17 +203,8 @@ fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
     }
     let sum30 = sum30.unwrap();
     for conn in [1, 2] {
-        let update = ClientMessage::Update {
-            sent_at: 0,
-            commands: Vec::new(),
-            received: 60,
-            stepped: 60,
-            first_input: 0,
-            inputs: Vec::new(),
-            checksums: vec![(30, sum30)],
-        };
-        h.room
-            .message(Duration::from_secs(1), ConnId(conn), update, &mut h.out);
+        let sec = Duration::from_secs(1);
+        h.update(sec, conn, (60, 60), 0, &[], vec![(30, sum30)]);
     }
     // Housekeeping decides tick 30; player 2 drops and comes back without a snapshot:
     // a buddy is asked.
@@ -362,4 +388,136 @@ fn verified_input_goes_out_every_send_every_ticks_and_the_end_at_once() {
     assert_eq!(verified_lives(1), vec![1, 2, 3, 4, 5]);
     assert_eq!(verified_lives(2), vec![2, 4, 5], "tick 5 is the end");
     assert_eq!(verified_lives(3), vec![3, 5]);
+}
+
+fn watching(sent: &[(ConnId, ServerMessage)], conn: u64) -> Vec<Entry> {
+    sent.iter()
+        .filter_map(|(to, m)| match m {
+            ServerMessage::Watching { entry, .. } if *to == ConnId(conn) => Some(*entry),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The verified ticks `conn` was sent, in order (repeats included).
+fn verified_to(sent: &[(ConnId, ServerMessage)], conn: u64) -> Vec<Tick> {
+    sent.iter()
+        .filter(|(to, _)| *to == ConnId(conn))
+        .flat_map(|(_, m)| match m {
+            ServerMessage::Verified { ticks, .. } => {
+                (ticks.first..ticks.first + ticks.presence.len() as u64).collect()
+            }
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// A watcher takes no seat (the room starts with its players), gets every verified
+/// tick, and nothing it sends counts: no tick waits for it, its input, commands and
+/// reports are ignored, and it is never asked for a snapshot.
+#[test]
+fn a_watcher_gets_the_verified_input_and_nothing_it_sends_counts() {
+    let mut h = Harness::new(2, |c| c.end_tick = Some(3));
+    h.watch(Duration::ZERO, 9, 9).unwrap();
+    assert_eq!(watching(&h.sent(), 9), vec![Entry::Lobby]);
+    assert_eq!(
+        h.events(),
+        vec![RoomEvent::WatcherJoined {
+            entry: Entry::Lobby
+        }]
+    );
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    assert!(h.room.holders()[1].is_none(), "the watcher holds no slot");
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    assert!(h.events().contains(&RoomEvent::GameStarted {
+        delay: Duration::ZERO
+    }));
+    let sent = h.sent();
+    assert!(
+        sent.iter()
+            .any(|(to, m)| *to == ConnId(9) && matches!(m, ServerMessage::Start { .. })),
+        "the watcher hears of the start"
+    );
+    // The watcher sends input for every tick, a command and a forged report.
+    let forged = tickstep_engine::Checksum::from(blake3::hash(b"forged"));
+    h.update(MS, 9, (0, 0), 1, &[99, 99, 99], vec![(0, forged)]);
+    for tick in 1..=3 {
+        let now = h.room.config.due(Duration::ZERO, tick);
+        h.input(now, 1, tick, &[10 + tick as u32]);
+        h.input(now, 2, tick, &[20 + tick as u32]);
+        h.room.drive(now, LIVENESS, &mut h.out);
+        assert_eq!(h.room.finalized(), tick, "no tick waits for the watcher");
+    }
+    let mut inputs = TickInputs::new(2).unwrap();
+    h.room.inputs().read(3, &mut inputs).unwrap();
+    assert_eq!(inputs.raw(), &[13, 23]);
+    assert_eq!(h.room.stats().filled_ticks, 0);
+    assert_eq!(h.room.first_desync(), None, "its report was not judged");
+    let sent = h.sent();
+    let mut ticks = verified_to(&sent, 9);
+    ticks.sort();
+    ticks.dedup();
+    assert_eq!(ticks, vec![1, 2, 3], "unacknowledged ticks go again");
+    assert!(
+        !sent
+            .iter()
+            .any(|(to, m)| *to == ConnId(9) && matches!(m, ServerMessage::UploadRequest { .. })),
+    );
+    // The game ended and the players left: the room stays open for the watcher,
+    // which hears the end once it holds the last tick, and closes when it leaves.
+    for conn in [1, 2] {
+        h.update(2 * MS, conn, (3, 3), 0, &[], Vec::new());
+        h.message(2 * MS, conn, ClientMessage::Leave);
+    }
+    let later = Duration::from_secs(1);
+    h.room.drive(later, LIVENESS, &mut h.out);
+    assert!(!h.room.is_closed(), "the watcher is still in");
+    h.update(later, 9, (3, 3), 0, &[], Vec::new());
+    h.room.drive(2 * later, LIVENESS, &mut h.out);
+    assert!(
+        h.sent()
+            .iter()
+            .any(|(to, m)| *to == ConnId(9) && matches!(m, ServerMessage::End { tick: 3 })),
+        "the watcher hears the end"
+    );
+    h.message(2 * later, 9, ClientMessage::Leave);
+    h.room.drive(3 * later, LIVENESS, &mut h.out);
+    assert!(h.room.is_closed());
+}
+
+/// Watchers are counted against the room's limit; a connection either plays or
+/// watches; a repeated hello is answered again; a leave frees the place.
+#[test]
+fn watchers_are_limited_and_a_connection_plays_or_watches() {
+    let mut h = Harness::new(2, |c| c.max_watchers = 1);
+    h.watch(Duration::ZERO, 9, 9).unwrap();
+    assert_eq!(h.watch(Duration::ZERO, 8, 8), Err(Refusal::TooManyWatchers));
+    assert!(matches!(
+        h.hello(Duration::ZERO, 9, 9),
+        Err(Refusal::ProtocolViolation(_))
+    ));
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    assert!(matches!(
+        h.watch(Duration::ZERO, 1, 1),
+        Err(Refusal::ProtocolViolation(_))
+    ));
+    h.sent();
+    h.watch(MS, 9, 9).unwrap();
+    assert_eq!(watching(&h.sent(), 9), vec![Entry::Lobby], "answered again");
+    assert_eq!(h.room.watcher_count(), 1);
+    h.message(MS, 9, ClientMessage::Leave);
+    assert_eq!(h.room.watcher_count(), 0);
+    h.watch(2 * MS, 8, 8).unwrap();
+    h.room.disconnect(3 * MS, ConnId(8), "lost", &mut h.out);
+    assert_eq!(h.room.watcher_count(), 0);
+    let left = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, RoomEvent::WatcherLeft { .. }));
+    assert_eq!(left.count(), 2);
+    let mut none = Harness::new(2, |c| c.max_watchers = 0);
+    assert_eq!(
+        none.watch(Duration::ZERO, 9, 9),
+        Err(Refusal::TooManyWatchers)
+    );
 }

@@ -225,6 +225,7 @@ impl<I: Input> Server<I> {
         let mut ticks = self.retired;
         for room in self.rooms.values() {
             ticks = add(ticks, room.stats());
+            stats.watchers_connected += room.watcher_count() as u64;
             match room.phase() {
                 RoomPhase::Closed => {}
                 RoomPhase::Running => {
@@ -238,7 +239,8 @@ impl<I: Input> Server<I> {
         stats.late_ticks = ticks.late_ticks;
         stats.filled_ticks = ticks.filled_ticks;
         stats.connections = self.opened.len() as u64;
-        stats.players_connected = self.conns.len() as u64;
+        stats.players_connected =
+            (self.conns.len() as u64).saturating_sub(stats.watchers_connected);
         stats
     }
 
@@ -527,6 +529,7 @@ mod tests {
             local_snapshot: None,
             sent_at: 0,
             resume: None,
+            watch: false,
         }))
     }
 

@@ -15,8 +15,10 @@ pub struct ServerStats {
     pub rooms_playing: u64,
     /// Connections the transport announced and the server holds.
     pub connections: u64,
-    /// Players connected to a room (connections that said hello).
+    /// Players connected to a room (connections that said hello and hold a seat).
     pub players_connected: u64,
+    /// Connections watching a room without a seat.
+    pub watchers_connected: u64,
     /// The server is draining: it starts no new games.
     pub draining: bool,
     /// Ticks verified, all rooms together.
@@ -33,6 +35,8 @@ pub struct ServerStats {
     pub joins: u64,
     /// Players seated again in the slot they held.
     pub rejoins: u64,
+    /// Connections taken in as watchers.
+    pub watches: u64,
     /// Players whose connection ended while they held a slot (not a quit).
     pub drops: u64,
     /// Players who entered a running game from a snapshot or from its start after a
@@ -62,6 +66,7 @@ impl ServerStats {
             rooms_playing,
             connections,
             players_connected,
+            watchers_connected,
             draining,
             ticks,
             late_ticks,
@@ -70,6 +75,7 @@ impl ServerStats {
             games_ended,
             joins,
             rejoins,
+            watches,
             drops,
             catch_ups,
             snapshot_transfers,
@@ -83,6 +89,7 @@ impl ServerStats {
         self.rooms_playing += rooms_playing;
         self.connections += connections;
         self.players_connected += players_connected;
+        self.watchers_connected += watchers_connected;
         self.draining |= draining;
         self.ticks += ticks;
         self.late_ticks += late_ticks;
@@ -91,6 +98,7 @@ impl ServerStats {
         self.games_ended += games_ended;
         self.joins += joins;
         self.rejoins += rejoins;
+        self.watches += watches;
         self.drops += drops;
         self.catch_ups += catch_ups;
         self.snapshot_transfers += snapshot_transfers;
@@ -131,7 +139,9 @@ impl ServerStats {
             }
             RoomEvent::BuddySnapshotRejected { .. } => self.buddy_snapshots_rejected += 1,
             RoomEvent::Desync { .. } => self.desyncs += 1,
+            RoomEvent::WatcherJoined { .. } => self.watches += 1,
             RoomEvent::PlayerLeft { .. }
+            | RoomEvent::WatcherLeft { .. }
             | RoomEvent::SlotFreed { .. }
             | RoomEvent::BuddyAsked { .. }
             | RoomEvent::Evidence { .. }

@@ -151,6 +151,7 @@ fn client_message(
                 local_snapshot: script.bool().then(|| (near(script), checksum(frame))),
                 sent_at: script.u16() as u64 * 1000,
                 resume: script.bool().then(|| ResumeToken([script.u8(); 16])),
+                watch: script.u8().is_multiple_of(4),
             }))
         }
         3..=6 => ClientMessage::Update {
@@ -320,6 +321,23 @@ fn server_message(
         _ => next + script.u8() as u64 % 3,
     };
     Some(match script.u8() % 16 {
+        2 if script.bool() => ServerMessage::Watching {
+            room: RoomInfo {
+                players: 4,
+                tick_rate: 60,
+                input_size: 4,
+                min_lead: 1,
+                checksum_every: 30,
+                end_tick: script.bool().then(|| tick(script)),
+            },
+            entry: match script.u8() % 3 {
+                0 => Entry::Lobby,
+                1 => Entry::AwaitSnapshot,
+                _ => Entry::FromStart,
+            },
+            live: tick(script),
+            timing: timing(script),
+        },
         0..=2 => ServerMessage::Welcome {
             player: PlayerId(script.u8() % 4),
             room: RoomInfo {
@@ -435,13 +453,14 @@ fn timing(script: &mut Script) -> Timing {
 pub fn check_client_script(bytes: &[u8]) {
     let frame = initial();
     let info = ReconnectInfo::new("fuzz", ROOM, ClientId::from_seed(1));
+    let mut script = Script::new(bytes);
     let config = ClientConfig {
         app_version: "fuzz".into(),
         max_snapshot_len: 1 << 20,
+        watch: script.u8().is_multiple_of(4),
         ..ClientConfig::default()
     };
     let mut client = Client::new(config, info, frame.clone(), arena::simulation());
-    let mut script = Script::new(bytes);
     let mut now = Duration::ZERO;
     client.connect(now);
     while !script.is_empty() {

@@ -45,6 +45,10 @@ pub struct PlayArgs {
     /// Leave the game once the frame reaches this tick.
     #[arg(long)]
     ticks: u64,
+    /// Watch the room without a seat: follow the game (from a buddy's snapshot when it
+    /// is under way), send no input; no tick waits for this client.
+    #[arg(long)]
+    watch: bool,
     #[command(flatten)]
     game: ArenaArgs,
     #[command(flatten)]
@@ -59,6 +63,8 @@ pub struct PlayArgs {
 #[derive(Serialize)]
 struct PlayReport {
     player: Option<u8>,
+    /// The client watched without a seat (`--watch`).
+    watching: bool,
     final_tick: Tick,
     checksum: Checksum,
     rejoined: bool,
@@ -88,6 +94,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     let client_config = ClientConfig {
         app_version: APP_VERSION.into(),
         server_timeout: args.net.timeout(),
+        watch: args.watch,
         ..ClientConfig::default()
     };
     let client = Client::new(client_config, info, initial, arena::simulation());
@@ -188,6 +195,7 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
     let stats = client.stats();
     let report = PlayReport {
         player: client.player().map(|p| p.0),
+        watching: client.is_watching(),
         final_tick: client.frame().tick(),
         checksum: checksum(client.frame()),
         rejoined,
@@ -199,11 +207,12 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
             .map(|d| d.as_millis() as u64),
     };
     emit(args.json, &report, |r| {
-        let player = r.player.map_or("?".into(), |p| p.to_string());
-        format!(
-            "player {player}: tick {} checksum {}",
-            r.final_tick, r.checksum
-        )
+        let who = match (r.player, r.watching) {
+            (Some(p), _) => format!("player {p}"),
+            (None, true) => "watcher".into(),
+            (None, false) => "player ?".into(),
+        };
+        format!("{who}: tick {} checksum {}", r.final_tick, r.checksum)
     })
 }
 

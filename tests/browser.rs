@@ -13,7 +13,8 @@
 //! - Headless Chromium (Debian's `chromium`, or `TICKSTEP_CHROMIUM`) opens the page as
 //!   a player with two bots and ends on their checksum; then a page that cuts its own
 //!   connection mid-game rejoins (from its own snapshot, vouched by the room) and ends
-//!   on it too. Skipped,
+//!   on it too; and a page opened without `&play` mid-game watches without a seat,
+//!   entering on a buddy's snapshot, to the same checksum. Skipped,
 //!   saying why, where Chromium or the built client (`web/build`) is missing; CI has
 //!   both and sets `TICKSTEP_REQUIRE_BROWSER=1`, which makes a skip a failure.
 //!   `TICKSTEP_SCREENSHOT=FILE` saves a PNG of the rejoined page (the README's).
@@ -855,12 +856,25 @@ fn skip(why: &str) {
     eprintln!("browser test skipped: {why}");
 }
 
-/// A page in headless Chromium plays a game with two bots to `ticks`; `mid_game` runs
-/// on the browser once the page is past a third of the game. Returns the page's final
-/// status, after checking it ended on the bots' checksum. `None`: skipped (said why).
+/// How the page takes part in a browser game.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Page {
+    /// In the third seat, from the start.
+    Plays,
+    /// Without a seat, opened once the bots' game is past its start window (so it
+    /// enters on a buddy's snapshot).
+    WatchesMidGame,
+}
+
+/// A page in headless Chromium takes part in a game of two bots to `ticks` as `page`
+/// says; `mid_game` runs on the browser once the page is in (a player past a third of
+/// the game, a watcher entered on its snapshot).
+/// Returns the page's final status, after checking it ended on the bots' checksum.
+/// `None`: skipped (said why).
 fn browser_game(
     test: &str,
     ticks: u64,
+    page: Page,
     mid_game: impl AsyncFnOnce(&mut Browser),
 ) -> Option<serde_json::Value> {
     // One browser at a time: two Chromiums, two servers and four bots on two cores
@@ -875,21 +889,35 @@ fn browser_game(
         }
     };
     let dir = temp_dir(test);
-    let (server, url, _) = web_server(&dir, 3, ticks, &[]);
+    let (slots, query) = match page {
+        Page::Plays => (3, "?room=main&play"),
+        Page::WatchesMidGame => (2, "?room=main"),
+    };
+    let (server, url, _) = web_server(&dir, slots, ticks, &[]);
     if let Err(why) = client_built(&url) {
         skip(&why);
         return None;
     }
-    let game = game_args(3, ENTITIES);
+    let game = game_args(slots, ENTITIES);
     let mut bots: Vec<Proc> = (0..2)
         .map(|i| play(&dir, &format!("bot{i}"), &server, None, ticks, &game, &[]))
         .collect();
+    if page == Page::WatchesMidGame {
+        // Past the room's start window (5 s): a joiner now needs a snapshot.
+        std::thread::sleep(Duration::from_secs(7));
+    }
     let status = runtime().block_on(async {
-        let mut browser = Browser::open(&program, &dir, &format!("{url}?room=main&play")).await;
+        let mut browser = Browser::open(&program, &dir, &format!("{url}{query}")).await;
         browser
-            .wait_for(Duration::from_secs(60), "a third of the game", |s| {
-                s["state"] == "running" && tick_of(s) > ticks / 3
-            })
+            .wait_for(
+                Duration::from_secs(60),
+                "the page in the game",
+                |s| match page {
+                    Page::Plays => s["state"] == "running" && tick_of(s) > ticks / 3,
+                    // Entered on a snapshot (it may be at the end by the first look).
+                    Page::WatchesMidGame => s["resyncs"] != "0",
+                },
+            )
             .await;
         mid_game(&mut browser).await;
         browser
@@ -922,24 +950,49 @@ fn browser_game(
 
 #[test]
 fn a_page_in_chromium_plays_a_game_to_the_end_on_the_bots_checksum() {
-    browser_game("chromium-game", 1200, async |_: &mut Browser| {});
+    browser_game(
+        "chromium-game",
+        1200,
+        Page::Plays,
+        async |_: &mut Browser| {},
+    );
+}
+
+#[test]
+fn a_page_without_play_watches_from_a_buddy_snapshot_to_the_bots_checksum() {
+    let status = browser_game(
+        "chromium-watch",
+        1500,
+        Page::WatchesMidGame,
+        async |_: &mut Browser| {},
+    );
+    if let Some(status) = status {
+        assert_eq!(status["player"], "-1", "no seat: {status}");
+        let resyncs: u32 = status["resyncs"].as_str().unwrap().parse().unwrap();
+        assert!(resyncs >= 1, "entered on a snapshot: {status}");
+    }
 }
 
 #[test]
 fn a_page_that_cuts_its_connection_rejoins_and_ends_on_the_bots_checksum() {
-    let status = browser_game("chromium-rejoin", 1500, async |browser: &mut Browser| {
-        browser.eval("document.getElementById('cut').click()").await;
-        browser
-            .wait_for(Duration::from_secs(30), "the rejoin", |s| {
-                s["resyncs"] != "0" && s["state"] == "running"
-            })
-            .await;
-        if let Some(path) = std::env::var_os("TICKSTEP_SCREENSHOT") {
-            // A moment of play after the rejoin, then the picture for the README.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            browser.screenshot(Path::new(&path)).await;
-        }
-    });
+    let status = browser_game(
+        "chromium-rejoin",
+        1500,
+        Page::Plays,
+        async |browser: &mut Browser| {
+            browser.eval("document.getElementById('cut').click()").await;
+            browser
+                .wait_for(Duration::from_secs(30), "the rejoin", |s| {
+                    s["resyncs"] != "0" && s["state"] == "running"
+                })
+                .await;
+            if let Some(path) = std::env::var_os("TICKSTEP_SCREENSHOT") {
+                // A moment of play after the rejoin, then the picture for the README.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                browser.screenshot(Path::new(&path)).await;
+            }
+        },
+    );
     if let Some(status) = status {
         let resyncs: u32 = status["resyncs"].as_str().unwrap().parse().unwrap();
         assert!(resyncs >= 1, "{status}");

@@ -1,7 +1,8 @@
 //! End to end over real processes and real sockets: `tickstep serve` and `tickstep play`
 //! on 127.0.0.1 with OS-assigned ports, over QUIC with the server's certificate
 //! pinned. A client killed with SIGKILL comes back to its slot from its reconnect file,
-//! and a join with another game is refused with one line. (Hostile peers are in
+//! a join with another game is refused with one line, and `play --watch` follows a
+//! game without a seat. (Hostile peers are in
 //! `tests/attacks.rs`.)
 //!
 //! Every wait has a deadline, so a hang fails the test instead of blocking it, and every
@@ -161,6 +162,51 @@ fn a_join_with_a_different_game_is_refused_with_one_line() {
         server.proc.stderr_tail()
     );
     drop(refused);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `play --watch` joins a game of two bots past its start window: it holds no seat,
+/// enters on a buddy's snapshot, and ends on the bots' checksum.
+#[test]
+fn a_watcher_process_follows_the_game_to_the_bots_checksum() {
+    const TICKS: u64 = 1800;
+    let dir = temp_dir("watch");
+    let server = Server::start(&dir, &server_args(2, TICKS, &[]));
+    let game = game_args(2, ENTITIES);
+    let mut bots: Vec<Proc> = (0..2)
+        .map(|i| play(&dir, &format!("bot{i}"), &server, None, TICKS, &game, &[]))
+        .collect();
+    // Past the start window (5 s at 120 Hz is tick 600): a joiner needs a snapshot.
+    std::thread::sleep(Duration::from_secs(6));
+    let mut watching = game.clone();
+    watching.push("--watch".into());
+    let mut watcher = play(&dir, "watcher", &server, None, TICKS, &watching, &[]);
+    let report = watcher.report(Duration::from_secs(60));
+    let bots: Vec<serde_json::Value> = bots
+        .iter_mut()
+        .map(|b| b.report(Duration::from_secs(60)))
+        .collect();
+    assert_eq!(report["watching"], true, "{report}");
+    assert_eq!(report["player"], serde_json::Value::Null, "{report}");
+    assert_eq!(report["final_tick"], TICKS, "{report}");
+    assert_eq!(
+        checksum_of(&report),
+        checksum_of(&bots[0]),
+        "{report} {bots:?}"
+    );
+    let resyncs = report["resyncs"].as_array().expect("resyncs");
+    assert!(
+        resyncs.iter().any(|r| r[1] == "buddy"),
+        "entered on a buddy's snapshot: {report}"
+    );
+    for bot in &bots {
+        assert_eq!(bot["watching"], false, "{bot}");
+        assert_eq!(
+            bot["own_input_filled"], 0,
+            "no tick waited for the watcher: {bot}"
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

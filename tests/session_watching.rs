@@ -165,3 +165,35 @@ fn watchers_past_the_rooms_limit_are_refused_by_name() {
         )))
     );
 }
+
+/// Six watchers arriving at once mid-game: the room hands snapshots to watchers four
+/// at a burst, then one a second; every one of them enters and ends on the game.
+#[test]
+fn a_crowd_of_watchers_enters_within_the_snapshot_budget() {
+    let (game, mut net) = room(|_| {});
+    for n in 0..2 {
+        join(&mut net, &game, n, LinkConfig::default());
+    }
+    run_to_tick(&mut net, 400);
+    let crowd: Vec<usize> = (10..16)
+        .map(|n| watch(&mut net, &game, n, LinkConfig::default()))
+        .collect();
+    run_for(&mut net, Duration::from_secs(40));
+    let mut entered: Vec<Duration> = crowd
+        .iter()
+        .map(|&i| {
+            net.client_events[i]
+                .iter()
+                .find_map(|(at, e)| matches!(e, ClientEvent::Resynced { .. }).then_some(*at))
+                .unwrap_or_else(|| panic!("watcher {i} entered: {:?}", events(&net, i)))
+        })
+        .collect();
+    entered.sort();
+    assert!(
+        entered[4] >= entered[0] + Duration::from_millis(900),
+        "the fifth waited for the budget: {entered:?}"
+    );
+    for i in crowd {
+        assert_ended_on_the_verified_game(&net, &game, i);
+    }
+}

@@ -163,7 +163,7 @@ pub fn render(
         (
             "tickstep_refused_by_limit_total",
             Counter,
-            "Connections and seats refused by a limit (handshakes, connections, seats per address).",
+            "Connections, seats and watchers refused by a limit (handshakes, connections, seats and watchers per address, watchers per room).",
             by_limit as f64,
         ),
         (

@@ -118,7 +118,7 @@ pub use protocol::{
 };
 pub use reconnect::{LocalSnapshot, ReconnectInfo, ReconnectInfoError, ReconnectPolicy};
 pub use room::{
-    FillPolicy, MAX_HOLD, MAX_SEND_EVERY, MAX_TICK_RATE, RoomConfig, RoomConfigError, RoomEvent,
-    RoomPhase, RoomStats, SlotHolder,
+    FillPolicy, MAX_HOLD, MAX_SEND_EVERY, MAX_TICK_RATE, MAX_WATCHERS, RoomConfig, RoomConfigError,
+    RoomEvent, RoomPhase, RoomStats, SlotHolder,
 };
 pub use server::{OpenRoomError, Server, ServerConfig, ServerEvent, ServerStats};

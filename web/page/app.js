@@ -1,6 +1,6 @@
 // The tickstep arena in a browser: the session client and the simulation run in
 // wasm (tickstep-web); this page owns the WebSocket, the clock, the keyboard and
-// the drawing. ?room=NAME&play takes a seat in room NAME.
+// the drawing. ?room=NAME watches room NAME without a seat; ?room=NAME&play takes one.
 import init, { WebClient } from "/pkg/tickstep_web.js";
 
 const params = new URLSearchParams(location.search);
@@ -41,13 +41,10 @@ if (play) {
 
 async function main() {
   $("room").textContent = room;
-  if (!play) {
-    setState("stopped", "spectating is not offered yet: add &play to take a seat");
-    return;
-  }
+  if (!play) $("keys").textContent = "Watching without a seat: add &play to the address to take one.";
   await init();
   const game = await (await fetch("/game.json")).json();
-  const client = new WebClient(room, game.units, game.players, game.seed, game.app_version, game.timeout_ms);
+  const client = new WebClient(room, game.units, game.players, game.seed, game.app_version, game.timeout_ms, !play);
   const tickMs = 1000 / game.tick_rate;
   const socketUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
 
@@ -164,7 +161,7 @@ async function main() {
     status.dataset.player = String(me);
     $("tick").textContent = String(tick);
     $("checksum").textContent = status.dataset.checksum;
-    $("player").textContent = me < 0 ? "–" : String(me);
+    $("player").textContent = me >= 0 ? String(me) : play ? "–" : "watching";
     $("rtt").textContent = `${client.rtt_ms().toFixed(1)} ms`;
     $("lead").textContent = `${client.input_lead()} ticks`;
     requestAnimationFrame(draw);

@@ -59,9 +59,10 @@ impl PageTransmit {
 
 #[wasm_bindgen]
 impl WebClient {
-    /// A player for `room` of the arena with `units` units, `players` slots and
-    /// `seed` (decimal), speaking `app_version`, whose server is silent for at most
-    /// `timeout_ms`; a fresh client id is drawn from the browser's random source.
+    /// A player (or, with `watch`, a watcher without a seat) for `room` of the arena
+    /// with `units` units, `players` slots and `seed` (decimal), speaking
+    /// `app_version`, whose server is silent for at most `timeout_ms`; a fresh client
+    /// id is drawn from the browser's random source.
     #[wasm_bindgen(constructor)]
     pub fn new(
         room: &str,
@@ -70,6 +71,7 @@ impl WebClient {
         seed: &str,
         app_version: &str,
         timeout_ms: u32,
+        watch: bool,
     ) -> Result<WebClient, JsError> {
         let seed = seed
             .parse()
@@ -81,6 +83,7 @@ impl WebClient {
             seed,
             app_version: app_version.into(),
             timeout: Duration::from_millis(timeout_ms.into()),
+            watch,
         };
         Player::new(&setup)
             .map(WebClient)

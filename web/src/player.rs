@@ -33,6 +33,8 @@ pub struct GameSetup {
     pub app_version: String,
     /// The server is taken as lost after this silence.
     pub timeout: Duration,
+    /// Watch without a seat instead of playing.
+    pub watch: bool,
 }
 
 /// What the page's WebSocket should do.
@@ -48,7 +50,8 @@ pub enum Transmit {
     Cut,
 }
 
-/// A player in a browser.
+/// A player in a browser, or a watcher (who steps and draws the same game, and sends
+/// no input).
 pub struct Player {
     client: Client<ArenaGlobals, ArenaInput>,
     transmits: VecDeque<Transmit>,
@@ -76,6 +79,7 @@ impl Player {
         let client_config = ClientConfig {
             app_version: setup.app_version.clone(),
             server_timeout: setup.timeout,
+            watch: setup.watch,
             ..ClientConfig::default()
         };
         // The page connects to the server that served it: the address is the page's.
@@ -251,6 +255,10 @@ mod tests {
     use tickstep_session::ClientMessage;
 
     fn player() -> Player {
+        client(false)
+    }
+
+    fn client(watch: bool) -> Player {
         Player::new(&GameSetup {
             room: "arena-7".into(),
             units: 30,
@@ -258,23 +266,35 @@ mod tests {
             seed: 9,
             app_version: "test".into(),
             timeout: Duration::from_secs(3),
+            watch,
         })
         .unwrap()
     }
 
-    #[test]
-    fn connecting_asks_for_a_socket_then_says_hello_to_the_room() {
-        let mut player = player();
-        assert_eq!(player.state(), "idle");
+    /// The hello the page's client says first.
+    fn first_hello(player: &mut Player) -> tickstep_session::Hello {
         player.connect(Duration::ZERO);
         assert_eq!(player.next_transmit(), Some(Transmit::Connect));
         let Some(Transmit::Send(bytes)) = player.next_transmit() else {
             panic!("a hello follows the connect");
         };
         match decode::<ClientMessage>(&bytes).unwrap() {
-            ClientMessage::Hello(hello) => assert_eq!(hello.room, "arena-7"),
+            ClientMessage::Hello(hello) => *hello,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_watching_page_asks_to_watch_and_a_playing_one_to_play() {
+        assert!(first_hello(&mut client(true)).watch);
+        assert!(!first_hello(&mut client(false)).watch);
+    }
+
+    #[test]
+    fn connecting_asks_for_a_socket_then_says_hello_to_the_room() {
+        let mut player = player();
+        assert_eq!(player.state(), "idle");
+        assert_eq!(first_hello(&mut player).room, "arena-7");
         assert_eq!(player.state(), "connecting");
         // A message that does not decode ends the connection: the page closes it and
         // the client retries.

@@ -77,9 +77,11 @@ impl<G: Pod, I: Input> Client<G, I> {
                 in_room.unconfirmed.pop_front();
             }
         }
-        let running = self
-            .in_room()
-            .is_some_and(|r| matches!(r.stage, Stage::Running { .. }));
+        // A watcher is never asked for input: no timer wakes it for each tick.
+        let running = !self.config.watch
+            && self
+                .in_room()
+                .is_some_and(|r| matches!(r.stage, Stage::Running { .. }));
         let next = self
             .clock
             .room_tick(now)

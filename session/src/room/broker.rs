@@ -122,11 +122,6 @@ impl Broker {
         self.upload.as_ref().map_or(0, |b| b.upload.incoming.held())
     }
 
-    /// Whether a checked snapshot is on hand.
-    pub(super) fn has_checked(&self) -> bool {
-        self.checked.is_some()
-    }
-
     /// How a joiner saying `hello` enters a game running at `finalized` whose history
     /// `covers` ticks (the order is in the module docs).
     pub(super) fn entry(

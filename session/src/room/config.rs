@@ -68,9 +68,13 @@ pub struct RoomConfig {
     /// from the transport ([`crate::Server::handle_connection`]).
     pub max_seats_per_address: Option<u8>,
     /// The most watchers (connections following the game without a seat) the room
-    /// takes at once (default 16; 0 refuses every watcher). Each costs the room what
-    /// a player's verified input and entry snapshot cost, never a tick's wait.
+    /// takes at once (default 16, at most [`MAX_WATCHERS`]; 0 refuses every watcher).
+    /// Each costs the room what a player's verified input and entry snapshot cost,
+    /// never a tick's wait.
     pub max_watchers: u16,
+    /// The most watchers one network address may have in the room at once (default 2),
+    /// so one peer cannot take every place.
+    pub max_watchers_per_address: u8,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,
     /// Largest snapshot accepted from a buddy (default: the largest a frame of the
@@ -95,6 +99,9 @@ pub const MAX_TICK_RATE: u32 = 10_000;
 
 /// The most ticks a room batches into one verified message ([`RoomConfig::send_every`]).
 pub const MAX_SEND_EVERY: u32 = 16;
+
+/// The most watchers a room can be set to take.
+pub const MAX_WATCHERS: u16 = 256;
 
 /// Why a [`RoomConfig`] cannot run a room.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -125,6 +132,9 @@ pub enum RoomConfigError {
     /// Clients stop resending input long before a tick would stop waiting for it.
     #[error("a tick waits for late input at most {} ms, not {} ms", MAX_HOLD.as_millis(), .0.as_millis())]
     Hold(Duration),
+    /// More watchers than a room can take.
+    #[error("a room takes at most {MAX_WATCHERS} watchers, not {0}")]
+    MaxWatchers(u16),
 }
 
 /// The longest a due tick waits for late input: well within the half second clients
@@ -157,6 +167,7 @@ impl RoomConfig {
             snapshot_quorum: 2,
             max_seats_per_address: None,
             max_watchers: 16,
+            max_watchers_per_address: 2,
             snapshot_timeout: Duration::from_secs(15),
             max_snapshot_len: tickstep_snapshot::max_len(schema, initial.world().capacity()),
             end_tick: None,
@@ -201,6 +212,9 @@ impl RoomConfig {
         }
         if self.hold > MAX_HOLD {
             return Err(RoomConfigError::Hold(self.hold));
+        }
+        if self.max_watchers > MAX_WATCHERS {
+            return Err(RoomConfigError::MaxWatchers(self.max_watchers));
         }
         Ok(())
     }

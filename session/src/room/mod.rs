@@ -23,7 +23,7 @@ mod watching;
 
 pub use clock::RoomStats;
 pub use config::{
-    FillPolicy, MAX_HOLD, MAX_SEND_EVERY, MAX_TICK_RATE, RoomConfig, RoomConfigError,
+    FillPolicy, MAX_HOLD, MAX_SEND_EVERY, MAX_TICK_RATE, MAX_WATCHERS, RoomConfig, RoomConfigError,
 };
 pub use events::RoomEvent;
 pub use seats::SlotHolder;
@@ -98,6 +98,8 @@ pub(crate) struct Room<I> {
     clock: Clock<I>,
     broker: Broker,
     judge: Judge,
+    /// Snapshots the room may still hand to watchers.
+    watcher_snapshots: watching::SnapshotBudget,
     events: VecDeque<RoomEvent>,
     next_id: u32,
     housekept: Duration,
@@ -116,6 +118,7 @@ impl<I: Input> Room<I> {
             clock: Clock::new(&config)?,
             broker: Broker::new(players),
             judge: Judge::new(players, config.snapshot_quorum.into()),
+            watcher_snapshots: watching::SnapshotBudget::default(),
             events: VecDeque::new(),
             next_id: 1,
             housekept: Duration::ZERO,
@@ -173,6 +176,11 @@ impl<I: Input> Room<I> {
         self.seats.watcher_count()
     }
 
+    /// Players connected to their seat.
+    pub(crate) fn player_count(&self) -> usize {
+        self.seats.active_count()
+    }
+
     /// Who holds each slot.
     pub(crate) fn holders(&self) -> Vec<Option<SlotHolder>> {
         self.seats.holders()
@@ -218,7 +226,7 @@ impl<I: Input> Room<I> {
     ) -> Result<(), Refusal> {
         self.check_compatible(hello)?;
         if hello.watch {
-            return self.watch(now, conn, hello, out);
+            return self.watch(now, (conn, address), hello, out);
         }
         if let Some(Member::Watcher(_)) = self.seats.member_of(conn) {
             let problem = "a connection plays or watches, not both";
@@ -806,17 +814,23 @@ impl<I: Input> Room<I> {
     }
 
     /// Closes the room for good; nothing reaches it any more (the verdicts stay). The
-    /// connections still in it hear why (after an ended game, they heard `End`).
+    /// connections still in it hear why: the end, when the game ended and they hold
+    /// every tick of it, else that the room closed.
     fn close(&mut self, out: &mut Outbox) {
-        let goodbye = match self.phase {
-            Phase::Ended => ServerMessage::End {
-                tick: self.announced(),
-            },
-            _ => ServerMessage::Refused(Refusal::RoomClosed),
-        };
-        for (_, active) in self.seats.members() {
-            out.send(active.conn, goodbye.clone());
+        let live = self.announced();
+        let ended = matches!(self.phase, Phase::Ended);
+        for (member, active) in self.seats.members() {
+            let done = ended && active.stage.feed().is_some_and(|f| f.received >= live);
+            let goodbye = match done {
+                true => ServerMessage::End { tick: live },
+                false => ServerMessage::Refused(Refusal::RoomClosed),
+            };
+            out.send(active.conn, goodbye);
             out.close(active.conn);
+            if let Member::Watcher(_) = member {
+                let reason = Some("the room closed".into());
+                self.events.push_back(RoomEvent::WatcherLeft { reason });
+            }
         }
         self.phase = Phase::Closed;
         self.seats.clear();

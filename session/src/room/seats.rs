@@ -166,8 +166,11 @@ pub(crate) enum Member {
 /// A connection following the game without a seat.
 #[derive(Debug)]
 struct Watcher {
-    /// The id its hello gave (a repeated hello on the connection is answered again).
+    /// The id its hello gave (a repeated hello on the connection is answered again;
+    /// the id on a new connection takes the watcher's place).
     client_id: ClientId,
+    /// The address it connected from, when the transport said.
+    address: Option<IpAddr>,
     /// Its connection and how far into the game it is.
     active: Active,
 }
@@ -397,15 +400,27 @@ impl Seats {
         self.watchers.len()
     }
 
-    /// Whether `conn` watches as `client_id` (its hello came again).
-    pub(super) fn watches(&self, conn: ConnId, client_id: ClientId) -> bool {
+    /// The connection `client_id` watches on, if it does.
+    pub(super) fn watcher_conn(&self, client_id: ClientId) -> Option<ConnId> {
         self.watchers
             .iter()
-            .any(|w| w.active.conn == conn && w.client_id == client_id)
+            .find(|w| w.client_id == client_id)
+            .map(|w| w.active.conn)
     }
 
-    /// Takes `conn` in as a watcher at `stage`.
-    pub(super) fn watch(&mut self, now: Duration, client_id: ClientId, conn: ConnId, stage: Stage) {
+    /// Watchers connected from `address`.
+    pub(super) fn watchers_from(&self, address: IpAddr) -> usize {
+        let from = |w: &&Watcher| w.address == Some(address);
+        self.watchers.iter().filter(from).count()
+    }
+
+    /// Takes `conn` (from `address`) in as a watcher at `stage`.
+    pub(super) fn watch(
+        &mut self,
+        now: Duration,
+        (client_id, conn, address): (ClientId, ConnId, Option<IpAddr>),
+        stage: Stage,
+    ) {
         let active = Active {
             conn,
             last_heard: now,
@@ -414,7 +429,11 @@ impl Seats {
             slack: None,
             stage,
         };
-        self.watchers.push(Watcher { client_id, active });
+        self.watchers.push(Watcher {
+            client_id,
+            address,
+            active,
+        });
     }
 
     /// Lets the watcher on `conn` go; whether there was one.

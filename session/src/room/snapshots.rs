@@ -97,7 +97,9 @@ impl<I: Input> Room<I> {
         for verdict in self.judge.decide(settled, expected) {
             self.desync(now, verdict, out);
         }
-        if !self.broker.has_checked() && self.seats.awaiting_snapshot() {
+        // Waiting members: the search goes on, and watchers the budget held back
+        // may now have their turn.
+        if self.seats.awaiting_snapshot() {
             self.serve_waiting(now, out);
         }
     }
@@ -197,6 +199,12 @@ impl<I: Input> Room<I> {
             Plan::Wait => {}
             Plan::Give(checked) => {
                 for member in waiting {
+                    // A watcher past the budget waits for a later turn.
+                    if let Member::Watcher(_) = member
+                        && !self.watcher_snapshots.spend(now)
+                    {
+                        continue;
+                    }
                     self.give_snapshot(now, member, &checked, out);
                 }
             }

@@ -58,18 +58,29 @@ impl Harness {
         client: u64,
         resume: Option<ResumeToken>,
     ) -> Result<(), Refusal> {
-        self.say_hello(now, conn, client, resume, false)
+        self.say_hello(now, (conn, None), client, resume, false)
     }
 
     /// Client `client` asks to watch on `conn`.
     fn watch(&mut self, now: Duration, conn: u64, client: u64) -> Result<(), Refusal> {
-        self.say_hello(now, conn, client, None, true)
+        self.watch_from(now, conn, client, None)
+    }
+
+    /// Client `client` asks to watch on `conn`, connected from `address`.
+    fn watch_from(
+        &mut self,
+        now: Duration,
+        conn: u64,
+        client: u64,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<(), Refusal> {
+        self.say_hello(now, (conn, address), client, None, true)
     }
 
     fn say_hello(
         &mut self,
         now: Duration,
-        conn: u64,
+        (conn, address): (u64, Option<std::net::IpAddr>),
         client: u64,
         resume: Option<ResumeToken>,
         watch: bool,
@@ -90,7 +101,7 @@ impl Harness {
         };
         self.room.hello(
             now,
-            (ConnId(conn), None),
+            (ConnId(conn), address),
             &hello,
             &mut self.mint,
             &mut self.out,
@@ -520,4 +531,47 @@ fn watchers_are_limited_and_a_connection_plays_or_watches() {
         none.watch(Duration::ZERO, 9, 9),
         Err(Refusal::TooManyWatchers)
     );
+}
+
+/// A watcher whose connection broke comes back on a new one before the old one timed
+/// out: the new connection takes its place (in a room with one place), the old one
+/// is closed and streams no more.
+#[test]
+fn a_watcher_back_on_a_new_connection_takes_its_own_place() {
+    let mut h = Harness::new(2, |c| c.max_watchers = 1);
+    h.watch(Duration::ZERO, 9, 9).unwrap();
+    h.watch(MS, 10, 9).unwrap();
+    assert_eq!(h.room.watcher_count(), 1);
+    let closed: Vec<ConnId> = std::iter::from_fn(|| h.out.pop())
+        .filter_map(|t| match t {
+            ServerTransmit::Close { conn } => Some(conn),
+            ServerTransmit::Send { .. } => None,
+        })
+        .collect();
+    assert_eq!(closed, vec![ConnId(9)]);
+    assert_eq!(h.watch(MS, 11, 8), Err(Refusal::TooManyWatchers));
+    h.hello(MS, 1, 1).unwrap();
+    h.hello(MS, 2, 2).unwrap();
+    let sent = h.sent();
+    assert!(sent.iter().any(|(to, _)| *to == ConnId(10)));
+    assert!(
+        sent.iter().all(|(to, _)| *to != ConnId(9)),
+        "the old one hears nothing"
+    );
+}
+
+#[test]
+fn one_address_holds_at_most_its_share_of_watchers() {
+    let mut h = Harness::new(2, |c| c.max_watchers_per_address = 2);
+    let home = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+    h.watch_from(Duration::ZERO, 9, 9, home).unwrap();
+    h.watch_from(Duration::ZERO, 10, 10, home).unwrap();
+    assert_eq!(
+        h.watch_from(Duration::ZERO, 11, 11, home),
+        Err(Refusal::TooManyWatchers)
+    );
+    let elsewhere = Some(std::net::IpAddr::from([10, 0, 0, 2]));
+    h.watch_from(Duration::ZERO, 11, 11, elsewhere).unwrap();
+    h.room.disconnect(MS, ConnId(9), "lost", &mut h.out);
+    h.watch_from(2 * MS, 12, 12, home).unwrap();
 }

@@ -2,8 +2,14 @@
 //! joining player would (from tick 0, its own vouched local snapshot, or a buddy's
 //! checked snapshot) and receives the verified input, but sends no input, commands or
 //! checksums: no tick waits for it, nothing it says is judged, and it is never asked
-//! for a snapshot. The room takes at most `RoomConfig::max_watchers`.
+//! for a snapshot.
+//!
+//! What strangers can make the room spend is bounded: `RoomConfig::max_watchers` in
+//! all and `max_watchers_per_address` from one address, and snapshots handed to
+//! watchers by a [`SnapshotBudget`] (a watcher over it waits for the next one), so
+//! connecting, taking a snapshot and leaving over and over costs little.
 
+use std::net::IpAddr;
 use std::time::Duration;
 use tickstep_engine::Input;
 
@@ -13,18 +19,60 @@ use crate::outbox::Outbox;
 use crate::protocol::{ClientMessage, Entry, Hello};
 use crate::{ConnId, Refusal};
 
+/// Snapshots a room hands to watchers in a burst at most.
+const SNAPSHOT_BURST: u32 = 4;
+/// One more snapshot may go to a watcher this often.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// The snapshots a room may still hand to watchers: a bucket of [`SNAPSHOT_BURST`],
+/// refilled by one every [`SNAPSHOT_EVERY`].
+#[derive(Debug)]
+pub(super) struct SnapshotBudget {
+    left: u32,
+    /// When the bucket was last refilled.
+    at: Duration,
+}
+
+impl Default for SnapshotBudget {
+    fn default() -> Self {
+        SnapshotBudget {
+            left: SNAPSHOT_BURST,
+            at: Duration::ZERO,
+        }
+    }
+}
+
+impl SnapshotBudget {
+    /// Spends one snapshot at `now`, if the budget allows.
+    pub(super) fn spend(&mut self, now: Duration) -> bool {
+        let refills = now.saturating_sub(self.at).as_nanos() / SNAPSHOT_EVERY.as_nanos();
+        if refills > 0 {
+            let refills = refills.min(u128::from(SNAPSHOT_BURST)) as u32;
+            self.left = (self.left + refills).min(SNAPSHOT_BURST);
+            self.at = now;
+        }
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
+}
+
 impl<I: Input> Room<I> {
-    /// A hello with `watch` on `conn`: take it in as a watcher and say how it enters,
-    /// or say why not.
+    /// A hello with `watch` on `conn` from `address`: take it in as a watcher and say
+    /// how it enters, or say why not. The same client id watching on another
+    /// connection (its old one, not yet timed out) gives its place up to this one.
     pub(super) fn watch(
         &mut self,
         now: Duration,
-        conn: ConnId,
+        (conn, address): (ConnId, Option<IpAddr>),
         hello: &Hello,
         out: &mut Outbox,
     ) -> Result<(), Refusal> {
         let member = Member::Watcher(conn);
-        if self.seats.watches(conn, hello.client_id) {
+        let old = self.seats.watcher_conn(hello.client_id);
+        if old == Some(conn) {
             // Its answer was lost: say the same again, from where it stands.
             self.welcome(now, member, self.entry_of(member), out);
             return Ok(());
@@ -36,11 +84,21 @@ impl<I: Input> Room<I> {
         if matches!(self.phase, Phase::Ended | Phase::Closed) {
             return Err(Refusal::RoomClosed);
         }
-        if self.seats.watcher_count() >= usize::from(self.config.max_watchers) {
+        if let Some(old) = old {
+            self.seats.unwatch(old);
+            out.close(old);
+            let reason = Some("replaced by a new connection".into());
+            self.events.push_back(RoomEvent::WatcherLeft { reason });
+        }
+        let limit = usize::from(self.config.max_watchers_per_address);
+        if self.seats.watcher_count() >= usize::from(self.config.max_watchers)
+            || address.is_some_and(|a| self.seats.watchers_from(a) >= limit)
+        {
             return Err(Refusal::TooManyWatchers);
         }
         let stage = self.entering(now, hello);
-        self.seats.watch(now, hello.client_id, conn, stage);
+        self.seats
+            .watch(now, (hello.client_id, conn, address), stage);
         let entry = self.entry_of(member);
         self.welcome(now, member, entry, out);
         self.events.push_back(RoomEvent::WatcherJoined { entry });
@@ -86,5 +144,24 @@ impl<I: Input> Room<I> {
             | ClientMessage::UploadChunk { .. }
             | ClientMessage::UploadUnavailable { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_budget_allows_a_burst_then_one_a_second() {
+        let mut budget = SnapshotBudget::default();
+        let sec = Duration::from_secs(1);
+        let spent = (0..10).filter(|_| budget.spend(sec)).count();
+        assert_eq!(spent, SNAPSHOT_BURST as usize);
+        assert!(!budget.spend(sec + sec / 2));
+        assert!(budget.spend(2 * sec + sec / 2));
+        assert!(!budget.spend(2 * sec + sec / 2));
+        // A long quiet spell refills the burst, no more.
+        let spent = (0..10).filter(|_| budget.spend(60 * sec)).count();
+        assert_eq!(spent, SNAPSHOT_BURST as usize);
     }
 }

@@ -226,6 +226,7 @@ impl<I: Input> Server<I> {
         for room in self.rooms.values() {
             ticks = add(ticks, room.stats());
             stats.watchers_connected += room.watcher_count() as u64;
+            stats.players_connected += room.player_count() as u64;
             match room.phase() {
                 RoomPhase::Closed => {}
                 RoomPhase::Running => {
@@ -239,8 +240,6 @@ impl<I: Input> Server<I> {
         stats.late_ticks = ticks.late_ticks;
         stats.filled_ticks = ticks.filled_ticks;
         stats.connections = self.opened.len() as u64;
-        stats.players_connected =
-            (self.conns.len() as u64).saturating_sub(stats.watchers_connected);
         stats
     }
 

@@ -53,7 +53,7 @@ pub struct ServerStats {
     /// Connections and hellos refused, for any reason.
     pub refusals: u64,
     /// Of those, refused by a limit (connections in all or per address, seats per
-    /// address).
+    /// address, watchers per room or address).
     pub refused_by_limit: u64,
 }
 
@@ -154,7 +154,9 @@ impl ServerStats {
         self.refusals += 1;
         if matches!(
             refusal,
-            Refusal::TooManyConnections | Refusal::TooManySeatsFromAddress
+            Refusal::TooManyConnections
+                | Refusal::TooManySeatsFromAddress
+                | Refusal::TooManyWatchers
         ) {
             self.refused_by_limit += 1;
         }

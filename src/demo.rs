@@ -86,6 +86,12 @@ pub struct DemoArgs {
     /// `tickstep replay verify`).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// Also serve the browser page at ADDR (host:port; port 0 picks one) showing the
+    /// demo's room live, to watch without a seat while the demo runs; its address is
+    /// printed on stderr. Needs --net quic. With watchers in, the demo waits up to 10
+    /// s past the end for them to see it.
+    #[arg(long, value_name = "ADDR")]
+    web: Option<String>,
     /// Print one JSON object instead of the timeline.
     #[arg(long)]
     json: bool,
@@ -130,6 +136,12 @@ impl DemoArgs {
 /// the error) when the clients did not converge.
 pub fn run(args: &DemoArgs) -> Result<(), String> {
     let options = args.options();
+    if args.web.is_some() && args.net == Net::Sim {
+        return Err(
+            "--web shows the demo live: it needs --net quic (the simulated network runs in virtual time)"
+                .into(),
+        );
+    }
     let bar = progress_bar(options.ticks, "playing");
     let mut recording = Vec::new();
     let record = args
@@ -138,7 +150,7 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         .map(|_| &mut recording as &mut dyn std::io::Write);
     let report = match args.net {
         Net::Sim => run_over_sim(&options, record, |tick| bar.set_position(tick))?,
-        Net::Quic => run_over_quic(&options, record, |tick, catching| {
+        Net::Quic => run_over_quic(&options, record, args.web.as_deref(), |tick, catching| {
             bar.set_position(tick);
             bar.set_message(catching.unwrap_or_else(|| "playing".into()));
         })?,

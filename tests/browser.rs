@@ -77,7 +77,8 @@ fn web_server(
 
 /// `host:port` of a page URL.
 fn host_of(url: &str) -> &str {
-    url.trim_start_matches("http://").trim_end_matches('/')
+    let url = url.trim_start_matches("http://");
+    url.split_once('/').map_or(url, |(host, _)| host)
 }
 
 /// [`http_exchange`] with the page's server.
@@ -142,20 +143,42 @@ struct Played {
     rtt: Duration,
 }
 
-/// A session client playing the bots' input over WebSockets `open` opens until it
-/// stops (or 90 s pass), telling `stepped` its frame's tick as it goes.
+/// Who a session client over WebSockets is in its room.
+enum Joining {
+    /// A player in room `main` of the tests' arena with `players` slots.
+    Play { players: u8 },
+    /// A watcher, without a seat, of `room`'s game of `arena`, built as `app_version`.
+    Watch {
+        room: &'static str,
+        arena: ArenaConfig,
+        app_version: String,
+    },
+}
+
+/// A session client, playing the bots' input or watching as `joining` says, over
+/// WebSockets `open` opens until it stops (or 90 s pass), telling `stepped` its
+/// frame's tick as it goes.
 async fn play_over_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     open: impl AsyncFn() -> WebSocketStream<S>,
-    players: u8,
+    joining: Joining,
     mut stepped: impl FnMut(u64),
 ) -> Played {
-    let initial = arena::new_frame(&arena_config(players)).expect("the arena");
+    let (room, arena, app_version, watch) = match joining {
+        Joining::Play { players } => ("main", arena_config(players), APP_VERSION.into(), false),
+        Joining::Watch {
+            room,
+            arena,
+            app_version,
+        } => (room, arena, app_version, true),
+    };
+    let initial = arena::new_frame(&arena).expect("the arena");
     let config = ClientConfig {
-        app_version: APP_VERSION.into(),
+        app_version,
         server_timeout: Duration::from_secs(3),
+        watch,
         ..ClientConfig::default()
     };
-    let info = ReconnectInfo::new("", "main", ClientId::from_seed(0x3eb));
+    let info = ReconnectInfo::new("", room, ClientId::from_seed(0x3eb));
     let mut client = Client::new(config, info, initial, arena::simulation());
     let epoch = tokio::time::Instant::now();
     let mut socket: Option<WebSocketStream<S>> = None;
@@ -279,7 +302,12 @@ fn websocket_game<S: AsyncRead + AsyncWrite + Unpin>(
     let mut bots: Vec<Proc> = (0..2)
         .map(|i| play(&dir, &format!("bot{i}"), &server, None, TICKS, &game, &[]))
         .collect();
-    let played = runtime().block_on(play_over_websocket(async || open(&url).await, 3, stepped));
+    let playing = Joining::Play { players: 3 };
+    let played = runtime().block_on(play_over_websocket(
+        async || open(&url).await,
+        playing,
+        stepped,
+    ));
     let state = &played.state;
     assert_eq!(
         played.tick,
@@ -846,6 +874,85 @@ fn tick_of(status: &serde_json::Value) -> u64 {
         .as_str()
         .and_then(|t| t.parse().ok())
         .unwrap_or(0)
+}
+
+/// `tickstep demo --web` serves the page beside the demo's room: a session client
+/// watching over its WebSocket (as the page does) follows the demo's game, a drop and
+/// a rejoin in it, to the end, on the checksum every demo client ended on.
+#[test]
+fn the_demos_page_shows_its_room_to_a_watcher() {
+    const DEMO_TICKS: u64 = 900;
+    let dir = temp_dir("demo-web");
+    let arena = arena_config(3);
+    let args: Vec<String> = [
+        "demo",
+        "--web",
+        "127.0.0.1:0",
+        "--players",
+        "3",
+        "--ticks",
+        "900",
+        "--drop",
+        "1@200",
+        "--rejoin",
+        "1@400",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--entities".into(), ENTITIES.to_string()])
+    .chain(["--seed".into(), SEED.to_string()])
+    .collect();
+    let mut demo = Proc::spawn(&dir, "demo", &args, &[], false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let said = demo.stderr_text();
+        if let Some(line) = said.lines().find(|l| l.starts_with("web page at ")) {
+            break line.trim_start_matches("web page at ").to_string();
+        }
+        assert!(Instant::now() < deadline, "no page address: {said}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/?room=demo"),
+        "{url}"
+    );
+    // What the page reads to make the same initial frame: the demo's game.
+    let game: serde_json::Value =
+        serde_json::from_slice(&page(&url, "/game.json")).expect("game.json");
+    assert_eq!(game["units"], ENTITIES, "{game}");
+    assert_eq!(game["players"], 3, "{game}");
+    assert_eq!(game["seed"], SEED.to_string(), "{game}");
+    let app_version = game["app_version"].as_str().expect("app_version").into();
+    let watching = Joining::Watch {
+        room: "demo",
+        arena,
+        app_version,
+    };
+    let played = runtime().block_on(play_over_websocket(
+        async || open_socket(&url).await,
+        watching,
+        |_| {},
+    ));
+    let report = demo.report(Duration::from_secs(120));
+    assert_eq!(report["converged"], true, "{report}");
+    assert_eq!(played.tick, DEMO_TICKS, "{:?}", played.state);
+    assert!(
+        matches!(
+            played.state,
+            ClientState::Disconnected(tickstep_session::DisconnectReason::GameEnded)
+        ),
+        "{:?}",
+        played.state
+    );
+    for client in report["clients"].as_array().expect("clients") {
+        assert_eq!(
+            client["checksum"].as_str(),
+            Some(played.checksum.as_str()),
+            "the watcher and the demo's clients agree: {client}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Says why the browser tests do not run, or fails when they must

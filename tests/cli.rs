@@ -65,6 +65,8 @@ fn bad_arguments_give_one_line_and_a_nonzero_exit() {
         &["demo", "--rejoin", "1@999999", "--ticks", "100"],
         &["demo", "--net", "carrier-pigeon"],
         &["demo", "--loss", "100"],
+        &["demo", "--net", "sim", "--web", "127.0.0.1:0"],
+        &["demo", "--web", "not-an-address"],
         &["explode"],
     ] {
         let output = tickstep(args);

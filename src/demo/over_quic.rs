@@ -32,6 +32,10 @@ use tickstep_session::{
 const STEP_SLICE: Duration = Duration::from_millis(4);
 /// How often a client saves its reconnect info (what a restart finds).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
+/// A page watching the demo takes the server as lost after this silence.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the end, the demo keeps serving this long at most while watchers are in.
+const WATCHERS_GRACE: Duration = Duration::from_secs(10);
 
 /// What the server loop shares with the demo.
 #[derive(Default)]
@@ -40,6 +44,8 @@ struct Room {
     events: Vec<(Duration, RoomEvent)>,
     filled_ticks: u64,
     bytes_sent: u64,
+    /// Connections watching the room (from the web page).
+    watchers: u64,
     recorder: Option<Recorder<Vec<u8>>>,
     error: Option<String>,
 }
@@ -54,6 +60,7 @@ impl ServerHost<ArenaInput> for RoomHost {
         }
         room.tick = server.room_tick(DEMO_ROOM).unwrap_or(0);
         room.filled_ticks = server.room_stats(DEMO_ROOM).map_or(0, |s| s.filled_ticks);
+        room.watchers = server.stats().watchers_connected;
         let written = room.recorder.as_mut().map(|r| r.catch_up(server));
         if let Some(Err(error)) = written {
             room.error = Some(error);
@@ -83,11 +90,13 @@ struct Player {
     end: Option<ClientRecord>,
 }
 
-/// Runs the demo over loopback QUIC in real time. `progress` gets the room's tick and,
-/// while a client catches up, a line saying how far it is.
+/// Runs the demo over loopback QUIC in real time, with the browser page at `web` when
+/// given. `progress` gets the room's tick and, while a client catches up, a line
+/// saying how far it is.
 pub fn run_over_quic(
     options: &DemoOptions,
     record: Option<&mut dyn Write>,
+    web: Option<&str>,
     mut progress: impl FnMut(Tick, Option<String>),
 ) -> Result<DemoReport, String> {
     options.validate()?;
@@ -96,8 +105,10 @@ pub fn run_over_quic(
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
     let local = tokio::task::LocalSet::new();
-    let (recording, report) =
-        local.block_on(&runtime, play(options, record.is_some(), &mut progress))?;
+    let (recording, report) = local.block_on(
+        &runtime,
+        play(options, record.is_some(), web, &mut progress),
+    )?;
     if let (Some(out), Some(bytes)) = (record, recording) {
         out.write_all(&bytes)
             .map_err(|e| format!("cannot write the recording: {e}"))?;
@@ -108,6 +119,7 @@ pub fn run_over_quic(
 async fn play(
     options: &DemoOptions,
     recording: bool,
+    web: Option<&str>,
     progress: &mut impl FnMut(Tick, Option<String>),
 ) -> Result<(Option<Vec<u8>>, DemoReport), String> {
     let (initial, room_config) = demo_room(options)?;
@@ -131,10 +143,23 @@ async fn play(
     // Dropping the sender stops the server.
     let (stop_server, mut stopped) = mpsc::channel(1);
     let mut host = RoomHost(room.clone());
+    let limits = DoorLimits::of(server.config(), &transport);
+    let (door, mut inboxes) = front_door(endpoint, 1, BTreeMap::new(), limits);
+    let inbox = inboxes.pop().ok_or("no server shard")?;
+    if let Some(at) = web {
+        let listener = crate::serve::tcp_listener(at, "the web page")?;
+        let version = super::plan::APP_VERSION;
+        let pages =
+            crate::serve::web::pages(&options.game, options.tick_rate, version, PAGE_TIMEOUT);
+        let page = door.web(listener, pages, None);
+        let at = page.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("web page at http://{at}/?room={DEMO_ROOM}");
+        if !crate::serve::web::client_built() {
+            eprintln!("built without the browser client: run web/build, then build again");
+        }
+        tokio::task::spawn_local(page.run());
+    }
     let server_task = tokio::task::spawn_local(async move {
-        let limits = DoorLimits::of(server.config(), &transport);
-        let (door, mut inboxes) = front_door(endpoint, 1, BTreeMap::new(), limits);
-        let inbox = inboxes.pop().expect("one shard");
         tokio::task::spawn_local(door.run());
         serve(inbox, server, transport, epoch, &mut host, &mut stopped).await
     });
@@ -200,6 +225,11 @@ async fn play(
     }
     for task in tasks {
         task.abort();
+    }
+    // Pages watching may be a moment behind: let them see the end.
+    let grace = WallClock::now() + WATCHERS_GRACE;
+    while room.borrow().watchers > 0 && WallClock::now() < grace {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(stop_server);
     let _ = server_task.await;

@@ -11,7 +11,7 @@ use tickstep_session::sim::LinkConfig;
 use tickstep_session::{Client, ClientConfig, ClientId, ReconnectInfo, RoomConfig};
 
 /// The app version demo rooms and clients agree on.
-const APP_VERSION: &str = concat!("tickstep-demo ", env!("CARGO_PKG_VERSION"));
+pub(crate) const APP_VERSION: &str = concat!("tickstep-demo ", env!("CARGO_PKG_VERSION"));
 
 /// The room every demo plays in.
 pub const DEMO_ROOM: &str = "demo";

@@ -5,7 +5,7 @@
 
 mod host;
 mod operator;
-mod web;
+pub(crate) mod web;
 
 use clap::Args;
 use std::collections::BTreeMap;
@@ -247,7 +247,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     let web = match &args.web {
         Some(at) => {
             let _io = io_runtime.enter();
-            let pages = web::pages(&config, args.tick_rate, args.net.timeout());
+            let timeout = args.net.timeout();
+            let pages = web::pages(&config, args.tick_rate, APP_VERSION, timeout);
             // TLS with a certificate of the operator's; a self-signed one made at
             // start would only earn a browser's warning.
             let tls = match args.cert.is_some() {
@@ -360,7 +361,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 }
 
 /// A TCP listener for `what` on `at` (inside a runtime).
-fn tcp_listener(at: &str, what: &str) -> Result<tokio::net::TcpListener, String> {
+pub(crate) fn tcp_listener(at: &str, what: &str) -> Result<tokio::net::TcpListener, String> {
     let at = resolve(at)?;
     let cannot = |e: std::io::Error| format!("cannot listen for {what} on {at}: {e}");
     let listener = std::net::TcpListener::bind(at).map_err(cannot)?;

@@ -9,8 +9,6 @@ use std::time::Duration;
 use tickstep_arena::ArenaConfig;
 use tickstep_net::{Page, Pages};
 
-use crate::net_args::APP_VERSION;
-
 /// The browser client as `web/build` left it, if it did.
 #[cfg(web_client)]
 const CLIENT: Option<(&[u8], &[u8])> = Some((
@@ -42,9 +40,9 @@ pub fn client_built() -> bool {
     CLIENT.is_some()
 }
 
-/// The pages for rooms hosting `config` at `tick_rate`, whose server takes a client
-/// silent for `timeout` as lost.
-pub fn pages(config: &ArenaConfig, tick_rate: u32, timeout: Duration) -> Pages {
+/// The pages for rooms hosting `config` at `tick_rate` for clients of `app_version`,
+/// whose server takes a client silent for `timeout` as lost.
+pub fn pages(config: &ArenaConfig, tick_rate: u32, app_version: &str, timeout: Duration) -> Pages {
     let page = |content_type, body: &'static [u8]| Page {
         content_type,
         body: Bytes::from_static(body),
@@ -54,7 +52,7 @@ pub fn pages(config: &ArenaConfig, tick_rate: u32, timeout: Duration) -> Pages {
         units: config.units,
         players: config.players,
         seed: config.seed.to_string(),
-        app_version: APP_VERSION,
+        app_version,
         tick_rate,
         timeout_ms: timeout.as_millis().min(u64::MAX.into()) as u64,
     };

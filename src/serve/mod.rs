@@ -72,12 +72,20 @@ pub struct ServeArgs {
     /// limit, so players behind one NAT can play).
     #[arg(long)]
     max_seats_per_address: Option<u8>,
+    /// Watchers (connections following a room's game without a seat) a room takes at
+    /// once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(0..=tickstep_session::MAX_WATCHERS as i64))]
+    max_watchers: u16,
+    /// Watchers one network address may have in a room at once.
+    #[arg(long, default_value_t = 2)]
+    max_watchers_per_address: u8,
     /// Serve Prometheus metrics at http://ADDR/metrics and a health check at
     /// /healthz (port 0: the OS picks one; the address is printed).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
-    /// Serve the browser client at http://ADDR/ (open ?room=NAME&play to take a
-    /// seat) and the session over a WebSocket at /ws, into the same rooms (port 0:
+    /// Serve the browser client at http://ADDR/ (open ?room=NAME to watch room NAME,
+    /// ?room=NAME&play to take a seat) and the session over a WebSocket at /ws, into
+    /// the same rooms (port 0:
     /// the OS picks one; the address is printed). With --cert and --key: https://
     /// and wss://.
     #[arg(long, value_name = "ADDR")]
@@ -164,6 +172,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         let mut room = RoomConfig::new(config.players, APP_VERSION, &initial);
         room.snapshot_quorum = args.snapshot_quorum;
         room.max_seats_per_address = args.max_seats_per_address;
+        room.max_watchers = args.max_watchers;
+        room.max_watchers_per_address = args.max_watchers_per_address;
         room.tick_rate = args.tick_rate;
         room.send_every = args.send_every;
         room.end_tick = args.ticks;

@@ -18,6 +18,7 @@ use over_quic::run_over_quic;
 pub use over_sim::run_over_sim;
 pub use plan::DemoOptions;
 use plan::{Action, DEMO_ROOM, PlayerAt, Schedule, demo_client, demo_client_id, demo_room};
+use std::io::Write as _;
 
 use crate::files;
 use crate::output::{emit, progress_bar};
@@ -142,6 +143,22 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
                 .into(),
         );
     }
+    // The page's address goes out before the progress bar draws.
+    let web = match &args.web {
+        Some(at) => {
+            let listener = crate::serve::std_tcp_listener(at, "the web page")?;
+            let at = listener
+                .local_addr()
+                .map_err(|e| format!("the web page's address: {e}"))?;
+            eprintln!("web page at http://{at}/?room={DEMO_ROOM}");
+            if !crate::serve::web::client_built() {
+                eprintln!("built without the browser client: run web/build, then build again");
+            }
+            let _ = std::io::stderr().flush();
+            Some(listener)
+        }
+        None => None,
+    };
     let bar = progress_bar(options.ticks, "playing");
     let mut recording = Vec::new();
     let record = args
@@ -150,7 +167,7 @@ pub fn run(args: &DemoArgs) -> Result<(), String> {
         .map(|_| &mut recording as &mut dyn std::io::Write);
     let report = match args.net {
         Net::Sim => run_over_sim(&options, record, |tick| bar.set_position(tick))?,
-        Net::Quic => run_over_quic(&options, record, args.web.as_deref(), |tick, catching| {
+        Net::Quic => run_over_quic(&options, record, web, |tick, catching| {
             bar.set_position(tick);
             bar.set_message(catching.unwrap_or_else(|| "playing".into()));
         })?,

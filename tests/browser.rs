@@ -1000,7 +1000,7 @@ fn browser_game(
         Page::Plays => (3, "?room=main&play"),
         Page::WatchesMidGame => (2, "?room=main"),
     };
-    let (server, url, _) = web_server(&dir, slots, ticks, &[]);
+    let (server, url, metrics) = web_server(&dir, slots, ticks, &["--metrics", "127.0.0.1:0"]);
     if let Err(why) = client_built(&url) {
         skip(&why);
         return None;
@@ -1010,8 +1010,9 @@ fn browser_game(
         .map(|i| play(&dir, &format!("bot{i}"), &server, None, ticks, &game, &[]))
         .collect();
     if page == Page::WatchesMidGame {
-        // Past the room's start window (5 s): a joiner now needs a snapshot.
-        std::thread::sleep(Duration::from_secs(7));
+        // Past the room's start window (5 s at 120 Hz is tick 600): a joiner now needs
+        // a snapshot.
+        wait_for_ticks(&metrics.expect("metrics"), 700);
     }
     let status = runtime().block_on(async {
         let mut browser = Browser::open(&program, &dir, &format!("{url}{query}")).await;
@@ -1069,7 +1070,7 @@ fn a_page_in_chromium_plays_a_game_to_the_end_on_the_bots_checksum() {
 fn a_page_without_play_watches_from_a_buddy_snapshot_to_the_bots_checksum() {
     let status = browser_game(
         "chromium-watch",
-        1500,
+        2400,
         Page::WatchesMidGame,
         async |_: &mut Browser| {},
     );

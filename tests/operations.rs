@@ -12,18 +12,6 @@ use std::time::{Duration, Instant};
 use tickstep_session::ClientMessage;
 
 /// The metrics URL a `serve --metrics` printed as its third line.
-fn metrics_url(server: &Server) -> String {
-    let line = server.next_line();
-    let url = line.strip_prefix("metrics at ").unwrap_or_else(|| {
-        panic!("unexpected third line {line:?}");
-    });
-    assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
-        "{url}"
-    );
-    url.to_string()
-}
-
 fn scrape(url: &str) -> String {
     let (status, page) = http_get(url);
     assert_eq!(status, 200, "{page}");

@@ -193,6 +193,10 @@ fn a_crowd_of_watchers_enters_within_the_snapshot_budget() {
         entered[4] >= entered[0] + Duration::from_millis(900),
         "the fifth waited for the budget: {entered:?}"
     );
+    assert!(
+        entered[5] <= entered[0] + Duration::from_secs(3),
+        "then one a second: {entered:?}"
+    );
     for i in crowd {
         assert_ended_on_the_verified_game(&net, &game, i);
     }

@@ -90,13 +90,13 @@ struct Player {
     end: Option<ClientRecord>,
 }
 
-/// Runs the demo over loopback QUIC in real time, with the browser page at `web` when
-/// given. `progress` gets the room's tick and, while a client catches up, a line
+/// Runs the demo over loopback QUIC in real time, serving the browser page on `web`
+/// when given. `progress` gets the room's tick and, while a client catches up, a line
 /// saying how far it is.
 pub fn run_over_quic(
     options: &DemoOptions,
     record: Option<&mut dyn Write>,
-    web: Option<&str>,
+    web: Option<std::net::TcpListener>,
     mut progress: impl FnMut(Tick, Option<String>),
 ) -> Result<DemoReport, String> {
     options.validate()?;
@@ -119,7 +119,7 @@ pub fn run_over_quic(
 async fn play(
     options: &DemoOptions,
     recording: bool,
-    web: Option<&str>,
+    web: Option<std::net::TcpListener>,
     progress: &mut impl FnMut(Tick, Option<String>),
 ) -> Result<(Option<Vec<u8>>, DemoReport), String> {
     let (initial, room_config) = demo_room(options)?;
@@ -146,18 +146,13 @@ async fn play(
     let limits = DoorLimits::of(server.config(), &transport);
     let (door, mut inboxes) = front_door(endpoint, 1, BTreeMap::new(), limits);
     let inbox = inboxes.pop().ok_or("no server shard")?;
-    if let Some(at) = web {
-        let listener = crate::serve::tcp_listener(at, "the web page")?;
+    if let Some(listener) = web {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("cannot serve the web page: {e}"))?;
         let version = super::plan::APP_VERSION;
         let pages =
             crate::serve::web::pages(&options.game, options.tick_rate, version, PAGE_TIMEOUT);
-        let page = door.web(listener, pages, None);
-        let at = page.local_addr().map_err(|e| e.to_string())?;
-        eprintln!("web page at http://{at}/?room={DEMO_ROOM}");
-        if !crate::serve::web::client_built() {
-            eprintln!("built without the browser client: run web/build, then build again");
-        }
-        tokio::task::spawn_local(page.run());
+        tokio::task::spawn_local(door.web(listener, pages, None).run());
     }
     let server_task = tokio::task::spawn_local(async move {
         tokio::task::spawn_local(door.run());

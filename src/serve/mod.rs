@@ -76,8 +76,9 @@ pub struct ServeArgs {
     /// once.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(0..=tickstep_session::MAX_WATCHERS as i64))]
     max_watchers: u16,
-    /// Watchers one network address may have in a room at once.
-    #[arg(long, default_value_t = 2)]
+    /// Watchers one network address may have in a room at once (behind a reverse
+    /// proxy every browser shares the proxy's address: raise it there).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..))]
     max_watchers_per_address: u8,
     /// Serve Prometheus metrics at http://ADDR/metrics and a health check at
     /// /healthz (port 0: the OS picks one; the address is printed).
@@ -371,12 +372,20 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 }
 
 /// A TCP listener for `what` on `at` (inside a runtime).
-pub(crate) fn tcp_listener(at: &str, what: &str) -> Result<tokio::net::TcpListener, String> {
+fn tcp_listener(at: &str, what: &str) -> Result<tokio::net::TcpListener, String> {
+    let listener = std_tcp_listener(at, what)?;
+    let cannot = |e: std::io::Error| format!("cannot listen for {what} on {at}: {e}");
+    tokio::net::TcpListener::from_std(listener).map_err(cannot)
+}
+
+/// A non-blocking TCP listener on `at` (for `what`, named in the error), ready to hand
+/// to a runtime.
+pub(crate) fn std_tcp_listener(at: &str, what: &str) -> Result<std::net::TcpListener, String> {
     let at = resolve(at)?;
     let cannot = |e: std::io::Error| format!("cannot listen for {what} on {at}: {e}");
     let listener = std::net::TcpListener::bind(at).map_err(cannot)?;
     listener.set_nonblocking(true).map_err(cannot)?;
-    tokio::net::TcpListener::from_std(listener).map_err(cannot)
+    Ok(listener)
 }
 
 /// A runtime for one event loop.

@@ -527,6 +527,33 @@ pub fn http_get(url: &str) -> (u16, String) {
     (status.expect("a status code"), body.to_string())
 }
 
+/// The metrics URL a server started with `--metrics` printed (its third line).
+pub fn metrics_url(server: &Server) -> String {
+    let line = server.next_line();
+    let url = line.strip_prefix("metrics at ").unwrap_or_else(|| {
+        panic!("unexpected third line {line:?}");
+    });
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/metrics"),
+        "{url}"
+    );
+    url.to_string()
+}
+
+/// Waits (up to 60 s) until the server whose metrics are at `url` verified `ticks`
+/// room-ticks in all: with one room, until its game reached that tick.
+pub fn wait_for_ticks(url: &str, ticks: u64) {
+    wait_until(
+        Duration::from_secs(60),
+        &format!("{ticks} ticks verified"),
+        || {
+            let (_, page) = http_get(url);
+            (metric(&page, "tickstep_ticks_total") >= ticks).then_some(())
+        },
+        String::new,
+    );
+}
+
 /// The value of metric `name` on a metrics page.
 pub fn metric(page: &str, name: &str) -> u64 {
     page.lines()

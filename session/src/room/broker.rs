@@ -204,7 +204,10 @@ impl Broker {
             && finalized - checked.tick <= max_age
             && held(checked.tick)
         {
-            return Plan::Give(checked.clone());
+            // Found: the next search starts afresh (its clock and the buddies tried).
+            let checked = checked.clone();
+            self.end_search();
+            return Plan::Give(checked);
         }
         self.checked = None;
         if self.upload.is_some() {

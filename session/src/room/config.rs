@@ -72,8 +72,9 @@ pub struct RoomConfig {
     /// Each costs the room what a player's verified input and entry snapshot cost,
     /// never a tick's wait.
     pub max_watchers: u16,
-    /// The most watchers one network address may have in the room at once (default 2),
-    /// so one peer cannot take every place.
+    /// The most watchers one network address may have in the room at once (default 2;
+    /// 0 refuses every watcher whose address the transport gave), so one peer cannot
+    /// take every place. Behind a reverse proxy every browser shares its address.
     pub max_watchers_per_address: u8,
     /// A buddy that has not delivered its snapshot after this is given up (default 15 s).
     pub snapshot_timeout: Duration,

@@ -408,6 +408,12 @@ impl Seats {
             .map(|w| w.active.conn)
     }
 
+    /// The address the watcher on `conn` connected from (`None` inside: unknown).
+    pub(super) fn watcher_address(&self, conn: ConnId) -> Option<IpAddr> {
+        let watcher = self.watchers.iter().find(|w| w.active.conn == conn)?;
+        watcher.address
+    }
+
     /// Watchers connected from `address`.
     pub(super) fn watchers_from(&self, address: IpAddr) -> usize {
         let from = |w: &&Watcher| w.address == Some(address);

@@ -574,4 +574,13 @@ fn one_address_holds_at_most_its_share_of_watchers() {
     h.watch_from(Duration::ZERO, 11, 11, elsewhere).unwrap();
     h.room.disconnect(MS, ConnId(9), "lost", &mut h.out);
     h.watch_from(2 * MS, 12, 12, home).unwrap();
+    // Client 11 comes back from the full address: refused, and its place elsewhere
+    // kept; client 10 comes back from home, where it counted: it takes its own place.
+    assert_eq!(
+        h.watch_from(3 * MS, 13, 11, home),
+        Err(Refusal::TooManyWatchers)
+    );
+    assert_eq!(h.room.watcher_count(), 3, "client 11 still watches");
+    h.watch_from(3 * MS, 14, 10, home).unwrap();
+    assert_eq!(h.room.watcher_count(), 3);
 }

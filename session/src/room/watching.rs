@@ -43,13 +43,20 @@ impl Default for SnapshotBudget {
 }
 
 impl SnapshotBudget {
-    /// Spends one snapshot at `now`, if the budget allows.
+    /// Spends one snapshot at `now`, if the budget allows. A full bucket does not
+    /// fill further; a partial one keeps the time towards its next snapshot.
     pub(super) fn spend(&mut self, now: Duration) -> bool {
+        if self.left == SNAPSHOT_BURST {
+            self.at = now;
+        }
         let refills = now.saturating_sub(self.at).as_nanos() / SNAPSHOT_EVERY.as_nanos();
         if refills > 0 {
             let refills = refills.min(u128::from(SNAPSHOT_BURST)) as u32;
             self.left = (self.left + refills).min(SNAPSHOT_BURST);
-            self.at = now;
+            self.at = match self.left {
+                SNAPSHOT_BURST => now,
+                _ => self.at + SNAPSHOT_EVERY * refills,
+            };
         }
         if self.left == 0 {
             return false;
@@ -84,17 +91,25 @@ impl<I: Input> Room<I> {
         if matches!(self.phase, Phase::Ended | Phase::Closed) {
             return Err(Refusal::RoomClosed);
         }
+        // The limits, not counting the place the new connection takes over.
+        let (mut all, mut here) = (
+            self.seats.watcher_count(),
+            address.map_or(0, |a| self.seats.watchers_from(a)),
+        );
+        if let Some(old) = old {
+            all -= 1;
+            here -= usize::from(address.is_some() && self.seats.watcher_address(old) == address);
+        }
+        let per_address = usize::from(self.config.max_watchers_per_address);
+        if all >= usize::from(self.config.max_watchers) || address.is_some() && here >= per_address
+        {
+            return Err(Refusal::TooManyWatchers);
+        }
         if let Some(old) = old {
             self.seats.unwatch(old);
             out.close(old);
             let reason = Some("replaced by a new connection".into());
             self.events.push_back(RoomEvent::WatcherLeft { reason });
-        }
-        let limit = usize::from(self.config.max_watchers_per_address);
-        if self.seats.watcher_count() >= usize::from(self.config.max_watchers)
-            || address.is_some_and(|a| self.seats.watchers_from(a) >= limit)
-        {
-            return Err(Refusal::TooManyWatchers);
         }
         let stage = self.entering(now, hello);
         self.seats
@@ -154,14 +169,20 @@ mod tests {
     #[test]
     fn the_snapshot_budget_allows_a_burst_then_one_a_second() {
         let mut budget = SnapshotBudget::default();
-        let sec = Duration::from_secs(1);
-        let spent = (0..10).filter(|_| budget.spend(sec)).count();
+        let ms = Duration::from_millis(1);
+        let spent = (0..10).filter(|_| budget.spend(900 * ms)).count();
         assert_eq!(spent, SNAPSHOT_BURST as usize);
-        assert!(!budget.spend(sec + sec / 2));
-        assert!(budget.spend(2 * sec + sec / 2));
-        assert!(!budget.spend(2 * sec + sec / 2));
+        assert!(
+            !budget.spend(1000 * ms),
+            "idle time while full earns nothing"
+        );
+        assert!(!budget.spend(1800 * ms));
+        assert!(budget.spend(2600 * ms), "one a second after the burst");
+        assert!(!budget.spend(2700 * ms));
+        // The time past the last whole second counts towards the next one.
+        assert!(budget.spend(2900 * ms));
         // A long quiet spell refills the burst, no more.
-        let spent = (0..10).filter(|_| budget.spend(60 * sec)).count();
+        let spent = (0..10).filter(|_| budget.spend(60_000 * ms)).count();
         assert_eq!(spent, SNAPSHOT_BURST as usize);
     }
 }

@@ -10,7 +10,10 @@
 //! - with nothing lost, no input is filled and the game equals the offline run; with
 //!   loss (even half the verified input lost), a connected player's own input is
 //!   filled on at most 0.1 % of ticks, unless the loss is aimed at the updates that
-//!   carry it.
+//!   carry it;
+//! - a watcher, on its own random link, joining at a random tick (in the lobby, in the
+//!   start window or later, on a buddy's snapshot), ends the game on the verified
+//!   input too, and no tick waits for it.
 
 mod common;
 
@@ -104,11 +107,12 @@ fn outages(players: usize) -> impl Strategy<Value = Vec<Outage>> {
     })
 }
 
-/// What happens to a player's link, at a room tick.
+/// What happens to a player's link (or who joins), at a room tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
     Cut,
     Online,
+    Watch,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -128,53 +132,94 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     })
 }
 
+/// A watcher: its link, and the room tick it joins at (0: with the players).
+#[derive(Clone, Debug)]
+struct Watcher {
+    link: LinkConfig,
+    at_tick: u64,
+}
+
+fn watcher() -> impl Strategy<Value = Watcher> {
+    (link(), prop_oneof![Just(0u64), 1u64..900])
+        .prop_map(|(link, at_tick)| Watcher { link, at_tick })
+}
+
+/// Plays `scenario` (with `watcher`, whose client is the last) to its end and two
+/// minutes past it.
+fn play(scenario: &Scenario, watcher: Option<&Watcher>) -> (tickstep_arena::ArenaConfig, Net) {
+    let game = small_game(scenario.players, scenario.seed);
+    let mut room = room_config(&game);
+    room.end_tick = Some(END);
+    room.send_every = scenario.send_every;
+    let mut net = network(&game, room);
+    if let Some((kind, percent)) = scenario.aimed {
+        net.set_kind_loss(kind, percent);
+    }
+    let watch = |net: &mut Net, watcher: &Watcher| {
+        let config = tickstep_session::ClientConfig {
+            watch: true,
+            ..client_config()
+        };
+        let initial = initial(&game);
+        let client =
+            tickstep_session::Client::new(config, info(99), initial, tickstep_arena::simulation());
+        let i = net.add_client(client, watcher.link);
+        net.connect(i);
+    };
+    for (n, link) in scenario.links.iter().enumerate() {
+        join(&mut net, &game, n as u64, *link);
+    }
+    // At tick 0 the watcher comes with the players (after them: players keep the
+    // first client indices).
+    if let Some(watcher) = watcher.filter(|w| w.at_tick == 0) {
+        watch(&mut net, watcher);
+    }
+    // Outages name slots (with jitter, joining order is not slot order) and may
+    // overlap: every cut and return in room-tick order; the watcher joins among them.
+    let mut steps: Vec<(u64, Step, usize)> = scenario
+        .outages
+        .iter()
+        .flat_map(|o| {
+            let back = o.at_tick + o.offline_ms * 60 / 1000;
+            [
+                (o.at_tick, Step::Cut, o.player),
+                (back, Step::Online, o.player),
+            ]
+        })
+        .collect();
+    if let Some(watcher) = watcher.filter(|w| w.at_tick > 0) {
+        steps.push((watcher.at_tick, Step::Watch, 0));
+    }
+    steps.sort();
+    run_to_tick(&mut net, 1);
+    for (tick, step, player) in steps {
+        run_to_tick(&mut net, tick);
+        let i = client_of(&net, player);
+        match step {
+            Step::Cut => {
+                net.cut(i);
+                net.set_online(i, false);
+            }
+            Step::Online => {
+                net.set_online(i, true);
+                if net.client(i).state().is_disconnected() {
+                    let now = net.now();
+                    net.client_mut(i).connect(now);
+                }
+            }
+            Step::Watch => watch(&mut net, watcher.expect("a watcher")),
+        }
+    }
+    run_for(&mut net, Duration::from_secs(120));
+    (game, net)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, max_shrink_iters: 16, ..ProptestConfig::default() })]
 
     #[test]
     fn every_client_plays_what_was_sent_and_ends_on_the_verified_input(scenario in scenario()) {
-        let game = small_game(scenario.players, scenario.seed);
-        let mut room = room_config(&game);
-        room.end_tick = Some(END);
-        room.send_every = scenario.send_every;
-        let mut net = network(&game, room);
-        if let Some((kind, percent)) = scenario.aimed {
-            net.set_kind_loss(kind, percent);
-        }
-        for (n, link) in scenario.links.iter().enumerate() {
-            join(&mut net, &game, n as u64, *link);
-        }
-        // Outages name slots (with jitter, joining order is not slot order) and may
-        // overlap: every cut and return in room-tick order.
-        let mut steps: Vec<(u64, Step, usize)> = scenario
-            .outages
-            .iter()
-            .flat_map(|o| {
-                let back = o.at_tick + o.offline_ms * 60 / 1000;
-                [(o.at_tick, Step::Cut, o.player), (back, Step::Online, o.player)]
-            })
-            .collect();
-        steps.sort();
-        run_to_tick(&mut net, 1);
-        for (tick, step, player) in steps {
-            run_to_tick(&mut net, tick);
-            let i = client_of(&net, player);
-            match step {
-                Step::Cut => {
-                    net.cut(i);
-                    net.set_online(i, false);
-                }
-                Step::Online => {
-                    net.set_online(i, true);
-                    if net.client(i).state().is_disconnected() {
-                        let now = net.now();
-                        net.client_mut(i).connect(now);
-                    }
-                }
-            }
-        }
-        run_for(&mut net, Duration::from_secs(120));
-
+        let (game, net) = play(&scenario, None);
         let desyncs = server_events(&net).into_iter().filter(|e| matches!(e, RoomEvent::Desync { .. })).count();
         prop_assert_eq!(desyncs, 0);
         prop_assert_eq!(net.undecodable, 0);
@@ -211,6 +256,34 @@ proptest! {
             let mut offline = ArenaRun::new(&game).expect("arena");
             offline.run_to(END, |_| {}).expect("steps");
             prop_assert_eq!(truth, checksum(offline.frame()));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, max_shrink_iters: 16, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_watcher_ends_on_the_verified_input_and_holds_no_tick_up(
+        scenario in scenario(),
+        watcher in watcher(),
+    ) {
+        let (game, net) = play(&scenario, Some(&watcher));
+        let truth = resimulate(&net, &game, &[END])[0].1;
+        let i = net.client_count() - 1;
+        let client = net.client(i);
+        prop_assert!(client.is_watching() && client.player().is_none());
+        prop_assert_eq!(client.state(), ClientState::Disconnected(DisconnectReason::GameEnded));
+        prop_assert_eq!(client.frame().tick(), END);
+        prop_assert_eq!(checksum(client.frame()), truth);
+        prop_assert!(net.reported[i].is_empty(), "a watcher reports no checksum");
+        for p in 0..i {
+            let player = net.client(p);
+            prop_assert_eq!(checksum(player.frame()), truth, "client {}", p);
+        }
+        // Ticks wait only for players: with nothing lost, none is filled.
+        if !scenario.lossy() && scenario.outages.is_empty() {
+            prop_assert_eq!(net.server.room_stats(ROOM).map(|s| s.filled_ticks), Some(0));
         }
     }
 }

@@ -3,9 +3,12 @@
 //!
 //! Cells are a power of two of arena units wide, so a cell coordinate is a shift of the
 //! fixed-point bits. Rebuilding is a counting sort in insertion order, so the order of
-//! entries within a cell (and thus every search) is a pure function of the frame.
+//! entries within a cell (and thus every search) is a pure function of the frame. The
+//! units' cells are worked out in parallel chunks of slots (listed in slot order, the
+//! order a serial walk gives), then sorted on one thread.
 
 use std::ops::ControlFlow;
+use tickstep_engine::parallel::CHUNK_SLOTS;
 use tickstep_engine::{Entity, Fp, Vec2, World, WorldError};
 
 use super::{Body, Unit};
@@ -32,7 +35,27 @@ pub struct SpatialGrid {
     /// `starts[c]..starts[c + 1]` indexes `entries` for cell `c`.
     starts: Vec<u32>,
     entries: Vec<GridEntry>,
-    unsorted: Vec<(u32, GridEntry)>,
+    /// The entries to sort with their cells, in insertion order: one list, or one per
+    /// chunk of slots.
+    unsorted: Vec<Vec<(u32, GridEntry)>>,
+}
+
+/// How positions map to cells: what a parallel chunk needs of the grid.
+#[derive(Clone, Copy, Debug)]
+struct Cells {
+    shift: u32,
+    columns: usize,
+    rows: usize,
+}
+
+impl Cells {
+    fn coord(&self, v: Fp, cells: usize) -> usize {
+        (v.to_bits() >> self.shift).clamp(0, cells as i64 - 1) as usize
+    }
+
+    fn of(&self, pos: Vec2) -> usize {
+        self.coord(pos.y, self.rows) * self.columns + self.coord(pos.x, self.columns)
+    }
 }
 
 impl SpatialGrid {
@@ -44,44 +67,88 @@ impl SpatialGrid {
         }
     }
 
+    fn cells(&self) -> Cells {
+        Cells {
+            shift: self.shift,
+            columns: self.columns,
+            rows: self.rows,
+        }
+    }
+
     fn cell_coord(&self, v: Fp, cells: usize) -> usize {
-        (v.to_bits() >> self.shift).clamp(0, cells as i64 - 1) as usize
+        self.cells().coord(v, cells)
     }
 
-    fn cell_of(&self, pos: Vec2) -> usize {
-        self.cell_coord(pos.y, self.rows) * self.columns + self.cell_coord(pos.x, self.columns)
-    }
-
-    /// Rebuckets `items` (at most `bound` of them) over an arena of `size`, reusing the
-    /// buffers.
-    pub fn rebuild(&mut self, size: Vec2, bound: usize, items: impl Iterator<Item = GridEntry>) {
+    /// Sizes the grid for an arena of `size`.
+    fn resize(&mut self, size: Vec2) {
         let cells_along = |extent: Fp| {
             ((extent.to_bits() >> self.shift) + 1).clamp(1, MAX_CELLS_PER_SIDE) as usize
         };
         self.columns = cells_along(size.x);
         self.rows = cells_along(size.y);
+    }
+
+    /// Rebuckets `items` (at most `bound` of them) over an arena of `size`, reusing the
+    /// buffers.
+    pub fn rebuild(&mut self, size: Vec2, bound: usize, items: impl Iterator<Item = GridEntry>) {
+        self.resize(size);
+        let cells = self.cells();
+        self.unsorted.resize_with(1, Vec::new);
+        let list = &mut self.unsorted[0];
+        super::clear_scratch(list, bound);
+        list.extend(items.map(|entry| (cells.of(entry.pos) as u32, entry)));
+        self.sort(bound);
+    }
+
+    /// Rebuckets every unit of `world` (an arena of `size`) by its position, working
+    /// out their cells in parallel chunks.
+    pub fn rebuild_with_units(&mut self, world: &mut World, size: Vec2) -> Result<(), WorldError> {
+        self.resize(size);
+        let cells = self.cells();
+        // One list per chunk, each with room for every slot of it: never regrown.
+        let chunks = world.slots().div_ceil(CHUNK_SLOTS);
+        self.unsorted.resize_with(chunks, Vec::new);
+        for list in &mut self.unsorted {
+            super::clear_scratch(list, CHUNK_SLOTS);
+        }
+        world.par_for_each_mut::<(&Unit, &Body), _>(
+            &mut self.unsorted,
+            |list, entity, (_, body)| {
+                let entry = GridEntry {
+                    entity,
+                    pos: body.pos,
+                };
+                list.push((cells.of(body.pos) as u32, entry));
+            },
+        )?;
+        self.sort(world.slots());
+        Ok(())
+    }
+
+    /// The counting sort of the lists in `unsorted` (at most `bound` entries), in
+    /// their order, into `entries` and `starts`.
+    fn sort(&mut self, bound: usize) {
         let cells = self.columns * self.rows;
-        super::clear_scratch(&mut self.unsorted, bound);
         super::clear_scratch(&mut self.entries, bound);
         self.starts.clear();
         self.starts.resize(cells + 1, 0);
-        for entry in items {
-            let cell = self.cell_of(entry.pos);
-            self.starts[cell + 1] += 1;
-            self.unsorted.push((cell as u32, entry));
+        let unsorted = self.unsorted.iter().flatten();
+        for &(cell, _) in unsorted.clone() {
+            self.starts[cell as usize + 1] += 1;
         }
         for c in 0..cells {
             self.starts[c + 1] += self.starts[c];
         }
+        let count = self.starts[cells] as usize;
         self.entries.resize(
-            self.unsorted.len(),
+            count,
             GridEntry {
                 entity: Entity::NONE,
                 pos: Vec2::ZERO,
             },
         );
         // Place each entry at its cell's cursor; starts[c] walks up to the old starts[c+1].
-        for &(cell, entry) in &self.unsorted {
+        for &(cell, entry) in unsorted {
             let slot = &mut self.starts[cell as usize];
             self.entries[*slot as usize] = entry;
             *slot += 1;
@@ -91,17 +158,6 @@ impl SpatialGrid {
             self.starts[c] = self.starts[c - 1];
         }
         self.starts[0] = 0;
-    }
-
-    /// Rebuckets every unit of `world` (an arena of `size`) by its position.
-    pub fn rebuild_with_units(&mut self, world: &World, size: Vec2) -> Result<(), WorldError> {
-        let units = world.query::<(&Unit, &Body)>()?;
-        let entries = units.map(|(entity, (_, body))| GridEntry {
-            entity,
-            pos: body.pos,
-        });
-        self.rebuild(size, world.slots(), entries);
-        Ok(())
     }
 
     /// Calls `visit` for the entries in the 3×3 cells around `pos`, row by row, until it

@@ -1,5 +1,6 @@
 //! `SpatialGrid`: buckets positions into square cells so neighbour searches look at a
-//! 3×3 block of cells instead of every entity.
+//! 2×2 block of cells instead of every entity: the block that holds every point closer
+//! than half a cell to where the search is.
 //!
 //! Cells are a power of two of arena units wide, so a cell coordinate is a shift of the
 //! fixed-point bits. Rebuilding is a counting sort in insertion order, so the order of
@@ -75,8 +76,15 @@ impl SpatialGrid {
         }
     }
 
-    fn cell_coord(&self, v: Fp, cells: usize) -> usize {
-        self.cells().coord(v, cells)
+    /// The two cells along one axis (or one, at an edge) that hold every point closer
+    /// than half a cell to `v`: its own and the neighbour on the side of the cell's
+    /// half it is in.
+    fn near_coords(&self, v: Fp, cells: usize) -> (usize, usize) {
+        let own = self.cells().coord(v, cells);
+        match (v.to_bits() >> (self.shift - 1)) & 1 {
+            0 => (own.saturating_sub(1), own),
+            _ => (own, (own + 1).min(cells - 1)),
+        }
     }
 
     /// Sizes the grid for an arena of `size`.
@@ -160,18 +168,17 @@ impl SpatialGrid {
         self.starts[0] = 0;
     }
 
-    /// Calls `visit` for the entries in the 3×3 cells around `pos`, row by row, until it
-    /// breaks.
+    /// Calls `visit` for the entries in the 2×2 cells that hold every point closer than
+    /// half a cell to `pos` (and maybe others), row by row, until it breaks.
     pub fn for_each_near(&self, pos: Vec2, mut visit: impl FnMut(&GridEntry) -> ControlFlow<()>) {
         if self.entries.is_empty() {
             return;
         }
-        let cx = self.cell_coord(pos.x, self.columns);
-        let cy = self.cell_coord(pos.y, self.rows);
-        for y in cy.saturating_sub(1)..=(cy + 1).min(self.rows - 1) {
+        let (first_x, last_x) = self.near_coords(pos.x, self.columns);
+        let (first_y, last_y) = self.near_coords(pos.y, self.rows);
+        for y in first_y..=last_y {
             let row = y * self.columns;
-            let first = row + cx.saturating_sub(1);
-            let last = row + (cx + 1).min(self.columns - 1);
+            let (first, last) = (row + first_x, row + last_x);
             let span = self.starts[first] as usize..self.starts[last + 1] as usize;
             for entry in &self.entries[span] {
                 if visit(entry).is_break() {
@@ -195,8 +202,19 @@ mod tests {
         }
     }
 
+    /// The tags of the entries a near search from `pos` visits.
+    fn near(grid: &SpatialGrid, pos: Vec2) -> Vec<i64> {
+        let mut found = Vec::new();
+        grid.for_each_near(pos, |e| {
+            found.push(e.pos.x.to_bits() & 0xffff);
+            ControlFlow::Continue(())
+        });
+        found.sort();
+        found
+    }
+
     #[test]
-    fn near_search_finds_exactly_the_neighbouring_cells() {
+    fn near_search_looks_in_the_2x2_cells_on_the_side_of_its_half_cell() {
         let mut grid = SpatialGrid::new(3); // 8-unit cells
         let items = [
             entry(1, 1, 1),
@@ -206,13 +224,43 @@ mod tests {
             entry(5, 12, 12),
         ];
         grid.rebuild(Vec2::from_ints(32, 32), 8, items.into_iter());
-        let mut found = Vec::new();
-        grid.for_each_near(Vec2::from_ints(2, 2), |e| {
-            found.push(e.pos.x.to_bits() & 0xffff);
-            ControlFlow::Continue(())
-        });
-        found.sort();
-        assert_eq!(found, vec![1, 2, 5]);
+        assert_eq!(
+            near(&grid, Vec2::from_ints(2, 2)),
+            vec![1],
+            "the low half: no cell below"
+        );
+        assert_eq!(near(&grid, Vec2::from_ints(6, 6)), vec![1, 2, 5]);
+        assert_eq!(near(&grid, Vec2::from_ints(10, 2)), vec![1, 2]);
+        assert_eq!(near(&grid, Vec2::from_ints(14, 2)), vec![2, 3]);
+        assert_eq!(near(&grid, Vec2::from_ints(14, 6)), vec![2, 3, 5]);
+    }
+
+    /// Against every entry: a near search visits each one closer than half a cell.
+    #[test]
+    fn near_search_misses_nothing_within_half_a_cell() {
+        let mut grid = SpatialGrid::new(3);
+        let mut rng = tickstep_engine::Rng::new(5);
+        let side = Fp::from_int(40);
+        let mut point = || Vec2::new(rng.range(Fp::ZERO, side), rng.range(Fp::ZERO, side));
+        let items: Vec<GridEntry> = (0..400)
+            .map(|tag| {
+                let mut item = entry(tag, 0, 0);
+                item.pos = point() + Vec2::new(Fp::from_bits(tag as i64 & 0xffff), Fp::ZERO);
+                item
+            })
+            .collect();
+        grid.rebuild(Vec2::new(side, side), items.len(), items.iter().copied());
+        let half = Fp::from_int(4);
+        for _ in 0..400 {
+            let at = point();
+            let found = near(&grid, at);
+            for item in &items {
+                if (item.pos - at).length_squared() < half * half {
+                    let tag = item.pos.x.to_bits() & 0xffff;
+                    assert!(found.contains(&tag), "{at:?} missed {:?}", item.pos);
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,12 +4,9 @@
 //!
 //! Cells are a power of two of arena units wide, so a cell coordinate is a shift of the
 //! fixed-point bits. Rebuilding is a counting sort in insertion order, so the order of
-//! entries within a cell (and thus every search) is a pure function of the frame. The
-//! units' cells are worked out in parallel chunks of slots (listed in slot order, the
-//! order a serial walk gives), then sorted on one thread.
+//! entries within a cell (and thus every search) is a pure function of the frame.
 
 use std::ops::ControlFlow;
-use tickstep_engine::parallel::CHUNK_SLOTS;
 use tickstep_engine::{Entity, Fp, Vec2, World, WorldError};
 
 use super::{Body, Unit};
@@ -36,9 +33,8 @@ pub struct SpatialGrid {
     /// `starts[c]..starts[c + 1]` indexes `entries` for cell `c`.
     starts: Vec<u32>,
     entries: Vec<GridEntry>,
-    /// The entries to sort with their cells, in insertion order: one list, or one per
-    /// chunk of slots.
-    unsorted: Vec<Vec<(u32, GridEntry)>>,
+    /// The entries to sort with their cells, in insertion order.
+    unsorted: Vec<(u32, GridEntry)>,
 }
 
 /// How positions map to cells: what a parallel chunk needs of the grid.
@@ -101,71 +97,52 @@ impl SpatialGrid {
     pub fn rebuild(&mut self, size: Vec2, bound: usize, items: impl Iterator<Item = GridEntry>) {
         self.resize(size);
         let cells = self.cells();
-        self.unsorted.resize_with(1, Vec::new);
-        let list = &mut self.unsorted[0];
-        super::clear_scratch(list, bound);
-        list.extend(items.map(|entry| (cells.of(entry.pos) as u32, entry)));
+        super::clear_scratch(&mut self.unsorted, bound);
+        self.unsorted
+            .extend(items.map(|entry| (cells.of(entry.pos) as u32, entry)));
         self.sort(bound);
     }
 
-    /// Rebuckets every unit of `world` (an arena of `size`) by its position, working
-    /// out their cells in parallel chunks.
-    pub fn rebuild_with_units(&mut self, world: &mut World, size: Vec2) -> Result<(), WorldError> {
-        self.resize(size);
-        let cells = self.cells();
-        // One list per chunk, each with room for every slot of it: never regrown.
-        let chunks = world.slots().div_ceil(CHUNK_SLOTS);
-        self.unsorted.resize_with(chunks, Vec::new);
-        for list in &mut self.unsorted {
-            super::clear_scratch(list, CHUNK_SLOTS);
-        }
-        world.par_for_each_mut::<(&Unit, &Body), _>(
-            &mut self.unsorted,
-            |list, entity, (_, body)| {
-                let entry = GridEntry {
-                    entity,
-                    pos: body.pos,
-                };
-                list.push((cells.of(body.pos) as u32, entry));
-            },
-        )?;
-        self.sort(world.slots());
+    /// Rebuckets every unit of `world` (an arena of `size`) by its position.
+    pub fn rebuild_with_units(&mut self, world: &World, size: Vec2) -> Result<(), WorldError> {
+        let units = world.query::<(&Unit, &Body)>()?;
+        let entries = units.map(|(entity, (_, body))| GridEntry {
+            entity,
+            pos: body.pos,
+        });
+        self.rebuild(size, world.slots(), entries);
         Ok(())
     }
 
-    /// The counting sort of the lists in `unsorted` (at most `bound` entries), in
-    /// their order, into `entries` and `starts`.
+    /// The counting sort of `unsorted` (at most `bound` entries), stable, into
+    /// `entries` and `starts`.
     fn sort(&mut self, bound: usize) {
         let cells = self.columns * self.rows;
         super::clear_scratch(&mut self.entries, bound);
         self.starts.clear();
         self.starts.resize(cells + 1, 0);
-        let unsorted = self.unsorted.iter().flatten();
-        for &(cell, _) in unsorted.clone() {
-            self.starts[cell as usize + 1] += 1;
+        for &(cell, _) in &self.unsorted {
+            self.starts[cell as usize] += 1;
         }
-        for c in 0..cells {
-            self.starts[c + 1] += self.starts[c];
+        // Running totals: starts[c] is where cell c ends.
+        let mut total = 0;
+        for start in &mut self.starts[..cells] {
+            total += *start;
+            *start = total;
         }
-        let count = self.starts[cells] as usize;
-        self.entries.resize(
-            count,
-            GridEntry {
-                entity: Entity::NONE,
-                pos: Vec2::ZERO,
-            },
-        );
-        // Place each entry at its cell's cursor; starts[c] walks up to the old starts[c+1].
-        for &(cell, entry) in unsorted {
-            let slot = &mut self.starts[cell as usize];
-            self.entries[*slot as usize] = entry;
-            *slot += 1;
+        self.starts[cells] = total;
+        let none = GridEntry {
+            entity: Entity::NONE,
+            pos: Vec2::ZERO,
+        };
+        self.entries.resize(total as usize, none);
+        // Back to front, each entry goes just before its cell's end, which moves down to
+        // it: a cell keeps its insertion order, and starts[c] ends at its first entry.
+        for &(cell, entry) in self.unsorted.iter().rev() {
+            let end = &mut self.starts[cell as usize];
+            *end -= 1;
+            self.entries[*end as usize] = entry;
         }
-        // Shift the cursors back so starts[c] is the first entry of cell c again.
-        for c in (1..=cells).rev() {
-            self.starts[c] = self.starts[c - 1];
-        }
-        self.starts[0] = 0;
     }
 
     /// Calls `visit` for the entries in the 2×2 cells that hold every point closer than

@@ -128,6 +128,19 @@ pub(crate) struct Active {
 }
 
 impl Active {
+    /// A connection just taken in at `stage`: heard and sent to now, nothing echoed
+    /// yet (a hello's clock reading spans the transport's setup, not a round trip).
+    fn new(now: Duration, conn: ConnId, stage: Stage) -> Active {
+        Active {
+            conn,
+            last_heard: now,
+            last_sent: now,
+            echo: None,
+            slack: None,
+            stage,
+        }
+    }
+
     /// The [`Timing`] for a message leaving now, when the room's clock reads `room_us`;
     /// its slack report starts over.
     pub(super) fn timing(&mut self, now: Duration, room_us: Option<i64>, taken: u32) -> Timing {
@@ -427,14 +440,7 @@ impl Seats {
         (client_id, conn, address): (ClientId, ConnId, Option<IpAddr>),
         stage: Stage,
     ) {
-        let active = Active {
-            conn,
-            last_heard: now,
-            last_sent: now,
-            echo: None,
-            slack: None,
-            stage,
-        };
+        let active = Active::new(now, conn, stage);
         self.watchers.push(Watcher {
             client_id,
             address,
@@ -558,14 +564,7 @@ impl Seats {
         conn: ConnId,
         stage: Stage,
     ) {
-        let active = Active {
-            conn,
-            last_heard: now,
-            last_sent: now,
-            echo: None,
-            slack: None,
-            stage,
-        };
+        let active = Active::new(now, conn, stage);
         let slot = &mut self.seats[player.0 as usize];
         let (commands_taken, command_budget, confirmed) = slot
             .as_ref()

@@ -34,7 +34,7 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     game.run_to(600, |_| {}).unwrap();
     // Re-pinned when neighbour searches moved from the 3×3 grid cells around a unit to
     // the 2×2 that hold everything within half a cell: a unit in a crowd examines at
-    // most 24 neighbours, and now they are the nearer ones.
+    // most 24 neighbours, the first found, and now they come from the smaller block.
     assert_eq!(
         checksum(game.frame()).to_hex(),
         "84d8c4fee7b9e24e029bfd267f7877347e14623a89921da60f32dc38456dd73a"

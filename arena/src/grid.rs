@@ -25,7 +25,7 @@ pub struct GridEntry {
 }
 
 /// A uniform grid over `0..size`, rebuilt each tick into reused buffers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SpatialGrid {
     shift: u32,
     columns: usize,
@@ -37,7 +37,8 @@ pub struct SpatialGrid {
     unsorted: Vec<(u32, GridEntry)>,
 }
 
-/// How positions map to cells: what a parallel chunk needs of the grid.
+/// How positions map to cells: a copy of the grid's geometry, for working out cells
+/// while the grid's buffers are being filled.
 #[derive(Clone, Copy, Debug)]
 struct Cells {
     shift: u32,
@@ -60,7 +61,11 @@ impl SpatialGrid {
     pub fn new(cell_log2: u32) -> SpatialGrid {
         SpatialGrid {
             shift: cell_log2 + Fp::FRAC_BITS,
-            ..SpatialGrid::default()
+            columns: 0,
+            rows: 0,
+            starts: Vec::new(),
+            entries: Vec::new(),
+            unsorted: Vec::new(),
         }
     }
 
@@ -212,30 +217,45 @@ mod tests {
         assert_eq!(near(&grid, Vec2::from_ints(14, 6)), vec![2, 3, 5]);
     }
 
-    /// Against every entry: a near search visits each one closer than half a cell.
+    /// Against every entry: a near search visits each one within half a cell, from
+    /// anywhere in the arena or outside it, and at exactly half a cell.
     #[test]
     fn near_search_misses_nothing_within_half_a_cell() {
         let mut grid = SpatialGrid::new(3);
         let mut rng = tickstep_engine::Rng::new(5);
-        let side = Fp::from_int(40);
-        let mut point = || Vec2::new(rng.range(Fp::ZERO, side), rng.range(Fp::ZERO, side));
+        let side = 44; // not a whole number of cells: the last column is narrow
+        // Whole-unit x (its fraction is the tag, so tags are told apart) and any y.
         let items: Vec<GridEntry> = (0..400)
             .map(|tag| {
-                let mut item = entry(tag, 0, 0);
-                item.pos = point() + Vec2::new(Fp::from_bits(tag as i64 & 0xffff), Fp::ZERO);
+                let mut item = entry(tag, rng.below(side as u32) as i64, 0);
+                item.pos.y = rng.range(Fp::ZERO, Fp::from_int(side));
                 item
             })
             .collect();
-        grid.rebuild(Vec2::new(side, side), items.len(), items.iter().copied());
+        let size = Vec2::from_ints(side, side);
+        grid.rebuild(size, items.len(), items.iter().copied());
         let half = Fp::from_int(4);
-        for _ in 0..400 {
-            let at = point();
+        let search = |at: Vec2| {
             let found = near(&grid, at);
             for item in &items {
-                if (item.pos - at).length_squared() < half * half {
+                if (item.pos - at).length_squared() <= half * half {
                     let tag = item.pos.x.to_bits() & 0xffff;
                     assert!(found.contains(&tag), "{at:?} missed {:?}", item.pos);
                 }
+            }
+        };
+        let span = Fp::from_int(side + 8);
+        for _ in 0..400 {
+            let offset = Fp::from_int(-4);
+            search(Vec2::new(
+                rng.range(Fp::ZERO, span) + offset,
+                rng.range(Fp::ZERO, span) + offset,
+            ));
+        }
+        for item in items.iter().take(50) {
+            for step in [Vec2::new(half, Fp::ZERO), Vec2::new(Fp::ZERO, -half)] {
+                search(item.pos + step);
+                search(item.pos - step);
             }
         }
     }

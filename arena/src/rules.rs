@@ -19,7 +19,7 @@ pub const SEPARATION_RADIUS_SQ: Fp =
 /// `1 / SEPARATION_RADIUS²`: multiplying by it replaces a 128-bit division per neighbour.
 pub const INVERSE_SEPARATION_RADIUS_SQ: Fp =
     Fp::from_ratio(1 << Fp::FRAC_BITS, SEPARATION_RADIUS_SQ.to_bits());
-/// Half a grid cell: neighbour searches find what lies closer than this.
+/// Half a grid cell: neighbour searches find everything within this.
 const HALF_CELL: Fp = Fp::from_int(1 << (CELL_LOG2 - 1));
 const _: () = assert!(SEPARATION_RADIUS.to_bits() <= HALF_CELL.to_bits());
 const _: () = assert!(HIT_RADIUS.to_bits() <= HALF_CELL.to_bits());

@@ -32,8 +32,6 @@ use tickstep_session::{
 const STEP_SLICE: Duration = Duration::from_millis(4);
 /// How often a client saves its reconnect info (what a restart finds).
 const SAVE_EVERY: Duration = Duration::from_millis(500);
-/// A page watching the demo takes the server as lost after this silence.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the end, the demo keeps serving this long at most while watchers are in.
 const WATCHERS_GRACE: Duration = Duration::from_secs(10);
 
@@ -56,11 +54,15 @@ impl ServerHost<ArenaInput> for RoomHost {
     fn after_round(&mut self, server: &mut Server<ArenaInput>, now: Duration) {
         let mut room = self.0.borrow_mut();
         while let Some(event) = server.poll_event() {
+            match event.event {
+                RoomEvent::WatcherJoined { .. } => room.watchers += 1,
+                RoomEvent::WatcherLeft { .. } => room.watchers = room.watchers.saturating_sub(1),
+                _ => {}
+            }
             room.events.push((now, event.event));
         }
         room.tick = server.room_tick(DEMO_ROOM).unwrap_or(0);
         room.filled_ticks = server.room_stats(DEMO_ROOM).map_or(0, |s| s.filled_ticks);
-        room.watchers = server.stats().watchers_connected;
         let written = room.recorder.as_mut().map(|r| r.catch_up(server));
         if let Some(Err(error)) = written {
             room.error = Some(error);
@@ -150,8 +152,9 @@ async fn play(
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| format!("cannot serve the web page: {e}"))?;
         let version = super::plan::APP_VERSION;
-        let pages =
-            crate::serve::web::pages(&options.game, options.tick_rate, version, PAGE_TIMEOUT);
+        // A page takes the server as lost after the silence the server allows it.
+        let timeout = server.config().peer_timeout;
+        let pages = crate::serve::web::pages(&options.game, options.tick_rate, version, timeout);
         tokio::task::spawn_local(door.web(listener, pages, None).run());
     }
     let server_task = tokio::task::spawn_local(async move {

@@ -168,6 +168,8 @@ pub(crate) fn demo_room(
     let mut room = RoomConfig::new(game.players, APP_VERSION, &initial);
     room.tick_rate = options.tick_rate;
     room.end_tick = Some(options.ticks);
+    // Every page watching a local demo comes from one address.
+    room.max_watchers_per_address = u8::MAX;
     Ok((initial, room))
 }
 

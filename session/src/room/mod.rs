@@ -301,28 +301,31 @@ impl<I: Input> Room<I> {
     fn welcome(&mut self, now: Duration, member: Member, entry: Entry, out: &mut Outbox) {
         let (room, live) = (self.info(), self.clock.finalized());
         let room_us = self.room_us(now);
-        let make: Box<dyn FnOnce(_) -> _> = match member {
-            Member::Player(player) => {
-                let Some(resume) = self.seats.get(player).map(|seat| seat.resume) else {
-                    return;
-                };
-                Box::new(move |timing| ServerMessage::Welcome {
+        // A player's seat gives its resume token; a watcher has none.
+        let seat = match member {
+            Member::Player(player) => match self.seats.get(player) {
+                Some(seat) => Some((player, seat.resume)),
+                None => return,
+            },
+            Member::Watcher(_) => None,
+        };
+        self.seats
+            .send_timed(out, now, member, room_us, |timing| match seat {
+                Some((player, resume)) => ServerMessage::Welcome {
                     player,
                     room,
                     entry,
                     live,
                     timing,
                     resume,
-                })
-            }
-            Member::Watcher(_) => Box::new(move |timing| ServerMessage::Watching {
-                room,
-                entry,
-                live,
-                timing,
-            }),
-        };
-        self.seats.send_timed(out, now, member, room_us, make);
+                },
+                None => ServerMessage::Watching {
+                    room,
+                    entry,
+                    live,
+                    timing,
+                },
+            });
     }
 
     /// µs since tick 0 was due (negative before), once the game is scheduled.
@@ -452,14 +455,11 @@ impl<I: Input> Room<I> {
                 commands,
                 checksums,
             } => {
-                if let Some(active) = self.seats.active_mut(player) {
-                    active.echo = Some((sent_at, now));
-                }
                 // Speaking after its welcome proves the client holds that welcome's token.
                 if let Some(seat) = self.seats.get_mut(player) {
                     seat.confirmed = Some(seat.resume);
                 }
-                self.progress(now, member, received, stepped);
+                self.heard_update(now, member, sent_at, (received, stepped));
                 self.take_input(now, player, first_input, &inputs);
                 self.take_commands(player, &commands);
                 self.take_reports(now, player, stepped, &checksums, out);
@@ -487,6 +487,15 @@ impl<I: Input> Room<I> {
                 self.left(now, player, None, out);
             }
         }
+    }
+
+    /// What any member's update says: its clock reading (echoed in its next
+    /// [`Timing`]), the verified input it holds and its frame's tick.
+    fn heard_update(&mut self, now: Duration, member: Member, sent_at: u64, held: (Tick, Tick)) {
+        if let Some(active) = self.seats.member_mut(member) {
+            active.echo = Some((sent_at, now));
+        }
+        self.progress(now, member, held.0, held.1);
     }
 
     /// A member's acknowledgement of verified input and its frame's tick. Only the
@@ -727,10 +736,7 @@ impl<I: Input> Room<I> {
         let batch = u64::from(self.config.send_every);
         let room_us = self.room_us(now);
         for index in 0..self.seats.member_slots() {
-            let Some(member) = self.seats.member_at(index) else {
-                continue;
-            };
-            let Some(active) = self.seats.member_mut(member) else {
+            let Some((taken, active)) = self.seats.member_at_mut(index) else {
                 continue;
             };
             let feed = match &mut active.stage {
@@ -741,7 +747,7 @@ impl<I: Input> Room<I> {
                 continue;
             };
             for ticks in self.clock.verified(from, to, VERIFIED_BATCH_BYTES) {
-                self.seats.send_timed(out, now, member, room_us, |timing| {
+                active.send_timed(out, now, (room_us, taken), |timing| {
                     ServerMessage::Verified {
                         live,
                         timing,

@@ -159,6 +159,20 @@ impl Active {
         }
     }
 
+    /// Sends this connection the message `make` builds around its [`Timing`] (the
+    /// room's clock reading and the commands taken from it).
+    pub(super) fn send_timed(
+        &mut self,
+        out: &mut Outbox,
+        now: Duration,
+        (room_us, taken): (Option<i64>, u32),
+        make: impl FnOnce(Timing) -> ServerMessage,
+    ) {
+        let timing = self.timing(now, room_us, taken);
+        self.last_sent = now;
+        out.send(self.conn, make(timing));
+    }
+
     /// Notes the slack of input just taken.
     pub(super) fn note_slack(&mut self, slack: Option<i32>) {
         if let Some(slack) = slack {
@@ -386,19 +400,24 @@ impl Seats {
         players.chain(watchers)
     }
 
-    /// How many members [`Seats::member_at`] may name: every slot, then every watcher.
+    /// How many members [`Seats::member_at_mut`] may name: every slot, then every
+    /// watcher.
     pub(super) fn member_slots(&self) -> usize {
         self.seats.len() + self.watchers.len()
     }
 
-    /// The member at `index` of [`Seats::member_slots`], if that slot has a connection.
-    pub(super) fn member_at(&self, index: usize) -> Option<Member> {
+    /// The connection at `index` of [`Seats::member_slots`], if that slot has one, and
+    /// the commands taken from it (for its [`Timing`]): no search, whatever the member.
+    pub(super) fn member_at_mut(&mut self, index: usize) -> Option<(u32, &mut Active)> {
         match index.checked_sub(self.seats.len()) {
             None => {
-                let player = PlayerId(index as u8);
-                self.active(player).map(|_| Member::Player(player))
+                let seat = self.seats.get_mut(index)?.as_mut()?;
+                match &mut seat.link {
+                    Link::Active(active) => Some((seat.commands_taken, &mut **active)),
+                    Link::Inactive { .. } => None,
+                }
             }
-            Some(watcher) => Some(Member::Watcher(self.watchers.get(watcher)?.active.conn)),
+            Some(watcher) => Some((0, &mut self.watchers.get_mut(watcher)?.active)),
         }
     }
 
@@ -670,9 +689,7 @@ impl Seats {
             Member::Watcher(_) => 0,
         };
         if let Some(active) = self.member_mut(member) {
-            let timing = active.timing(now, room_us, taken);
-            active.last_sent = now;
-            out.send(active.conn, make(timing));
+            active.send_timed(out, now, (room_us, taken), make);
         }
     }
 

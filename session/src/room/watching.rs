@@ -140,12 +140,7 @@ impl<I: Input> Room<I> {
                 received,
                 stepped,
                 ..
-            } => {
-                if let Some(active) = self.seats.member_mut(member) {
-                    active.echo = Some((sent_at, now));
-                }
-                self.progress(now, member, received, stepped);
-            }
+            } => self.heard_update(now, member, sent_at, (received, stepped)),
             ClientMessage::ResendChunks { transfer, chunks } => {
                 self.resend_chunks(now, member, transfer, &chunks, out)
             }

@@ -103,8 +103,13 @@ impl SpatialGrid {
         self.resize(size);
         let cells = self.cells();
         super::clear_scratch(&mut self.unsorted, bound);
-        self.unsorted
-            .extend(items.map(|entry| (cells.of(entry.pos) as u32, entry)));
+        self.starts.clear();
+        self.starts.resize(cells.columns * cells.rows + 1, 0);
+        for entry in items {
+            let cell = cells.of(entry.pos);
+            self.starts[cell] += 1;
+            self.unsorted.push((cell as u32, entry));
+        }
         self.sort(bound);
     }
 
@@ -119,16 +124,10 @@ impl SpatialGrid {
         Ok(())
     }
 
-    /// The counting sort of `unsorted` (at most `bound` entries), stable, into
-    /// `entries` and `starts`.
+    /// The counting sort of `unsorted` (at most `bound` entries, `starts[c]` of them in
+    /// cell `c`), stable, into `entries` and `starts`.
     fn sort(&mut self, bound: usize) {
         let cells = self.columns * self.rows;
-        super::clear_scratch(&mut self.entries, bound);
-        self.starts.clear();
-        self.starts.resize(cells + 1, 0);
-        for &(cell, _) in &self.unsorted {
-            self.starts[cell as usize] += 1;
-        }
         // Running totals: starts[c] is where cell c ends.
         let mut total = 0;
         for start in &mut self.starts[..cells] {
@@ -140,6 +139,10 @@ impl SpatialGrid {
             entity: Entity::NONE,
             pos: Vec2::ZERO,
         };
+        // Every place below `total` is written next, so only new places need a value:
+        // no clearing each rebuild. Room for `bound` keeps a warm rebuild from growing.
+        self.entries
+            .reserve(bound.saturating_sub(self.entries.len()));
         self.entries.resize(total as usize, none);
         // Back to front, each entry goes just before its cell's end, which moves down to
         // it: a cell keeps its insertion order, and starts[c] ends at its first entry.

@@ -3,10 +3,10 @@
 
 use std::ops::ControlFlow;
 use tickstep_engine::parallel::CHUNK_SLOTS;
-use tickstep_engine::{Entity, Fp, Frame, Rng, System, SystemResult, TickInputs, Vec2};
+use tickstep_engine::{Entity, Fp, Frame, Rng, System, SystemResult, Tick, TickInputs, Vec2};
 
 use super::combat::{Shot, fire};
-use super::grid::{GridEntry, SpatialGrid};
+use super::grid::SpatialGrid;
 use super::rules::*;
 use super::{ArenaGlobals, ArenaInput, Body, Ship, Unit, clear_scratch};
 
@@ -37,17 +37,12 @@ impl Default for UnitAi {
 
 /// The push away from neighbours closer than the separation radius: each contributes
 /// its offset weighted by how deep inside the radius it is.
-fn separation(grid: &SpatialGrid, me: &GridEntry) -> Vec2 {
+fn separation(grid: &SpatialGrid, pos: Vec2) -> Vec2 {
     let mut push = Vec2::ZERO;
     let mut examined = 0;
-    grid.for_each_near(me.pos, |other| {
+    grid.for_each_near(pos, |other| {
         examined += 1;
-        let offset = me.pos - other.pos;
-        let dist_sq = offset.length_squared();
-        if dist_sq < SEPARATION_RADIUS_SQ && other.entity != me.entity {
-            let depth = SEPARATION_RADIUS_SQ - dist_sq;
-            push += offset * (depth * INVERSE_SEPARATION_RADIUS_SQ);
-        }
+        push += neighbour_push(pos - other.pos);
         if examined == MAX_NEIGHBOURS {
             ControlFlow::Break(())
         } else {
@@ -55,6 +50,32 @@ fn separation(grid: &SpatialGrid, me: &GridEntry) -> Vec2 {
         }
     });
     push
+}
+
+/// One neighbour's push, from its offset (zero for the unit itself, which is among its
+/// neighbours). Written out in 64-bit multiplies for offsets short enough that every
+/// product fits, as a neighbour's always is unless a snapshot put it far outside the
+/// arena: the same bits as `Fp`'s 128-bit `*`, which the general case uses.
+fn neighbour_push(offset: Vec2) -> Vec2 {
+    const SHORT: u64 = 1 << 31;
+    let (dx, dy) = (offset.x.to_bits(), offset.y.to_bits());
+    if dx.unsigned_abs() >= SHORT || dy.unsigned_abs() >= SHORT {
+        let dist_sq = offset.length_squared();
+        if dist_sq >= SEPARATION_RADIUS_SQ {
+            return Vec2::ZERO;
+        }
+        return offset * ((SEPARATION_RADIUS_SQ - dist_sq) * INVERSE_SEPARATION_RADIUS_SQ);
+    }
+    // |dx|, |dy| < 2^31, the depth ≤ 2^20 and its weight ≤ 2^16: no product reaches 2^63.
+    let mul = |a: i64, b: i64| (a * b) >> Fp::FRAC_BITS;
+    let dist_sq = mul(dx, dx) + mul(dy, dy);
+    // Beyond the radius the depth is 0, and so is the push: no branch to mispredict.
+    let depth = (SEPARATION_RADIUS_SQ.to_bits() - dist_sq).max(0);
+    let weight = mul(depth, INVERSE_SEPARATION_RADIUS_SQ.to_bits());
+    Vec2::new(
+        Fp::from_bits(mul(dx, weight)),
+        Fp::from_bits(mul(dy, weight)),
+    )
 }
 
 /// The nearest live ship and the squared distance to it.
@@ -88,8 +109,13 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
             &mut self.chunk_shots,
             |shots, entity, (unit, body)| {
                 // This unit's own draws: the same whichever chunk or thread runs it.
-                let mut rng = rng.fork(tick, entity, UNIT_AI_STREAM);
-                steer(grid, ships, &mut rng, entity, unit, body, shots);
+                let mut draws = UnitDraws {
+                    frame_rng: rng,
+                    tick,
+                    entity,
+                    forked: None,
+                };
+                steer(grid, ships, &mut draws, unit, body, shots);
             },
         )?;
         clear_scratch(&mut self.shots, world.slots());
@@ -101,12 +127,27 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
     }
 }
 
+/// A unit's random draws this tick: forked from the frame's RNG (see `Rng::fork`) on
+/// the first draw, so a unit that chases without firing spends nothing on them.
+struct UnitDraws {
+    frame_rng: Rng,
+    tick: Tick,
+    entity: Entity,
+    forked: Option<Rng>,
+}
+
+impl UnitDraws {
+    fn rng(&mut self) -> &mut Rng {
+        self.forked
+            .get_or_insert_with(|| self.frame_rng.fork(self.tick, self.entity, UNIT_AI_STREAM))
+    }
+}
+
 /// One unit's tick: chase or wander, keep apart, and fire at a ship in range.
 fn steer(
     grid: &SpatialGrid,
     ships: &[Vec2],
-    rng: &mut Rng,
-    entity: Entity,
+    draws: &mut UnitDraws,
     unit: &mut Unit,
     body: &mut Body,
     shots: &mut Vec<Shot>,
@@ -118,15 +159,11 @@ fn steer(
             (ship - body.pos).normalize_or_zero() * UNIT_SPEED
         }
         _ => {
-            unit.heading += rng.range(-wander, wander);
+            unit.heading += draws.rng().range(-wander, wander);
             Vec2::from_angle(unit.heading) * UNIT_SPEED.div_int(2)
         }
     };
-    let me = GridEntry {
-        entity,
-        pos: body.pos,
-    };
-    let push = separation(grid, &me);
+    let push = separation(grid, body.pos);
     let steer = (desired - body.vel) * Fp::from_ratio(1, 8) + push * Fp::from_ratio(1, 4);
     body.vel = (body.vel + steer).clamp_length(UNIT_SPEED.mul_int(2));
 
@@ -135,12 +172,51 @@ fn steer(
         && unit.cooldown == 0
         && dist_sq <= UNIT_FIRE_RANGE * UNIT_FIRE_RANGE
     {
-        unit.cooldown = UNIT_FIRE_COOLDOWN + rng.below(UNIT_FIRE_JITTER) as i32;
+        unit.cooldown = UNIT_FIRE_COOLDOWN + draws.rng().below(UNIT_FIRE_JITTER) as i32;
         shots.push(Shot {
             pos: body.pos,
             vel: (ship - body.pos).normalize_or_zero() * PROJECTILE_SPEED,
-            owner: entity,
+            owner: draws.entity,
             shooter: 0,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The push as `Fp` arithmetic writes it, which the 64-bit form must equal.
+    fn push_in_fp(offset: Vec2) -> Vec2 {
+        let dist_sq = offset.length_squared();
+        if dist_sq < SEPARATION_RADIUS_SQ {
+            offset * ((SEPARATION_RADIUS_SQ - dist_sq) * INVERSE_SEPARATION_RADIUS_SQ)
+        } else {
+            Vec2::ZERO
+        }
+    }
+
+    #[test]
+    fn a_neighbours_push_equals_the_fixed_point_formula_for_any_offset() {
+        let mut rng = Rng::new(11);
+        let mut pushed = 0;
+        // Half-unit, neighbour-sized, edge-of-short and far offsets (from a crafted state).
+        for span in [1 << 15, 16 << 16, 1 << 31, 1 << 33, 1 << 46] {
+            for _ in 0..20_000 {
+                let mut coord = || rng.range(-Fp::from_bits(span), Fp::from_bits(span));
+                let offset = Vec2::new(coord(), coord());
+                let push = neighbour_push(offset);
+                assert_eq!(push, push_in_fp(offset), "offset {offset:?}");
+                pushed += usize::from(push != Vec2::ZERO);
+            }
+        }
+        for offset in [Vec2::ZERO, Vec2::from_ints(4, 0), Vec2::from_ints(0, -4)] {
+            assert_eq!(
+                neighbour_push(offset),
+                Vec2::ZERO,
+                "{offset:?}: none at zero or on the radius"
+            );
+        }
+        assert!(pushed > 10_000, "most short offsets push ({pushed})");
     }
 }

@@ -2,11 +2,11 @@
 //! ships go down for a while.
 
 use std::ops::ControlFlow;
-use tickstep_engine::{Entity, Frame, System, SystemResult, TickInputs, Vec2, World};
+use tickstep_engine::{Entity, Frame, SystemResult, Vec2, World};
 
 use super::grid::{GridEntry, SpatialGrid};
 use super::rules::*;
-use super::{ArenaGlobals, ArenaInput, Body, Projectile, Ship, Unit, clear_scratch, spawn_unit};
+use super::{ArenaGlobals, Body, Projectile, Ship, Unit, clear_scratch, spawn_unit};
 
 /// A projectile to create: gathered while a query runs, spawned after it.
 #[derive(Clone, Copy, Debug)]
@@ -50,22 +50,11 @@ struct Hit {
 }
 
 /// Ages projectiles and resolves their hits.
-pub struct Combat {
-    units: SpatialGrid,
+#[derive(Default)]
+pub(crate) struct Combat {
     ships: Vec<GridEntry>,
     expired: Vec<Entity>,
     hits: Vec<Hit>,
-}
-
-impl Default for Combat {
-    fn default() -> Self {
-        Combat {
-            units: SpatialGrid::new(CELL_LOG2),
-            ships: Vec::new(),
-            expired: Vec::new(),
-            hits: Vec::new(),
-        }
-    }
 }
 
 fn within_hit_radius(a: Vec2, b: Vec2) -> bool {
@@ -73,8 +62,17 @@ fn within_hit_radius(a: Vec2, b: Vec2) -> bool {
 }
 
 impl Combat {
-    /// What the projectile at `pos` fired by `shooter` strikes, if anything.
-    fn target_at(&self, pos: Vec2, shooter: u32) -> Option<Entity> {
+    /// What the projectile at `pos` fired by `shooter` strikes, if anything. `units` is
+    /// the grid of units from before they moved this tick: each moved at most
+    /// `UNIT_MAX_SPEED`, so a search that finds everything within half a cell finds every
+    /// unit now within the hit radius, and where it is now decides.
+    fn target_at(
+        &self,
+        world: &World,
+        units: &SpatialGrid,
+        pos: Vec2,
+        shooter: u32,
+    ) -> Option<Entity> {
         if shooter == 0 {
             return self
                 .ships
@@ -83,8 +81,9 @@ impl Combat {
                 .map(|ship| ship.entity);
         }
         let mut struck = None;
-        self.units.for_each_near(pos, |unit| {
-            if within_hit_radius(unit.pos, pos) {
+        units.for_each_near(pos, |unit| {
+            let now = world.get::<Body>(unit.entity).map(|body| body.pos);
+            if now.is_ok_and(|now| within_hit_radius(now, pos)) {
                 struck = Some(unit.entity);
                 ControlFlow::Break(())
             } else {
@@ -94,10 +93,9 @@ impl Combat {
         struck
     }
 
-    fn gather(&mut self, globals: &ArenaGlobals, world: &mut World) -> SystemResult {
+    fn gather(&mut self, world: &mut World, units: &SpatialGrid) -> SystemResult {
         clear_scratch(&mut self.expired, world.slots());
         clear_scratch(&mut self.hits, world.slots());
-        self.units.rebuild_with_units(world, globals.size)?;
         clear_scratch(&mut self.ships, world.slots());
         let ships = world
             .query::<(&Ship, &Body)>()?
@@ -107,27 +105,35 @@ impl Combat {
                 entity,
                 pos: body.pos,
             }));
-        for (projectile, (shot, body)) in world.query_mut::<(&mut Projectile, &Body)>()? {
-            shot.ttl = shot.ttl.saturating_sub(1);
-            if shot.ttl <= 0 {
+        for (projectile, (shot, body)) in world.query::<(&Projectile, &Body)>()? {
+            // Its last tick: the age below takes its ttl to 0.
+            if shot.ttl <= 1 {
                 self.expired.push(projectile);
-            } else if let Some(target) = self.target_at(body.pos, shot.shooter) {
-                let shooter = shot.shooter;
+            } else if let Some(target) = self.target_at(world, units, body.pos, shot.shooter) {
                 self.hits.push(Hit {
                     projectile,
                     target,
-                    shooter,
+                    shooter: shot.shooter,
                 });
             }
+        }
+        for (_, (shot,)) in world.query_mut::<(&mut Projectile,)>()? {
+            shot.ttl = shot.ttl.saturating_sub(1);
         }
         Ok(())
     }
 }
 
-impl System<ArenaGlobals, ArenaInput> for Combat {
-    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _: &TickInputs<ArenaInput>) -> SystemResult {
+impl Combat {
+    /// Ages projectiles and resolves their hits, finding units through `units` (see
+    /// `target_at`).
+    pub(crate) fn run(
+        &mut self,
+        frame: &mut Frame<ArenaGlobals>,
+        units: &SpatialGrid,
+    ) -> SystemResult {
         let (globals, world) = frame.split_mut();
-        self.gather(globals, world)?;
+        self.gather(world, units)?;
         for &projectile in &self.expired {
             let _ = world.despawn(projectile);
         }
@@ -156,5 +162,68 @@ impl System<ArenaGlobals, ArenaInput> for Combat {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickstep_engine::Fp;
+
+    /// A ship's shot at `shot` and a unit now at `now` whose grid entry, from before it
+    /// moved, is at `then`: after combat, the unit's hit points and whether the shot is
+    /// still flying.
+    fn strike(shot: (i64, i64), then: (i64, i64), now: (i64, i64)) -> (i32, bool) {
+        let at = |(x, y): (i64, i64)| Vec2::new(Fp::from_ratio(x, 10), Fp::from_ratio(y, 10));
+        let globals = ArenaGlobals {
+            size: Vec2::from_ints(64, 64),
+            ..ArenaGlobals::default()
+        };
+        let mut frame = Frame::new(crate::schema(), 16, globals).unwrap();
+        let world = frame.world_mut();
+        let body = Body {
+            pos: at(now),
+            vel: Vec2::ZERO,
+        };
+        let unit = Unit {
+            hp: UNIT_HP,
+            ..Unit::default()
+        };
+        let target = world.spawn_with((body, unit)).unwrap();
+        let body = Body {
+            pos: at(shot),
+            vel: Vec2::ZERO,
+        };
+        let projectile = Projectile {
+            owner: Entity::NONE,
+            shooter: 1,
+            ttl: 10,
+        };
+        let flying = world.spawn_with((body, projectile)).unwrap();
+        let mut units = SpatialGrid::new(CELL_LOG2);
+        let entry = GridEntry {
+            entity: target,
+            pos: at(then),
+        };
+        units.rebuild(Vec2::from_ints(64, 64), 1, [entry].into_iter());
+        Combat::default().run(&mut frame, &units).unwrap();
+        let world = frame.world();
+        (
+            world.get::<Unit>(target).unwrap().hp,
+            world.get::<Projectile>(flying).is_ok(),
+        )
+    }
+
+    #[test]
+    fn where_a_unit_is_after_moving_decides_a_hit_not_its_place_in_the_grid() {
+        // Out of reach in the grid (2.8 away), within it now (1.9): struck.
+        assert_eq!(
+            strike((119, 100), (91, 100), (100, 100)),
+            (UNIT_HP - 1, false)
+        );
+        // Within reach in the grid (0.1 away), out of it now (2.6): missed.
+        assert_eq!(strike((119, 100), (120, 100), (145, 100)), (UNIT_HP, true));
+        // Across a cell border (the shot's cell is not the grid entry's): struck.
+        assert_eq!(strike((81, 81), (75, 79), (80, 80)), (UNIT_HP - 1, false));
     }
 }

@@ -8,14 +8,15 @@
 //! from the frame's RNG, ships go down and come back. The entity count scales from a
 //! handful to 100k+, with the arena's area growing to keep the density constant.
 //!
-//! Systems run in this order each tick: [`ShipControl`], [`UnitAi`], [`movement`],
-//! [`Combat`].
+//! Systems run in this order each tick: [`ShipControl`], then the [`Crowd`]: the units'
+//! AI, [`movement`] and combat over one grid of the units.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod bot;
 mod combat;
 mod components;
+mod crowd;
 mod fields;
 mod grid;
 mod movement;
@@ -32,16 +33,15 @@ use tickstep_engine::{
 };
 
 pub use bot::{bot_command, bot_input, fill_bot_inputs};
-pub use combat::Combat;
 pub use components::{
     ArenaCommand, ArenaGlobals, ArenaInput, Body, MAX_ARENA_PLAYERS, Projectile, Ship, Unit,
 };
+pub use crowd::Crowd;
 pub use grid::{GridEntry, SpatialGrid};
 pub use movement::movement;
 pub use recording::{DEFAULT_TICK_RATE, RecordError, RecordOptions, record};
 pub use run::ArenaRun;
 pub use ships::ShipControl;
-pub use units::UnitAi;
 
 /// The arena's data version: bump when a component's meaning changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -93,9 +93,7 @@ pub fn schema() -> Arc<Schema> {
 pub fn simulation() -> Simulation<ArenaGlobals, ArenaInput> {
     Simulation::new()
         .with_system(ShipControl::default())
-        .with_system(UnitAi::default())
-        .with_system(movement)
-        .with_system(Combat::default())
+        .with_system(Crowd::default())
 }
 
 /// The arena as one value: what the session, the sync test and the offline run take.

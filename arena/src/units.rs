@@ -3,12 +3,12 @@
 
 use std::ops::ControlFlow;
 use tickstep_engine::parallel::CHUNK_SLOTS;
-use tickstep_engine::{Entity, Fp, Frame, Rng, System, SystemResult, Tick, TickInputs, Vec2};
+use tickstep_engine::{Entity, Fp, Frame, Rng, SystemResult, Tick, Vec2};
 
 use super::combat::{Shot, fire};
 use super::grid::SpatialGrid;
 use super::rules::*;
-use super::{ArenaGlobals, ArenaInput, Body, Ship, Unit, clear_scratch};
+use super::{ArenaGlobals, Body, Ship, Unit, clear_scratch};
 
 /// The unit AI's stream of forked random numbers (see `Rng::fork`).
 const UNIT_AI_STREAM: u64 = 1;
@@ -16,23 +16,12 @@ const UNIT_AI_STREAM: u64 = 1;
 /// Steers and fires every unit, in parallel chunks of units (see
 /// [`tickstep_engine::parallel`]): each unit's random draws are forked from the frame's
 /// RNG by tick and entity, and the shots of each chunk are fired in chunk order.
-pub struct UnitAi {
-    grid: SpatialGrid,
+#[derive(Default)]
+pub(crate) struct UnitAi {
     ships: Vec<Vec2>,
     shots: Vec<Shot>,
     /// Each chunk's shots, merged in slot order.
     chunk_shots: Vec<Vec<Shot>>,
-}
-
-impl Default for UnitAi {
-    fn default() -> Self {
-        UnitAi {
-            grid: SpatialGrid::new(CELL_LOG2),
-            ships: Vec::new(),
-            shots: Vec::new(),
-            chunk_shots: Vec::new(),
-        }
-    }
 }
 
 /// The push away from neighbours closer than the separation radius: each contributes
@@ -86,8 +75,14 @@ fn nearest_ship(ships: &[Vec2], pos: Vec2) -> Option<(Vec2, Fp)> {
         .min_by_key(|&(_, dist_sq)| dist_sq)
 }
 
-impl System<ArenaGlobals, ArenaInput> for UnitAi {
-    fn run(&mut self, frame: &mut Frame<ArenaGlobals>, _: &TickInputs<ArenaInput>) -> SystemResult {
+impl UnitAi {
+    /// Steers and fires every unit, finding neighbours through `grid` (the units where
+    /// they are now).
+    pub(crate) fn run(
+        &mut self,
+        frame: &mut Frame<ArenaGlobals>,
+        grid: &SpatialGrid,
+    ) -> SystemResult {
         let tick = frame.tick();
         let (globals, world) = frame.split_mut();
         clear_scratch(&mut self.ships, world.slots());
@@ -97,14 +92,13 @@ impl System<ArenaGlobals, ArenaInput> for UnitAi {
                 .filter(|(_, (s, _))| s.hp > 0)
                 .map(|(_, (_, b))| b.pos),
         );
-        self.grid.rebuild_with_units(world, globals.size)?;
         // One buffer per chunk, each with room for a shot per slot: never regrown.
         let chunks = world.slots().div_ceil(CHUNK_SLOTS);
         self.chunk_shots.resize_with(chunks, Vec::new);
         for shots in &mut self.chunk_shots {
             clear_scratch(shots, CHUNK_SLOTS);
         }
-        let (grid, ships, rng) = (&self.grid, &self.ships, globals.rng);
+        let (ships, rng) = (&self.ships, globals.rng);
         world.par_for_each_mut::<(&mut Unit, &mut Body), _>(
             &mut self.chunk_shots,
             |shots, entity, (unit, body)| {
@@ -165,7 +159,7 @@ fn steer(
     };
     let push = separation(grid, body.pos);
     let steer = (desired - body.vel) * Fp::from_ratio(1, 8) + push * Fp::from_ratio(1, 4);
-    body.vel = (body.vel + steer).clamp_length(UNIT_SPEED.mul_int(2));
+    body.vel = (body.vel + steer).clamp_length(UNIT_MAX_SPEED);
 
     unit.cooldown = unit.cooldown.saturating_sub(1).max(0);
     if let Some((ship, dist_sq)) = target

@@ -64,8 +64,9 @@ fn within_hit_radius(a: Vec2, b: Vec2) -> bool {
 impl Combat {
     /// What the projectile at `pos` fired by `shooter` strikes, if anything. `units` is
     /// the grid of units from before they moved this tick: each moved at most
-    /// `UNIT_MAX_SPEED`, so a search that finds everything within half a cell finds every
-    /// unit now within the hit radius, and where it is now decides.
+    /// `UNIT_MAX_SPEED` (if it was inside the arena), so a search that finds everything
+    /// within half a cell finds every unit now within the hit radius, and where it is
+    /// now decides.
     fn target_at(
         &self,
         world: &World,
@@ -117,14 +118,12 @@ impl Combat {
                 });
             }
         }
-        for (_, (shot,)) in world.query_mut::<(&mut Projectile,)>()? {
+        for (_, (shot, _)) in world.query_mut::<(&mut Projectile, &Body)>()? {
             shot.ttl = shot.ttl.saturating_sub(1);
         }
         Ok(())
     }
-}
 
-impl Combat {
     /// Ages projectiles and resolves their hits, finding units through `units` (see
     /// `target_at`).
     pub(crate) fn run(
@@ -170,10 +169,10 @@ mod tests {
     use super::*;
     use tickstep_engine::Fp;
 
-    /// A ship's shot at `shot` and a unit now at `now` whose grid entry, from before it
-    /// moved, is at `then`: after combat, the unit's hit points and whether the shot is
-    /// still flying.
-    fn strike(shot: (i64, i64), then: (i64, i64), now: (i64, i64)) -> (i32, bool) {
+    /// A ship's shot at `shot` (in tenths) with `ttl` ticks to live and a unit now at
+    /// `now` whose grid entry, from before it moved, is at `then`: after combat, the
+    /// unit's hit points and the shot's ttl if it is still flying.
+    fn strike(shot: (i64, i64), ttl: i32, then: (i64, i64), now: (i64, i64)) -> (i32, Option<i32>) {
         let at = |(x, y): (i64, i64)| Vec2::new(Fp::from_ratio(x, 10), Fp::from_ratio(y, 10));
         let globals = ArenaGlobals {
             size: Vec2::from_ints(64, 64),
@@ -197,7 +196,7 @@ mod tests {
         let projectile = Projectile {
             owner: Entity::NONE,
             shooter: 1,
-            ttl: 10,
+            ttl,
         };
         let flying = world.spawn_with((body, projectile)).unwrap();
         let mut units = SpatialGrid::new(CELL_LOG2);
@@ -210,7 +209,7 @@ mod tests {
         let world = frame.world();
         (
             world.get::<Unit>(target).unwrap().hp,
-            world.get::<Projectile>(flying).is_ok(),
+            world.get::<Projectile>(flying).ok().map(|shot| shot.ttl),
         )
     }
 
@@ -218,12 +217,52 @@ mod tests {
     fn where_a_unit_is_after_moving_decides_a_hit_not_its_place_in_the_grid() {
         // Out of reach in the grid (2.8 away), within it now (1.9): struck.
         assert_eq!(
-            strike((119, 100), (91, 100), (100, 100)),
-            (UNIT_HP - 1, false)
+            strike((119, 100), 10, (91, 100), (100, 100)),
+            (UNIT_HP - 1, None)
         );
         // Within reach in the grid (0.1 away), out of it now (2.6): missed.
-        assert_eq!(strike((119, 100), (120, 100), (145, 100)), (UNIT_HP, true));
+        assert_eq!(
+            strike((119, 100), 10, (120, 100), (145, 100)),
+            (UNIT_HP, Some(9))
+        );
         // Across a cell border (the shot's cell is not the grid entry's): struck.
-        assert_eq!(strike((81, 81), (75, 79), (80, 80)), (UNIT_HP - 1, false));
+        assert_eq!(
+            strike((81, 81), 10, (75, 79), (80, 80)),
+            (UNIT_HP - 1, None)
+        );
+    }
+
+    #[test]
+    fn a_shot_strikes_until_its_last_tick_and_then_fizzles() {
+        let (shot, unit) = ((100, 100), (110, 100));
+        assert_eq!(
+            strike(shot, 2, unit, unit),
+            (UNIT_HP - 1, None),
+            "one tick left"
+        );
+        assert_eq!(
+            strike(shot, 1, unit, unit),
+            (UNIT_HP, None),
+            "none left: fizzles"
+        );
+        assert_eq!(strike(shot, 0, unit, unit), (UNIT_HP, None));
+        assert_eq!(strike(shot, i32::MIN, unit, unit), (UNIT_HP, None));
+        let far = (300, 300);
+        assert_eq!(strike(shot, 2, far, far), (UNIT_HP, Some(1)), "aged by one");
+    }
+
+    #[test]
+    fn a_projectile_without_a_body_is_left_alone() {
+        let mut frame = Frame::new(crate::schema(), 4, ArenaGlobals::default()).unwrap();
+        let projectile = Projectile {
+            owner: Entity::NONE,
+            shooter: 1,
+            ttl: 1,
+        };
+        let shot = frame.world_mut().spawn_with((projectile,)).unwrap();
+        Combat::default()
+            .run(&mut frame, &SpatialGrid::new(CELL_LOG2))
+            .unwrap();
+        assert_eq!(frame.world().get::<Projectile>(shot).unwrap().ttl, 1);
     }
 }

@@ -11,8 +11,8 @@ use super::rules::CELL_LOG2;
 use super::units::UnitAi;
 use super::{ArenaGlobals, ArenaInput};
 
-/// The units' AI ([`crate::units`]), [`movement`] and combat ([`crate::combat`]), in
-/// that order, over one grid of the units built at the start of each tick.
+/// The units' AI, [`movement`] and combat, in that order, over one grid of the units
+/// built at the start of each tick.
 pub struct Crowd {
     units: SpatialGrid,
     ai: UnitAi,

@@ -264,6 +264,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rebuild_with_fewer_entries_leaves_none_of_the_old_ones() {
+        let mut grid = SpatialGrid::new(3);
+        let size = Vec2::from_ints(32, 32);
+        let many: Vec<GridEntry> = (1..=5).map(|tag| entry(tag, 1, 1)).collect();
+        grid.rebuild(size, 8, many.into_iter());
+        assert_eq!(near(&grid, Vec2::from_ints(2, 2)), vec![1, 2, 3, 4, 5]);
+        grid.rebuild(size, 8, [entry(7, 1, 1), entry(8, 20, 20)].into_iter());
+        assert_eq!(near(&grid, Vec2::from_ints(2, 2)), vec![7]);
+        assert_eq!(near(&grid, Vec2::from_ints(21, 21)), vec![8]);
+        grid.rebuild(size, 8, std::iter::empty());
+        assert_eq!(near(&grid, Vec2::from_ints(2, 2)), Vec::<i64>::new());
+    }
+
+    #[test]
     fn positions_outside_the_arena_fall_in_edge_cells() {
         let mut grid = SpatialGrid::new(3);
         grid.rebuild(Vec2::from_ints(16, 16), 8, [entry(7, -50, 500)].into_iter());

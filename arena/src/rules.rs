@@ -11,7 +11,8 @@ pub const CELL_LOG2: u32 = 3;
 
 /// Unit cruising speed per tick.
 pub const UNIT_SPEED: Fp = Fp::from_ratio(1, 2);
-/// Unit top speed per tick: how far a unit moves at most in one tick.
+/// Unit top speed per tick: how far a unit inside the arena moves at most in one tick
+/// (one outside it, which only a crafted snapshot holds, is put back inside at once).
 pub const UNIT_MAX_SPEED: Fp = UNIT_SPEED.mul_int(2);
 /// Units flock apart within this distance.
 pub const SEPARATION_RADIUS: Fp = Fp::from_int(4);
@@ -24,8 +25,12 @@ pub const INVERSE_SEPARATION_RADIUS_SQ: Fp =
 /// Half a grid cell: neighbour searches find everything within this.
 const HALF_CELL: Fp = Fp::from_int(1 << (CELL_LOG2 - 1));
 const _: () = assert!(SEPARATION_RADIUS.to_bits() <= HALF_CELL.to_bits());
-// Combat searches the grid built before units moved, so it reaches a step further.
-const _: () = assert!(HIT_RADIUS.to_bits() + UNIT_MAX_SPEED.to_bits() < HALF_CELL.to_bits());
+// Combat searches the grid built before units moved, so it reaches a step further (and
+// a little more: a clamped velocity can exceed its limit by a few 1/65536ths).
+const _: () = assert!(
+    HIT_RADIUS.to_bits() + UNIT_MAX_SPEED.to_bits() + Fp::from_ratio(1, 256).to_bits()
+        <= HALF_CELL.to_bits()
+);
 /// Units examine at most this many grid neighbours per tick (bounds the cost in crowds).
 pub const MAX_NEIGHBOURS: usize = 24;
 /// Units chase ships within this distance.

@@ -190,27 +190,50 @@ mod tests {
         }
     }
 
+    fn check(dx: i64, dy: i64) -> Vec2 {
+        let offset = Vec2::new(Fp::from_bits(dx), Fp::from_bits(dy));
+        let push = neighbour_push(offset);
+        assert_eq!(push, push_in_fp(offset), "offset {offset:?}");
+        push
+    }
+
     #[test]
-    fn a_neighbours_push_equals_the_fixed_point_formula_for_any_offset() {
+    fn a_neighbours_push_equals_the_fixed_point_formula_near_and_on_the_radius() {
         let mut rng = Rng::new(11);
         let mut pushed = 0;
-        // Half-unit, neighbour-sized, edge-of-short and far offsets (from a crafted state).
-        for span in [1 << 15, 16 << 16, 1 << 31, 1 << 33, 1 << 46] {
+        // Half-unit and neighbour-sized offsets, any sign and odd bits.
+        for span in [1 << 15, 16 << 16] {
             for _ in 0..20_000 {
                 let mut coord = || rng.range(-Fp::from_bits(span), Fp::from_bits(span));
-                let offset = Vec2::new(coord(), coord());
-                let push = neighbour_push(offset);
-                assert_eq!(push, push_in_fp(offset), "offset {offset:?}");
-                pushed += usize::from(push != Vec2::ZERO);
+                pushed += usize::from(check(coord().to_bits(), coord().to_bits()) != Vec2::ZERO);
             }
         }
-        for offset in [Vec2::ZERO, Vec2::from_ints(4, 0), Vec2::from_ints(0, -4)] {
-            assert_eq!(
-                neighbour_push(offset),
-                Vec2::ZERO,
-                "{offset:?}: none at zero or on the radius"
-            );
+        assert!(pushed > 20_000, "most short offsets push ({pushed})");
+        // Each side of the radius, a few 1/65536ths at a time, along and across the axes.
+        let radius = SEPARATION_RADIUS.to_bits();
+        for step in -300..=300 {
+            for across in [0, 1, -1, 3 << 15, -(3 << 15) - 1] {
+                check(radius + step, across);
+                check(across, -(radius + step));
+            }
         }
-        assert!(pushed > 10_000, "most short offsets push ({pushed})");
+        assert_eq!(check(0, 0), Vec2::ZERO, "none from itself");
+        assert_eq!(check(radius, 0), Vec2::ZERO, "none on the radius");
+        assert_ne!(check(radius - 256, 0), Vec2::ZERO, "some a 256th inside");
+    }
+
+    proptest::proptest! {
+        /// Any offset, long ones (a crafted snapshot's) and those either side of the
+        /// 64-bit form's limit included.
+        #[test]
+        fn a_neighbours_push_equals_the_fixed_point_formula_for_any_offset(
+            dx in proptest::prelude::any::<i64>(),
+            dy in proptest::prelude::any::<i64>(),
+            near_limit in -(1i64 << 33)..(1i64 << 33),
+        ) {
+            check(dx, dy);
+            check(near_limit, dy >> 40);
+            check(dx >> 40, near_limit);
+        }
     }
 }

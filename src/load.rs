@@ -219,7 +219,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                     let id = index as u64 + 1;
                     let server = args.server.clone();
                     let conn = Connection::connect(id, endpoint.clone(), server, inbound_tx.clone(), transport);
-                    conn.send(encode(&hello_of(index)), Delivery::Reliable);
+                    conn.send(&encode(&hello_of(index)), Delivery::Reliable);
                     players.push(Player {
                         conn,
                         stage: Stage::Joining,
@@ -234,7 +234,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                     if let Some(bytes) = update(player, now, sent_at, tick_us, args.lead, &zeros) {
                         counts.messages_sent += 1;
                         counts.bytes_sent += bytes.len() as u64;
-                        player.conn.send(bytes, Delivery::Unreliable);
+                        player.conn.send(&bytes, Delivery::Unreliable);
                     }
                 }
                 match began {
@@ -277,7 +277,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
     for player in players {
         player
             .conn
-            .send(encode(&ClientMessage::Leave), Delivery::Reliable);
+            .send(&encode(&ClientMessage::Leave), Delivery::Reliable);
         player.conn.close("the load is done");
     }
     // The goodbyes get a moment to leave; what the connections still say is read and

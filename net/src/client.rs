@@ -15,7 +15,7 @@ use super::connection::{
     CloseReason, Connection, Delivery, INBOUND_QUEUE, Inbound, TransportConfig,
 };
 use super::tls::{SetupError, Trust, quic_transport};
-use tickstep_session::{Client, ClientMessage, ClientTransmit, ServerMessage, decode, encode};
+use tickstep_session::{Client, ClientMessage, ClientTransmit, ServerMessage, decode, encode_into};
 
 /// How long a connection attempt takes to fail while the network is down.
 const UNREACHABLE_AFTER: Duration = Duration::from_secs(1);
@@ -58,6 +58,8 @@ pub struct NetClient<G, I> {
     busy: bool,
     /// Bytes of encoded messages sent so far.
     pub bytes_sent: u64,
+    /// Each message is encoded here, then copied once into what the connection sends.
+    encoded: Vec<u8>,
 }
 
 impl<G: Pod, I: Input> NetClient<G, I> {
@@ -90,6 +92,7 @@ impl<G: Pod, I: Input> NetClient<G, I> {
             online: true,
             busy: false,
             bytes_sent: 0,
+            encoded: Vec::new(),
         })
     }
 
@@ -260,12 +263,12 @@ impl<G: Pod, I: Input> NetClient<G, I> {
             ClientMessage::Update { .. } => Delivery::Unreliable,
             _ => Delivery::Reliable,
         };
-        let bytes = encode(message);
-        self.bytes_sent += bytes.len() as u64;
+        encode_into(message, &mut self.encoded);
+        self.bytes_sent += self.encoded.len() as u64;
         // A spent budget means the server stopped reading: the silence timeout will
         // find it. A closed connection reports its own end.
         if let Some(conn) = &self.conn {
-            let _ = conn.send(bytes, delivery);
+            let _ = conn.send(&self.encoded, delivery);
         }
     }
 

@@ -254,30 +254,28 @@ impl Connection {
         })
     }
 
-    /// Queues a message, charged to the send budget until it is written. A message
-    /// that may be lost goes straight to QUIC as a datagram when the connection is up
-    /// and it fits (QUIC holds at most a few KiB of them and drops the oldest).
-    pub fn send(&self, bytes: Vec<u8>, delivery: Delivery) -> Queued {
+    /// Queues a copy of a message (so the caller may reuse its buffer), charged to the
+    /// send budget until it is written. A message that may be lost goes straight to
+    /// QUIC as a datagram when the connection is up and it fits (QUIC holds at most a
+    /// few KiB of them and drops the oldest): one allocation, the datagram's own.
+    pub fn send(&self, bytes: &[u8], delivery: Delivery) -> Queued {
         if self.tx.is_closed() {
             return Queued::Closed;
         }
-        let bytes = match (&self.quic, delivery) {
-            (Some(quic), Delivery::Unreliable)
-                if quic
-                    .max_datagram_size()
-                    .is_some_and(|max| bytes.len() <= max) =>
-            {
-                let datagram = Bytes::from(bytes);
-                match quic.send_datagram(datagram.clone()) {
-                    Ok(()) => return Queued::Yes,
-                    // Its end is reported by the task as an inbound event.
-                    Err(quinn::SendDatagramError::ConnectionLost(_)) => return Queued::Closed,
-                    // Too large after all, or datagrams off: the stream takes it.
-                    Err(_) => datagram.to_vec(),
-                }
+        if let (Some(quic), Delivery::Unreliable) = (&self.quic, delivery)
+            && quic
+                .max_datagram_size()
+                .is_some_and(|max| bytes.len() <= max)
+        {
+            match quic.send_datagram(Bytes::copy_from_slice(bytes)) {
+                Ok(()) => return Queued::Yes,
+                // Its end is reported by the task as an inbound event.
+                Err(quinn::SendDatagramError::ConnectionLost(_)) => return Queued::Closed,
+                // Too large after all, or datagrams off: the stream takes it.
+                Err(_) => {}
             }
-            _ => bytes,
-        };
+        }
+        let bytes = bytes.to_vec();
         let cost = (bytes.len() + MESSAGE_OVERHEAD).min(u32::MAX as usize) as u32;
         let Ok(budget) = self.budget.clone().try_acquire_many_owned(cost) else {
             return Queued::Full;

@@ -21,7 +21,7 @@ use super::control::{Control, TransportStats};
 use super::door::{Arrival, Door, Pending, ShardInbox, Turned};
 use super::tls::{Identity, SetupError, quic_transport};
 use tickstep_session::{
-    ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode,
+    ClientMessage, ConnId, Server, ServerMessage, ServerTransmit, decode, encode_into,
 };
 
 /// Connection notes passed to the host per second at most; the rest are counted.
@@ -132,6 +132,8 @@ pub async fn serve<I: Input>(
     let mut stats = TransportStats::default();
     // While draining: when the loop stops at the latest.
     let mut drain_by: Option<Instant> = None;
+    // Every message is encoded here, then copied once into what the connection sends.
+    let mut encoded = Vec::new();
     loop {
         let timer = server
             .poll_timeout()
@@ -209,13 +211,13 @@ pub async fn serve<I: Input>(
                         ServerMessage::Verified { .. } => Delivery::Unreliable,
                         _ => Delivery::Reliable,
                     };
-                    let bytes = encode(&message);
+                    encode_into(&message, &mut encoded);
                     stats.messages_out += 1;
-                    stats.bytes_out += bytes.len() as u64;
-                    host.sent(bytes.len());
+                    stats.bytes_out += encoded.len() as u64;
+                    host.sent(encoded.len());
                     // A closed connection's end arrives as an inbound event, after
                     // whatever it said last.
-                    let queued = conns.get(&to.0).map(|c| c.send(bytes, delivery));
+                    let queued = conns.get(&to.0).map(|c| c.send(&encoded, delivery));
                     if queued == Some(Queued::Full)
                         && let Some(slow) = conns.remove(&to.0)
                     {

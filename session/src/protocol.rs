@@ -429,8 +429,18 @@ pub enum DecodeError {
 
 /// Encodes a message.
 pub fn encode<M: Serialize>(message: &M) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_into(message, &mut bytes);
+    bytes
+}
+
+/// Encodes a message into `buffer`, replacing what it held: a buffer reused from message
+/// to message stops growing once it has held the largest, so a sender that keeps one
+/// encodes without allocating.
+pub fn encode_into<M: Serialize>(message: &M, buffer: &mut Vec<u8>) {
+    buffer.clear();
     // Cannot fail: every message type serialises into a growable buffer.
-    postcard::to_stdvec(message).unwrap_or_default()
+    *buffer = postcard::to_extend(message, std::mem::take(buffer)).unwrap_or_default();
 }
 
 /// Decodes a message, refusing oversized, malformed and trailing input.
@@ -484,5 +494,31 @@ mod tests {
         );
         // A length prefix promising far more than is there fails without allocating it.
         assert!(decode::<ServerMessage>(&[3, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_each_message_alone_and_stops_growing() {
+        let long = ClientMessage::Update {
+            sent_at: u64::MAX,
+            received: 1 << 40,
+            stepped: 1 << 40,
+            first_input: 7,
+            inputs: vec![9; 300],
+            commands: Vec::new(),
+            checksums: Vec::new(),
+        };
+        let mut buffer = Vec::new();
+        encode_into(&long, &mut buffer);
+        assert_eq!(decode::<ClientMessage>(&buffer), Ok(long.clone()));
+        let grown = buffer.capacity();
+        encode_into(&ClientMessage::Leave, &mut buffer);
+        assert_eq!(
+            buffer,
+            encode(&ClientMessage::Leave),
+            "nothing of the longer one left"
+        );
+        encode_into(&long, &mut buffer);
+        assert_eq!(buffer, encode(&long));
+        assert_eq!(buffer.capacity(), grown, "the second time, no growth");
     }
 }

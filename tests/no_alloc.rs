@@ -1,4 +1,5 @@
-//! A warm `step` and a warm `clone_from` allocate nothing.
+//! A warm `step`, a warm `clone_from`, a warm snapshot encode and restore, and encoding a
+//! message into a warm buffer allocate nothing.
 //!
 //! The counting allocator below is the one place tickstep uses `unsafe`: implementing
 //! `GlobalAlloc` requires it. It only counts, on every thread (a step's parallel chunks
@@ -96,4 +97,28 @@ fn warm_snapshot_encode_and_restore_allocate_nothing() {
         tickstep_snapshot::restore(&buffer, &mut target).unwrap();
     });
     assert_eq!(count, 0);
+}
+
+#[test]
+fn encoding_into_a_warm_buffer_allocates_nothing() {
+    use tickstep_session::{ClientMessage, encode_into};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let update = ClientMessage::Update {
+        sent_at: 1 << 40,
+        received: 900,
+        stepped: 899,
+        first_input: 901,
+        inputs: vec![7; 200],
+        commands: Vec::new(),
+        checksums: Vec::new(),
+    };
+    let mut buffer = Vec::new();
+    encode_into(&update, &mut buffer);
+    let count = allocations_during(|| {
+        for _ in 0..100 {
+            encode_into(&ClientMessage::Leave, &mut buffer);
+            encode_into(&update, &mut buffer);
+        }
+    });
+    assert_eq!(count, 0, "allocations in 200 warm encodes");
 }

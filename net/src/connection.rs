@@ -255,9 +255,11 @@ impl Connection {
     }
 
     /// Queues a copy of a message (so the caller may reuse its buffer), charged to the
-    /// send budget until it is written. A message that may be lost goes straight to
-    /// QUIC as a datagram when the connection is up and it fits (QUIC holds at most a
-    /// few KiB of them and drops the oldest): one allocation, the datagram's own.
+    /// send budget until it is written. On a connection the server accepted, a message
+    /// that may be lost goes straight to QUIC as a datagram when it fits (QUIC holds at
+    /// most a few KiB of them and drops the oldest): one allocation, the datagram's
+    /// own. Elsewhere (a client's connection, a WebSocket) the connection's task sends
+    /// it.
     pub fn send(&self, bytes: &[u8], delivery: Delivery) -> Queued {
         if self.tx.is_closed() {
             return Queued::Closed;

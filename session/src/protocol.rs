@@ -439,8 +439,10 @@ pub fn encode<M: Serialize>(message: &M) -> Vec<u8> {
 /// encodes without allocating.
 pub fn encode_into<M: Serialize>(message: &M, buffer: &mut Vec<u8>) {
     buffer.clear();
-    // Cannot fail: every message type serialises into a growable buffer.
-    *buffer = postcard::to_extend(message, std::mem::take(buffer)).unwrap_or_default();
+    // Cannot fail: every message type serialises, and a `Vec` takes any length.
+    if postcard::to_io(message, &mut *buffer).is_err() {
+        buffer.clear();
+    }
 }
 
 /// Decodes a message, refusing oversized, malformed and trailing input.
@@ -510,7 +512,7 @@ mod tests {
         let mut buffer = Vec::new();
         encode_into(&long, &mut buffer);
         assert_eq!(decode::<ClientMessage>(&buffer), Ok(long.clone()));
-        let grown = buffer.capacity();
+        let (grown, place) = (buffer.capacity(), buffer.as_ptr());
         encode_into(&ClientMessage::Leave, &mut buffer);
         assert_eq!(
             buffer,
@@ -519,6 +521,7 @@ mod tests {
         );
         encode_into(&long, &mut buffer);
         assert_eq!(buffer, encode(&long));
-        assert_eq!(buffer.capacity(), grown, "the second time, no growth");
+        let kept = (buffer.capacity(), buffer.as_ptr());
+        assert_eq!(kept, (grown, place), "the same allocation throughout");
     }
 }

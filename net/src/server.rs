@@ -45,9 +45,10 @@ const SEND_WINDOW: u64 = 4 << 20;
 const DATAGRAM_BUFFER: usize = 64 << 10;
 
 /// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout. Its
-/// UDP I/O runs on the tokio runtime it is made in (`tickstep serve` gives it a thread
-/// of its own); each connection's TLS and packet processing run on the shard that ran
-/// its handshake.
+/// UDP I/O runs on the tokio runtime it is made in (`tickstep serve`: the first
+/// shard's), with socket buffers deep enough for every room's datagrams of a tick;
+/// each connection's TLS and packet processing run on the shard that ran its
+/// handshake.
 pub fn server_endpoint(
     addr: SocketAddr,
     identity: &Identity,
@@ -60,8 +61,34 @@ pub fn server_endpoint(
         .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
     let mut config = identity.server_config(Arc::new(quic))?;
     config.max_incoming(super::door::MAX_HANDSHAKES);
-    quinn::Endpoint::server(config, addr)
-        .map_err(|e| SetupError::Socket(format!("cannot listen on {addr}: {e}")))
+    let socket = udp_socket(addr)
+        .map_err(|e| SetupError::Socket(format!("cannot listen on {addr}: {e}")))?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| SetupError::Socket("no async runtime to run QUIC on".into()))?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        socket,
+        runtime,
+    )
+    .map_err(|e| SetupError::Socket(format!("cannot listen on {addr}: {e}")))
+}
+
+/// What the server's UDP socket asks the kernel to hold, each way: the datagrams of
+/// every room's tick arrive together, and while the loop is busy with a round of room
+/// ticks they wait here rather than being dropped (the kernel may grant less: Linux
+/// caps it at `net.core.rmem_max` / `wmem_max`).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]s.
+fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// What woke the server loop.
@@ -323,6 +350,33 @@ fn hear<I: Input>(
                 connection.close("malformed message");
             }
             server.handle_disconnect(now, ConnId(conn));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The receive buffer the kernel granted a socket.
+    fn granted(socket: &std::net::UdpSocket) -> usize {
+        socket2::SockRef::from(socket).recv_buffer_size().unwrap()
+    }
+
+    #[test]
+    fn the_servers_socket_asks_for_deeper_buffers_than_the_default() {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let ours = granted(&udp_socket(loopback).unwrap());
+        let default = granted(&std::net::UdpSocket::bind(loopback).unwrap());
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|max| max.trim().parse::<usize>().ok());
+        match cap {
+            // Linux grants twice what is asked, up to twice its cap.
+            Some(cap) if cap * 2 > default => {
+                assert_eq!(ours, (cap * 2).min(SOCKET_BUFFER * 2), "granted {ours}")
+            }
+            _ => assert!(ours >= default, "granted {ours}, default {default}"),
         }
     }
 }

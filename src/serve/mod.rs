@@ -210,11 +210,13 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         write_timeout: Duration::from_secs(limits.write_timeout),
         ..TransportConfig::with_timeout(args.net.timeout())
     };
-    // QUIC's UDP I/O, and the web door (its TCP I/O, pages and TLS handshakes), run
-    // on a thread of their own. (Each QUIC connection's TLS and packet work runs on
-    // the shard that ran its handshake: on more threads, glibc's per-thread arenas
-    // held twice the memory of a connection flood; the handshake limits bound that
-    // work. A WebSocket's messages are handled on its room's shard.)
+    // QUIC's UDP I/O runs on the first shard's loop: on a thread of its own, every
+    // datagram cost a wake-up across threads, a fifth of the server's CPU. (Each QUIC
+    // connection's TLS and packet work runs on the shard that ran its handshake: on
+    // more threads, glibc's per-thread arenas held twice the memory of a connection
+    // flood; the handshake limits bound that work.) The web door (its TCP I/O, pages
+    // and TLS handshakes) runs on a thread of its own; a WebSocket's messages are
+    // handled on its room's shard.
     let io_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("net-io")
@@ -222,7 +224,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
     let endpoint = {
-        let _io = io_runtime.enter();
+        let _shard = runtime.enter();
         server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?
     };
     let address = endpoint.local_addr().map_err(|e| e.to_string())?;

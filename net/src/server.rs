@@ -45,10 +45,10 @@ const SEND_WINDOW: u64 = 4 << 20;
 const DATAGRAM_BUFFER: usize = 64 << 10;
 
 /// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout. Its
-/// UDP I/O runs on the tokio runtime it is made in (`tickstep serve`: the first
-/// shard's), with socket buffers deep enough for every room's datagrams of a tick;
-/// each connection's TLS and packet processing run on the shard that ran its
-/// handshake.
+/// UDP I/O runs on the tokio runtime it is made in (`tickstep serve`: its one event
+/// loop, or a thread of its own beside several), with deeper socket buffers than the
+/// system's default where the system allows; each connection's TLS and packet
+/// processing run on the shard that ran its handshake.
 pub fn server_endpoint(
     addr: SocketAddr,
     identity: &Identity,
@@ -76,17 +76,34 @@ pub fn server_endpoint(
 
 /// What the server's UDP socket asks the kernel to hold, each way: the datagrams of
 /// every room's tick arrive together, and while the loop is busy with a round of room
-/// ticks they wait here rather than being dropped (the kernel may grant less: Linux
-/// caps it at `net.core.rmem_max` / `wmem_max`).
+/// ticks they wait here rather than being dropped. The kernel may grant less (Linux
+/// caps it at `net.core.rmem_max` / `wmem_max`): the server then says so in its log.
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// A UDP socket bound to `addr` with [`SOCKET_BUFFER`]s.
+/// A UDP socket bound to `addr` with buffers of [`SOCKET_BUFFER`] where the system's
+/// default is smaller (never shrinking one).
 fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Best effort: a smaller buffer still works, it only drops sooner.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    // Best effort: a smaller buffer still works, it only drops sooner. (Linux reports
+    // twice what was asked, its own bookkeeping included.)
+    let (receive, send) = (socket.recv_buffer_size()?, socket.send_buffer_size()?);
+    if receive < SOCKET_BUFFER {
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    }
+    if send < SOCKET_BUFFER {
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    }
+    let (receive, send) = (socket.recv_buffer_size()?, socket.send_buffer_size()?);
+    if receive < SOCKET_BUFFER || send < SOCKET_BUFFER {
+        tracing::warn!(
+            receive,
+            send,
+            wanted = SOCKET_BUFFER,
+            "the system granted smaller UDP buffers than asked: under load, datagrams may \
+             be dropped (raise net.core.rmem_max and wmem_max)"
+        );
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
@@ -358,9 +375,16 @@ fn hear<I: Input>(
 mod tests {
     use super::*;
 
-    /// The receive buffer the kernel granted a socket.
-    fn granted(socket: &std::net::UdpSocket) -> usize {
-        socket2::SockRef::from(socket).recv_buffer_size().unwrap()
+    /// The receive and send buffers the kernel granted a socket.
+    fn granted(socket: &std::net::UdpSocket) -> [usize; 2] {
+        let socket = socket2::SockRef::from(socket);
+        [socket.recv_buffer_size(), socket.send_buffer_size()].map(Result::unwrap)
+    }
+
+    /// The system's cap on a socket buffer one way (Linux), if it can be read.
+    fn cap(name: &str) -> Option<usize> {
+        let path = format!("/proc/sys/net/core/{name}");
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
 
     #[test]
@@ -368,15 +392,22 @@ mod tests {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
         let ours = granted(&udp_socket(loopback).unwrap());
         let default = granted(&std::net::UdpSocket::bind(loopback).unwrap());
-        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
-            .ok()
-            .and_then(|max| max.trim().parse::<usize>().ok());
-        match cap {
+        for ((ours, default), cap) in ours
+            .into_iter()
+            .zip(default)
+            .zip([cap("rmem_max"), cap("wmem_max")])
+        {
+            assert!(
+                ours >= default,
+                "granted {ours}, default {default}: never less"
+            );
             // Linux grants twice what is asked, up to twice its cap.
-            Some(cap) if cap * 2 > default => {
-                assert_eq!(ours, (cap * 2).min(SOCKET_BUFFER * 2), "granted {ours}")
+            if let Some(cap) = cap
+                && default < SOCKET_BUFFER
+                && cap * 2 > default
+            {
+                assert_eq!(ours, (cap * 2).min(SOCKET_BUFFER * 2), "default {default}");
             }
-            _ => assert!(ours >= default, "granted {ours}, default {default}"),
         }
     }
 }

@@ -210,13 +210,15 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         write_timeout: Duration::from_secs(limits.write_timeout),
         ..TransportConfig::with_timeout(args.net.timeout())
     };
-    // QUIC's UDP I/O runs on the first shard's loop: on a thread of its own, every
-    // datagram cost a wake-up across threads, a fifth of the server's CPU. (Each QUIC
-    // connection's TLS and packet work runs on the shard that ran its handshake: on
-    // more threads, glibc's per-thread arenas held twice the memory of a connection
-    // flood; the handshake limits bound that work.) The web door (its TCP I/O, pages
-    // and TLS handshakes) runs on a thread of its own; a WebSocket's messages are
-    // handled on its room's shard.
+    // QUIC's UDP I/O runs on the one shard's loop when there is one: on a thread of its
+    // own, every datagram cost a wake-up across threads, a fifth of the server's CPU.
+    // Beside several shards it keeps a thread of its own (the "net-io" runtime), so no
+    // shard's round of room ticks holds up the others' input. (Each QUIC connection's
+    // TLS and packet work runs on the shard that ran its handshake: on more threads,
+    // glibc's per-thread arenas held twice the memory of a connection flood; the
+    // handshake limits bound that work.) The web door (its TCP I/O, pages and TLS
+    // handshakes) runs on the net-io thread; a WebSocket's messages are handled on its
+    // room's shard.
     let io_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("net-io")
@@ -224,7 +226,10 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the network runtime: {e}"))?;
     let endpoint = {
-        let _shard = runtime.enter();
+        let _io = match shards {
+            1 => runtime.enter(),
+            _ => io_runtime.enter(),
+        };
         server_endpoint(listen, &identity, &transport).map_err(|e| e.to_string())?
     };
     let address = endpoint.local_addr().map_err(|e| e.to_string())?;

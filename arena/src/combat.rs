@@ -49,11 +49,20 @@ struct Hit {
     shooter: u32,
 }
 
+/// A projectile still flying once aged: where it is and who fired it.
+#[derive(Clone, Copy, Debug)]
+struct Flying {
+    projectile: Entity,
+    pos: Vec2,
+    shooter: u32,
+}
+
 /// Ages projectiles and resolves their hits.
 #[derive(Default)]
 pub(crate) struct Combat {
     ships: Vec<GridEntry>,
     expired: Vec<Entity>,
+    flying: Vec<Flying>,
     hits: Vec<Hit>,
 }
 
@@ -96,6 +105,7 @@ impl Combat {
 
     fn gather(&mut self, world: &mut World, units: &SpatialGrid) -> SystemResult {
         clear_scratch(&mut self.expired, world.slots());
+        clear_scratch(&mut self.flying, world.slots());
         clear_scratch(&mut self.hits, world.slots());
         clear_scratch(&mut self.ships, world.slots());
         let ships = world
@@ -106,21 +116,30 @@ impl Combat {
                 entity,
                 pos: body.pos,
             }));
-        for (projectile, (shot, body)) in world.query::<(&Projectile, &Body)>()? {
-            // Its last tick: the age below takes its ttl to 0.
-            if shot.ttl <= 1 {
+        for (projectile, (shot, body)) in world.query_mut::<(&mut Projectile, &Body)>()? {
+            shot.ttl = shot.ttl.saturating_sub(1);
+            if shot.ttl <= 0 {
                 self.expired.push(projectile);
-            } else if let Some(target) = self.target_at(world, units, body.pos, shot.shooter) {
-                self.hits.push(Hit {
+            } else {
+                self.flying.push(Flying {
                     projectile,
+                    pos: body.pos,
+                    shooter: shot.shooter,
+                });
+            }
+        }
+        // Targets are found once the ageing is done: they are read from the world.
+        let flying = std::mem::take(&mut self.flying);
+        for shot in &flying {
+            if let Some(target) = self.target_at(world, units, shot.pos, shot.shooter) {
+                self.hits.push(Hit {
+                    projectile: shot.projectile,
                     target,
                     shooter: shot.shooter,
                 });
             }
         }
-        for (_, (shot, _)) in world.query_mut::<(&mut Projectile, &Body)>()? {
-            shot.ttl = shot.ttl.saturating_sub(1);
-        }
+        self.flying = flying;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::ops::ControlFlow;
 use tickstep_engine::parallel::CHUNK_SLOTS;
-use tickstep_engine::{Entity, Fp, Frame, Rng, SystemResult, Tick, Vec2};
+use tickstep_engine::{Entity, Forks, Fp, Frame, Rng, SystemResult, Vec2};
 
 use super::combat::{Shot, fire};
 use super::grid::SpatialGrid;
@@ -98,14 +98,14 @@ impl UnitAi {
         for shots in &mut self.chunk_shots {
             clear_scratch(shots, CHUNK_SLOTS);
         }
-        let (ships, rng) = (&self.ships, globals.rng);
+        let ships = &self.ships;
+        let forks = globals.rng.forks(tick, UNIT_AI_STREAM);
         world.par_for_each_mut::<(&mut Unit, &mut Body), _>(
             &mut self.chunk_shots,
             |shots, entity, (unit, body)| {
                 // This unit's own draws: the same whichever chunk or thread runs it.
                 let mut draws = UnitDraws {
-                    frame_rng: rng,
-                    tick,
+                    forks,
                     entity,
                     forked: None,
                 };
@@ -121,11 +121,10 @@ impl UnitAi {
     }
 }
 
-/// A unit's random draws this tick: forked from the frame's RNG (see `Rng::fork`) on
+/// A unit's random draws this tick: forked from the frame's RNG (see `Rng::forks`) on
 /// the first draw, so a unit that chases without firing spends nothing on them.
 struct UnitDraws {
-    frame_rng: Rng,
-    tick: Tick,
+    forks: Forks,
     entity: Entity,
     forked: Option<Rng>,
 }
@@ -133,7 +132,7 @@ struct UnitDraws {
 impl UnitDraws {
     fn rng(&mut self) -> &mut Rng {
         self.forked
-            .get_or_insert_with(|| self.frame_rng.fork(self.tick, self.entity, UNIT_AI_STREAM))
+            .get_or_insert_with(|| self.forks.for_entity(self.entity))
     }
 }
 

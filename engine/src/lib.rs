@@ -91,7 +91,7 @@ pub use input::{
 };
 pub use pod::Flag;
 pub use query::{Filter, Query, QueryIter, ReadOnlyQuery, With, Without};
-pub use rng::{Rng, mix64};
+pub use rng::{Forks, Rng, mix64};
 pub use schema::{ComponentInfo, MAX_ALIGN, MAX_COMPONENTS, Schema, SchemaBuilder, SchemaError};
 pub use simulation::{IntoSystemResult, Simulation, StepError, System, SystemError, SystemResult};
 pub use vec2::Vec2;

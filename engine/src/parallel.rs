@@ -30,9 +30,11 @@ use crate::{Entity, World, WorldError};
 /// count. Large enough that a chunk's work dwarfs handing it to a thread.
 pub const CHUNK_SLOTS: usize = 256;
 
-/// Below this many slots a parallel query runs on the calling thread by default: waking
-/// another thread costs more than it saves on a small world.
-pub const DEFAULT_PARALLEL_FROM_SLOTS: usize = 4096;
+/// A query over fewer chunks than this many slots make (four chunks) runs on the calling
+/// thread by default; one over at least that many is halved, and the halves may run in
+/// parallel (and are halved again while they are as long). Waking another thread costs
+/// a few microseconds: worth it for a thousand units' AI.
+pub const DEFAULT_PARALLEL_FROM_SLOTS: usize = 4 * CHUNK_SLOTS;
 
 static PARALLEL_FROM_SLOTS: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_FROM_SLOTS);
 

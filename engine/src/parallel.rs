@@ -17,7 +17,8 @@
 //! pool (`rayon::ThreadPool::install` picks the pool, so the host chooses the thread
 //! count); without it, or on a pool of one thread, they run one after another, with the
 //! same result. Step from inside the pool (`pool.install(|| ...)` around the game
-//! loop): a call from outside hands each parallel query to the pool and waits.
+//! loop): a call from outside hands each parallel query to the pool and waits, which
+//! costs more, so from outside only a query over four times as many slots splits.
 
 use bytemuck::Pod;
 use std::ops::Range;
@@ -33,7 +34,8 @@ pub const CHUNK_SLOTS: usize = 256;
 /// A query over fewer chunks than this many slots make (four chunks) runs on the calling
 /// thread by default; one over at least that many is halved, and the halves may run in
 /// parallel (and are halved again while they are as long). Waking another thread costs
-/// a few microseconds: worth it for a thousand units' AI.
+/// a few microseconds: worth it for a thousand units' AI. A caller outside the pool
+/// needs four times as many (see the module docs).
 pub const DEFAULT_PARALLEL_FROM_SLOTS: usize = 4 * CHUNK_SLOTS;
 
 static PARALLEL_FROM_SLOTS: AtomicUsize = AtomicUsize::new(DEFAULT_PARALLEL_FROM_SLOTS);
@@ -253,15 +255,33 @@ impl World {
         if outputs.len() < chunks {
             outputs.resize_with(chunks, S::default);
         }
-        run_chunks::<Q, S, _>(chunk, test, &mut outputs[..chunks], &each);
+        run_chunks::<Q, S, _>(chunk, test, &mut outputs[..chunks], split_from(), &each);
         Ok(())
     }
 }
 
+/// The slots a run of chunks needs before its halves may run on two threads: the
+/// process-wide setting ([`set_parallel_from_slots`]), four times over when the caller
+/// is not one of the pool's threads (each half is then handed to the pool and waited
+/// on: at 1,000 units that cost more than it saved, 64-69 against 56-57 us a tick).
+fn split_from() -> usize {
+    let slots = PARALLEL_FROM_SLOTS.load(Ordering::Relaxed);
+    #[cfg(feature = "parallel")]
+    if rayon::current_thread_index().is_none() {
+        return slots.saturating_mul(4);
+    }
+    slots
+}
+
 /// Runs `chunk` (exactly `outputs.len()` chunks of slots), halving it until one chunk is
-/// left; the halves may run in parallel.
-fn run_chunks<'a, Q, S, F>(chunk: Chunk<'a, Q::Slices<'a>>, test: bool, outputs: &mut [S], each: &F)
-where
+/// left; the halves of a run of at least `split_from` slots may run in parallel.
+fn run_chunks<'a, Q, S, F>(
+    chunk: Chunk<'a, Q::Slices<'a>>,
+    test: bool,
+    outputs: &mut [S],
+    split_from: usize,
+    each: &F,
+) where
     Q: ParQuery,
     S: Send,
     F: Fn(&mut S, Entity, Q::Item<'_>) + Sync,
@@ -286,11 +306,11 @@ where
             let half = outputs_len / 2;
             let (first, rest) = chunk.split(half * CHUNK_SLOTS);
             let (first_out, rest_out) = outputs.split_at_mut(half);
-            let worth_it = outputs_len * CHUNK_SLOTS >= PARALLEL_FROM_SLOTS.load(Ordering::Relaxed);
+            let worth_it = outputs_len * CHUNK_SLOTS >= split_from;
             join(
                 worth_it,
-                || run_chunks::<Q, S, F>(first, test, first_out, each),
-                || run_chunks::<Q, S, F>(rest, test, rest_out, each),
+                || run_chunks::<Q, S, F>(first, test, first_out, split_from, each),
+                || run_chunks::<Q, S, F>(rest, test, rest_out, split_from, each),
             );
         }
     }

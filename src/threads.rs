@@ -1,4 +1,4 @@
-//! `--threads N`: how many threads simulate (the arena's units and movement run in
+//! `--threads N`: how many threads simulate (the arena's units steer and move in
 //! parallel chunks; the result is the same for any count).
 
 use clap::Args;

@@ -43,7 +43,7 @@ fn golden_checksum_seed_7_1000_units_600_ticks() {
     assert_eq!(game.frame().world().len(), 1019);
 }
 
-/// The arena's units and movement run in parallel chunks: any thread count gives the
+/// The arena's units steer and move in parallel chunks: any thread count gives the
 /// same frames (the one-thread run is the reference).
 #[test]
 fn one_two_three_and_eight_threads_give_the_same_checksums() {

@@ -9,7 +9,8 @@
 //! handful to 100k+, with the arena's area growing to keep the density constant.
 //!
 //! Systems run in this order each tick: [`ShipControl`], then the [`Crowd`]: the units'
-//! AI, [`movement`] and combat over one grid of the units.
+//! AI (each unit moves as it steers), the other bodies' movement ([`move_the_rest`])
+//! and combat over one grid of the units.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -38,7 +39,7 @@ pub use components::{
 };
 pub use crowd::Crowd;
 pub use grid::{GridEntry, SpatialGrid};
-pub use movement::movement;
+pub use movement::{move_body, move_the_rest};
 pub use recording::{DEFAULT_TICK_RATE, RecordError, RecordOptions, record};
 pub use run::ArenaRun;
 pub use ships::ShipControl;

@@ -1,8 +1,12 @@
-//! Movement: every body moves by its velocity and bounces off the arena's walls.
+//! Movement: every body moves by its velocity and bounces off the arena's walls. A
+//! unit moves in the units' own parallel pass, right after it steers (see
+//! `UnitAi`); the other bodies (ships and projectiles) move here, after the shots of
+//! the tick are fired.
 
-use tickstep_engine::{Fp, Frame, SystemResult, TickInputs};
+use tickstep_engine::query::Without;
+use tickstep_engine::{Fp, Frame, SystemResult, Vec2};
 
-use super::{ArenaGlobals, ArenaInput, Body};
+use super::{ArenaGlobals, Body, Unit};
 
 /// Reflects a coordinate that left `0..=max` back inside and flips its velocity.
 fn bounce(pos: &mut Fp, vel: &mut Fp, max: Fp) {
@@ -16,16 +20,20 @@ fn bounce(pos: &mut Fp, vel: &mut Fp, max: Fp) {
     *pos = (*pos).clamp(Fp::ZERO, max);
 }
 
-/// Moves every body one tick.
-pub fn movement(frame: &mut Frame<ArenaGlobals>, _inputs: &TickInputs<ArenaInput>) -> SystemResult {
+/// Moves `body` one tick by its velocity, bouncing off the walls of an arena of `size`.
+pub fn move_body(body: &mut Body, size: Vec2) {
+    body.pos += body.vel;
+    bounce(&mut body.pos.x, &mut body.vel.x, size.x);
+    bounce(&mut body.pos.y, &mut body.vel.y, size.y);
+}
+
+/// Moves every body but the units' (they moved as they steered) one tick.
+pub fn move_the_rest(frame: &mut Frame<ArenaGlobals>) -> SystemResult {
     let (globals, world) = frame.split_mut();
     let size = globals.size;
-    // In parallel chunks; nothing to merge (a `Vec<()>` never allocates).
-    world.par_for_each_mut::<(&mut Body,), ()>(&mut Vec::new(), |_, _, (body,)| {
-        body.pos += body.vel;
-        bounce(&mut body.pos.x, &mut body.vel.x, size.x);
-        bounce(&mut body.pos.y, &mut body.vel.y, size.y);
-    })?;
+    for (_, body) in world.query_filtered_mut::<&mut Body, Without<Unit>>()? {
+        move_body(body, size);
+    }
     Ok(())
 }
 

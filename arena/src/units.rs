@@ -7,13 +7,14 @@ use tickstep_engine::{Entity, Forks, Fp, Frame, Rng, SystemResult, Vec2};
 
 use super::combat::{Shot, fire};
 use super::grid::SpatialGrid;
+use super::movement::move_body;
 use super::rules::*;
 use super::{ArenaGlobals, Body, Ship, Unit, clear_scratch};
 
 /// The unit AI's stream of forked random numbers (see `Rng::fork`).
 const UNIT_AI_STREAM: u64 = 1;
 
-/// Steers and fires every unit, in parallel chunks of units (see
+/// Steers, moves and fires every unit, in parallel chunks of units (see
 /// [`tickstep_engine::parallel`]): each unit's random draws are forked from the frame's
 /// RNG by tick and entity, and the shots of each chunk are fired in chunk order.
 #[derive(Default)]
@@ -76,8 +77,9 @@ fn nearest_ship(ships: &[Vec2], pos: Vec2) -> Option<(Vec2, Fp)> {
 }
 
 impl UnitAi {
-    /// Steers and fires every unit, finding neighbours through `grid` (the units where
-    /// they are now).
+    /// Steers, moves and fires every unit, finding neighbours through `grid` (the units
+    /// where they stood before any moved: a unit that moves first changes no other's
+    /// steering).
     pub(crate) fn run(
         &mut self,
         frame: &mut Frame<ArenaGlobals>,
@@ -100,6 +102,7 @@ impl UnitAi {
         }
         let ships = &self.ships;
         let forks = globals.rng.forks(tick, UNIT_AI_STREAM);
+        let size = globals.size;
         world.par_for_each_mut::<(&mut Unit, &mut Body), _>(
             &mut self.chunk_shots,
             |shots, entity, (unit, body)| {
@@ -110,6 +113,8 @@ impl UnitAi {
                     forked: None,
                 };
                 steer(grid, ships, &mut draws, unit, body, shots);
+                // Moved here, not in a pass of its own: one fork and join a tick fewer.
+                move_body(body, size);
             },
         )?;
         clear_scratch(&mut self.shots, world.slots());

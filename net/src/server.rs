@@ -249,13 +249,13 @@ pub async fn serve<I: Input>(
             server.handle_timeout(now);
         }
         while let Some(transmit) = server.poll_transmit() {
-            match transmit {
-                ServerTransmit::Send { to, message } => {
+            match &transmit {
+                &ServerTransmit::Send { to, ref message } => {
                     let delivery = match message {
                         ServerMessage::Verified { .. } => Delivery::Unreliable,
                         _ => Delivery::Reliable,
                     };
-                    encode_into(&message, &mut encoded);
+                    encode_into(message, &mut encoded);
                     stats.messages_out += 1;
                     stats.bytes_out += encoded.len() as u64;
                     host.sent(encoded.len());
@@ -277,6 +277,8 @@ pub async fn serve<I: Input>(
                     }
                 }
             }
+            // Sent: its buffers go back for the next room-tick.
+            server.recycle(transmit);
         }
         host.after_round(&mut server, epoch.elapsed());
         if let Some(by) = drain_by

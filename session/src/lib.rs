@@ -66,9 +66,10 @@
 //!     // The server: time, then what it wants sent.
 //!     server.handle_timeout(now);
 //!     while let Some(transmit) = server.poll_transmit() {
-//!         if let ServerTransmit::Send { message, .. } = transmit {
-//!             client.handle_message(now, decode(&encode(&message))?);
+//!         if let ServerTransmit::Send { message, .. } = &transmit {
+//!             client.handle_message(now, decode(&encode(message))?);
 //!         }
+//!         server.recycle(transmit); // sent: its buffers serve a later message
 //!     }
 //!     while let Some(_event) = server.poll_event() {}
 //!     // Sleep until the next timer (or message, on a real network).

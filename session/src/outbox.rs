@@ -4,7 +4,14 @@
 use std::collections::VecDeque;
 
 use crate::ConnId;
-use crate::protocol::ServerMessage;
+use crate::protocol::{ServerMessage, VerifiedTicks};
+
+/// Spare verified-tick buffers kept for reuse at most: a room-tick needs one per
+/// player, and a loop drains its transmits every round.
+const MAX_SPARE: usize = 64;
+/// A buffer that grew past this many input bytes (a catch-up's batch) is dropped, not
+/// kept: spares stay small.
+const MAX_SPARE_INPUT_BYTES: usize = 4096;
 
 /// What the server wants the transport to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +34,8 @@ pub enum ServerTransmit {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     transmits: VecDeque<ServerTransmit>,
+    /// Buffers of sent `Verified` messages, handed back through `recycle`.
+    spare: Vec<VerifiedTicks>,
 }
 
 impl Outbox {
@@ -44,5 +53,69 @@ impl Outbox {
     /// The oldest transmit.
     pub(crate) fn pop(&mut self) -> Option<ServerTransmit> {
         self.transmits.pop_front()
+    }
+
+    /// An empty verified-tick buffer: a recycled one when there is one.
+    pub(crate) fn verified_buffer(&mut self) -> VerifiedTicks {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps the buffers of a sent `Verified` message for [`Outbox::verified_buffer`]
+    /// (a bounded number, none that grew large); anything else is dropped.
+    pub(crate) fn recycle(&mut self, transmit: ServerTransmit) {
+        if let ServerTransmit::Send {
+            message: ServerMessage::Verified { ticks, .. },
+            ..
+        } = transmit
+        {
+            self.keep(ticks);
+        }
+    }
+
+    /// Keeps `ticks`'s buffers, if there is room and they are small.
+    pub(crate) fn keep(&mut self, ticks: VerifiedTicks) {
+        if self.spare.len() < MAX_SPARE && ticks.inputs.capacity() <= MAX_SPARE_INPUT_BYTES {
+            self.spare.push(ticks);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Timing;
+
+    fn verified(ticks: VerifiedTicks) -> ServerTransmit {
+        ServerTransmit::Send {
+            to: ConnId(1),
+            message: ServerMessage::Verified {
+                live: 1,
+                timing: Timing::default(),
+                ticks,
+            },
+        }
+    }
+
+    #[test]
+    fn a_sent_verified_messages_buffers_come_back_and_the_spares_stay_bounded() {
+        let mut out = Outbox::default();
+        let mut ticks = out.verified_buffer();
+        ticks.inputs.extend_from_slice(&[1, 2, 3]);
+        let kept = ticks.inputs.as_ptr();
+        out.recycle(verified(ticks));
+        let reused = out.verified_buffer();
+        assert_eq!(reused.inputs.as_ptr(), kept, "the same buffer");
+        // A catch-up's large batch is let go.
+        let mut large = VerifiedTicks::default();
+        large.inputs.reserve(MAX_SPARE_INPUT_BYTES + 1);
+        out.recycle(verified(large));
+        assert!(out.spare.is_empty());
+        // Other transmits carry nothing to keep.
+        out.recycle(ServerTransmit::Close { conn: ConnId(1) });
+        assert!(out.spare.is_empty());
+        for _ in 0..MAX_SPARE + 10 {
+            out.recycle(verified(VerifiedTicks::default()));
+        }
+        assert_eq!(out.spare.len(), MAX_SPARE);
     }
 }

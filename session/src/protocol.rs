@@ -230,14 +230,42 @@ impl VerifiedTicks {
         max_bytes: usize,
         scratch: &mut TickInputs<I>,
     ) -> VerifiedTicks {
+        let mut ticks = VerifiedTicks::default();
+        ticks.refill_from_log(log, first, last, max_bytes, scratch);
+        ticks
+    }
+
+    /// The number of ticks held.
+    pub fn len(&self) -> usize {
+        self.presence.len()
+    }
+
+    /// Whether no tick is held.
+    pub fn is_empty(&self) -> bool {
+        self.presence.is_empty()
+    }
+
+    /// Replaces what `self` holds with [`VerifiedTicks::from_log`]'s ticks, keeping its
+    /// buffers: refilling one as large as the last allocates nothing (but for the
+    /// commands' bytes).
+    pub fn refill_from_log<I: Input>(
+        &mut self,
+        log: &InputLog<I>,
+        first: Tick,
+        last: Tick,
+        max_bytes: usize,
+        scratch: &mut TickInputs<I>,
+    ) {
         let count = last.saturating_sub(first).saturating_add(1).min(1 << 16) as usize;
-        let mut ticks = VerifiedTicks {
-            first,
-            presence: Vec::with_capacity(count),
-            replaced: Vec::with_capacity(count),
-            inputs: Vec::with_capacity(count * scratch.players() * size_of::<I>()),
-            commands: Vec::new(),
-        };
+        self.first = first;
+        for buffer in [&mut self.presence, &mut self.replaced] {
+            buffer.clear();
+            buffer.reserve(count);
+        }
+        self.inputs.clear();
+        self.inputs
+            .reserve(count * scratch.players() * size_of::<I>());
+        self.commands.clear();
         let mut bytes = 0;
         for tick in first..=last {
             if log.read(tick, scratch).is_err() {
@@ -252,20 +280,17 @@ impl VerifiedTicks {
                 break;
             }
             bytes += size;
-            ticks.presence.push(scratch.present_mask());
-            ticks.replaced.push(scratch.replaced_mask());
-            ticks
-                .inputs
+            self.presence.push(scratch.present_mask());
+            self.replaced.push(scratch.replaced_mask());
+            self.inputs
                 .extend_from_slice(bytemuck::cast_slice(scratch.raw()));
-            ticks
-                .commands
+            self.commands
                 .extend(scratch.commands().map(|(player, bytes)| TickCommand {
                     tick,
                     player,
                     bytes: bytes.to_vec(),
                 }));
         }
-        ticks
     }
 }
 

@@ -412,13 +412,20 @@ impl<G: Pod, I: Input> SimNet<G, I> {
         }
     }
 
+    /// Carries out `transmit`, then hands it back to the server to reuse (as the
+    /// network loops do).
     fn server_transmit(&mut self, transmit: ServerTransmit) {
-        match transmit {
-            ServerTransmit::Send { to, message } => {
+        self.carry_out(&transmit);
+        self.server.recycle(transmit);
+    }
+
+    fn carry_out(&mut self, transmit: &ServerTransmit) {
+        match *transmit {
+            ServerTransmit::Send { to, ref message } => {
                 let Some(&(client, _)) = self.open.get(&to) else {
                     return;
                 };
-                let bytes = encode(&message);
+                let bytes = encode(message);
                 let len = bytes.len();
                 self.send_on(
                     client,

@@ -280,26 +280,17 @@ impl<I: Input> Clock<I> {
         })
     }
 
-    /// The verified ticks `from..=to` (those still held), in messages of about
-    /// `max_bytes` at most.
-    pub(super) fn verified(
+    /// Refills `ticks` with the verified ticks from `first` towards `last` (those still
+    /// held), as many as fit in a message of about `max_bytes`; none once `first` is
+    /// no longer held or not yet verified.
+    pub(super) fn verified_into(
         &mut self,
-        from: Tick,
-        to: Tick,
+        ticks: &mut VerifiedTicks,
+        first: Tick,
+        last: Tick,
         max_bytes: usize,
-    ) -> Vec<VerifiedTicks> {
-        let mut batches = Vec::new();
-        let mut first = from;
-        while first <= to {
-            let ticks = VerifiedTicks::from_log(&self.log, first, to, max_bytes, &mut self.scratch);
-            let taken = ticks.presence.len() as u64;
-            if taken == 0 {
-                break;
-            }
-            batches.push(ticks);
-            first += taken;
-        }
-        batches
+    ) {
+        ticks.refill_from_log(&self.log, first, last, max_bytes, &mut self.scratch);
     }
 }
 
@@ -462,7 +453,8 @@ mod tests {
             .map(|(p, b)| (p, b.to_vec()))
             .collect();
         assert_eq!(tick5, vec![(PlayerId(0), b"on time".to_vec())]);
-        let batch = &clock.verified(3, 5, 1 << 16)[0];
+        let mut batch = VerifiedTicks::default();
+        clock.verified_into(&mut batch, 3, 5, 1 << 16);
         assert_eq!(batch.commands.len(), MAX_COMMANDS_PER_TICK + 2);
         assert_eq!(
             (batch.commands[0].tick, batch.commands.last().unwrap().tick),
@@ -481,10 +473,13 @@ mod tests {
             clock.next_deadline(&config, T0, Duration::from_secs(10)),
             None
         );
-        let batches = clock.verified(1, 3, 2 * 28);
-        assert_eq!(batches.len(), 2);
-        assert_eq!((batches[0].first, batches[0].presence.len()), (1, 2));
-        assert_eq!(batches[1].inputs.len(), 8);
-        assert_eq!(batches[1].replaced, vec![0b11]);
+        let mut batch = VerifiedTicks::default();
+        clock.verified_into(&mut batch, 1, 3, 2 * 28);
+        assert_eq!((batch.first, batch.len()), (1, 2), "two ticks fit");
+        clock.verified_into(&mut batch, 3, 3, 2 * 28);
+        assert_eq!((batch.first, batch.inputs.len()), (3, 8));
+        assert_eq!(batch.replaced, vec![0b11]);
+        clock.verified_into(&mut batch, 4, 4, 2 * 28);
+        assert!(batch.is_empty(), "past the end");
     }
 }

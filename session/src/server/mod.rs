@@ -121,7 +121,8 @@ impl std::fmt::Debug for ServerConfig {
 ///   [`Server::handle_timeout`] (the time [`Server::poll_timeout`] named came).
 /// - **commands** from the host: [`Server::open_room`], [`Server::kick`],
 ///   [`Server::drain`].
-/// - **`poll_*`**, for what to do: [`Server::poll_transmit`] (send, close),
+/// - **`poll_*`**, for what to do: [`Server::poll_transmit`] (send, close; hand each
+///   back through [`Server::recycle`] once sent, so that its buffers are reused),
 ///   [`Server::poll_event`] (what happened in the rooms, tagged with the room),
 ///   [`Server::poll_timeout`].
 /// - **getters**: [`Server::room_tick`], [`Server::room_stats`],
@@ -130,7 +131,8 @@ impl std::fmt::Debug for ServerConfig {
 ///   [`Server::stats`].
 ///
 /// A host loop: hand over each message and lost connection as it comes, call
-/// `handle_timeout` at `poll_timeout`, then drain `poll_transmit` and `poll_event`.
+/// `handle_timeout` at `poll_timeout`, then drain `poll_transmit` (recycling each) and
+/// `poll_event`.
 #[derive(Debug)]
 pub struct Server<I> {
     config: ServerConfig,
@@ -446,6 +448,13 @@ impl<I: Input> Server<I> {
             .filter_map(Room::next_wake)
             .chain(hello_by)
             .min()
+    }
+
+    /// Hands back a transmit from [`Server::poll_transmit`] once it is sent (encoded):
+    /// a `Verified` message's buffers are reused for a later one, so a warm room-tick
+    /// allocates no verified-tick lists. Optional: a transmit may simply be dropped.
+    pub fn recycle(&mut self, transmit: ServerTransmit) {
+        self.out.recycle(transmit);
     }
 
     /// The next thing to send or close.

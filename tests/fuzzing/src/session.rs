@@ -267,15 +267,17 @@ pub fn check_server_script(bytes: &[u8]) {
             }
         }
         while let Some(transmit) = server.poll_transmit() {
-            match transmit {
+            match &transmit {
                 ServerTransmit::Send { to, message } => {
                     assert!(to.0 < CONNS, "sent to a connection that never existed");
-                    check_transmit_size(&message);
+                    check_transmit_size(message);
                 }
                 ServerTransmit::Close { conn } => {
-                    open.remove(&conn);
+                    open.remove(conn);
                 }
             }
+            // As a network loop does: a sent message's buffers are reused.
+            server.recycle(transmit);
         }
         while server.poll_event().is_some() {}
         check_wake(timed_out, server.poll_timeout(), now);

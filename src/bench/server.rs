@@ -142,9 +142,24 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
     let scrape = || runtime.block_on(scrape(metrics));
     let deadline = Instant::now() + Duration::from_secs(120);
     while scrape()?.get("tickstep_rooms_playing") < u64::from(args.rooms) {
-        if Instant::now() >= deadline || loader.exited() {
+        if loader.exited() {
+            // The load settles once every client plays, was refused or was lost, and
+            // then plays on: say which clients did not make it.
+            let why = match loader.finish() {
+                Ok(report) => format!(
+                    "the load seated {} of {} players ({} refused, {} lost)",
+                    report["seated"],
+                    args.rooms * u32::from(args.players),
+                    report["refused"],
+                    report["lost"]
+                ),
+                Err(error) => error,
+            };
+            return Err(format!("the rooms did not all start: {why}"));
+        }
+        if Instant::now() >= deadline {
             return Err(format!(
-                "the rooms did not all start: {}",
+                "the rooms did not all start within 2 minutes: {}",
                 loader.error_tail()
             ));
         }

@@ -322,6 +322,10 @@ fn bench_catch_up_reports_every_documented_figure() {
         "600",
         "--lag",
         "60",
+        "--threads",
+        "2",
+        "--rounds",
+        "2",
         "--json",
     ]));
     for field in [
@@ -330,10 +334,20 @@ fn bench_catch_up_reports_every_documented_figure() {
         "rejoin_snapshot_ms",
         "rejoin_from_start_ms",
         "rejoin_speedup",
+        "client_ticks_per_sec",
+        "client_rejoin_ms",
+        "single_thread_ticks_per_sec",
+        "parallel_speedup",
     ] {
         assert!(report[field].as_f64().unwrap() > 0.0, "{field}");
     }
     assert_eq!(report["ticks"], 600);
+    assert_eq!(
+        (report["threads"].as_u64(), report["rounds"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let multiplier = report["ticks_per_sec"].as_f64().unwrap() / 60.0;
+    assert!((report["realtime_multiplier"].as_f64().unwrap() - multiplier).abs() < 1e-6);
 }
 
 #[test]

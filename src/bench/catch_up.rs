@@ -32,6 +32,10 @@ pub struct CatchUpBenchArgs {
     lag: u64,
     #[command(flatten)]
     threads: ThreadArgs,
+    /// Rounds of the catch-up from tick 0 on `--threads` threads and on one, taken in
+    /// turn: more rounds give steadier figures (medians) on a shared, noisy machine.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -59,8 +63,24 @@ struct CatchUpBenchReport {
     threads: usize,
     /// The catch-up from tick 0 on one thread, measured in the same invocation.
     single_thread_ticks_per_sec: f64,
-    /// `ticks_per_sec / single_thread_ticks_per_sec`.
+    /// `ticks_per_sec / single_thread_ticks_per_sec` (over several rounds, the median
+    /// of each round's ratio).
     parallel_speedup: f64,
+    /// Rounds of the catch-up from tick 0 on `threads` threads and on one, in turn;
+    /// `ticks_per_sec` and `single_thread_ticks_per_sec` are their medians.
+    rounds: u32,
+}
+
+/// The median of `values` (not empty): the middle one, or the mean of the two middle.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
 }
 
 /// Steps `frame` toward `until` through `catch_up` in slices, updating `bar` by `done`.
@@ -82,28 +102,51 @@ fn catch_up_until(
     Ok(())
 }
 
-/// Runs `bench catch-up` on its thread count, then the catch-up from tick 0 again on one.
+/// Runs `bench catch-up` on its thread count, then the catch-up from tick 0 again on one,
+/// and as many more rounds of both, in turn, as asked.
 pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
     let mut report = args.threads.run(|| measure(args))??;
-    let (single, checksum) = in_pool(1, || straight(args))??;
-    if checksum != report.final_checksum {
-        return Err("one thread ended on another checksum (a determinism bug)".into());
+    let same = |checksum: String| match checksum == report.final_checksum {
+        true => Ok(()),
+        false => Err("a catch-up ended on another checksum (a determinism bug)".to_string()),
+    };
+    let rounds = args.rounds as usize;
+    let bar = progress_bar(args.rounds.into(), "rounds");
+    let (mut many, mut one, mut ratios) = (vec![report.ticks_per_sec], vec![], vec![]);
+    for round in 0..rounds {
+        if round > 0 {
+            let (ticks_per_sec, checksum) = args.threads.run(|| straight(args))??;
+            same(checksum)?;
+            many.push(ticks_per_sec);
+        }
+        let (single, checksum) = in_pool(1, || straight(args))??;
+        same(checksum)?;
+        one.push(single);
+        ratios.push(many[round] / single);
+        bar.inc(1);
     }
-    report.single_thread_ticks_per_sec = single;
-    report.parallel_speedup = report.ticks_per_sec / single;
+    bar.finish_and_clear();
+    report.ticks_per_sec = median(&many);
+    report.realtime_multiplier = report.ticks_per_sec / arena::DEFAULT_TICK_RATE as f64;
+    report.single_thread_ticks_per_sec = median(&one);
+    report.parallel_speedup = median(&ratios);
+    report.rounds = args.rounds;
     emit(args.json, &report, |r| {
         format!(
-            "catch-up: {} ticks of {} units in {:.0} ms = {:.0} ticks/s ({:.0}x real time at 60 Hz) on {} threads, {:.2}x one thread's {:.0} ticks/s\n\
+            "catch-up: {} ticks of {} units at {:.0} ticks/s ({:.0}x real time at 60 Hz) on {} threads, {:.2}x one thread's {:.0} ticks/s{}\n\
              rejoin at tick {}: snapshot {} ticks behind + catch-up in {:.1} ms, re-simulating from tick 0 {:.0} ms ({:.0}x faster)\n\
              through the session client: {:.0} ticks/s from tick 0 (checksum snapshots included), rejoin {:.1} ms",
             r.ticks,
             r.entities,
-            r.rejoin_from_start_ms,
             r.ticks_per_sec,
             r.realtime_multiplier,
             r.threads,
             r.parallel_speedup,
             r.single_thread_ticks_per_sec,
+            match r.rounds {
+                1 => String::new(),
+                rounds => format!(" (medians of {rounds} rounds)"),
+            },
             r.ticks,
             r.lag,
             r.rejoin_snapshot_ms,
@@ -242,6 +285,7 @@ fn measure(args: &CatchUpBenchArgs) -> Result<CatchUpBenchReport, String> {
         threads: args.threads.count(),
         single_thread_ticks_per_sec: 0.0,
         parallel_speedup: 0.0,
+        rounds: 1,
     })
 }
 
@@ -337,4 +381,16 @@ fn client_catch_up(
         }
     }
     Ok((began.elapsed(), checksum(client.frame())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value_or_the_mean_of_the_two_middle() {
+        assert_eq!(median(&[3.0]), 3.0);
+        assert_eq!(median(&[9.0, 1.0, 4.0]), 4.0);
+        assert_eq!(median(&[9.0, 1.0, 4.0, 2.0]), 3.0);
+    }
 }

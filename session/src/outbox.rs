@@ -4,14 +4,14 @@
 use std::collections::VecDeque;
 
 use crate::ConnId;
-use crate::protocol::{ServerMessage, VerifiedTicks};
+use crate::protocol::{ServerMessage, TickCommand, VerifiedTicks};
 
 /// Spare verified-tick buffers kept for reuse at most: a room-tick needs one per
-/// player, and a loop drains its transmits every round.
-const MAX_SPARE: usize = 64;
-/// A buffer that grew past this many input bytes (a catch-up's batch) is dropped, not
-/// kept: spares stay small.
-const MAX_SPARE_INPUT_BYTES: usize = 4096;
+/// member, and a round of a server's loop may tick many rooms before it drains them.
+const MAX_SPARE: usize = 256;
+/// A buffer whose lists hold room for more than this many bytes (a catch-up's batch,
+/// a tick crowded with commands) is dropped, not kept: the spares hold 1 MiB at most.
+const MAX_SPARE_BYTES: usize = 4096;
 
 /// What the server wants the transport to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,10 +74,18 @@ impl Outbox {
 
     /// Keeps `ticks`'s buffers, if there is room and they are small.
     pub(crate) fn keep(&mut self, ticks: VerifiedTicks) {
-        if self.spare.len() < MAX_SPARE && ticks.inputs.capacity() <= MAX_SPARE_INPUT_BYTES {
+        if self.spare.len() < MAX_SPARE && footprint(&ticks) <= MAX_SPARE_BYTES {
             self.spare.push(ticks);
         }
     }
+}
+
+/// The bytes `ticks`'s lists have room for (not counting what a command's bytes hold:
+/// they are freed when it is refilled).
+fn footprint(ticks: &VerifiedTicks) -> usize {
+    (ticks.presence.capacity() + ticks.replaced.capacity()) * size_of::<u64>()
+        + ticks.inputs.capacity()
+        + ticks.commands.capacity() * size_of::<TickCommand>()
 }
 
 #[cfg(test)]
@@ -105,10 +113,18 @@ mod tests {
         out.recycle(verified(ticks));
         let reused = out.verified_buffer();
         assert_eq!(reused.inputs.as_ptr(), kept, "the same buffer");
-        // A catch-up's large batch is let go.
+        // A catch-up's large batch is let go, whichever list grew.
         let mut large = VerifiedTicks::default();
-        large.inputs.reserve(MAX_SPARE_INPUT_BYTES + 1);
+        large.inputs.reserve(MAX_SPARE_BYTES + 1);
         out.recycle(verified(large));
+        let mut long = VerifiedTicks::default();
+        long.presence.reserve(MAX_SPARE_BYTES / 8 + 1);
+        out.recycle(verified(long));
+        let mut commands = VerifiedTicks::default();
+        commands
+            .commands
+            .reserve(MAX_SPARE_BYTES / size_of::<TickCommand>() + 1);
+        out.recycle(verified(commands));
         assert!(out.spare.is_empty());
         // Other transmits carry nothing to keep.
         out.recycle(ServerTransmit::Close { conn: ConnId(1) });

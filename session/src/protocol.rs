@@ -256,7 +256,9 @@ impl VerifiedTicks {
         max_bytes: usize,
         scratch: &mut TickInputs<I>,
     ) {
-        let count = last.saturating_sub(first).saturating_add(1).min(1 << 16) as usize;
+        // Room for the ticks asked for, as many as can fit (each costs 20 bytes or more).
+        let asked = last.saturating_sub(first).saturating_add(1).min(1 << 16) as usize;
+        let count = asked.min(max_bytes / 20 + 1);
         self.first = first;
         for buffer in [&mut self.presence, &mut self.replaced] {
             buffer.clear();

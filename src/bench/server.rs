@@ -277,7 +277,18 @@ impl Spawned {
 
     /// The last line it wrote to stderr.
     fn error_tail(&self) -> String {
-        let last = self.stderr.try_iter().last();
+        let mut last = None;
+        // Lines still on their way: until its stderr closes (it exited) or for a second.
+        let until = Instant::now() + Duration::from_secs(1);
+        while let Ok(line) = self
+            .stderr
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            last = Some(line);
+            if Instant::now() >= until {
+                break;
+            }
+        }
         last.unwrap_or_else(|| "no error printed".into())
     }
 

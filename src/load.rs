@@ -118,9 +118,14 @@ struct Counts {
 
 /// Inputs sent in one message at most.
 const MAX_BATCH: usize = 64;
-/// Clients connecting at once at most, and starting to per tick at most.
-const MAX_JOINING: usize = 256;
-const JOINS_PER_TICK: usize = 32;
+/// Clients connecting at once at most, and starting to per tick at most: with 256 at
+/// once, a busy 2-core machine serving 200 rooms let handshakes pass the connect
+/// timeout.
+const MAX_JOINING: usize = 64;
+const JOINS_PER_TICK: usize = 16;
+/// How long a client waits for its handshake: a load generator is patient, since a
+/// server busy with hundreds of rooms answers handshakes late.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &LoadArgs) -> Result<(), String> {
@@ -154,7 +159,10 @@ pub fn run(args: &LoadArgs) -> Result<(), String> {
 async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadReport, String> {
     let game = args.game.config();
     let initial = arena::new_frame(&game).map_err(|e| e.to_string())?;
-    let transport = TransportConfig::default();
+    let transport = TransportConfig {
+        connect_timeout: CONNECT_TIMEOUT,
+        ..TransportConfig::default()
+    };
     let any = ([0, 0, 0, 0], 0).into();
     let endpoint = client_endpoint(any, trust, &transport).map_err(|e| e.to_string())?;
     let (inbound_tx, mut inbound) = mpsc::channel(4096);
@@ -190,6 +198,8 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
     let window = Duration::from_secs(args.seconds.into());
     // When every room plays: the window's start and what was counted by then.
     let mut began: Option<(Instant, Duration, Counts)> = None;
+    // Clients whose connection ended before their game started, and how the first did.
+    let (mut lost_early, mut first_loss) = (0u64, None::<String>);
     let bar = progress_bar(u64::from(args.seconds), "loading");
     loop {
         tokio::select! {
@@ -202,10 +212,14 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                         counts.ticks_heard += hear(player, &bytes);
                     }
                 }
-                Inbound::Closed { conn, .. } => {
+                Inbound::Closed { conn, reason } => {
                     if let Some(player) = player_of(&mut players, conn)
                         && player.stage != Stage::Refused
                     {
+                        if matches!(player.stage, Stage::Joining | Stage::Seated) {
+                            lost_early += 1;
+                            first_loss.get_or_insert_with(|| format!("{reason:?}"));
+                        }
                         player.stage = Stage::Gone;
                     }
                 }
@@ -248,6 +262,9 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                                 Stage::Refused | Stage::Gone => true,
                             });
                         if settled && playing > 0 {
+                            if let Some(first) = &first_loss {
+                                eprintln!("warning: {lost_early} clients lost before their games started (the first: {first})");
+                            }
                             began = Some((now, process_cpu(), counts));
                         } else if now >= start_by {
                             return Err(format!("only {playing} of {clients} clients were playing after 60 s"));

@@ -147,11 +147,12 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
             // then plays on: say which clients did not make it.
             let why = match loader.finish() {
                 Ok(report) => format!(
-                    "the load seated {} of {} players ({} refused, {} lost)",
+                    "the load seated {} of {} players ({} refused, {} lost; {})",
                     report["seated"],
                     args.rooms * u32::from(args.players),
                     report["refused"],
-                    report["lost"]
+                    report["lost"],
+                    loader.error_tail()
                 ),
                 Err(error) => error,
             };

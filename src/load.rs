@@ -20,7 +20,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, TrustArgs};
-use crate::output::{emit, progress_bar, rounded};
+use crate::output::{emit, progress_bar_of, rounded};
 
 /// Arguments of `tickstep load`.
 #[derive(Args)]
@@ -198,9 +198,10 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
     let window = Duration::from_secs(args.seconds.into());
     // When every room plays: the window's start and what was counted by then.
     let mut began: Option<(Instant, Duration, Counts)> = None;
-    // Clients whose connection ended before their game started, and how the first did.
+    // Clients whose connection ended before their game's ticks reached them, and how
+    // the first did.
     let (mut lost_early, mut first_loss) = (0u64, None::<String>);
-    let bar = progress_bar(u64::from(args.seconds), "loading");
+    let bar = progress_bar_of(u64::from(args.seconds), "loading", "seconds");
     loop {
         tokio::select! {
             // Never closed: this loop holds a sender.
@@ -216,7 +217,12 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                     if let Some(player) = player_of(&mut players, conn)
                         && player.stage != Stage::Refused
                     {
-                        if matches!(player.stage, Stage::Joining | Stage::Seated) {
+                        let early = match player.stage {
+                            Stage::Joining | Stage::Seated => true,
+                            Stage::Playing => player.received == 0,
+                            Stage::Refused | Stage::Gone => false,
+                        };
+                        if early {
                             lost_early += 1;
                             first_loss.get_or_insert_with(|| format!("{reason:?}"));
                         }
@@ -263,11 +269,14 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                             });
                         if settled && playing > 0 {
                             if let Some(first) = &first_loss {
-                                eprintln!("warning: {lost_early} clients lost before their games started (the first: {first})");
+                                eprintln!("warning: {lost_early} clients lost before their games' ticks reached them (the first: {first})");
                             }
                             began = Some((now, process_cpu(), counts));
                         } else if now >= start_by {
-                            return Err(format!("only {playing} of {clients} clients were playing after 60 s"));
+                            let why = first_loss.as_deref().map_or(String::new(), |first| {
+                                format!(" ({lost_early} lost before their games' ticks reached them, the first: {first})")
+                            });
+                            return Err(format!("only {playing} of {clients} clients were playing after 60 s{why}"));
                         }
                     }
                     Some((at, _, _)) => {

@@ -6,12 +6,17 @@ use serde::Serialize;
 
 /// A progress bar over `total` steps on stderr; invisible when stderr is not a terminal.
 pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    progress_bar_of(total, what, "ticks")
+}
+
+/// [`progress_bar`] counting `unit` (e.g. "seconds", "rounds") instead of ticks.
+pub fn progress_bar_of(total: u64, what: &str, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    let style = ProgressStyle::with_template(
-        "{msg:>10} [{bar:40}] {pos}/{len} ticks ({per_sec}, eta {eta})",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let template =
+        format!("{{msg:>10}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, eta {{eta}})");
+    let style = ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar

@@ -72,16 +72,17 @@ impl Outbox {
         }
     }
 
-    /// Keeps `ticks`'s buffers, if there is room and they are small.
-    pub(crate) fn keep(&mut self, ticks: VerifiedTicks) {
+    /// Keeps `ticks`'s buffers, if there is room and they are small (its commands'
+    /// bytes are freed now).
+    pub(crate) fn keep(&mut self, mut ticks: VerifiedTicks) {
         if self.spare.len() < MAX_SPARE && footprint(&ticks) <= MAX_SPARE_BYTES {
+            ticks.commands.clear();
             self.spare.push(ticks);
         }
     }
 }
 
-/// The bytes `ticks`'s lists have room for (not counting what a command's bytes hold:
-/// they are freed when it is refilled).
+/// The bytes `ticks`'s lists have room for.
 fn footprint(ticks: &VerifiedTicks) -> usize {
     (ticks.presence.capacity() + ticks.replaced.capacity()) * size_of::<u64>()
         + ticks.inputs.capacity()

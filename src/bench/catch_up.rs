@@ -14,7 +14,7 @@ use tickstep_session::{
 };
 use tickstep_snapshot as snapshot;
 
-use crate::output::{emit, progress_bar};
+use crate::output::{emit, progress_bar, progress_bar_of};
 use crate::threads::{ThreadArgs, in_pool};
 
 /// Arguments of `bench catch-up`.
@@ -102,8 +102,10 @@ fn catch_up_until(
     Ok(())
 }
 
-/// Runs `bench catch-up` on its thread count, then the catch-up from tick 0 again on one,
-/// and as many more rounds of both, in turn, as asked.
+/// Runs `bench catch-up` on its thread count, then the catch-up from tick 0 again on one.
+/// With several rounds, each round runs the catch-up from tick 0 on the thread count and
+/// then on one, and the figures from tick 0 are their medians (the rejoin figures stay
+/// those of the first, full run).
 pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
     let mut report = args.threads.run(|| measure(args))??;
     let same = |checksum: String| match checksum == report.final_checksum {
@@ -111,10 +113,15 @@ pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
         false => Err("a catch-up ended on another checksum (a determinism bug)".to_string()),
     };
     let rounds = args.rounds as usize;
-    let bar = progress_bar(args.rounds.into(), "rounds");
-    let (mut many, mut one, mut ratios) = (vec![report.ticks_per_sec], vec![], vec![]);
+    let bar = progress_bar_of(args.rounds.into(), "rounds", "rounds");
+    // One round: the full run's figure against one thread's, as before rounds; more:
+    // each round's two runs back to back, so that both meet the same machine.
+    let (mut many, mut one, mut ratios) = (vec![], vec![], vec![]);
+    if rounds == 1 {
+        many.push(report.ticks_per_sec);
+    }
     for round in 0..rounds {
-        if round > 0 {
+        if rounds > 1 {
             let (ticks_per_sec, checksum) = args.threads.run(|| straight(args))??;
             same(checksum)?;
             many.push(ticks_per_sec);

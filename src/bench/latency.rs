@@ -9,7 +9,7 @@ use tickstep_arena::ArenaConfig;
 use tickstep_session::sim::LinkConfig;
 
 use crate::demo::{DemoOptions, run_over_sim};
-use crate::output::{emit, progress_bar};
+use crate::output::{emit, progress_bar_of};
 
 /// One-way latencies swept, in milliseconds.
 const LATENCIES: [u64; 5] = [0, 25, 50, 100, 150];
@@ -63,7 +63,7 @@ pub(crate) fn run(args: &LatencyBenchArgs) -> Result<(), String> {
         .iter()
         .flat_map(|&loss| LATENCIES.iter().map(move |&latency| (latency, loss)))
         .collect();
-    let bar = progress_bar(points.len() as u64, "sweeping");
+    let bar = progress_bar_of(points.len() as u64, "sweeping", "settings");
     let mut rows = Vec::new();
     for (latency, loss) in points {
         let jitter = latency / 3;

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tickstep_net::metrics::process_cpu_of;
 
-use crate::output::{emit, progress_bar, rounded};
+use crate::output::{emit, progress_bar_of, rounded};
 
 /// Arguments of `bench server`.
 #[derive(Args)]
@@ -171,7 +171,7 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
     std::thread::sleep(Duration::from_secs(2));
     let cpu = || process_cpu_of(pid).unwrap_or_default();
     let (began, cpu_then, then) = (Instant::now(), cpu(), scrape()?);
-    let bar = progress_bar(u64::from(args.seconds), "measuring");
+    let bar = progress_bar_of(u64::from(args.seconds), "measuring", "seconds");
     let window = Duration::from_secs(args.seconds.into());
     while began.elapsed() < window {
         std::thread::sleep(Duration::from_millis(100));

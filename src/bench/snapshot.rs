@@ -9,7 +9,7 @@ use tickstep_arena::{self as arena, ArenaConfig, ArenaRun};
 use tickstep_snapshot as snapshot;
 
 use super::seconds_per_call;
-use crate::output::{emit, progress_bar};
+use crate::output::{emit, progress_bar_of};
 
 /// Arguments of `bench snapshot`.
 #[derive(Args)]
@@ -64,7 +64,7 @@ pub(crate) fn run(args: &SnapshotBenchArgs) -> Result<(), String> {
     let frame = game.frame();
     let bytes = frame.image_len();
     let gbps = |seconds: f64| bytes as f64 / seconds / 1e9;
-    let bar = progress_bar(9, "measuring");
+    let bar = progress_bar_of(9, "measuring", "steps");
 
     let source = vec![0x5au8; bytes];
     let mut target = vec![0u8; bytes];

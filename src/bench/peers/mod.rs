@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::seconds_per_call;
-use crate::output::{emit, progress_bar, rounded};
+use crate::output::{emit, progress_bar_of, rounded};
 
 /// Arguments of `bench peers`.
 #[derive(Args)]
@@ -39,7 +39,7 @@ struct PeersReport {
 
 /// Runs `bench peers`.
 pub(crate) fn run(args: &PeersBenchArgs) -> Result<(), String> {
-    let bar = progress_bar(args.sizes.len() as u64, "measuring");
+    let bar = progress_bar_of(args.sizes.len() as u64, "measuring", "sizes");
     let mut sizes = Vec::with_capacity(args.sizes.len());
     for &n in &args.sizes {
         let mut frame = workload::tickstep_world(n)?;

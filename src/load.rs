@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::time::Duration;
 use tickstep_arena as arena;
 use tickstep_engine::{Tick, checksum};
-use tickstep_net::{Connection, Delivery, Inbound, TransportConfig, client_endpoint};
+use tickstep_net::{CloseReason, Connection, Delivery, Inbound, TransportConfig, client_endpoint};
 use tickstep_session::{
     ClientId, ClientMessage, Entry, Hello, PROTOCOL_VERSION, ServerMessage, Timing, decode, encode,
 };
@@ -127,6 +127,30 @@ const JOINS_PER_TICK: usize = 16;
 /// server busy with hundreds of rooms answers handshakes late.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Clients whose connection ended before their game's ticks reached them, and how the
+/// first did.
+#[derive(Default)]
+struct EarlyLosses {
+    count: u64,
+    first: Option<String>,
+}
+
+impl EarlyLosses {
+    fn note(&mut self, reason: &CloseReason) {
+        self.count += 1;
+        self.first.get_or_insert_with(|| format!("{reason:?}"));
+    }
+
+    /// What went wrong, if anything did.
+    fn describe(&self) -> Option<String> {
+        let first = self.first.as_deref()?;
+        Some(format!(
+            "{} clients lost before their games' ticks reached them (the first: {first})",
+            self.count
+        ))
+    }
+}
+
 /// Runs this subcommand; an error is the one line `main` prints.
 pub fn run(args: &LoadArgs) -> Result<(), String> {
     let trust = args.trust.trust()?;
@@ -198,9 +222,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
     let window = Duration::from_secs(args.seconds.into());
     // When every room plays: the window's start and what was counted by then.
     let mut began: Option<(Instant, Duration, Counts)> = None;
-    // Clients whose connection ended before their game's ticks reached them, and how
-    // the first did.
-    let (mut lost_early, mut first_loss) = (0u64, None::<String>);
+    let mut lost_early = EarlyLosses::default();
     let bar = progress_bar_of(u64::from(args.seconds), "loading", "seconds");
     loop {
         tokio::select! {
@@ -223,8 +245,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                             Stage::Refused | Stage::Gone => false,
                         };
                         if early {
-                            lost_early += 1;
-                            first_loss.get_or_insert_with(|| format!("{reason:?}"));
+                            lost_early.note(&reason);
                         }
                         player.stage = Stage::Gone;
                     }
@@ -268,14 +289,12 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                                 Stage::Refused | Stage::Gone => true,
                             });
                         if settled && playing > 0 {
-                            if let Some(first) = &first_loss {
-                                eprintln!("warning: {lost_early} clients lost before their games' ticks reached them (the first: {first})");
+                            if let Some(losses) = lost_early.describe() {
+                                eprintln!("warning: {losses}");
                             }
                             began = Some((now, process_cpu(), counts));
                         } else if now >= start_by {
-                            let why = first_loss.as_deref().map_or(String::new(), |first| {
-                                format!(" ({lost_early} lost before their games' ticks reached them, the first: {first})")
-                            });
+                            let why = lost_early.describe().map_or(String::new(), |l| format!(" ({l})"));
                             return Err(format!("only {playing} of {clients} clients were playing after 60 s{why}"));
                         }
                     }

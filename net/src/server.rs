@@ -250,7 +250,8 @@ pub async fn serve<I: Input>(
         }
         while let Some(transmit) = server.poll_transmit() {
             match &transmit {
-                &ServerTransmit::Send { to, ref message } => {
+                ServerTransmit::Send { to, message } => {
+                    let to = *to;
                     let delivery = match message {
                         ServerMessage::Verified { .. } => Delivery::Unreliable,
                         _ => Delivery::Reliable,

@@ -151,12 +151,18 @@ impl Raw {
 
     /// The next message on the stream (or a datagram), or `None` once closed.
     async fn hear(&mut self) -> Option<ServerMessage> {
-        tokio::select! {
-            frame = self.frames.recv() => match frame {
-                Some(Frame::Message(bytes)) => decode(&bytes).ok(),
-                _ => None,
+        let frame = tokio::select! {
+            frame = self.frames.recv() => frame,
+            datagram = self.quic.read_datagram() => match datagram {
+                Ok(datagram) => return decode(&datagram).ok(),
+                // Closed: the stream may still hold the server's last words (a
+                // refusal comes just before its close), which the reader passes on.
+                Err(_) => self.frames.recv().await,
             },
-            datagram = self.quic.read_datagram() => decode(&datagram.ok()?).ok(),
+        };
+        match frame {
+            Some(Frame::Message(bytes)) => decode(&bytes).ok(),
+            _ => None,
         }
     }
 

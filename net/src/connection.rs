@@ -453,19 +453,23 @@ async fn run(
             },
         }
     };
-    drop(reading);
     let Some(mut reason) = ended else { return };
-    // The stream can fail because the peer closed after its last words: pass on what
-    // it said before reporting the end (a leave must not read as a loss).
-    while let Ok(frame) = frames.try_recv() {
-        match frame {
-            Ok(Frame::Message(bytes)) => {
-                let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
+    // The end can be known (a datagram read fails on the close) before the reader has
+    // taken the peer's last words off the stream, which QUIC keeps readable: pass on
+    // all of them before reporting the end (a refusal or a leave must not read as a
+    // loss). A closed connection ends the reader at once; anything else gets LINGER.
+    let last_words = async {
+        while let Some(Ok(frame)) = frames.recv().await {
+            match frame {
+                Frame::Message(bytes) => {
+                    let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
+                }
+                Frame::Goodbye(why) => reason = CloseReason::Goodbye(why),
             }
-            Ok(Frame::Goodbye(why)) => reason = CloseReason::Goodbye(why),
-            Err(_) => {}
         }
-    }
+    };
+    let _ = tokio::time::timeout(LINGER, last_words).await;
+    drop(reading);
     let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
 }
 
@@ -482,4 +486,61 @@ async fn goodbye(quic: &quinn::Connection, send: &mut quinn::SendStream, reason:
     let _ = tokio::time::timeout(LINGER, said).await;
     let reason = &reason.as_bytes()[..reason.len().min(512)];
     quic.close(0u32.into(), reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{Identity, Trust};
+
+    const MESSAGES: usize = 20;
+
+    /// The server's side of one connection: after the client's first message it sends
+    /// [`MESSAGES`] messages and a goodbye, then closes as soon as the client's QUIC
+    /// stack (not the client's reader) has acknowledged them.
+    async fn say_and_close(endpoint: quinn::Endpoint) {
+        let quic = endpoint.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = quic.accept_bi().await.unwrap();
+        read_frame(&mut recv).await.unwrap();
+        for i in 0..MESSAGES {
+            let frame = Frame::Message(vec![i as u8; 1000]);
+            write_frame(&mut send, &frame).await.unwrap();
+        }
+        let goodbye = Frame::Goodbye("refused".into());
+        write_frame(&mut send, &goodbye).await.unwrap();
+        send.finish().unwrap();
+        send.stopped().await.unwrap();
+        quic.close(0u32.into(), b"refused");
+    }
+
+    #[tokio::test]
+    async fn what_arrived_before_the_close_is_all_reported_before_the_end() {
+        let identity = Identity::self_signed(&["localhost".into()]).unwrap();
+        let transport = TransportConfig::default();
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let server = crate::server_endpoint(loopback, &identity, &transport).unwrap();
+        let addr = server.local_addr().unwrap().to_string();
+        let closing = tokio::spawn(say_and_close(server));
+        let trust = Trust::Pinned(identity.fingerprint());
+        let client = crate::client_endpoint(loopback, &trust, &transport).unwrap();
+        // Room for one message: the connection's task waits on it while the rest and
+        // the close arrive, so the end is known before most messages are passed on.
+        let (inbound, mut heard) = mpsc::channel(1);
+        let connection = Connection::connect(7, client, addr, inbound, transport);
+        assert_eq!(connection.send(b"hello", Delivery::Reliable), Queued::Yes);
+        closing.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for i in 0..MESSAGES {
+            match heard.recv().await {
+                Some(Inbound::Message { conn: 7, bytes }) => assert_eq!(bytes, [i as u8; 1000]),
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+        match heard.recv().await {
+            Some(Inbound::Closed { conn: 7, reason }) => {
+                assert_eq!(reason, CloseReason::Goodbye("refused".into()));
+            }
+            other => panic!("the end: {other:?}"),
+        }
+    }
 }

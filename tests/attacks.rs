@@ -70,6 +70,15 @@ fn honest_plays(dir: &Path, server: &Server, count: usize, players: u8, ticks: u
         .collect()
 }
 
+/// Waits until the first honest play holds a local snapshot past the room's start
+/// window (5 s, 600 ticks at 120 Hz), so a joiner from then on needs a snapshot however
+/// slowly the game got going.
+fn past_the_start_window(dir: &Path, server: &Server) {
+    wait_for_progress(&dir.join("honest0.reconnect"), 660, || {
+        server.proc.stderr_tail()
+    });
+}
+
 /// Waits for honest plays and checks they finished the game together, on time: every
 /// one at `ticks`, on one checksum, none of its input filled in for lateness, and by
 /// `deadline` (when it printed its report). Returns the checksum.
@@ -376,8 +385,7 @@ where
     let server = Server::start(&dir, &args);
     let deadline = on_time_deadline(TICKS);
     let mut plays = honest_plays(&dir, &server, 2, 3, TICKS);
-    // Past the start window (5 s), so a joiner needs a snapshot.
-    std::thread::sleep(Duration::from_secs(7));
+    past_the_start_window(&dir, &server);
     let addr = server_addr(&server);
     let runtime = runtime();
     let outcome = runtime.block_on(async {
@@ -583,7 +591,7 @@ fn one_address_cannot_take_a_majority_of_seats() {
         for seed in 1..=2 {
             let mut raw = Raw::open(&endpoint, addr).await;
             raw.say(&hello(seed, 3)).await;
-            let answer = tokio::time::timeout(Duration::from_secs(5), raw.hear()).await;
+            let answer = tokio::time::timeout(Duration::from_secs(20), raw.hear()).await;
             seats.push(answer.ok().flatten());
         }
         (seats[0].take(), seats[1].take())
@@ -726,7 +734,7 @@ fn an_oversized_buddy_upload_is_refused_and_the_next_buddy_serves() {
     assert_eq!(slot.recv_timeout(Duration::from_secs(20)), Ok(0), "slot 0");
     let deadline = on_time_deadline(TICKS);
     let mut plays = honest_plays(&dir, &server, 2, 4, TICKS);
-    std::thread::sleep(Duration::from_secs(7));
+    past_the_start_window(&dir, &server);
     let late = play(
         &dir,
         "late",

@@ -434,7 +434,13 @@ async fn run(
                     let write = write_frame(&mut send, &frame);
                     match tokio::time::timeout(config.write_timeout, write).await {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => break Some(CloseReason::Lost(format!("send failed: {e}"))),
+                        Ok(Err(e)) => {
+                            // Closed here too (the stream failed, the connection may
+                            // not have): the reader then ends with what it holds.
+                            let why = format!("send failed: {e}");
+                            quic.close(1u32.into(), why.as_bytes());
+                            break Some(CloseReason::Lost(why));
+                        }
                         Err(_) => {
                             let why = "the peer stopped reading (write timed out)";
                             quic.close(1u32.into(), why.as_bytes());
@@ -457,18 +463,17 @@ async fn run(
     // The end can be known (a datagram read fails on the close) before the reader has
     // taken the peer's last words off the stream, which QUIC keeps readable: pass on
     // all of them before reporting the end (a refusal or a leave must not read as a
-    // loss). A closed connection ends the reader at once; anything else gets LINGER.
-    let last_words = async {
-        while let Some(Ok(frame)) = frames.recv().await {
-            match frame {
-                Frame::Message(bytes) => {
-                    let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
-                }
-                Frame::Goodbye(why) => reason = CloseReason::Goodbye(why),
+    // loss). Every way here closed the connection or ended the stream, which ends the
+    // reader once it has handed over what it holds; LINGER bounds the wait for the
+    // reader, not the owner's taking of each message (as in the loop above).
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(LINGER, frames.recv()).await {
+        match frame {
+            Frame::Message(bytes) => {
+                let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
             }
+            Frame::Goodbye(why) => reason = CloseReason::Goodbye(why),
         }
-    };
-    let _ = tokio::time::timeout(LINGER, last_words).await;
+    }
     drop(reading);
     let _ = inbound.send(Inbound::Closed { conn: id, reason }).await;
 }

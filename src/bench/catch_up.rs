@@ -108,28 +108,28 @@ fn catch_up_until(
 /// those of the first, full run).
 pub(crate) fn run(args: &CatchUpBenchArgs) -> Result<(), String> {
     let mut report = args.threads.run(|| measure(args))??;
-    let same = |checksum: String| match checksum == report.final_checksum {
-        true => Ok(()),
-        false => Err("a catch-up ended on another checksum (a determinism bug)".to_string()),
+    let same = |checksum: String| {
+        (checksum == report.final_checksum)
+            .then_some(())
+            .ok_or("a catch-up ended on another checksum (a determinism bug)")
     };
-    let rounds = args.rounds as usize;
     let bar = progress_bar_of(args.rounds.into(), "rounds", "rounds");
-    // One round: the full run's figure against one thread's, as before rounds; more:
-    // each round's two runs back to back, so that both meet the same machine.
     let (mut many, mut one, mut ratios) = (vec![], vec![], vec![]);
-    if rounds == 1 {
-        many.push(report.ticks_per_sec);
-    }
-    for round in 0..rounds {
-        if rounds > 1 {
+    for _ in 0..args.rounds {
+        // One round: the full run's figure against one thread's; more: each round's
+        // two runs back to back, so that both meet the same machine.
+        let ticks_per_sec = if args.rounds == 1 {
+            report.ticks_per_sec
+        } else {
             let (ticks_per_sec, checksum) = args.threads.run(|| straight(args))??;
             same(checksum)?;
-            many.push(ticks_per_sec);
-        }
+            ticks_per_sec
+        };
         let (single, checksum) = in_pool(1, || straight(args))??;
         same(checksum)?;
+        many.push(ticks_per_sec);
         one.push(single);
-        ratios.push(many[round] / single);
+        ratios.push(ticks_per_sec / single);
         bar.inc(1);
     }
     bar.finish_and_clear();

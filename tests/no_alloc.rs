@@ -1,5 +1,5 @@
-//! A warm `step`, a warm `clone_from`, a warm snapshot encode and restore, and encoding a
-//! message into a warm buffer allocate nothing.
+//! A warm `step`, a warm `clone_from`, a warm snapshot encode and restore, encoding a
+//! message into a warm buffer and a warm server room-tick allocate nothing.
 //!
 //! The counting allocator below is the one place tickstep uses `unsafe`: implementing
 //! `GlobalAlloc` requires it. It only counts, and delegates to `System`. It counts the
@@ -20,11 +20,14 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 thread_local! {
     /// Whether this thread's allocations count.
     static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// The allocations counted on this thread.
+    static COUNTED_HERE: Cell<u64> = const { Cell::new(0) };
 }
 
 fn count() {
     if COUNTED.with(Cell::get) {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        COUNTED_HERE.with(|here| here.set(here.get() + 1));
     }
 }
 
@@ -83,6 +86,16 @@ fn allocations_during(f: impl FnOnce()) -> u64 {
     f();
     COUNTED.with(|counted| counted.set(false));
     ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+/// The allocations `f` makes on this thread alone (for work that uses no pool: a pool's
+/// worker starting up meanwhile does not count).
+fn allocations_here_during(f: impl FnOnce()) -> u64 {
+    let before = COUNTED_HERE.with(Cell::get);
+    COUNTED.with(|counted| counted.set(true));
+    f();
+    COUNTED.with(|counted| counted.set(false));
+    COUNTED_HERE.with(Cell::get) - before
 }
 
 #[test]
@@ -161,4 +174,103 @@ fn encoding_into_a_warm_buffer_allocates_nothing() {
         }
     });
     assert_eq!(count, 0, "allocations in 200 warm encodes");
+}
+
+/// A server's room in play, driven the way a host loop does: decoded messages in
+/// (each player's input two ticks ahead), due ticks finalized, `Verified` messages out
+/// and handed back. Warm, a second of it allocates nothing (the messages are built
+/// before, as a transport's decoder would have built them).
+#[test]
+fn a_warm_server_room_tick_allocates_nothing() {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+    use tickstep_arena::ArenaInput;
+    use tickstep_engine::checksum;
+    use tickstep_session::{
+        ClientId, ClientMessage, ConnId, Hello, PROTOCOL_VERSION, RoomConfig, Server, ServerConfig,
+    };
+    let game = ArenaConfig {
+        units: 30,
+        players: 2,
+        seed: 3,
+    };
+    let frame = tickstep_arena::new_frame(&game).unwrap();
+    let mut room = RoomConfig::new(2, "t", &frame);
+    room.start_delay = Duration::ZERO;
+    let mut server = Server::<ArenaInput>::new(ServerConfig::default());
+    server.open_room("room", room).unwrap();
+    for n in 0..2u64 {
+        let conn = ConnId(n);
+        server
+            .handle_connection(Duration::ZERO, conn, [10, 0, 0, 1].into())
+            .unwrap();
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: "t".into(),
+            schema: frame.schema().hash(),
+            initial: checksum(&frame),
+            room: "room".into(),
+            client_id: ClientId::from_seed(n),
+            rejoin: false,
+            local_snapshot: None,
+            sent_at: 0,
+            resume: None,
+            watch: false,
+        };
+        server.handle_message(Duration::ZERO, conn, ClientMessage::Hello(Box::new(hello)));
+    }
+    // Each player's input for tick k + 2 half a tick after tick k fell due (60 Hz): the
+    // ticks fall due between messages, on the server's timer.
+    let input = vec![0u8; std::mem::size_of::<ArenaInput>()];
+    let mut messages = VecDeque::new();
+    for k in 0..180u64 {
+        let at = Duration::from_nanos((2 * k + 1) * 1_000_000_000 / 120);
+        for n in 0..2 {
+            let update = ClientMessage::Update {
+                sent_at: at.as_micros() as u64,
+                received: k.saturating_sub(1),
+                stepped: k.saturating_sub(1),
+                first_input: k + 2,
+                inputs: input.clone(),
+                commands: Vec::new(),
+                checksums: Vec::new(),
+            };
+            messages.push_back((at, ConnId(n), update));
+        }
+    }
+    let mut play = |server: &mut Server<ArenaInput>, from: Duration, to: Duration| {
+        let mut now = from;
+        while now < to {
+            now += Duration::from_millis(1);
+            while messages.front().is_some_and(|(at, _, _)| *at <= now) {
+                if let Some((_, conn, message)) = messages.pop_front() {
+                    server.handle_message(now, conn, message);
+                }
+            }
+            if server.poll_timeout().is_some_and(|at| at <= now) {
+                server.handle_timeout(now);
+            }
+            while let Some(transmit) = server.poll_transmit() {
+                server.recycle(transmit);
+            }
+            while server.poll_event().is_some() {}
+        }
+    };
+    let _turn = take_turn();
+    play(&mut server, Duration::ZERO, Duration::from_secs(2));
+    let played = server.room_tick("room").unwrap();
+    assert!(played >= 110, "the game is running ({played} ticks)");
+    let second = (Duration::from_secs(2), Duration::from_secs(3));
+    let count = allocations_here_during(|| play(&mut server, second.0, second.1));
+    let after = server.room_tick("room").unwrap();
+    assert!(
+        after >= played + 55,
+        "a second of ticks: {played} -> {after}"
+    );
+    assert_eq!(
+        count,
+        0,
+        "allocations in {} warm room-ticks",
+        after - played
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tickstep_engine::Input;
 use tickstep_engine::{PlayerId, Tick};
@@ -16,8 +17,10 @@ use crate::room::{
 };
 use crate::{ConnId, Refusal};
 
+mod schedule;
 mod stats;
 
+use schedule::Schedule;
 pub use stats::ServerStats;
 
 /// What happened in one of the server's rooms.
@@ -136,9 +139,13 @@ impl std::fmt::Debug for ServerConfig {
 #[derive(Debug)]
 pub struct Server<I> {
     config: ServerConfig,
-    rooms: BTreeMap<String, Room<I>>,
+    rooms: BTreeMap<Arc<str>, Room<I>>,
+    /// When each room next needs driving.
+    schedule: Schedule,
+    /// The rooms being driven by `handle_timeout` (kept for its buffer).
+    due: Vec<Arc<str>>,
     /// The room each connection said hello to.
-    conns: BTreeMap<ConnId, String>,
+    conns: BTreeMap<ConnId, Arc<str>>,
     /// Connections the transport announced: their address, and until their hello, its
     /// deadline.
     opened: BTreeMap<ConnId, Opened>,
@@ -162,6 +169,8 @@ impl<I: Input> Server<I> {
             tokens: TokenMint::new(config.token_secret),
             config,
             rooms: BTreeMap::new(),
+            schedule: Schedule::default(),
+            due: Vec::new(),
             conns: BTreeMap::new(),
             opened: BTreeMap::new(),
             per_address: BTreeMap::new(),
@@ -181,9 +190,11 @@ impl<I: Input> Server<I> {
         if self.rooms.get(name).is_some_and(|room| !room.is_closed()) {
             return Err(OpenRoomError::AlreadyOpen(name.to_string()));
         }
-        if let Some(old) = self.rooms.insert(name.to_string(), Room::new(config)?) {
+        let name: Arc<str> = name.into();
+        if let Some(old) = self.rooms.insert(Arc::clone(&name), Room::new(config)?) {
             self.retired = add(self.retired, old.stats());
         }
+        self.settle(&name);
         Ok(())
     }
 
@@ -193,17 +204,17 @@ impl<I: Input> Server<I> {
     /// [`Server::games_in_play`] is zero (or its own deadline passes).
     pub fn drain(&mut self) {
         self.counted.draining = true;
-        let lobbies: Vec<String> = self
+        let lobbies: Vec<Arc<str>> = self
             .rooms
             .iter()
             .filter(|(_, room)| room.phase() == RoomPhase::Lobby)
-            .map(|(name, _)| name.clone())
+            .map(|(name, _)| Arc::clone(name))
             .collect();
         for name in lobbies {
             if let Some(room) = self.rooms.get_mut(&name) {
                 room.close_lobby(&mut self.out);
             }
-            self.collect_events(&name);
+            self.settle(&name);
         }
     }
 
@@ -272,10 +283,13 @@ impl<I: Input> Server<I> {
 
     /// Removes `player` from `room` for good; the client is told it was kicked.
     pub fn kick(&mut self, now: Duration, room: &str, player: PlayerId) {
-        if let Some(r) = self.rooms.get_mut(room) {
-            r.kick(now, player, &mut self.out);
+        let Some(name) = self.name_of(room) else {
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&name) {
+            room.kick(now, player, &mut self.out);
         }
-        self.collect_events(room);
+        self.settle(&name);
     }
 
     /// The transport opened `conn` from `address`. Past a connection cap it is refused
@@ -320,13 +334,17 @@ impl<I: Input> Server<I> {
         }
         let bound = self.conns.get(&conn).cloned();
         let room = match (&message, bound) {
-            (ClientMessage::Hello(hello), Some(room)) if room != hello.room => {
+            (ClientMessage::Hello(hello), Some(room)) if *room != *hello.room => {
                 let problem = "a connection joins one room";
                 self.refuse(now, conn, Refusal::ProtocolViolation(problem.into()));
                 return;
             }
             (ClientMessage::Hello(hello), _) => {
-                let Some(room) = self.rooms.get_mut(&hello.room) else {
+                let found = self.name_of(&hello.room).and_then(|name| {
+                    let room = self.rooms.get_mut(&name)?;
+                    Some((name, room))
+                });
+                let Some((name, room)) = found else {
                     let name = hello.room.chars().take(64).collect();
                     self.refuse(now, conn, Refusal::NoSuchRoom(name));
                     return;
@@ -344,13 +362,13 @@ impl<I: Input> Server<I> {
                 {
                     self.hello_due.remove(&(by, conn));
                 }
-                self.collect_events(&hello.room);
+                self.settle(&name);
                 if let Err(error) = result {
                     self.refuse(now, conn, error);
                     return;
                 }
-                self.conns.insert(conn, hello.room.clone());
-                hello.room.clone()
+                self.conns.insert(conn, Arc::clone(&name));
+                name
             }
             (_, Some(room)) => {
                 if let Some(r) = self.rooms.get_mut(&room) {
@@ -393,19 +411,29 @@ impl<I: Input> Server<I> {
         }
     }
 
-    fn drive_room(&mut self, now: Duration, name: &str) {
+    fn drive_room(&mut self, now: Duration, name: &Arc<str>) {
         let liveness = self.liveness();
         if let Some(room) = self.rooms.get_mut(name) {
             room.drive(now, liveness, &mut self.out);
         }
-        self.collect_events(name);
+        self.settle(name);
     }
 
-    /// Moves a room's events to the server's, tagged with its name.
-    fn collect_events(&mut self, name: &str) {
-        if let Some(room) = self.rooms.get_mut(name) {
+    /// After anything happened in a room: moves its events to the server's, tagged
+    /// with its name, and files when it next needs driving.
+    fn settle(&mut self, name: &Arc<str>) {
+        let wake = self.rooms.get_mut(name).and_then(|room| {
             take_events(room, name, &mut self.events, &mut self.counted);
-        }
+            room.next_wake()
+        });
+        self.schedule.file(name, wake);
+    }
+
+    /// The room called `name`, as the server's own key (cloning it allocates nothing).
+    fn name_of(&self, name: &str) -> Option<Arc<str>> {
+        self.rooms
+            .get_key_value(name)
+            .map(|(key, _)| Arc::clone(key))
     }
 
     fn forget_connection(&mut self, conn: ConnId) {
@@ -433,21 +461,19 @@ impl<I: Input> Server<I> {
             self.hello_due.pop_first();
             self.refuse(now, conn, Refusal::HelloTimeout);
         }
-        let liveness = self.liveness();
-        for (name, room) in &mut self.rooms {
-            room.drive(now, liveness, &mut self.out);
-            take_events(room, name, &mut self.events, &mut self.counted);
+        // Only the rooms due: each is driven once, and filed again with its next wake.
+        let mut due = std::mem::take(&mut self.due);
+        self.schedule.take_due(now, &mut due);
+        for name in due.drain(..) {
+            self.drive_room(now, &name);
         }
+        self.due = due;
     }
 
     /// When [`Server::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let hello_by = self.hello_due.first().map(|&(by, _)| by);
-        self.rooms
-            .values()
-            .filter_map(Room::next_wake)
-            .chain(hello_by)
-            .min()
+        self.schedule.next().into_iter().chain(hello_by).min()
     }
 
     /// Hands back a transmit from [`Server::poll_transmit`] once it is sent (encoded):
@@ -648,6 +674,109 @@ mod tests {
         assert_eq!((after.rooms_open, after.rooms_playing), (1, 1));
         assert_eq!((after.players_connected, after.drops), (2, 1));
         assert_eq!((after.refusals, after.refused_by_limit), (1, 0));
+    }
+
+    /// The next wake as the server found it before it kept a schedule: the earliest of
+    /// every room's own next wake and the hello deadlines.
+    fn scanned_timeout(server: &Server<Input>) -> Option<Duration> {
+        let hello_by = server.hello_due.first().map(|&(by, _)| by);
+        server
+            .rooms
+            .values()
+            .filter_map(Room::next_wake)
+            .chain(hello_by)
+            .min()
+    }
+
+    #[test]
+    fn the_schedule_names_the_earliest_wake_of_every_room_as_games_run() {
+        let mut server = server(ServerConfig::default(), |_| {});
+        let mut slow = RoomConfig::new(2, "t", &test_game::frame(1));
+        (slow.tick_rate, slow.hold) = (20, Duration::from_millis(100));
+        server.open_room("slow", slow).unwrap();
+        let lobby = RoomConfig::new(3, "t", &test_game::frame(1));
+        server.open_room("lobby", lobby).unwrap();
+        let to = |n: u64, room: &str| {
+            let mut message = hello(n);
+            if let ClientMessage::Hello(hello) = &mut message {
+                hello.room = room.into();
+            }
+            message
+        };
+        let joins = [
+            (1, "r"),
+            (2, "r"),
+            (3, "r"),
+            (4, "slow"),
+            (5, "slow"),
+            (6, "lobby"),
+        ];
+        let heartbeat = ClientMessage::Update {
+            sent_at: 0,
+            received: 0,
+            stepped: 0,
+            first_input: 0,
+            inputs: Vec::new(),
+            commands: Vec::new(),
+            checksums: Vec::new(),
+        };
+        let mut handled = 0;
+        for step in 0..1_000u64 {
+            let now = Duration::from_millis(step * 3);
+            match step {
+                0 => {
+                    for (n, room) in joins {
+                        server
+                            .handle_connection(now, ConnId(n), [10, 0, 0, n as u8].into())
+                            .unwrap();
+                        server.handle_message(now, ConnId(n), to(n, room));
+                    }
+                }
+                // A player drops, one is kicked, then the server drains (the lobby closes).
+                400 => server.handle_disconnect(now, ConnId(2)),
+                500 => server.kick(now, "slow", PlayerId(1)),
+                700 => server.drain(),
+                _ if step % 5 == 0 => {
+                    for n in [1, 3, 4] {
+                        server.handle_message(now, ConnId(n), heartbeat.clone());
+                    }
+                }
+                _ => {}
+            }
+            assert_eq!(
+                server.poll_timeout(),
+                scanned_timeout(&server),
+                "at {now:?}"
+            );
+            if server.poll_timeout().is_some_and(|at| at <= now) {
+                server.handle_timeout(now);
+                handled += 1;
+                assert_eq!(
+                    server.poll_timeout(),
+                    scanned_timeout(&server),
+                    "at {now:?}"
+                );
+                assert!(
+                    server.poll_timeout().is_some_and(|at| at > now),
+                    "every room due was driven at {now:?}"
+                );
+            }
+            while server.poll_transmit().is_some() {}
+        }
+        assert!(handled > 100, "timers ran ({handled})");
+        // Both games ran their ticks from their start (1 s in) to the end (3 s), which
+        // they would not if a room's wake were lost.
+        assert!(
+            server.room_tick("r").unwrap() >= 115,
+            "{:?}",
+            server.room_tick("r")
+        );
+        assert!(
+            server.room_tick("slow").unwrap() >= 37,
+            "{:?}",
+            server.room_tick("slow")
+        );
+        assert_eq!(server.room_phase("lobby"), Some(RoomPhase::Closed));
     }
 
     #[test]

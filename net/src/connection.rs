@@ -79,8 +79,8 @@ pub enum Inbound {
     Message {
         /// The connection.
         conn: u64,
-        /// The encoded message.
-        bytes: Vec<u8>,
+        /// The encoded message (a datagram's is QUIC's own buffer, not a copy).
+        bytes: Bytes,
     },
     /// The connection ended (not reported when the owner closed it).
     Closed {
@@ -391,6 +391,7 @@ async fn run(
         tokio::select! {
             frame = frames.recv() => match frame {
                 Some(Ok(Frame::Message(bytes))) => {
+                    let bytes = Bytes::from(bytes);
                     if inbound.send(Inbound::Message { conn: id, bytes }).await.is_err() {
                         break None;
                     }
@@ -408,7 +409,7 @@ async fn run(
             },
             datagram = quic.read_datagram() => match datagram {
                 Ok(bytes) => {
-                    if inbound.send(Inbound::Message { conn: id, bytes: bytes.to_vec() }).await.is_err() {
+                    if inbound.send(Inbound::Message { conn: id, bytes }).await.is_err() {
                         break None;
                     }
                 }
@@ -469,6 +470,7 @@ async fn run(
     while let Ok(Some(Ok(frame))) = tokio::time::timeout(LINGER, frames.recv()).await {
         match frame {
             Frame::Message(bytes) => {
+                let bytes = Bytes::from(bytes);
                 let _ = inbound.send(Inbound::Message { conn: id, bytes }).await;
             }
             Frame::Goodbye(why) => reason = CloseReason::Goodbye(why),
@@ -537,7 +539,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         for i in 0..MESSAGES {
             match heard.recv().await {
-                Some(Inbound::Message { conn: 7, bytes }) => assert_eq!(bytes, [i as u8; 1000]),
+                Some(Inbound::Message { conn: 7, bytes }) => assert_eq!(bytes[..], [i as u8; 1000]),
                 other => panic!("message {i}: {other:?}"),
             }
         }

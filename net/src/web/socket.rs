@@ -102,7 +102,7 @@ pub(crate) async fn run(
             message = stream.next() => match message {
                 Some(Ok(Message::Binary(bytes))) => {
                     heard = Instant::now();
-                    let message = Inbound::Message { conn: id, bytes: bytes.to_vec() };
+                    let message = Inbound::Message { conn: id, bytes };
                     if inbound.send(message).await.is_err() {
                         break None;
                     }

@@ -176,10 +176,11 @@ fn encoding_into_a_warm_buffer_allocates_nothing() {
     assert_eq!(count, 0, "allocations in 200 warm encodes");
 }
 
-/// A server's room in play, driven the way a host loop does: decoded messages in
-/// (each player's input two ticks ahead), due ticks finalized, `Verified` messages out
-/// and handed back. Warm, a second of it allocates nothing (the messages are built
-/// before, as a transport's decoder would have built them).
+/// A server's rooms in play (20 of them, so the server's schedule of wakes holds many),
+/// driven the way a host loop does: decoded messages in (each player's input two ticks
+/// ahead), due ticks finalized, `Verified` messages out and handed back. Warm, a second
+/// of it allocates nothing (the messages are built before, as a transport's decoder
+/// would have built them).
 #[test]
 fn a_warm_server_room_tick_allocates_nothing() {
     use std::collections::VecDeque;
@@ -195,21 +196,26 @@ fn a_warm_server_room_tick_allocates_nothing() {
         seed: 3,
     };
     let frame = tickstep_arena::new_frame(&game).unwrap();
+    const ROOMS: u64 = 20;
     let mut room = RoomConfig::new(2, "t", &frame);
     room.start_delay = Duration::ZERO;
     let mut server = Server::<ArenaInput>::new(ServerConfig::default());
-    server.open_room("room", room).unwrap();
-    for n in 0..2u64 {
+    let name = |n: u64| format!("room-{}", n / 2);
+    for r in 0..ROOMS {
+        server.open_room(&name(2 * r), room.clone()).unwrap();
+    }
+    for n in 0..2 * ROOMS {
         let conn = ConnId(n);
+        let address = [10, 0, (n >> 8) as u8, n as u8].into();
         server
-            .handle_connection(Duration::ZERO, conn, [10, 0, 0, 1].into())
+            .handle_connection(Duration::ZERO, conn, address)
             .unwrap();
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
             app_version: "t".into(),
             schema: frame.schema().hash(),
             initial: checksum(&frame),
-            room: "room".into(),
+            room: name(n),
             client_id: ClientId::from_seed(n),
             rejoin: false,
             local_snapshot: None,
@@ -225,7 +231,7 @@ fn a_warm_server_room_tick_allocates_nothing() {
     let mut messages = VecDeque::new();
     for k in 0..180u64 {
         let at = Duration::from_nanos((2 * k + 1) * 1_000_000_000 / 120);
-        for n in 0..2 {
+        for n in 0..2 * ROOMS {
             let update = ClientMessage::Update {
                 sent_at: at.as_micros() as u64,
                 received: k.saturating_sub(1),
@@ -258,19 +264,17 @@ fn a_warm_server_room_tick_allocates_nothing() {
     };
     let _turn = take_turn();
     play(&mut server, Duration::ZERO, Duration::from_secs(2));
-    let played = server.room_tick("room").unwrap();
+    let played = server.room_tick("room-0").unwrap();
     assert!(played >= 110, "the game is running ({played} ticks)");
     let second = (Duration::from_secs(2), Duration::from_secs(3));
     let count = allocations_here_during(|| play(&mut server, second.0, second.1));
-    let after = server.room_tick("room").unwrap();
+    let after = server.room_tick("room-0").unwrap();
+    let last = server.room_tick(&name(2 * ROOMS - 1)).unwrap();
+    assert_eq!(last, after, "every room ticks");
     assert!(
         after >= played + 55,
         "a second of ticks: {played} -> {after}"
     );
-    assert_eq!(
-        count,
-        0,
-        "allocations in {} warm room-ticks",
-        after - played
-    );
+    let room_ticks = (after - played) * ROOMS;
+    assert_eq!(count, 0, "allocations in {room_ticks} warm room-ticks");
 }

@@ -451,8 +451,10 @@ impl<I: Input> Server<I> {
         }
     }
 
-    /// Time passed: finalise due ticks, run timeouts, close connections that did not
-    /// say hello in time.
+    /// Time passed: drives the rooms due by `now` (finalising due ticks, running their
+    /// timeouts) and closes connections that did not say hello in time. A room not due
+    /// is left alone: call this at [`Server::poll_timeout`]; calling it more often does
+    /// no more work.
     pub fn handle_timeout(&mut self, now: Duration) {
         while let Some(&(by, conn)) = self.hello_due.first()
             && by <= now
@@ -688,11 +690,36 @@ mod tests {
             .min()
     }
 
+    /// Every room's filed wake is its own next wake, and the next timeout the earliest.
+    fn assert_schedule_current(server: &Server<Input>, now: Duration) {
+        for (name, room) in &server.rooms {
+            let filed = server.schedule.wake_of(name);
+            assert_eq!(filed, room.next_wake(), "{name} at {now:?}");
+        }
+        assert_eq!(server.poll_timeout(), scanned_timeout(server), "at {now:?}");
+    }
+
+    /// Input for the three ticks after the one due at `now` in a game whose tick 0 was
+    /// due at 1 s (60 Hz), as a client two ticks ahead sends it.
+    fn input_at(now: Duration) -> ClientMessage {
+        let due = now.saturating_sub(Duration::from_secs(1)).as_millis() as u64 * 60 / 1000;
+        ClientMessage::Update {
+            sent_at: 0,
+            received: due,
+            stepped: due,
+            first_input: due + 1,
+            inputs: [7u32; 3].iter().flat_map(|i| i.to_le_bytes()).collect(),
+            commands: Vec::new(),
+            checksums: Vec::new(),
+        }
+    }
+
     #[test]
-    fn the_schedule_names_the_earliest_wake_of_every_room_as_games_run() {
+    fn the_schedule_holds_every_rooms_next_wake_as_games_run() {
         let mut server = server(ServerConfig::default(), |_| {});
         let mut slow = RoomConfig::new(2, "t", &test_game::frame(1));
         (slow.tick_rate, slow.hold) = (20, Duration::from_millis(100));
+        slow.end_tick = Some(30);
         server.open_room("slow", slow).unwrap();
         let lobby = RoomConfig::new(3, "t", &test_game::frame(1));
         server.open_room("lobby", lobby).unwrap();
@@ -711,51 +738,37 @@ mod tests {
             (5, "slow"),
             (6, "lobby"),
         ];
-        let heartbeat = ClientMessage::Update {
-            sent_at: 0,
-            received: 0,
-            stepped: 0,
-            first_input: 0,
-            inputs: Vec::new(),
-            commands: Vec::new(),
-            checksums: Vec::new(),
-        };
         let mut handled = 0;
         for step in 0..1_000u64 {
             let now = Duration::from_millis(step * 3);
             match step {
                 0 => {
                     for (n, room) in joins {
-                        server
-                            .handle_connection(now, ConnId(n), [10, 0, 0, n as u8].into())
-                            .unwrap();
+                        let address = [10, 0, 0, n as u8].into();
+                        server.handle_connection(now, ConnId(n), address).unwrap();
                         server.handle_message(now, ConnId(n), to(n, room));
                     }
                 }
-                // A player drops, one is kicked, then the server drains (the lobby closes).
-                400 => server.handle_disconnect(now, ConnId(2)),
-                500 => server.kick(now, "slow", PlayerId(1)),
-                700 => server.drain(),
+                // Room r's third player goes silent at 1.5 s: its ticks wait out their
+                // hold until the silence runs out (500 ms). "slow" hears nothing after
+                // its hellos: only the timer ticks it, past a kick, to its end tick.
+                600 => server.kick(now, "slow", PlayerId(1)),
+                800 => server.handle_disconnect(now, ConnId(3)),
+                900 => server.drain(),
                 _ if step % 5 == 0 => {
-                    for n in [1, 3, 4] {
-                        server.handle_message(now, ConnId(n), heartbeat.clone());
+                    for n in [1, 2, 3] {
+                        if n != 2 || step < 500 {
+                            server.handle_message(now, ConnId(n), input_at(now));
+                        }
                     }
                 }
                 _ => {}
             }
-            assert_eq!(
-                server.poll_timeout(),
-                scanned_timeout(&server),
-                "at {now:?}"
-            );
+            assert_schedule_current(&server, now);
             if server.poll_timeout().is_some_and(|at| at <= now) {
                 server.handle_timeout(now);
                 handled += 1;
-                assert_eq!(
-                    server.poll_timeout(),
-                    scanned_timeout(&server),
-                    "at {now:?}"
-                );
+                assert_schedule_current(&server, now);
                 assert!(
                     server.poll_timeout().is_some_and(|at| at > now),
                     "every room due was driven at {now:?}"
@@ -764,19 +777,23 @@ mod tests {
             while server.poll_transmit().is_some() {}
         }
         assert!(handled > 100, "timers ran ({handled})");
-        // Both games ran their ticks from their start (1 s in) to the end (3 s), which
-        // they would not if a room's wake were lost.
+        // Ticks 1..=120 fell due from 1 s to 3 s, each final within its 40 ms hold.
         assert!(
-            server.room_tick("r").unwrap() >= 115,
+            server.room_tick("r").unwrap() >= 117,
             "{:?}",
             server.room_tick("r")
         );
-        assert!(
-            server.room_tick("slow").unwrap() >= 37,
-            "{:?}",
-            server.room_tick("slow")
+        assert_eq!(
+            server.room_tick("slow"),
+            Some(30),
+            "ticked by the timer alone"
         );
+        assert_eq!(server.room_phase("slow"), Some(RoomPhase::Ended));
         assert_eq!(server.room_phase("lobby"), Some(RoomPhase::Closed));
+        assert!(
+            server.room_stats("r").unwrap().filled_ticks > 0,
+            "the silence filled"
+        );
     }
 
     #[test]

@@ -79,23 +79,24 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// The allocations `f` makes on this thread and the pools' workers.
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+/// How far the counter `total` moved while `f` ran with this thread counting.
+fn counted_during(f: impl FnOnce(), total: impl Fn() -> u64) -> u64 {
+    let before = total();
     COUNTED.with(|counted| counted.set(true));
     f();
     COUNTED.with(|counted| counted.set(false));
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    total() - before
+}
+
+/// The allocations `f` makes on this thread and the pools' workers.
+fn allocations_during(f: impl FnOnce()) -> u64 {
+    counted_during(f, || ALLOCATIONS.load(Ordering::SeqCst))
 }
 
 /// The allocations `f` makes on this thread alone (for work that uses no pool: a pool's
 /// worker starting up meanwhile does not count).
 fn allocations_here_during(f: impl FnOnce()) -> u64 {
-    let before = COUNTED_HERE.with(Cell::get);
-    COUNTED.with(|counted| counted.set(true));
-    f();
-    COUNTED.with(|counted| counted.set(false));
-    COUNTED_HERE.with(Cell::get) - before
+    counted_during(f, || COUNTED_HERE.with(Cell::get))
 }
 
 #[test]

@@ -2,37 +2,66 @@
 //! the next wake and the rooms due without looking at every room (which, once per
 //! message, made a server's work grow with the square of its rooms).
 //!
-//! A heap of wakes with lazy deletion: filing a room's new wake pushes it and leaves the
-//! old entry behind, to be skipped when it comes up (the room's filed wake is no longer
-//! its time). Pushing and popping reuse the heap's buffer and filing updates a room's
-//! entry in place, so a warm schedule allocates nothing however many rooms it holds.
+//! A heap of wakes with lazy deletion: filing a room's new wake pushes it, numbered, and
+//! leaves the old entry behind, to be skipped when it comes up (its number is no longer
+//! the room's). The heap's room is reserved as each room is first filed and filing
+//! updates a room's entry in place, so once every room has been filed the schedule
+//! allocates nothing.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Each room's next wake, by time (a heap, stale entries included) and by room.
+/// Heap entries per room filed (plus a few spare) before the replaced ones are dropped.
+const ENTRIES_PER_ROOM: usize = 2;
+const SPARE_ENTRIES: usize = 16;
+
+/// Each room's next wake, by time (a heap, replaced entries included) and by room.
 #[derive(Debug, Default)]
 pub(super) struct Schedule {
-    heap: BinaryHeap<Reverse<(Duration, Arc<str>)>>,
-    /// Each room's wake in the heap: `None` when it has none (it needs no driving, or
-    /// it was taken as due and is not filed again yet).
-    filed: BTreeMap<Arc<str>, Option<Duration>>,
+    heap: BinaryHeap<Reverse<Entry>>,
+    /// Each room's entry in the heap, if it has one (none when it needs no driving, or
+    /// was taken as due and is not filed again yet).
+    filed: BTreeMap<Arc<str>, Option<Entry>>,
+    /// Entries pushed so far: numbers them, so exactly one is a room's.
+    pushed: u64,
+}
+
+/// A room's wake as filed: when, and the number of the push that filed it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Entry {
+    at: Duration,
+    number: u64,
+    room: Arc<str>,
 }
 
 impl Schedule {
     /// Files `room`'s next wake (`None`: it needs none), replacing the one filed before.
     pub(super) fn file(&mut self, room: &Arc<str>, wake: Option<Duration>) {
+        let filed = self.filed.get(room);
+        if filed.is_some_and(|filed| filed.as_ref().map(|entry| entry.at) == wake) {
+            return;
+        }
+        let entry = wake.map(|at| {
+            self.pushed += 1;
+            Entry {
+                at,
+                number: self.pushed,
+                room: Arc::clone(room),
+            }
+        });
         match self.filed.get_mut(room) {
-            Some(filed) if *filed == wake => return,
-            Some(filed) => *filed = wake,
+            Some(filed) => filed.clone_from(&entry),
             None => {
-                self.filed.insert(Arc::clone(room), wake);
+                self.filed.insert(Arc::clone(room), entry.clone());
+                // Room for the most the heap holds: no push allocates afterwards.
+                let most = ENTRIES_PER_ROOM * self.filed.len() + SPARE_ENTRIES + 1;
+                self.heap.reserve(most.saturating_sub(self.heap.len()));
             }
         }
-        if let Some(at) = wake {
-            self.heap.push(Reverse((at, Arc::clone(room))));
+        if let Some(entry) = entry {
+            self.heap.push(Reverse(entry));
             self.compact();
         }
         self.drop_stale();
@@ -40,19 +69,23 @@ impl Schedule {
 
     /// The earliest wake filed.
     pub(super) fn next(&self) -> Option<Duration> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.heap.peek().map(|Reverse(entry)| entry.at)
     }
 
     /// Moves the rooms due by `now` (their wake at or before it) to `due`, earliest
     /// first, each once, and unfiles them: file each again once it is driven.
     pub(super) fn take_due(&mut self, now: Duration, due: &mut Vec<Arc<str>>) {
-        while self.heap.peek().is_some_and(|Reverse((at, _))| *at <= now) {
-            if let Some(Reverse((at, room))) = self.heap.pop()
-                && let Some(filed) = self.filed.get_mut(&room)
-                && *filed == Some(at)
+        while self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(entry)| entry.at <= now)
+        {
+            if let Some(Reverse(entry)) = self.heap.pop()
+                && let Some(filed) = self.filed.get_mut(&entry.room)
+                && filed.as_ref() == Some(&entry)
             {
                 *filed = None;
-                due.push(room);
+                due.push(entry.room);
             }
         }
         self.drop_stale();
@@ -61,15 +94,14 @@ impl Schedule {
     /// The wake filed for `room`.
     #[cfg(test)]
     pub(super) fn wake_of(&self, room: &str) -> Option<Duration> {
-        self.filed.get(room).copied().flatten()
+        self.filed.get(room)?.as_ref().map(|entry| entry.at)
     }
 
     /// Whether a heap entry is a room's filed wake (not a replaced one).
-    fn is_current(
-        filed: &BTreeMap<Arc<str>, Option<Duration>>,
-        (at, room): &(Duration, Arc<str>),
-    ) -> bool {
-        filed.get(room).is_some_and(|wake| *wake == Some(*at))
+    fn is_current(filed: &BTreeMap<Arc<str>, Option<Entry>>, entry: &Entry) -> bool {
+        filed
+            .get(&entry.room)
+            .is_some_and(|filed| filed.as_ref() == Some(entry))
     }
 
     /// Pops replaced entries off the top, so the top is a room's filed wake (done after
@@ -82,10 +114,10 @@ impl Schedule {
         }
     }
 
-    /// Drops every replaced entry once they outnumber the rooms filed (so the heap stays
-    /// within twice the rooms, plus a little; in place, no allocation).
+    /// Drops every replaced entry once the heap outgrows its share, in place: it then
+    /// holds one entry per room with a wake, at most.
     fn compact(&mut self) {
-        if self.heap.len() > 2 * self.filed.len() + 16 {
+        if self.heap.len() > ENTRIES_PER_ROOM * self.filed.len() + SPARE_ENTRIES {
             let filed = &self.filed;
             self.heap
                 .retain(|Reverse(entry)| Self::is_current(filed, entry));
@@ -138,11 +170,7 @@ mod tests {
         schedule.file(&a, Some(ms(5)));
         schedule.file(&a, Some(ms(40)));
         assert_eq!(schedule.wake_of("a"), Some(ms(40)));
-        assert_eq!(
-            due(&mut schedule, 40),
-            ["a"],
-            "filed at 40 three times, due once"
-        );
+        assert_eq!(due(&mut schedule, 40), ["a"], "filed at 40 twice, due once");
         // A room taken as due and filed again at the same time comes due again.
         schedule.file(&a, Some(ms(40)));
         assert_eq!(due(&mut schedule, 40), ["a"]);
@@ -168,5 +196,52 @@ mod tests {
         let mut due = Vec::new();
         schedule.take_due(ms(2_000), &mut due);
         assert_eq!(due.len(), 10, "each room once");
+    }
+
+    /// Against a plain map of each room's wake: random filings (earlier, later, the
+    /// same, none) and takings, the schedule names the same next wake and the same due
+    /// rooms, and its heap stays within its share.
+    #[test]
+    fn random_filings_agree_with_a_scan_of_every_room() {
+        let rooms: Vec<Arc<str>> = (0..12).map(|n| format!("room-{n}").into()).collect();
+        let mut rng = tickstep_engine::Rng::new(17);
+        let mut schedule = Schedule::default();
+        let mut model: BTreeMap<Arc<str>, Option<Duration>> = BTreeMap::new();
+        let mut now = 0;
+        for _ in 0..20_000 {
+            if rng.below(8) == 0 {
+                now += u64::from(rng.below(20));
+                let mut taken = Vec::new();
+                schedule.take_due(ms(now), &mut taken);
+                let times: Vec<Duration> = taken.iter().filter_map(|room| model[room]).collect();
+                assert!(times.is_sorted(), "earliest first");
+                let mut names: Vec<&str> = taken.iter().map(|room| &**room).collect();
+                names.sort();
+                let due = |(_, wake): &(&Arc<str>, &Option<Duration>)| {
+                    wake.is_some_and(|at| at <= ms(now))
+                };
+                let want: Vec<&str> = model.iter().filter(due).map(|(room, _)| &**room).collect();
+                assert_eq!(names, want, "due at {now}");
+                for room in &taken {
+                    model.insert(room.clone(), None);
+                }
+            } else {
+                let room = &rooms[rng.below(rooms.len() as u32) as usize];
+                let wake = match rng.below(5) {
+                    0 => None,
+                    _ => Some(ms(now + u64::from(rng.below(40)))),
+                };
+                schedule.file(room, wake);
+                model.insert(room.clone(), wake);
+            }
+            let scanned = model.values().flatten().min().copied();
+            assert_eq!(schedule.next(), scanned);
+            let most = ENTRIES_PER_ROOM * schedule.filed.len() + SPARE_ENTRIES;
+            assert!(
+                schedule.heap.len() <= most,
+                "{} entries",
+                schedule.heap.len()
+            );
+        }
     }
 }

@@ -27,13 +27,11 @@ pub struct RoomStats {
     pub late_ticks: u64,
 }
 
-/// Input received for one tick that is not final yet.
+/// What arrived for one tick that is not final yet (its input is in `Clock::inputs`).
 #[derive(Debug)]
-struct Pending<I> {
+struct Pending {
     /// Players whose input is in.
     received: u64,
-    /// Their input, by slot.
-    inputs: Vec<I>,
     /// Commands that landed on the tick, in order.
     commands: Vec<(PlayerId, Vec<u8>)>,
 }
@@ -48,7 +46,11 @@ pub(crate) type PresentFrom = [Option<Tick>];
 pub(crate) struct Clock<I> {
     finalized: Tick,
     /// Ticks `finalized + 1 ..= finalized + MAX_AHEAD`, oldest first.
-    pending: VecDeque<Pending<I>>,
+    pending: VecDeque<Pending>,
+    /// The input received for those ticks: tick T's, by slot, from
+    /// `(T % MAX_AHEAD) * players` (one buffer, not one per tick).
+    inputs: Vec<I>,
+    players: usize,
     /// Each slot's last verified input (what `RepeatLast` fills with).
     last: Vec<I>,
     log: InputLog<I>,
@@ -68,10 +70,11 @@ impl<I: Input> Clock<I> {
             pending: (0..MAX_AHEAD)
                 .map(|_| Pending {
                     received: 0,
-                    inputs: vec![I::zeroed(); players],
                     commands: Vec::new(),
                 })
                 .collect(),
+            inputs: vec![I::zeroed(); MAX_AHEAD as usize * players],
+            players,
             last: vec![I::zeroed(); players],
             log: InputLog::new(players, history),
             scratch,
@@ -140,9 +143,10 @@ impl<I: Input> Clock<I> {
             if tick <= self.finalized || tick > self.finalized + MAX_AHEAD {
                 continue;
             }
+            let at = self.first_input_of(tick) + p;
             let pending = &mut self.pending[(tick - self.finalized - 1) as usize];
-            if pending.received & (1 << p) == 0 && p < pending.inputs.len() {
-                pending.inputs[p] = bytemuck::pod_read_unaligned(input);
+            if pending.received & (1 << p) == 0 && p < self.players {
+                self.inputs[at] = bytemuck::pod_read_unaligned(input);
                 pending.received |= 1 << p;
                 earliest = earliest.or(Some(tick));
             }
@@ -213,15 +217,21 @@ impl<I: Input> Clock<I> {
         self.finalized > before
     }
 
+    /// Where `tick`'s input starts in `inputs`.
+    fn first_input_of(&self, tick: Tick) -> usize {
+        (tick % MAX_AHEAD) as usize * self.players
+    }
+
     fn finalize(&mut self, fill: FillPolicy, tick: Tick, present: u64) {
         let Some(Pending {
             received,
-            mut inputs,
             mut commands,
         }) = self.pending.pop_front()
         else {
             return;
         };
+        let first = self.first_input_of(tick);
+        let inputs = &mut self.inputs[first..first + self.players];
         self.scratch.reset(tick);
         let mut filled = false;
         for (p, input) in inputs.iter().enumerate() {
@@ -251,7 +261,6 @@ impl<I: Input> Clock<I> {
         inputs.fill(I::zeroed());
         self.pending.push_back(Pending {
             received: 0,
-            inputs,
             commands,
         });
         self.stats.filled_ticks += filled as u64;

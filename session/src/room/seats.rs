@@ -50,11 +50,16 @@ impl Seat {
 
 /// Commands a player may send: a budget refilled with the room's ticks, so one player
 /// cannot crowd others' commands out of the ticks, or fill the history kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Kept as what was spent, in credits of one tick-rate-th of a command (or byte), so
+/// each tick gives back its exact share however often the budget is drawn on. (Whole
+/// commands, rounded down per refill, threw that share away: at 60 Hz a command takes
+/// several ticks to earn, so a player drawing sooner never got one back.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct CommandBudget {
-    /// Commands left.
+    /// Command credits spent and not yet given back (a command costs the tick rate).
     commands: u64,
-    /// Bytes left.
+    /// Byte credits spent and not yet given back (a byte costs the tick rate).
     bytes: u64,
     /// The tick it was last refilled at.
     at: Tick,
@@ -65,35 +70,26 @@ const COMMANDS_PER_SECOND: u64 = 8;
 /// Command bytes a second a player may land, on average; twice that in a burst.
 const COMMAND_BYTES_PER_SECOND: u64 = 1024;
 
-impl Default for CommandBudget {
-    fn default() -> Self {
-        CommandBudget {
-            commands: 2 * COMMANDS_PER_SECOND,
-            bytes: 2 * COMMAND_BYTES_PER_SECOND,
-            at: 0,
-        }
-    }
-}
-
 impl CommandBudget {
     /// Refills for the ticks up to `tick` (at `rate` a second) and spends one command
     /// of `len` bytes, if the budget allows.
     pub(super) fn spend(&mut self, tick: Tick, rate: u64, len: usize) -> bool {
+        let rate = rate.max(1);
         let elapsed = tick.saturating_sub(self.at);
-        if elapsed > 0 {
-            let refill = |per_second: u64| elapsed.saturating_mul(per_second) / rate.max(1);
-            self.commands =
-                (self.commands + refill(COMMANDS_PER_SECOND)).min(2 * COMMANDS_PER_SECOND);
-            self.bytes =
-                (self.bytes + refill(COMMAND_BYTES_PER_SECOND)).min(2 * COMMAND_BYTES_PER_SECOND);
-            self.at = tick;
-        }
-        let len = len as u64;
-        if self.commands == 0 || self.bytes < len {
+        self.at = self.at.max(tick);
+        let give_back =
+            |spent: u64, per_second: u64| spent.saturating_sub(elapsed.saturating_mul(per_second));
+        let commands = give_back(self.commands, COMMANDS_PER_SECOND).saturating_add(rate);
+        let cost = (len as u64).saturating_mul(rate);
+        let bytes = give_back(self.bytes, COMMAND_BYTES_PER_SECOND).saturating_add(cost);
+        let burst = |per_second: u64| 2 * per_second * rate;
+        if commands > burst(COMMANDS_PER_SECOND) || bytes > burst(COMMAND_BYTES_PER_SECOND) {
+            self.commands = commands - rate;
+            self.bytes = bytes - cost;
             return false;
         }
-        self.commands -= 1;
-        self.bytes -= len;
+        self.commands = commands;
+        self.bytes = bytes;
         true
     }
 }
@@ -707,6 +703,34 @@ mod tests {
     use super::*;
     use crate::PROTOCOL_VERSION;
     use tickstep_engine::{Checksum, SchemaHash};
+
+    /// Commands landed by a player trying one of `len` bytes every tick for a minute
+    /// at 60 Hz.
+    fn landed_in_a_minute(len: usize) -> usize {
+        let mut budget = CommandBudget::default();
+        (1..=3600)
+            .filter(|&tick| budget.spend(tick, 60, len))
+            .count()
+    }
+
+    #[test]
+    fn the_command_budget_gives_back_each_ticks_share_however_often_it_is_drawn_on() {
+        // A burst (16), then 8 a second over the 3,599 ticks after the first (whose
+        // share comes to a full budget). Rounding each tick's refill down to whole
+        // commands landed the burst and nothing after it.
+        assert_eq!(landed_in_a_minute(1), 16 + 3599 * 8 / 60);
+        // Bytes bind first for long commands: 2,048 and then 1,024 a second, in 256s.
+        assert_eq!(
+            landed_in_a_minute(256),
+            (2048 * 60 + 3599 * 1024) / (256 * 60)
+        );
+        // Drawn on seldom, it is full again, but no fuller.
+        let mut budget = CommandBudget::default();
+        let burst = (0..100).filter(|_| budget.spend(10_000, 60, 1)).count();
+        assert_eq!(burst, 16);
+        let again = (0..100).filter(|_| budget.spend(1_000_000, 60, 1)).count();
+        assert_eq!(again, 16);
+    }
 
     fn hello(n: u64, rejoin: bool) -> Hello {
         Hello {

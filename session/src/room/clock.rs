@@ -180,6 +180,23 @@ impl<I: Input> Clock<I> {
         }
     }
 
+    /// Forgets what `player` sent for the ticks not yet final, and the input it would
+    /// be filled with: its seat was freed, and whoever takes the slot next plays its
+    /// own input from its first tick, not what the last holder sent ahead (the first
+    /// input for a tick counts) or repeats of it.
+    pub(super) fn forget(&mut self, player: PlayerId) {
+        let p = player.0 as usize;
+        if p >= self.players {
+            return;
+        }
+        for pending in &mut self.pending {
+            // An input whose bit is clear is never read, and is overwritten when taken.
+            pending.received &= !(1 << p);
+            pending.commands.retain(|(from, _)| *from != player);
+        }
+        self.last[p] = I::zeroed();
+    }
+
     /// Finalises every tick due by `now` in a game whose tick 0 was due at `zero`, up
     /// to the end tick: a due tick waits for the input of every player in `expected`
     /// until its hold deadline. `present` says who the tick is for: a present player's

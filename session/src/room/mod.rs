@@ -484,6 +484,7 @@ impl<I: Input> Room<I> {
                 {
                     out.close(active.conn);
                 }
+                self.clock.forget(player);
                 self.left(now, player, None, out);
             }
         }
@@ -648,6 +649,7 @@ impl<I: Input> Room<I> {
         let Some(seat) = self.seats.free(now, player) else {
             return;
         };
+        self.clock.forget(player);
         if let seats::Link::Active(active) = seat.link {
             out.send(active.conn, ServerMessage::Refused(Refusal::Kicked));
             out.close(active.conn);
@@ -804,6 +806,7 @@ impl<I: Input> Room<I> {
             });
         }
         for player in self.seats.expire(now, self.config.player_ttl) {
+            self.clock.forget(player);
             self.events.push_back(RoomEvent::SlotFreed { player });
         }
         // A room without players closes after EmptyRoomTTL; once its game ended, as

@@ -584,3 +584,69 @@ fn one_address_holds_at_most_its_share_of_watchers() {
     h.watch_from(3 * MS, 14, 10, home).unwrap();
     assert_eq!(h.room.watcher_count(), 3);
 }
+
+/// Regression: a freed slot kept what its last player had sent ahead, so whoever took
+/// it next had that input (the first for a tick counts) and those commands played as
+/// its own, and its missing ticks filled with the last player's input.
+#[test]
+fn a_player_taking_a_freed_slot_plays_its_own_input_not_what_was_sent_ahead() {
+    let mut h = Harness::new(2, |_| {});
+    let due = |h: &Harness, tick| h.room.config.due(Duration::ZERO, tick);
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    for tick in 1..=10 {
+        let now = due(&h, tick);
+        h.input(now, 1, tick, &[1]);
+        h.input(now, 2, tick, &[2]);
+        h.room.drive(now, LIVENESS, &mut h.out);
+    }
+    assert_eq!(h.room.finalized(), 10);
+    // Player 1 sends input for the next 200 ticks and a command for tick 15, then leaves.
+    let now = due(&h, 10);
+    let planted = ClientMessage::Update {
+        sent_at: 0,
+        commands: vec![crate::protocol::Command {
+            seq: 1,
+            tick: 15,
+            bytes: b"planted".to_vec(),
+        }],
+        received: 10,
+        stepped: 10,
+        first_input: 11,
+        inputs: bytemuck::cast_slice(&[666u32; 200]).to_vec(),
+        checksums: Vec::new(),
+    };
+    h.message(now, 2, planted);
+    h.message(now, 2, ClientMessage::Leave);
+    // A new client takes the slot, and its input counts from tick 12.
+    h.hello(now, 3, 3).unwrap();
+    assert!(h.events().contains(&RoomEvent::PlayerLeft {
+        player: PlayerId(1),
+        reason: None
+    }));
+    h.input(now, 3, 12, &[30, 31, 32]);
+    for tick in 11..=20 {
+        let now = due(&h, tick) + h.room.config.hold;
+        h.input(now, 1, tick, &[1]);
+        h.room.drive(now, LIVENESS, &mut h.out);
+    }
+    assert_eq!(h.room.finalized(), 20);
+    let mut inputs = TickInputs::new(2).unwrap();
+    let mut played = Vec::new();
+    for tick in 11..=20 {
+        h.room.inputs().read(tick, &mut inputs).unwrap();
+        assert_eq!(
+            inputs.commands().count(),
+            0,
+            "tick {tick}: no planted command"
+        );
+        played.push(inputs.get(PlayerId(1)).copied());
+    }
+    // Tick 11 is before its first input (absent); 12-14 are its own; the rest are
+    // filled with its own last input.
+    let expected = [None, Some(30), Some(31), Some(32)]
+        .into_iter()
+        .chain([Some(32); 6])
+        .collect::<Vec<_>>();
+    assert_eq!(played, expected);
+}

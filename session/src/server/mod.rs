@@ -142,6 +142,10 @@ pub struct Server<I> {
     rooms: BTreeMap<Arc<str>, Room<I>>,
     /// When each room next needs driving.
     schedule: Schedule,
+    /// The upload bytes of each room holding any, as of its last settling (see
+    /// [`Server::count_uploads`]), and their sum, which the upload budget bounds.
+    uploads: BTreeMap<Arc<str>, u64>,
+    uploads_held: u64,
     /// The rooms being driven by `handle_timeout` (kept for its buffer).
     due: Vec<Arc<str>>,
     /// The room each connection said hello to.
@@ -170,6 +174,8 @@ impl<I: Input> Server<I> {
             config,
             rooms: BTreeMap::new(),
             schedule: Schedule::default(),
+            uploads: BTreeMap::new(),
+            uploads_held: 0,
             due: Vec::new(),
             conns: BTreeMap::new(),
             opened: BTreeMap::new(),
@@ -325,8 +331,7 @@ impl<I: Input> Server<I> {
     /// A message arrived on `conn`.
     pub fn handle_message(&mut self, now: Duration, conn: ConnId, message: ClientMessage) {
         if let ClientMessage::UploadChunk { chunk, .. } = &message {
-            let held: u64 = self.rooms.values().map(Room::uploads_held).sum();
-            if held + chunk.data.len() as u64 > self.config.upload_budget {
+            if self.uploads_held + chunk.data.len() as u64 > self.config.upload_budget {
                 // Over the server's upload budget: dropped, as if lost; the room asks
                 // again later or gives the upload up.
                 return;
@@ -422,11 +427,30 @@ impl<I: Input> Server<I> {
     /// After anything happened in a room: moves its events to the server's, tagged
     /// with its name, and files when it next needs driving.
     fn settle(&mut self, name: &Arc<str>) {
-        let wake = self.rooms.get_mut(name).and_then(|room| {
-            take_events(room, name, &mut self.events, &mut self.counted);
-            room.next_wake()
-        });
+        let (wake, held) = match self.rooms.get_mut(name) {
+            Some(room) => {
+                take_events(room, name, &mut self.events, &mut self.counted);
+                (room.next_wake(), room.uploads_held())
+            }
+            None => (None, 0),
+        };
         self.schedule.file(name, wake);
+        self.count_uploads(name, held);
+    }
+
+    /// Notes that the room called `name` holds `held` bytes of uploads, keeping their
+    /// sum over every room current without adding them up per message.
+    fn count_uploads(&mut self, name: &Arc<str>, held: u64) {
+        let before = match held {
+            0 => self.uploads.remove(name),
+            _ => self.uploads.insert(Arc::clone(name), held),
+        };
+        self.uploads_held = self.uploads_held - before.unwrap_or(0) + held;
+        debug_assert_eq!(
+            self.uploads_held,
+            self.rooms.values().map(Room::uploads_held).sum::<u64>(),
+            "a room's uploads changed without the room being settled"
+        );
     }
 
     /// The room called `name`, as the server's own key (cloning it allocates nothing).

@@ -169,6 +169,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         .map(|_| Server::new(server_config.clone()))
         .collect();
     let mut placed = BTreeMap::new();
+    let mut lobbies = vec![BTreeMap::new(); shards];
     for (i, name) in names.iter().enumerate() {
         let mut room = RoomConfig::new(config.players, APP_VERSION, &initial);
         room.snapshot_quorum = args.snapshot_quorum;
@@ -184,8 +185,9 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             .clamp(1, config.players);
         let shard = i % shards;
         servers[shard]
-            .open_room(name, room)
+            .open_room(name, room.clone())
             .map_err(|e| e.to_string())?;
+        lobbies[shard].insert(name.clone(), room);
         placed.insert(name.clone(), shard);
     }
     let runtime = current_thread_runtime()?;
@@ -247,7 +249,8 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let mut hosts = (0..shards).map(|_| RoomsHost {
+    let mut hosts = lobbies.into_iter().map(|lobbies| RoomsHost {
+        lobbies,
         rooms_open: rooms_open.clone(),
         lifecycle: lifecycle_channel.as_ref().map(|(_, (tx, _))| tx.clone()),
         evidence_dir: args.evidence_dir.clone(),

@@ -330,12 +330,12 @@ impl<I: Input> Server<I> {
 
     /// A message arrived on `conn`.
     pub fn handle_message(&mut self, now: Duration, conn: ConnId, message: ClientMessage) {
-        if let ClientMessage::UploadChunk { chunk, .. } = &message {
-            if self.uploads_held + chunk.data.len() as u64 > self.config.upload_budget {
-                // Over the server's upload budget: dropped, as if lost; the room asks
-                // again later or gives the upload up.
-                return;
-            }
+        if let ClientMessage::UploadChunk { chunk, .. } = &message
+            && self.uploads_held + chunk.data.len() as u64 > self.config.upload_budget
+        {
+            // Over the server's upload budget: dropped, as if lost; the room asks again
+            // later or gives the upload up.
+            return;
         }
         let bound = self.conns.get(&conn).cloned();
         let room = match (&message, bound) {

@@ -67,6 +67,8 @@ fn bad_arguments_give_one_line_and_a_nonzero_exit() {
         &["demo", "--loss", "100"],
         &["demo", "--net", "sim", "--web", "127.0.0.1:0"],
         &["demo", "--web", "not-an-address"],
+        &["serve", "--hello-timeout", "18446744073709551615"],
+        &["serve", "--write-timeout", "0"],
         &["explode"],
     ] {
         let output = tickstep(args);

@@ -122,14 +122,14 @@ struct LimitArgs {
     #[arg(long, default_value_t = 1_000)]
     max_connections_per_address: usize,
     /// Seconds a new connection has to say hello.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     hello_timeout: u64,
     /// MiB queued to one connection at most; a peer further behind is cut (raised to
     /// two of the game's largest snapshots and 1 MiB if smaller).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     send_budget_mib: u64,
     /// Seconds a write may wait for a peer that stopped reading before it is cut.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     write_timeout: u64,
     /// MiB all unfinished uploads (buddy snapshots, evidence) may hold together.
     #[arg(long, default_value_t = 64)]

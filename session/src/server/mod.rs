@@ -321,7 +321,8 @@ impl<I: Input> Server<I> {
             return Ok(());
         }
         *self.per_address.entry(address).or_default() += 1;
-        let hello_by = now + self.config.hello_timeout;
+        // Saturating: a host's absurd timeout means no deadline, not a panic.
+        let hello_by = now.saturating_add(self.config.hello_timeout);
         self.hello_due.insert((hello_by, conn));
         let hello_by = Some(hello_by);
         self.opened.insert(conn, Opened { address, hello_by });

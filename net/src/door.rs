@@ -22,7 +22,7 @@ use tickstep_session::{ClientMessage, ServerConfig, decode};
 use tokio::sync::mpsc;
 
 use crate::connection::{Established, Link, TransportConfig};
-use crate::frame::{Frame, read_frame};
+use crate::frame::{Frame, MAX_HELLO_FRAME_LEN, read_frame_up_to};
 use crate::web::{Pages, WebDoor};
 
 /// Handshakes under way at most; more are refused.
@@ -387,7 +387,9 @@ impl Door {
             .await
             .map_err(|_| late())?
             .map_err(|e| Turned::Failed(e.to_string()))?;
-        let first = tokio::time::timeout(limits.hello_timeout, read_frame(&mut recv));
+        // A hello is small: a longer first frame is refused before it is read.
+        let hello = read_frame_up_to(&mut recv, MAX_HELLO_FRAME_LEN);
+        let first = tokio::time::timeout(limits.hello_timeout, hello);
         let first = match first.await {
             Ok(Ok(Frame::Message(first))) => first,
             Ok(Ok(Frame::Goodbye(why))) => {

@@ -10,6 +10,11 @@ use tickstep_session::MAX_MESSAGE_LEN;
 /// Largest payload a frame may carry: one protocol message.
 pub const MAX_FRAME_LEN: usize = MAX_MESSAGE_LEN;
 
+/// Largest first frame a connection may send: its hello, a few hundred bytes. A server
+/// reads no more than this before it knows whom it is talking to, so a connection that
+/// never finishes its hello holds little.
+pub const MAX_HELLO_FRAME_LEN: usize = 8 * 1024;
+
 /// Bytes of a frame header.
 pub const HEADER_LEN: usize = 5;
 
@@ -31,9 +36,15 @@ pub enum FrameError {
     /// The peer closed the stream (between frames or inside one) without a goodbye.
     #[error("connection closed without a goodbye")]
     Closed,
-    /// The header announces more than [`MAX_FRAME_LEN`] bytes.
-    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_LEN}")]
-    TooLarge(u32),
+    /// The header announces more bytes than the reader takes ([`MAX_FRAME_LEN`], or
+    /// [`MAX_HELLO_FRAME_LEN`] for a connection's first frame).
+    #[error("frame of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// The announced length.
+        len: u32,
+        /// The limit.
+        limit: usize,
+    },
     /// The header's kind byte is unknown.
     #[error("malformed frame header (kind {kind}, length {len})")]
     Malformed {
@@ -49,10 +60,16 @@ const KIND_GOODBYE: u8 = 2;
 
 /// Checks a frame header: the payload length and kind, or why the frame is refused.
 pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<(u8, usize), FrameError> {
+    parse_header_up_to(header, MAX_FRAME_LEN)
+}
+
+/// [`parse_header`] for a payload of at most `limit` bytes.
+fn parse_header_up_to(header: [u8; HEADER_LEN], limit: usize) -> Result<(u8, usize), FrameError> {
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let kind = header[4];
-    if len as usize > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge(len));
+    if len as usize > limit.min(MAX_FRAME_LEN) {
+        let limit = limit.min(MAX_FRAME_LEN);
+        return Err(FrameError::TooLarge { len, limit });
     }
     match kind {
         KIND_MESSAGE | KIND_GOODBYE => Ok((kind, len as usize)),
@@ -62,14 +79,23 @@ pub fn parse_header(header: [u8; HEADER_LEN]) -> Result<(u8, usize), FrameError>
 
 /// Reads one frame.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Frame, FrameError> {
+    read_frame_up_to(reader, MAX_FRAME_LEN).await
+}
+
+/// Reads one frame of at most `limit` bytes (and at most [`MAX_FRAME_LEN`]): a longer
+/// one is refused from its header, before anything is allocated for it.
+pub async fn read_frame_up_to<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> Result<Frame, FrameError> {
     let mut header = [0u8; HEADER_LEN];
     match reader.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
         Err(e) => return Err(e.into()),
     }
-    let (kind, len) = parse_header(header)?;
-    // Bounded by MAX_FRAME_LEN, checked above.
+    let (kind, len) = parse_header_up_to(header, limit)?;
+    // Bounded by the limit, checked above.
     let mut payload = vec![0u8; len];
     match reader.read_exact(&mut payload).await {
         Ok(_) => {}
@@ -127,7 +153,13 @@ mod tests {
         read_frame(&mut cut).await.unwrap_err();
         let huge = ((MAX_FRAME_LEN as u32 + 1).to_le_bytes(), 0u8);
         let header = [huge.0[0], huge.0[1], huge.0[2], huge.0[3], huge.1];
-        assert!(matches!(parse_header(header), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            parse_header(header),
+            Err(FrameError::TooLarge {
+                limit: MAX_FRAME_LEN,
+                ..
+            })
+        ));
         assert!(matches!(
             parse_header([1, 0, 0, 0, 1]),
             Err(FrameError::Malformed { .. })
@@ -135,6 +167,37 @@ mod tests {
         assert!(matches!(
             parse_header([0, 0, 0, 0, 9]),
             Err(FrameError::Malformed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_first_frame_longer_than_a_hello_is_refused_from_its_header() {
+        let mut wire = Vec::new();
+        for len in [MAX_HELLO_FRAME_LEN, MAX_HELLO_FRAME_LEN + 1] {
+            write_frame(&mut wire, &Frame::Message(vec![7; len]))
+                .await
+                .unwrap();
+        }
+        let mut reader = &wire[..];
+        let hello = read_frame_up_to(&mut reader, MAX_HELLO_FRAME_LEN).await;
+        assert_eq!(hello.unwrap(), Frame::Message(vec![7; MAX_HELLO_FRAME_LEN]));
+        let long = read_frame_up_to(&mut reader, MAX_HELLO_FRAME_LEN).await;
+        assert!(matches!(
+            long,
+            Err(FrameError::TooLarge { len, limit: MAX_HELLO_FRAME_LEN })
+                if len as usize == MAX_HELLO_FRAME_LEN + 1
+        ));
+        // Refused from the header: the payload was not read.
+        assert_eq!(reader.len(), MAX_HELLO_FRAME_LEN + 1);
+        // A limit above the frame limit is the frame limit.
+        let mut huge = &[0xff, 0xff, 0xff, 0x00, 0][..];
+        let refused = read_frame_up_to(&mut huge, usize::MAX).await;
+        assert!(matches!(
+            refused,
+            Err(FrameError::TooLarge {
+                limit: MAX_FRAME_LEN,
+                ..
+            })
         ));
     }
 }

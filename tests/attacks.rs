@@ -225,11 +225,12 @@ fn idle_hello_less_and_unfinished_handshakes_cost_little_and_delay_nothing() {
         // 2,000 connections that finish the handshake: half open their stream with
         // one byte (no hello ever follows), half open nothing. Paced at 400 a second
         // in batches: this machine's two cores also run the attacker and the players.
+        // (Batches of 50: one address may have only 64 handshakes under way.)
         let mut idle = Vec::new();
-        for batch in 0..20 {
-            let opened = (0..100).map(|i| {
+        for batch in 0..40 {
+            let opened = (0..50).map(|i| {
                 let endpoint = endpoint.clone();
-                let stream = (batch * 100 + i) % 2 == 0;
+                let stream = (batch * 50 + i) % 2 == 0;
                 async move {
                     let quic = endpoint.connect(addr, "localhost").ok()?.await.ok()?;
                     if stream {
@@ -243,7 +244,9 @@ fn idle_hello_less_and_unfinished_handshakes_cost_little_and_delay_nothing() {
             for connection in futures_join(opened).await.into_iter().flatten() {
                 idle.push(connection);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            if batch % 2 == 1 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
         }
         assert!(idle.len() >= 1900, "only {} connections opened", idle.len());
         let opened_at = Instant::now();
@@ -274,8 +277,12 @@ fn idle_hello_less_and_unfinished_handshakes_cost_little_and_delay_nothing() {
         (closed_in_time, blackhole.bytes())
     });
     let (peak, _) = memory_kb(server.proc.pid());
+    // At most 32 KiB for each: a QUIC connection's state and buffers measured about
+    // 22 KiB with nearly all of them open at once. (In batches of 100, which made the
+    // server ask for address validation, they opened slower and fewer were open at
+    // once: 19 MiB in all.)
     assert!(
-        peak.saturating_sub(before) < 50 * 1024,
+        peak.saturating_sub(before) < 2_500 * 32,
         "2,500 idle connections and handshakes took {} KiB (from {before} KiB)",
         peak - before
     );

@@ -6,7 +6,8 @@
 //! message names. A room lives on one shard; a join always reaches it.
 //!
 //! Connections are bounded for the whole server: at most [`MAX_HANDSHAKES`]
-//! handshakes at once (more are refused), beyond [`RETRY_ABOVE`] a client must first
+//! handshakes at once, [`MAX_HANDSHAKES_PER_ADDRESS`] from one address (more are
+//! refused), beyond [`RETRY_ABOVE`] a client must first
 //! prove its address with a stateless retry, a handshake that has not opened its
 //! stream within the connect timeout is dropped, and once it has, the connection
 //! counts against the connection caps (in all and per address) while its first message
@@ -27,6 +28,10 @@ use crate::web::{Pages, WebDoor};
 
 /// Handshakes under way at most; more are refused.
 pub const MAX_HANDSHAKES: usize = 1024;
+/// Handshakes under way from one address (an IPv6 /64) at most; more are refused. A
+/// client past [`RETRY_ABOVE`] has proved its address, so without this one host could
+/// hold every handshake slot by never finishing its handshakes.
+pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
 /// Above this many handshakes under way, a client must prove its address first.
 pub const RETRY_ABOVE: usize = 64;
 
@@ -68,31 +73,52 @@ pub struct DoorStats {
 }
 
 /// A connection whose handshake one shard is to run. It holds its place under the
-/// handshake cap until dropped.
+/// handshake caps until dropped.
 pub(crate) struct Pending {
     incoming: quinn::Incoming,
     _slot: Slot,
 }
 
-/// One handshake under way.
-struct Slot(Arc<AtomicUsize>);
+/// One handshake under way, counted in all and for its address.
+struct Slot {
+    handshaking: Arc<AtomicUsize>,
+    _from: AddressPlace,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.handshaking.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// A connection's place under the connection caps, held until it ends.
-pub(crate) struct Admission {
-    _alive: Arc<()>,
+/// What is held per address (connections, or handshakes under way).
+type PerAddress = Arc<Mutex<BTreeMap<IpAddr, usize>>>;
+
+/// One place in an address's count, given back when dropped.
+struct AddressPlace {
     address: IpAddr,
-    per_address: Arc<Mutex<BTreeMap<IpAddr, usize>>>,
+    counts: PerAddress,
 }
 
-impl Drop for Admission {
+impl AddressPlace {
+    /// A place for `address` (its IPv6 /64: one host's share) among `counts`, if it
+    /// holds fewer than `cap`.
+    fn take(counts: &PerAddress, address: IpAddr, cap: usize) -> Option<AddressPlace> {
+        let address = host_of(address);
+        let mut held = counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(address).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        let counts = counts.clone();
+        Some(AddressPlace { address, counts })
+    }
+}
+
+impl Drop for AddressPlace {
     fn drop(&mut self) {
-        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = counts.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
@@ -100,6 +126,25 @@ impl Drop for Admission {
             }
         }
     }
+}
+
+/// The address a host's connections are counted under: an IPv4 address as it is (an
+/// IPv4-mapped IPv6 one as IPv4), an IPv6 address's /64 (a host gets a whole /64, so
+/// counting single addresses would let it take any number).
+fn host_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+/// A connection's place under the connection caps, held until it ends.
+pub(crate) struct Admission {
+    _alive: Arc<()>,
+    _from: AddressPlace,
 }
 
 /// Why a connection did not get through the door.
@@ -145,7 +190,9 @@ pub(crate) struct Door {
     /// Every admitted connection holds a clone.
     alive: Arc<()>,
     /// Admitted connections per address.
-    per_address: Arc<Mutex<BTreeMap<IpAddr, usize>>>,
+    per_address: PerAddress,
+    /// Handshakes under way per address.
+    handshakes_from: PerAddress,
     /// Connection numbers, unique over the shards.
     next_id: AtomicU64,
     /// The shard whose turn it was last to run a handshake.
@@ -182,7 +229,8 @@ pub fn front_door(
         rooms,
         handshaking: Arc::new(AtomicUsize::new(0)),
         alive: Arc::new(()),
-        per_address: Arc::new(Mutex::new(BTreeMap::new())),
+        per_address: PerAddress::default(),
+        handshakes_from: PerAddress::default(),
         next_id: AtomicU64::new(0),
         turn: AtomicUsize::new(0),
         refused: AtomicU64::new(0),
@@ -226,11 +274,20 @@ impl FrontDoor {
                 }
                 continue;
             }
+            let from = incoming.remote_address().ip();
+            let cap = MAX_HANDSHAKES_PER_ADDRESS;
+            let Some(from) = AddressPlace::take(&door.handshakes_from, from, cap) else {
+                door.refused.fetch_add(1, Ordering::Relaxed);
+                incoming.refuse();
+                continue;
+            };
             door.handshaking.fetch_add(1, Ordering::Relaxed);
-            door.hand_out(Pending {
-                incoming,
-                _slot: Slot(door.handshaking.clone()),
-            });
+            let handshaking = door.handshaking.clone();
+            let _slot = Slot {
+                handshaking,
+                _from: from,
+            };
+            door.hand_out(Pending { incoming, _slot });
         }
     }
 
@@ -347,16 +404,11 @@ impl Door {
 
     /// Counts a connection from `address` under the caps, or refuses it.
     fn admit(&self, address: IpAddr) -> Option<Admission> {
-        let mut counts = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let count = counts.entry(address).or_default();
-        if *count >= self.limits.max_connections_per_address {
-            return None;
-        }
-        *count += 1;
+        let cap = self.limits.max_connections_per_address;
+        let from = AddressPlace::take(&self.per_address, address, cap)?;
         Some(Admission {
             _alive: self.alive.clone(),
-            address,
-            per_address: self.per_address.clone(),
+            _from: from,
         })
     }
 
@@ -406,5 +458,61 @@ impl Door {
             first,
             admission,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_holds_at_most_its_share_and_gives_it_back() {
+        let counts = PerAddress::default();
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        let mut held: Vec<_> = (0..3)
+            .map(|_| AddressPlace::take(&counts, a, 3).expect("within the share"))
+            .collect();
+        assert!(
+            AddressPlace::take(&counts, a, 3).is_none(),
+            "a's share is full"
+        );
+        let other = AddressPlace::take(&counts, b, 3).expect("b has its own share");
+        held.pop();
+        let again = AddressPlace::take(&counts, a, 3).expect("a place given back");
+        drop((again, other));
+        assert_eq!(
+            counts.lock().unwrap().get(&b),
+            None,
+            "an address holding none is forgotten"
+        );
+        assert_eq!(counts.lock().unwrap().get(&a), Some(&2));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4() {
+        let counts = PerAddress::default();
+        let host = |low: u64| {
+            IpAddr::from(std::net::Ipv6Addr::from(
+                (0x2001_0db8_0000_0001u128 << 64) | low as u128,
+            ))
+        };
+        let _first = AddressPlace::take(&counts, host(1), 2).unwrap();
+        let _second = AddressPlace::take(&counts, host(u64::MAX), 2).unwrap();
+        assert!(
+            AddressPlace::take(&counts, host(7), 2).is_none(),
+            "the same /64"
+        );
+        let next_64 = IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_0000_0002u128 << 64) | 1,
+        ));
+        let _other = AddressPlace::take(&counts, next_64, 2).expect("another /64");
+        let v4 = IpAddr::from([192, 0, 2, 1]);
+        let mapped = IpAddr::from(std::net::Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        let _v4 = AddressPlace::take(&counts, v4, 1).unwrap();
+        assert!(
+            AddressPlace::take(&counts, mapped, 1).is_none(),
+            "mapped is the IPv4 host"
+        );
     }
 }

@@ -361,7 +361,14 @@ fn hear<I: Input>(
 ) {
     stats.messages_in += 1;
     stats.bytes_in += bytes.len() as u64;
-    match decode::<ClientMessage>(bytes) {
+    let message = decode::<ClientMessage>(bytes);
+    if message.is_err()
+        && let Some(refusal) = server.refuse_other_version(now, ConnId(conn), bytes)
+    {
+        notes.note(host, conn, &format!("refused: {refusal}"));
+        return;
+    }
+    match message {
         Ok(message) => server.handle_message(now, ConnId(conn), message),
         Err(e) => {
             stats.connections_cut += 1;

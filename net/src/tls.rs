@@ -14,8 +14,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The ALPN protocol both sides speak: the session protocol, by version.
-pub const ALPN: &[u8] = b"tickstep/4";
+/// The ALPN protocol both sides speak: tickstep's session protocol. Its version is not
+/// in the name: a client of another version gets through TLS and its hello is answered
+/// `VersionMismatch` (see `tickstep_session::hello_protocol`), which says more than a
+/// TLS alert would. (It was "tickstep/4" through protocol 5.)
+pub const ALPN: &[u8] = b"tickstep";
 
 /// A certificate's SHA-256 fingerprint, shown as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

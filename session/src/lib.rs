@@ -115,7 +115,7 @@ pub use outbox::ServerTransmit;
 pub use protocol::{
     ClientMessage, Command, DecodeError, Echo, Entry, Hello, MAX_LIST, MAX_MESSAGE_LEN,
     PROTOCOL_VERSION, RoomInfo, ServerMessage, SnapshotSource, TickCommand, Timing, VerifiedTicks,
-    decode, encode, encode_into,
+    decode, encode, encode_into, hello_protocol,
 };
 pub use reconnect::{LocalSnapshot, ReconnectInfo, ReconnectInfoError, ReconnectPolicy};
 pub use room::{

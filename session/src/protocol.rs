@@ -472,6 +472,22 @@ pub fn encode_into<M: Serialize>(message: &M, buffer: &mut Vec<u8>) {
     }
 }
 
+/// The protocol version a client's hello declares, read from the start of its
+/// encoding alone (`None` when `bytes` does not start as a hello). A hello of another
+/// protocol version may not decode as this version's (fields come and go), but it
+/// still deserves a `VersionMismatch` rather than being cut as malformed.
+pub fn hello_protocol(bytes: &[u8]) -> Option<u32> {
+    // A `ClientMessage` is its variant's index (`Hello` is 0) and then the variant's
+    // fields, of which a hello's first is its protocol version: both varints.
+    let (variant, rest) = postcard::take_from_bytes::<u32>(bytes).ok()?;
+    if variant != 0 {
+        return None;
+    }
+    postcard::take_from_bytes::<u32>(rest)
+        .ok()
+        .map(|(protocol, _)| protocol)
+}
+
 /// Decodes a message, refusing oversized, malformed and trailing input.
 pub fn decode<'a, M: Deserialize<'a>>(bytes: &'a [u8]) -> Result<M, DecodeError> {
     if bytes.len() > MAX_MESSAGE_LEN {

@@ -11,7 +11,7 @@ use tickstep_replay::InputLog;
 
 use crate::ids::TokenMint;
 use crate::outbox::{Outbox, ServerTransmit};
-use crate::protocol::{ClientMessage, ServerMessage};
+use crate::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use crate::room::{
     Liveness, Room, RoomConfig, RoomConfigError, RoomEvent, RoomPhase, RoomStats, SlotHolder,
 };
@@ -399,6 +399,25 @@ impl<I: Input> Server<I> {
         self.handle_disconnect(now, conn);
     }
 
+    /// For a message on `conn` that did not decode: when it is a hello of another
+    /// protocol version (see [`crate::hello_protocol`]), refuses the connection with
+    /// `VersionMismatch` (queued with its close) and returns the refusal. Otherwise
+    /// does nothing: the host cuts the connection as malformed.
+    pub fn refuse_other_version(
+        &mut self,
+        now: Duration,
+        conn: ConnId,
+        bytes: &[u8],
+    ) -> Option<Refusal> {
+        let client = crate::hello_protocol(bytes).filter(|&v| v != PROTOCOL_VERSION)?;
+        let refusal = Refusal::VersionMismatch {
+            client,
+            server: PROTOCOL_VERSION,
+        };
+        self.refuse(now, conn, refusal.clone());
+        Some(refusal)
+    }
+
     /// The transport lost `conn` (closed by the peer, or failed).
     pub fn handle_disconnect(&mut self, now: Duration, conn: ConnId) {
         self.forget_connection(conn);
@@ -617,6 +636,61 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A hello as protocol version 4 wrote it: without the `watch` field version 5
+    /// added at its end.
+    fn hello_of_version_4() -> Vec<u8> {
+        let ClientMessage::Hello(mut hello) = hello(1) else {
+            unreachable!()
+        };
+        hello.protocol = 4;
+        let mut bytes = crate::encode(&ClientMessage::Hello(hello));
+        bytes.pop();
+        bytes
+    }
+
+    #[test]
+    fn a_hello_of_another_protocol_version_is_refused_as_such_though_it_does_not_decode() {
+        let mut server = server(ServerConfig::default(), |_| {});
+        let t = Duration::ZERO;
+        let old = hello_of_version_4();
+        assert!(
+            crate::decode::<ClientMessage>(&old).is_err(),
+            "it does not decode"
+        );
+        assert_eq!(crate::hello_protocol(&old), Some(4));
+        let mismatch = Refusal::VersionMismatch {
+            client: 4,
+            server: PROTOCOL_VERSION,
+        };
+        assert_eq!(
+            server.refuse_other_version(t, ConnId(1), &old),
+            Some(mismatch.clone())
+        );
+        let closed = std::iter::from_fn(|| server.poll_transmit()).collect::<Vec<_>>();
+        assert_eq!(
+            closed,
+            vec![
+                ServerTransmit::Send {
+                    to: ConnId(1),
+                    message: ServerMessage::Refused(mismatch),
+                },
+                ServerTransmit::Close { conn: ConnId(1) },
+            ]
+        );
+        // This version's hello cut short, another message, or noise: not a version
+        // mismatch, nothing queued (the host cuts them as malformed).
+        let ClientMessage::Hello(current) = hello(2) else {
+            unreachable!()
+        };
+        let mut cut = crate::encode(&ClientMessage::Hello(current));
+        cut.pop();
+        let leave = crate::encode(&ClientMessage::Leave);
+        for bytes in [&cut[..], &leave[..], &[0xff; 3][..], &[]] {
+            assert_eq!(server.refuse_other_version(t, ConnId(2), bytes), None);
+        }
+        assert_eq!(server.poll_transmit(), None);
     }
 
     #[test]

@@ -523,7 +523,8 @@ pub fn check_client_script(bytes: &[u8]) {
 }
 
 /// Decoding any bytes as a stream frame header, a client message, a server message or
-/// saved reconnect data fails cleanly or gives a value that encodes back to the same.
+/// saved reconnect data fails cleanly or gives a value that encodes back to the same;
+/// reading a hello's declared version never panics and agrees with a decoded hello.
 pub fn check_message_decoding(bytes: &[u8]) {
     if let Some(header) = bytes.first_chunk::<{ tickstep_net::frame::HEADER_LEN }>()
         && let Ok((_, len)) = tickstep_net::frame::parse_header(*header)
@@ -533,7 +534,14 @@ pub fn check_message_decoding(bytes: &[u8]) {
             "a frame header passed a length over the cap"
         );
     }
+    let declared = tickstep_session::hello_protocol(bytes);
     if let Ok(message) = decode::<ClientMessage>(bytes) {
+        // A hello's version is read from its start alone, as decoding it reads it.
+        let version = match &message {
+            ClientMessage::Hello(hello) => Some(hello.protocol),
+            _ => None,
+        };
+        assert_eq!(declared, version, "a decoded message's declared version");
         assert_eq!(
             decode::<ClientMessage>(&encode(&message)).ok(),
             Some(message)

@@ -642,7 +642,7 @@ mod tests {
     /// added at its end.
     fn hello_of_version_4() -> Vec<u8> {
         let ClientMessage::Hello(mut hello) = hello(1) else {
-            unreachable!()
+            panic!("hello() makes a hello")
         };
         hello.protocol = 4;
         let mut bytes = crate::encode(&ClientMessage::Hello(hello));
@@ -682,7 +682,7 @@ mod tests {
         // This version's hello cut short, another message, or noise: not a version
         // mismatch, nothing queued (the host cuts them as malformed).
         let ClientMessage::Hello(current) = hello(2) else {
-            unreachable!()
+            panic!("hello() makes a hello")
         };
         let mut cut = crate::encode(&ClientMessage::Hello(current));
         cut.pop();

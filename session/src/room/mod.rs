@@ -650,11 +650,17 @@ impl<I: Input> Room<I> {
             return;
         };
         self.clock.forget(player);
-        if let seats::Link::Active(active) = seat.link {
-            out.send(active.conn, ServerMessage::Refused(Refusal::Kicked));
-            out.close(active.conn);
+        match seat.link {
+            seats::Link::Active(active) => {
+                out.send(active.conn, ServerMessage::Refused(Refusal::Kicked));
+                out.close(active.conn);
+                self.left(now, player, Some("kicked".into()), out);
+            }
+            // It left when it went inactive: its slot is freed, as PlayerTTL would.
+            seats::Link::Inactive { .. } => {
+                self.events.push_back(RoomEvent::SlotFreed { player });
+            }
         }
-        self.left(now, player, Some("kicked".into()), out);
     }
 
     /// After `player` left its seat: its uploads are off; a buddy is replaced.

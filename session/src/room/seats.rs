@@ -616,11 +616,12 @@ impl Seats {
         Some(conn)
     }
 
-    /// Frees `player`'s seat for good; returns the connection it had, if active.
+    /// Frees `player`'s seat for good; returns it, if it was held.
     pub(super) fn free(&mut self, now: Duration, player: PlayerId) -> Option<Seat> {
-        let seat = self.seats.get_mut(player.0 as usize)?.take();
+        // An empty slot frees nothing: no departure (which would start EmptyRoomTTL).
+        let seat = self.seats.get_mut(player.0 as usize)?.take()?;
         self.note_departure(now);
-        seat
+        Some(seat)
     }
 
     fn note_departure(&mut self, now: Duration) {

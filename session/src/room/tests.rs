@@ -650,3 +650,42 @@ fn a_player_taking_a_freed_slot_plays_its_own_input_not_what_was_sent_ahead() {
         .collect::<Vec<_>>();
     assert_eq!(played, expected);
 }
+
+/// Regression: kicking an empty slot counted as a departure (starting EmptyRoomTTL on a
+/// lobby nobody had joined), and kicking an inactive player said it left a second time.
+#[test]
+fn a_kick_frees_only_a_held_seat_and_an_inactive_one_leaves_once() {
+    let mut h = Harness::new(2, |c| c.empty_room_ttl = Duration::from_secs(1));
+    h.room.kick(Duration::ZERO, PlayerId(1), &mut h.out);
+    let later = Duration::from_secs(5);
+    h.room.drive(later, LIVENESS, &mut h.out);
+    assert_eq!(
+        h.room.phase(),
+        RoomPhase::Lobby,
+        "nobody left: the lobby stays"
+    );
+    assert!(h.events().is_empty());
+    h.hello(later, 1, 1).unwrap();
+    h.room.disconnect(later, ConnId(1), "lost", &mut h.out);
+    h.room.kick(later, PlayerId(0), &mut h.out);
+    let events = h.events();
+    assert!(matches!(
+        events.first(),
+        Some(RoomEvent::PlayerJoined {
+            player: PlayerId(0),
+            ..
+        })
+    ));
+    assert_eq!(
+        events[1..],
+        [
+            RoomEvent::PlayerLeft {
+                player: PlayerId(0),
+                reason: Some("lost".into())
+            },
+            RoomEvent::SlotFreed {
+                player: PlayerId(0)
+            },
+        ]
+    );
+}

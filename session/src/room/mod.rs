@@ -74,8 +74,8 @@ enum Phase {
     Lobby,
     /// Ticking; tick 0 was (or will be) due at `zero`.
     Running { zero: Duration },
-    /// The end tick was verified; players finish and leave.
-    Ended,
+    /// The end tick was verified (at `at`); players finish and leave.
+    Ended { at: Duration },
     /// Gone for good.
     Closed,
 }
@@ -147,7 +147,7 @@ impl<I: Input> Room<I> {
         match self.phase {
             Phase::Lobby => RoomPhase::Lobby,
             Phase::Running { .. } => RoomPhase::Running,
-            Phase::Ended => RoomPhase::Ended,
+            Phase::Ended { .. } => RoomPhase::Ended,
             Phase::Closed => RoomPhase::Closed,
         }
     }
@@ -232,7 +232,7 @@ impl<I: Input> Room<I> {
             let problem = "a connection plays or watches, not both";
             return Err(Refusal::ProtocolViolation(problem.into()));
         }
-        let open = !matches!(self.phase, Phase::Ended | Phase::Closed);
+        let open = !matches!(self.phase, Phase::Ended { .. } | Phase::Closed);
         let seat_limit = address.zip(self.config.max_seats_per_address);
         let (player, rejoined) = match self.seats.admit(conn, hello, open, seat_limit)? {
             Admission::Repeated(player) => {
@@ -695,7 +695,7 @@ impl<I: Input> Room<I> {
         let tick = match self.phase {
             Phase::Running { zero } => self.clock.next_deadline(&self.config, zero, self.driven),
             Phase::Closed => return None,
-            Phase::Lobby | Phase::Ended => None,
+            Phase::Lobby | Phase::Ended { .. } => None,
         };
         Some(tick.map_or(housekeeping, |t| t.min(housekeeping)))
     }
@@ -732,7 +732,7 @@ impl<I: Input> Room<I> {
             .end_tick
             .is_some_and(|end| self.clock.finalized() >= end)
         {
-            self.phase = Phase::Ended;
+            self.phase = Phase::Ended { at: now };
             let tick = self.clock.finalized();
             self.events.push_back(RoomEvent::GameEnded { tick });
         }
@@ -781,7 +781,7 @@ impl<I: Input> Room<I> {
     fn announced(&self) -> Tick {
         let finalized = self.clock.finalized();
         match self.phase {
-            Phase::Ended => finalized,
+            Phase::Ended { .. } => finalized,
             _ => finalized - finalized % u64::from(self.config.send_every),
         }
     }
@@ -817,15 +817,21 @@ impl<I: Input> Room<I> {
         }
         // A room without players closes after EmptyRoomTTL; once its game ended, as
         // soon as its watchers left too (as players, they leave once they hold the
-        // end, or fall silent).
-        if let Some(since) = self.seats.empty_since()
-            && (now >= since + self.config.empty_room_ttl
-                || matches!(self.phase, Phase::Ended) && self.seats.watcher_count() == 0)
-        {
+        // end, or fall silent), and EmptyRoomTTL after the end whoever is still there
+        // (a member that never takes the end or never leaves holds it open no longer).
+        let ended = match self.phase {
+            Phase::Ended { at } => Some(at),
+            _ => None,
+        };
+        let emptied = self.seats.empty_since().is_some_and(|since| {
+            now >= since + self.config.empty_room_ttl
+                || ended.is_some() && self.seats.watcher_count() == 0
+        });
+        if emptied || ended.is_some_and(|at| now >= at + self.config.empty_room_ttl) {
             self.close(out);
             return;
         }
-        if let Phase::Ended = self.phase {
+        if ended.is_some() {
             for (_, active) in self.seats.members_mut() {
                 if active.stage.feed().is_some_and(|f| f.received >= live) {
                     active.last_sent = now;
@@ -843,7 +849,7 @@ impl<I: Input> Room<I> {
     /// every tick of it, else that the room closed.
     fn close(&mut self, out: &mut Outbox) {
         let live = self.announced();
-        let ended = matches!(self.phase, Phase::Ended);
+        let ended = matches!(self.phase, Phase::Ended { .. });
         for (member, active) in self.seats.members() {
             let done = ended && active.stage.feed().is_some_and(|f| f.received >= live);
             let goodbye = match done {

@@ -689,3 +689,32 @@ fn a_kick_frees_only_a_held_seat_and_an_inactive_one_leaves_once() {
         ]
     );
 }
+
+/// Regression: after the end, a member that never took the end (or never left) held
+/// the room open for good, and a draining server waited for it to its deadline.
+#[test]
+fn an_ended_game_closes_its_room_empty_room_ttl_after_the_end_whoever_stays() {
+    let ttl = Duration::from_secs(1);
+    let mut h = Harness::new(2, |c| {
+        c.end_tick = Some(10);
+        c.empty_room_ttl = ttl;
+    });
+    h.hello(Duration::ZERO, 1, 1).unwrap();
+    h.hello(Duration::ZERO, 2, 2).unwrap();
+    let mut end = Duration::ZERO;
+    for tick in 1..=10 {
+        end = h.room.config.due(Duration::ZERO, tick);
+        h.input(end, 1, tick, &[1]);
+        h.input(end, 2, tick, &[2]);
+        h.room.drive(end, LIVENESS, &mut h.out);
+    }
+    assert_eq!(h.room.phase(), RoomPhase::Ended);
+    // Both stay connected and heard from, holding nothing past tick 0.
+    for at in [end + ttl / 2, end + ttl + 2 * HOUSEKEEPING] {
+        for conn in [1, 2] {
+            h.update(at, conn, (0, 0), 11, &[], Vec::new());
+        }
+        h.room.drive(at, LIVENESS, &mut h.out);
+    }
+    assert_eq!(h.room.phase(), RoomPhase::Closed);
+}

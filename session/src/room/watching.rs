@@ -88,7 +88,7 @@ impl<I: Input> Room<I> {
             let problem = "one connection plays or watches once; it said hello as another";
             return Err(Refusal::ProtocolViolation(problem.into()));
         }
-        if matches!(self.phase, Phase::Ended | Phase::Closed) {
+        if matches!(self.phase, Phase::Ended { .. } | Phase::Closed) {
             return Err(Refusal::RoomClosed);
         }
         // The limits, not counting the place the new connection takes over.

@@ -384,3 +384,44 @@ fn half_the_verified_input_lost_still_plays_every_players_input() {
         );
     }
 }
+
+/// Regression (a case the watcher property found): with half the verified input lost,
+/// a player on a 129 ms link was still taking the last ticks 20 s after the end when a
+/// rule closing every ended room EmptyRoomTTL after its end cut it off, one tick short.
+/// A member still catching up is kept; only one that holds nothing new is let go.
+#[test]
+fn a_player_still_catching_up_after_the_end_is_not_cut_off() {
+    let l = |latency: u64, jitter: u64, loss_percent: u8, duplicate_percent: u8| LinkConfig {
+        latency: Duration::from_millis(latency),
+        jitter: Duration::from_millis(jitter),
+        loss_percent,
+        duplicate_percent,
+    };
+    let scenario = Scenario {
+        players: 5,
+        seed: 13502197377327629621,
+        links: vec![
+            l(23, 15, 4, 6),
+            l(66, 29, 5, 1),
+            l(129, 50, 1, 7),
+            l(12, 32, 5, 1),
+            l(129, 36, 2, 2),
+        ],
+        outages: vec![Outage {
+            player: 0,
+            at_tick: 145,
+            offline_ms: 6942,
+        }],
+        aimed: Some(("Verified", 56)),
+        send_every: 1,
+    };
+    let watcher = Watcher {
+        link: l(68, 4, 5, 5),
+        at_tick: 426,
+    };
+    let (game, net) = play(&scenario, Some(&watcher));
+    let truth = resimulate(&net, &game, &[END])[0].1;
+    for p in 0..net.client_count() {
+        assert_eq!(checksum(net.client(p).frame()), truth, "client {p}");
+    }
+}

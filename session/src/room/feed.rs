@@ -52,6 +52,8 @@ pub(crate) struct Feed {
     /// The newest tick ever sent (resends go back from `sent_up_to`, not from this).
     newest_sent: Tick,
     ack_moved: Duration,
+    /// When the client last held more verified input (or the feed began).
+    progressed: Duration,
     window: u64,
     resend_after: Duration,
     /// The round trip, once measured.
@@ -100,6 +102,7 @@ impl Feed {
             sent_up_to: base,
             newest_sent: base,
             ack_moved: now,
+            progressed: now,
             window: MIN_WINDOW,
             resend_after: RESEND_AFTER,
             rtt: None,
@@ -107,6 +110,11 @@ impl Feed {
             lost: false,
             unanswered: 0,
         }
+    }
+
+    /// When the client last held more verified input (or the feed began).
+    pub(super) fn progressed(&self) -> Duration {
+        self.progressed
     }
 
     /// How long an acknowledgement may take before what it lacks counts as lost: the
@@ -134,6 +142,7 @@ impl Feed {
             self.window = (self.window + (received - self.received)).min(MAX_WINDOW);
             self.received = received;
             self.ack_moved = now;
+            self.progressed = now;
             self.resend_after = RESEND_AFTER;
             self.lost = false;
             self.unanswered = 0;

@@ -674,6 +674,27 @@ impl<I: Input> Room<I> {
         }
     }
 
+    /// After the end (at `ended`): lets go of each member that has held no new
+    /// verified input for EmptyRoomTTL since the later of the end and its last
+    /// progress (one that holds the end and stays, or one that is stuck), so none can
+    /// hold the room open for good; one still catching up stays.
+    fn let_lingering_go(&mut self, now: Duration, ended: Duration, out: &mut Outbox) {
+        let ttl = self.config.empty_room_ttl;
+        let lingering: Vec<ConnId> = self
+            .seats
+            .members()
+            .filter(|(_, active)| {
+                let progressed = active.stage.feed().map_or(ended, |f| f.progressed());
+                now >= progressed.max(ended) + ttl
+            })
+            .map(|(_, active)| active.conn)
+            .collect();
+        for conn in lingering {
+            out.close(conn);
+            self.disconnect(now, conn, "let go after the end", out);
+        }
+    }
+
     /// Advances the room to `now`: finalises due ticks, streams verified input, and
     /// runs timeouts, resends and heartbeats.
     pub(crate) fn drive(&mut self, now: Duration, liveness: Liveness, out: &mut Outbox) {
@@ -815,19 +836,20 @@ impl<I: Input> Room<I> {
             self.clock.forget(player);
             self.events.push_back(RoomEvent::SlotFreed { player });
         }
-        // A room without players closes after EmptyRoomTTL; once its game ended, as
-        // soon as its watchers left too (as players, they leave once they hold the
-        // end, or fall silent), and EmptyRoomTTL after the end whoever is still there
-        // (a member that never takes the end or never leaves holds it open no longer).
         let ended = match self.phase {
             Phase::Ended { at } => Some(at),
             _ => None,
         };
-        let emptied = self.seats.empty_since().is_some_and(|since| {
-            now >= since + self.config.empty_room_ttl
-                || ended.is_some() && self.seats.watcher_count() == 0
-        });
-        if emptied || ended.is_some_and(|at| now >= at + self.config.empty_room_ttl) {
+        if let Some(at) = ended {
+            self.let_lingering_go(now, at, out);
+        }
+        // A room without players closes after EmptyRoomTTL; once its game ended, as
+        // soon as its watchers left too (as players, they leave once they hold the
+        // end, fall silent, or are let go).
+        if let Some(since) = self.seats.empty_since()
+            && (now >= since + self.config.empty_room_ttl
+                || ended.is_some() && self.seats.watcher_count() == 0)
+        {
             self.close(out);
             return;
         }

@@ -691,9 +691,10 @@ fn a_kick_frees_only_a_held_seat_and_an_inactive_one_leaves_once() {
 }
 
 /// Regression: after the end, a member that never took the end (or never left) held
-/// the room open for good, and a draining server waited for it to its deadline.
+/// the room open for good, and a draining server waited for it to its deadline. A
+/// member still catching up is not cut off.
 #[test]
-fn an_ended_game_closes_its_room_empty_room_ttl_after_the_end_whoever_stays() {
+fn after_the_end_members_that_hold_nothing_new_for_empty_room_ttl_are_let_go() {
     let ttl = Duration::from_secs(1);
     let mut h = Harness::new(2, |c| {
         c.end_tick = Some(10);
@@ -709,11 +710,38 @@ fn an_ended_game_closes_its_room_empty_room_ttl_after_the_end_whoever_stays() {
         h.room.drive(end, LIVENESS, &mut h.out);
     }
     assert_eq!(h.room.phase(), RoomPhase::Ended);
-    // Both stay connected and heard from, holding nothing past tick 0.
-    for at in [end + ttl / 2, end + ttl + 2 * HOUSEKEEPING] {
-        for conn in [1, 2] {
-            h.update(at, conn, (0, 0), 11, &[], Vec::new());
-        }
+    h.events();
+    // Both stay connected and heard from: player 0 holding nothing past tick 0, player
+    // 1 taking a tick every 400 ms, the last 4 s after the end.
+    let step = Duration::from_millis(400);
+    for k in 1..=10 {
+        let at = end + step * k;
+        h.update(at, 1, (0, 0), 11, &[], Vec::new());
+        h.update(at, 2, (k as u64, k as u64), 11, &[], Vec::new());
+        h.room.drive(at, LIVENESS, &mut h.out);
+    }
+    assert_eq!(
+        h.room.phase(),
+        RoomPhase::Ended,
+        "player 1 is still catching up"
+    );
+    let left: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, RoomEvent::PlayerLeft { .. }))
+        .collect();
+    let reason = Some("let go after the end".to_string());
+    assert_eq!(
+        left,
+        vec![RoomEvent::PlayerLeft {
+            player: PlayerId(0),
+            reason
+        }]
+    );
+    // Player 1 holds the end and stays: let go EmptyRoomTTL after it took it.
+    let took_end = end + step * 10;
+    for at in [took_end + ttl / 2, took_end + ttl + 2 * HOUSEKEEPING] {
+        h.update(at, 2, (10, 10), 11, &[], Vec::new());
         h.room.drive(at, LIVENESS, &mut h.out);
     }
     assert_eq!(h.room.phase(), RoomPhase::Closed);

@@ -207,7 +207,7 @@ pub(crate) async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<S
     let read = async {
         let mut head = Vec::with_capacity(1024);
         let mut buffer = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        loop {
             let read = stream
                 .read(&mut buffer)
                 .await
@@ -218,7 +218,13 @@ pub(crate) async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> Result<S
             if head.len() + read > MAX_HEAD {
                 return Err(HttpError::Malformed("head too large"));
             }
+            // Only what just arrived (and the 3 bytes before it) can end the head: a
+            // peer sending a byte at a time costs a scan of 4 bytes each, not the head.
+            let from = head.len().saturating_sub(3);
             head.extend_from_slice(&buffer[..read]);
+            if head[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
         }
         String::from_utf8(head).map_err(|_| HttpError::Malformed("head is not UTF-8"))
     };
@@ -308,5 +314,36 @@ mod tests {
             assert_eq!(get(addr, "/hello").await, Ok((200, "hi\n".to_string())));
             assert_eq!(get(addr, "/nope").await, Ok((404, "no\n".to_string())));
         });
+    }
+
+    /// The head as it arrives `step` bytes at a time (through a pipe that holds `step`).
+    async fn head_in_steps(text: &'static [u8], step: usize) -> Result<String, HttpError> {
+        let (mut writer, mut reader) = tokio::io::duplex(step);
+        let writing = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = writer.write_all(text).await;
+        });
+        let head = read_head(&mut reader).await;
+        writing.abort();
+        head
+    }
+
+    #[tokio::test]
+    async fn a_head_ends_at_its_blank_line_however_its_bytes_arrive() {
+        let request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nafter";
+        let whole = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        for step in [1, 2, 3, 5, 1024] {
+            // The blank line is found whichever reads it is split over: reading stops
+            // with the read that completes it.
+            let head = head_in_steps(request, step).await.unwrap();
+            assert!(head.starts_with(whole), "{step}: {head:?}");
+            assert!(head.len() < whole.len() + step, "{step}: {head:?}");
+        }
+        // A head that never ends is refused at its limit, a byte at a time too.
+        let endless: &'static [u8] = Box::leak(vec![b'a'; MAX_HEAD + 1].into_boxed_slice());
+        assert!(matches!(
+            head_in_steps(endless, 1).await,
+            Err(HttpError::Malformed("head too large"))
+        ));
     }
 }

@@ -18,6 +18,15 @@ use tokio::time::{Instant, timeout_at};
 /// How long a page waits for the server loops to answer.
 const INSPECT_PATIENCE: Duration = Duration::from_secs(2);
 
+/// How long one look at every loop's figures serves `/metrics`: scrapes at once, or
+/// in quick succession, share it, so requests cannot keep the loops adding up their
+/// rooms' figures (a walk over every room).
+const METRICS_FRESH: Duration = Duration::from_secs(1);
+
+/// Every loop's figures, merged, and when they were read.
+type Figures = (ServerStats, TransportStats);
+type LastLook = Arc<tokio::sync::Mutex<Option<(Instant, Figures)>>>;
+
 /// Serves `/metrics` and `/healthz` on `listener`, reading every shard's server
 /// through `controls` and the front door's counts through `door`, until the future is
 /// dropped.
@@ -26,22 +35,26 @@ pub async fn serve_metrics(
     controls: Vec<mpsc::Sender<Control<ArenaInput>>>,
     door: DoorStatsHandle,
 ) {
+    let last = LastLook::default();
     serve_http(listener, move |path: String| {
         let controls = controls.clone();
         let door = door.clone();
+        let last = last.clone();
         async move {
+            let silent = || Response::text(503, "a server loop is not answering\n");
             match path.as_str() {
-                "/metrics" => match inspect(&controls).await {
+                "/metrics" => match figures(&controls, &last).await {
                     Some((server, transport)) => {
                         let page = render(&server, &transport, &door.stats(), process_cpu());
                         Response::ok(CONTENT_TYPE, page)
                     }
-                    None => Response::text(503, "a server loop is not answering\n"),
+                    None => silent(),
                 },
-                "/healthz" => match inspect(&controls).await {
-                    Some((server, _)) if server.draining => Response::text(200, "draining\n"),
+                // Every loop answers (a cheap question: no walk over the rooms).
+                "/healthz" => match ask(&controls, |server, _| server.is_draining()).await {
+                    Some(draining) if draining.contains(&true) => Response::text(200, "draining\n"),
                     Some(_) => Response::text(200, "ok\n"),
-                    None => Response::text(503, "a server loop is not answering\n"),
+                    None => silent(),
                 },
                 _ => Response::text(404, "try /metrics or /healthz\n"),
             }
@@ -50,18 +63,41 @@ pub async fn serve_metrics(
     .await
 }
 
-/// Every shard's server and transport counters (read between two rounds of its
-/// loop), as one; `None` when a loop does not take the question or answer within
-/// [`INSPECT_PATIENCE`] (gone or stuck).
-async fn inspect(
+/// Every loop's figures, merged: the last look if younger than [`METRICS_FRESH`],
+/// else a new one (requests meanwhile wait for it and share it).
+async fn figures(
     controls: &[mpsc::Sender<Control<ArenaInput>>],
-) -> Option<(ServerStats, TransportStats)> {
+    last: &LastLook,
+) -> Option<Figures> {
+    let mut last = last.lock().await;
+    if let Some((at, figures)) = &*last
+        && at.elapsed() < METRICS_FRESH
+    {
+        return Some(figures.clone());
+    }
+    let looks = ask(controls, |server, transport| (server.stats(), *transport)).await?;
+    let mut merged = Figures::default();
+    for (server, transport) in looks {
+        merged.0.merge(&server);
+        merged.1.merge(&transport);
+    }
+    *last = Some((Instant::now(), merged.clone()));
+    Some(merged)
+}
+
+/// What `look` reads from each shard's server and transport counters (between two
+/// rounds of its loop); `None` when a loop does not take the question or answer
+/// within [`INSPECT_PATIENCE`] (gone or stuck).
+async fn ask<T: Send + 'static>(
+    controls: &[mpsc::Sender<Control<ArenaInput>>],
+    look: fn(&Server<ArenaInput>, &TransportStats) -> T,
+) -> Option<Vec<T>> {
     let deadline = Instant::now() + INSPECT_PATIENCE;
     let mut answers = Vec::with_capacity(controls.len());
     for control in controls {
         let (answer, answered) = oneshot::channel();
         let look: Look<ArenaInput> = Box::new(move |server, transport| {
-            let _ = answer.send((server.stats(), *transport));
+            let _ = answer.send(look(server, transport));
         });
         timeout_at(deadline, control.send(Control::Inspect(look)))
             .await
@@ -69,14 +105,11 @@ async fn inspect(
             .ok()?;
         answers.push(answered);
     }
-    let mut server = ServerStats::default();
-    let mut transport = TransportStats::default();
+    let mut looks = Vec::with_capacity(answers.len());
     for answered in answers {
-        let (shard, shard_transport) = timeout_at(deadline, answered).await.ok()?.ok()?;
-        server.merge(&shard);
-        transport.merge(&shard_transport);
+        looks.push(timeout_at(deadline, answered).await.ok()?.ok()?);
     }
-    Some((server, transport))
+    Some(looks)
 }
 
 /// The shards still serving, so that each keeps its runtime (and the QUIC work of
@@ -210,5 +243,52 @@ fn tell(controls: &[mpsc::Sender<Control<ArenaInput>>], order: impl Fn() -> Cont
         tokio::spawn(async move {
             let _ = control.send(order).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickstep_session::ServerConfig;
+
+    /// A server loop's stand-in: answers every look at a fresh server, counting them.
+    fn a_loop() -> (mpsc::Sender<Control<ArenaInput>>, Arc<AtomicUsize>) {
+        let (control, mut orders) = mpsc::channel(8);
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        tokio::spawn(async move {
+            let server = Server::<ArenaInput>::new(ServerConfig::default());
+            while let Some(order) = orders.recv().await {
+                if let Control::Inspect(look) = order {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    look(&server, &TransportStats::default());
+                }
+            }
+        });
+        (control, looks)
+    }
+
+    #[tokio::test]
+    async fn metrics_requests_within_a_second_share_one_reading_of_the_loops() {
+        let (control, looks) = a_loop();
+        let controls = vec![control];
+        let last = LastLook::default();
+        let (first, second) = tokio::join!(figures(&controls, &last), figures(&controls, &last));
+        assert_eq!((first.is_some(), second.is_some()), (true, true));
+        figures(&controls, &last).await.expect("figures");
+        assert_eq!(
+            looks.load(Ordering::Relaxed),
+            1,
+            "one reading for three requests"
+        );
+        tokio::time::sleep(METRICS_FRESH).await;
+        figures(&controls, &last).await.expect("figures");
+        assert_eq!(
+            looks.load(Ordering::Relaxed),
+            2,
+            "a second later, a new one"
+        );
+        let draining = ask(&controls, |server, _| server.is_draining()).await;
+        assert_eq!(draining, Some(vec![false]));
     }
 }

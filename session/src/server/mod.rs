@@ -224,6 +224,11 @@ impl<I: Input> Server<I> {
         }
     }
 
+    /// Whether [`Server::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.counted.draining
+    }
+
     /// Rooms whose game is running or has ended with players still finishing.
     pub fn games_in_play(&self) -> usize {
         self.rooms

@@ -185,7 +185,9 @@ impl<I: Input> VerifiedInput<I> {
         let row = self.scratch.players() * size_of::<I>();
         let count = ticks.presence.len();
         let last = ticks.first.saturating_add(count as u64).saturating_sub(1);
+        // Every tick of the batch is numbered below u64::MAX (so `first + i` is).
         let well_formed = row > 0
+            && ticks.first.checked_add(count as u64).is_some()
             && ticks.inputs.len() == count * row
             && ticks.replaced.len() == count
             && ticks.commands.iter().all(|c| {
@@ -303,5 +305,9 @@ mod tests {
             0,
             "a command outside the batch"
         );
+        // Ticks numbered past u64::MAX (a hostile server's): refused, no overflow.
+        let wrapping = batch(u64::MAX - 1, &[[1, 1], [2, 2], [3, 3]]);
+        assert_eq!(input.take(&wrapping, me).ticks, 0, "past the last tick");
+        assert_eq!(input.newest(), 12);
     }
 }

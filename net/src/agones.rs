@@ -41,6 +41,9 @@ pub enum AgonesError {
         /// Its status code.
         status: u16,
     },
+    /// Health was not said: the server is not well (a loop did not answer).
+    #[error("health not said: {0}")]
+    Unwell(&'static str),
 }
 
 /// The SDK sidecar's REST endpoints.
@@ -113,11 +116,14 @@ pub enum Lifecycle {
 }
 
 /// Says Ready (retried while the sidecar is not up yet), then Health every
-/// [`HEALTH_EVERY`] and what `said` asks for, in the order asked, until Shutdown was
-/// said or `said` closes. Failures go to `note` and do not stop the lifecycle.
-pub async fn run_lifecycle(
+/// [`HEALTH_EVERY`] while `well` says the server is (so a stuck server loop is seen by
+/// Agones, which restarts the GameServer), and what `said` asks for, in the order
+/// asked, until Shutdown was said or `said` closes. Failures go to `note` and do not
+/// stop the lifecycle.
+pub async fn run_lifecycle<W: Future<Output = Result<(), &'static str>>>(
     sdk: AgonesSdk,
     mut said: mpsc::UnboundedReceiver<Lifecycle>,
+    mut well: impl FnMut() -> W,
     mut note: impl FnMut(&str, Result<(), AgonesError>),
 ) {
     let patience = tokio::time::Instant::now() + READY_PATIENCE;
@@ -135,7 +141,11 @@ pub async fn run_lifecycle(
     loop {
         tokio::select! {
             _ = health.tick() => {
-                if let Err(error) = sdk.health().await {
+                let said = match well().await {
+                    Ok(()) => sdk.health().await,
+                    Err(why) => Err(AgonesError::Unwell(why)),
+                };
+                if let Err(error) = said {
                     note("health", Err(error));
                 }
             }
@@ -152,5 +162,68 @@ pub async fn run_lifecycle(
                 None => return,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncWriteExt;
+
+    /// A stand-in SDK sidecar: answers every request 200 and logs its path.
+    async fn stand_in() -> (AgonesSdk, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sdk = AgonesSdk::at(listener.local_addr().unwrap());
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let log = calls.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let head = crate::http::read_head(&mut stream)
+                    .await
+                    .unwrap_or_default();
+                if let Some((_, path)) = crate::http::request_line(&head) {
+                    log.lock().unwrap().push(path.to_string());
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                let _ = stream.write_all(answer).await;
+            }
+        });
+        (sdk, calls)
+    }
+
+    /// The calls a lifecycle makes when the server is `well` (or not) for its first
+    /// health tick, then finishes.
+    async fn calls_when(well: Result<(), &'static str>) -> (Vec<String>, Vec<String>) {
+        let (sdk, calls) = stand_in().await;
+        let (tell, said) = mpsc::unbounded_channel();
+        let mut notes = Vec::new();
+        let lifecycle = run_lifecycle(
+            sdk,
+            said,
+            || async move { well },
+            |call, result| {
+                if result.is_err() {
+                    notes.push(call.to_string());
+                }
+            },
+        );
+        let finish = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tell.send(Lifecycle::Finished).unwrap();
+        };
+        tokio::join!(lifecycle, finish);
+        let calls = calls.lock().unwrap().clone();
+        (calls, notes)
+    }
+
+    #[tokio::test]
+    async fn health_is_said_only_while_the_server_is_well() {
+        let (calls, notes) = calls_when(Ok(())).await;
+        assert_eq!(calls, ["/ready", "/health", "/shutdown"]);
+        assert!(notes.is_empty(), "{notes:?}");
+        let (calls, notes) = calls_when(Err("a loop is stuck")).await;
+        assert_eq!(calls, ["/ready", "/shutdown"]);
+        assert_eq!(notes, ["health"]);
     }
 }

@@ -339,14 +339,22 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         tracing::info!(%address, rooms = names.len(), shards, "serving");
         tokio::spawn(door.run());
         let drain_within = Duration::from_secs(args.drain_timeout);
+        let looked_at = controls.clone();
         tokio::spawn(operator::stop_on_signals(signals, controls, drain_within));
         let lifecycle = lifecycle_channel.map(|(sdk, (tx, said))| {
             drop(tx);
             tracing::info!(sdk = %sdk.addr(), "running under Agones");
-            tokio::spawn(run_lifecycle(sdk, said, |call, result| match result {
-                Ok(()) => tracing::info!(call, "agones"),
-                Err(error) => tracing::warn!(call, %error, "agones"),
-            }))
+            // Well while every server loop answers.
+            let well = move || operator::every_loop_answers(looked_at.clone());
+            tokio::spawn(run_lifecycle(
+                sdk,
+                said,
+                well,
+                |call, result| match result {
+                    Ok(()) => tracing::info!(call, "agones"),
+                    Err(error) => tracing::warn!(call, %error, "agones"),
+                },
+            ))
         });
         let (server, inbox) = main_shard;
         let (mut host, mut orders) = (main_host, main_inbox);

@@ -85,6 +85,16 @@ async fn figures(
     Some(merged)
 }
 
+/// Whether every server loop answers a look within [`INSPECT_PATIENCE`].
+pub async fn every_loop_answers(
+    controls: Vec<mpsc::Sender<Control<ArenaInput>>>,
+) -> Result<(), &'static str> {
+    match ask(&controls, |_, _| ()).await {
+        Some(_) => Ok(()),
+        None => Err("a server loop is not answering"),
+    }
+}
+
 /// What `look` reads from each shard's server and transport counters (between two
 /// rounds of its loop); `None` when a loop does not take the question or answer
 /// within [`INSPECT_PATIENCE`] (gone or stuck).

@@ -10,10 +10,10 @@ use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
 use tickstep_arena as arena;
-use tickstep_engine::{Tick, checksum};
+use tickstep_engine::Tick;
 use tickstep_net::{CloseReason, Connection, Delivery, Inbound, TransportConfig, client_endpoint};
 use tickstep_session::{
-    ClientId, ClientMessage, Entry, Hello, PROTOCOL_VERSION, ServerMessage, Timing, decode, encode,
+    ClientId, ClientMessage, Entry, Hello, ServerMessage, Timing, decode, encode,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -200,19 +200,8 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
             1 => args.room.clone(),
             _ => format!("{}-{}", args.room, index / players_per_room as usize),
         };
-        ClientMessage::Hello(Box::new(Hello {
-            protocol: PROTOCOL_VERSION,
-            app_version: APP_VERSION.into(),
-            schema: initial.schema().hash(),
-            initial: checksum(&initial),
-            room: name,
-            client_id: ClientId::from_seed(0x10ad_0000_0000 + index as u64),
-            rejoin: false,
-            local_snapshot: None,
-            sent_at: 0,
-            resume: None,
-            watch: false,
-        }))
+        let client_id = ClientId::from_seed(0x10ad_0000_0000 + index as u64);
+        ClientMessage::Hello(Box::new(Hello::new(APP_VERSION, &initial, name, client_id)))
     };
     let zeros = vec![0u8; MAX_BATCH * 256];
     let tick_us = 1_000_000 / i64::from(args.tick_rate);

@@ -17,12 +17,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 use tickstep_arena::{self as arena, ArenaConfig};
-use tickstep_engine::checksum;
 use tickstep_net::frame::{Frame, read_frame, write_frame};
 use tickstep_net::{TransportConfig, client_endpoint};
 use tickstep_session::{
-    ClientId, ClientMessage, Hello, PROTOCOL_VERSION, ReconnectInfo, Refusal, ServerMessage,
-    decode, encode,
+    ClientId, ClientMessage, Hello, ReconnectInfo, Refusal, ServerMessage, decode, encode,
 };
 
 /// One attack at a time: they measure time and memory on a shared machine.
@@ -190,19 +188,8 @@ fn hello(seed: u64, players: u8) -> ClientMessage {
         seed: 11,
     })
     .expect("the arena");
-    ClientMessage::Hello(Box::new(Hello {
-        protocol: PROTOCOL_VERSION,
-        app_version: APP_VERSION.into(),
-        schema: frame.schema().hash(),
-        initial: checksum(&frame),
-        room: "main".into(),
-        client_id: ClientId::from_seed(0xbad0_0000 + seed),
-        rejoin: false,
-        local_snapshot: None,
-        sent_at: 0,
-        resume: None,
-        watch: false,
-    }))
+    let client_id = ClientId::from_seed(0xbad0_0000 + seed);
+    ClientMessage::Hello(Box::new(Hello::new(APP_VERSION, &frame, "main", client_id)))
 }
 
 #[test]

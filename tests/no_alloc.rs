@@ -187,9 +187,8 @@ fn a_warm_server_room_tick_allocates_nothing() {
     use std::collections::VecDeque;
     use std::time::Duration;
     use tickstep_arena::ArenaInput;
-    use tickstep_engine::checksum;
     use tickstep_session::{
-        ClientId, ClientMessage, ConnId, Hello, PROTOCOL_VERSION, RoomConfig, Server, ServerConfig,
+        ClientId, ClientMessage, ConnId, Hello, RoomConfig, Server, ServerConfig,
     };
     let game = ArenaConfig {
         units: 30,
@@ -211,19 +210,7 @@ fn a_warm_server_room_tick_allocates_nothing() {
         server
             .handle_connection(Duration::ZERO, conn, address)
             .unwrap();
-        let hello = Hello {
-            protocol: PROTOCOL_VERSION,
-            app_version: "t".into(),
-            schema: frame.schema().hash(),
-            initial: checksum(&frame),
-            room: name(n),
-            client_id: ClientId::from_seed(n),
-            rejoin: false,
-            local_snapshot: None,
-            sent_at: 0,
-            resume: None,
-            watch: false,
-        };
+        let hello = Hello::new("t", &frame, name(n), ClientId::from_seed(n));
         server.handle_message(Duration::ZERO, conn, ClientMessage::Hello(Box::new(hello)));
     }
     // Each player's input for tick k + 2 half a tick after tick k fell due (60 Hz): the

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 use tickstep_engine::Input;
-use tickstep_engine::{Checksum, PlayerId, SchemaHash, Tick, TickInputs};
+use tickstep_engine::{Checksum, Frame, PlayerId, SchemaHash, Tick, TickInputs, checksum};
 use tickstep_replay::InputLog;
 use tickstep_snapshot::Chunk;
 
@@ -55,6 +55,32 @@ pub struct Hello {
     /// enter on) but sends no input, commands or checksums, and no tick waits for it.
     /// `rejoin` and `resume` are ignored.
     pub watch: bool,
+}
+
+impl Hello {
+    /// A first hello: `client_id` joins `room` of a game whose tick-0 frame is
+    /// `initial`, built as `app_version` (this protocol version, no rejoin, snapshot,
+    /// token or clock reading; set those fields to rejoin, or `watch` to watch).
+    pub fn new<G: bytemuck::Pod>(
+        app_version: impl Into<String>,
+        initial: &Frame<G>,
+        room: impl Into<String>,
+        client_id: ClientId,
+    ) -> Hello {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            app_version: app_version.into(),
+            schema: initial.schema().hash(),
+            initial: checksum(initial),
+            room: room.into(),
+            client_id,
+            rejoin: false,
+            local_snapshot: None,
+            sent_at: 0,
+            resume: None,
+            watch: false,
+        }
+    }
 }
 
 /// The room's clock and what it saw of one client's timing. Every server message to a

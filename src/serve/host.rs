@@ -112,10 +112,7 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
     use tickstep_arena::ArenaConfig;
-    use tickstep_engine::checksum;
-    use tickstep_session::{
-        ClientId, ClientMessage, ConnId, Hello, PROTOCOL_VERSION, RoomPhase, ServerConfig,
-    };
+    use tickstep_session::{ClientId, ClientMessage, ConnId, Hello, RoomPhase, ServerConfig};
 
     const TTL: Duration = Duration::from_secs(1);
 
@@ -137,19 +134,7 @@ mod tests {
             lifecycle: None,
             evidence_dir: None,
         };
-        let hello = Hello {
-            protocol: PROTOCOL_VERSION,
-            app_version: "t".into(),
-            schema: frame.schema().hash(),
-            initial: checksum(&frame),
-            room: "r".into(),
-            client_id: ClientId::from_seed(1),
-            rejoin: false,
-            local_snapshot: None,
-            sent_at: 0,
-            resume: None,
-            watch: false,
-        };
+        let hello = Hello::new("t", &frame, "r", ClientId::from_seed(1));
         (server, host, hello)
     }
 

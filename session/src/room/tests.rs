@@ -87,17 +87,9 @@ impl Harness {
     ) -> Result<(), Refusal> {
         let frame = test_game::frame(1);
         let hello = Hello {
-            protocol: PROTOCOL_VERSION,
-            app_version: "t".into(),
-            schema: frame.schema().hash(),
-            initial: checksum(&frame),
-            room: "r".into(),
-            client_id: ClientId::from_seed(client),
-            rejoin: false,
-            local_snapshot: None,
-            sent_at: 0,
             resume,
             watch,
+            ..Hello::new("t", &frame, "r", ClientId::from_seed(client))
         };
         self.room.hello(
             now,

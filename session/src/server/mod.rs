@@ -599,23 +599,15 @@ mod tests {
     use super::*;
     use crate::test_game::{self, Input};
     use crate::{ClientId, Hello, PROTOCOL_VERSION};
-    use tickstep_engine::checksum;
 
     fn hello(n: u64) -> ClientMessage {
         let frame = test_game::frame(1);
-        ClientMessage::Hello(Box::new(Hello {
-            protocol: PROTOCOL_VERSION,
-            app_version: "t".into(),
-            schema: frame.schema().hash(),
-            initial: checksum(&frame),
-            room: "r".into(),
-            client_id: ClientId::from_seed(n),
-            rejoin: false,
-            local_snapshot: None,
-            sent_at: 0,
-            resume: None,
-            watch: false,
-        }))
+        ClientMessage::Hello(Box::new(Hello::new(
+            "t",
+            &frame,
+            "r",
+            ClientId::from_seed(n),
+        )))
     }
 
     fn server(config: ServerConfig, change: impl FnOnce(&mut RoomConfig)) -> Server<Input> {

@@ -20,7 +20,8 @@ use tickstep_arena::{self as arena, ArenaConfig};
 use tickstep_net::frame::{Frame, read_frame, write_frame};
 use tickstep_net::{TransportConfig, client_endpoint};
 use tickstep_session::{
-    ClientId, ClientMessage, Hello, ReconnectInfo, Refusal, ServerMessage, decode, encode,
+    ClientId, ClientMessage, Hello, PROTOCOL_VERSION, ReconnectInfo, Refusal, ServerMessage,
+    decode, encode,
 };
 
 /// One attack at a time: they measure time and memory on a shared machine.
@@ -152,8 +153,11 @@ impl Raw {
     }
 
     async fn say(&mut self, message: &ClientMessage) {
-        let frame = Frame::Message(encode(message));
-        let _ = write_frame(&mut self.send, &frame).await;
+        self.say_bytes(encode(message)).await;
+    }
+
+    async fn say_bytes(&mut self, bytes: Vec<u8>) {
+        let _ = write_frame(&mut self.send, &Frame::Message(bytes)).await;
     }
 
     /// The next message on the stream (or a datagram), or `None` once closed.
@@ -588,6 +592,25 @@ fn one_address_cannot_take_a_majority_of_seats() {
             let answer = tokio::time::timeout(Duration::from_secs(20), raw.hear()).await;
             seats.push(answer.ok().flatten());
         }
+        // A client of protocol 4, whose hello lacks a field of this version's: told so.
+        let other = client_on(&server, [127, 0, 0, 4], &transport);
+        let mut old = Raw::open(&other, addr).await;
+        let ClientMessage::Hello(mut hello) = hello(3, 3) else {
+            panic!("hello() makes a hello")
+        };
+        hello.protocol = 4;
+        let mut bytes = encode(&ClientMessage::Hello(hello));
+        bytes.pop();
+        old.say_bytes(bytes).await;
+        let answer = tokio::time::timeout(Duration::from_secs(20), old.hear()).await;
+        let mismatch = Refusal::VersionMismatch {
+            client: 4,
+            server: PROTOCOL_VERSION,
+        };
+        assert_eq!(
+            answer.ok().flatten(),
+            Some(ServerMessage::Refused(mismatch))
+        );
         (seats[0].take(), seats[1].take())
     });
     assert!(

@@ -28,9 +28,9 @@ use crate::web::{Pages, WebDoor};
 
 /// Handshakes under way at most; more are refused.
 pub const MAX_HANDSHAKES: usize = 1024;
-/// Handshakes under way from one address (an IPv6 /64) at most; more are refused. A
-/// client past [`RETRY_ABOVE`] has proved its address, so without this one host could
-/// hold every handshake slot by never finishing its handshakes.
+/// Handshakes under way from one proved address (an IPv6 /64) at most; more are
+/// refused. A client past [`RETRY_ABOVE`] has proved its address, so without this one
+/// host could hold every handshake slot by never finishing its handshakes.
 pub const MAX_HANDSHAKES_PER_ADDRESS: usize = 64;
 /// Above this many handshakes under way, a client must prove its address first.
 pub const RETRY_ABOVE: usize = 64;
@@ -79,10 +79,11 @@ pub(crate) struct Pending {
     _slot: Slot,
 }
 
-/// One handshake under way, counted in all and for its address.
+/// One handshake under way, counted in all and (once its address is proved) for its
+/// address.
 struct Slot {
     handshaking: Arc<AtomicUsize>,
-    _from: AddressPlace,
+    _from: Option<AddressPlace>,
 }
 
 impl Drop for Slot {
@@ -104,7 +105,7 @@ impl AddressPlace {
     /// A place for `address` (its IPv6 /64: one host's share) among `counts`, if it
     /// holds fewer than `cap`.
     fn take(counts: &PerAddress, address: IpAddr, cap: usize) -> Option<AddressPlace> {
-        let address = host_of(address);
+        let address = tickstep_session::host_address(address);
         let mut held = counts.lock().unwrap_or_else(|e| e.into_inner());
         let count = held.entry(address).or_default();
         if *count >= cap {
@@ -125,19 +126,6 @@ impl Drop for AddressPlace {
                 counts.remove(&self.address);
             }
         }
-    }
-}
-
-/// The address a host's connections are counted under: an IPv4 address as it is (an
-/// IPv4-mapped IPv6 one as IPv4), an IPv6 address's /64 (a host gets a whole /64, so
-/// counting single addresses would let it take any number).
-fn host_of(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
     }
 }
 
@@ -274,12 +262,20 @@ impl FrontDoor {
                 }
                 continue;
             }
-            let from = incoming.remote_address().ip();
-            let cap = MAX_HANDSHAKES_PER_ADDRESS;
-            let Some(from) = AddressPlace::take(&door.handshakes_from, from, cap) else {
-                door.refused.fetch_add(1, Ordering::Relaxed);
-                incoming.refuse();
-                continue;
+            // Counted for its address only once the address is proved: a spoofed
+            // one could otherwise fill a victim's share (unproved handshakes are
+            // bounded in all, by RETRY_ABOVE).
+            let from = match incoming.remote_address_validated() {
+                true => {
+                    let (at, cap) = (incoming.remote_address().ip(), MAX_HANDSHAKES_PER_ADDRESS);
+                    let Some(place) = AddressPlace::take(&door.handshakes_from, at, cap) else {
+                        door.refused.fetch_add(1, Ordering::Relaxed);
+                        incoming.refuse();
+                        continue;
+                    };
+                    Some(place)
+                }
+                false => None,
             };
             door.handshaking.fetch_add(1, Ordering::Relaxed);
             let handshaking = door.handshaking.clone();
@@ -487,32 +483,5 @@ mod tests {
             "an address holding none is forgotten"
         );
         assert_eq!(counts.lock().unwrap().get(&a), Some(&2));
-    }
-
-    #[test]
-    fn an_ipv6_host_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4() {
-        let counts = PerAddress::default();
-        let host = |low: u64| {
-            IpAddr::from(std::net::Ipv6Addr::from(
-                (0x2001_0db8_0000_0001u128 << 64) | low as u128,
-            ))
-        };
-        let _first = AddressPlace::take(&counts, host(1), 2).unwrap();
-        let _second = AddressPlace::take(&counts, host(u64::MAX), 2).unwrap();
-        assert!(
-            AddressPlace::take(&counts, host(7), 2).is_none(),
-            "the same /64"
-        );
-        let next_64 = IpAddr::from(std::net::Ipv6Addr::from(
-            (0x2001_0db8_0000_0002u128 << 64) | 1,
-        ));
-        let _other = AddressPlace::take(&counts, next_64, 2).expect("another /64");
-        let v4 = IpAddr::from([192, 0, 2, 1]);
-        let mapped = IpAddr::from(std::net::Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
-        let _v4 = AddressPlace::take(&counts, v4, 1).unwrap();
-        assert!(
-            AddressPlace::take(&counts, mapped, 1).is_none(),
-            "mapped is the IPv4 host"
-        );
     }
 }

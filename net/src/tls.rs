@@ -14,11 +14,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The ALPN protocol both sides speak: tickstep's session protocol. Its version is not
-/// in the name: a client of another version gets through TLS and its hello is answered
-/// `VersionMismatch` (see `tickstep_session::hello_protocol`), which says more than a
-/// TLS alert would. (It was "tickstep/4" through protocol 5.)
-pub const ALPN: &[u8] = b"tickstep";
+/// The ALPN protocol both sides speak: tickstep's session protocol. Frozen at its name
+/// from protocol 4: the protocol's version travels in the hello, so a client of any
+/// version gets through TLS and is answered `VersionMismatch` (see
+/// `tickstep_session::hello_protocol`), which says more than a TLS alert would.
+pub const ALPN: &[u8] = b"tickstep/4";
 
 /// A certificate's SHA-256 fingerprint, shown as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

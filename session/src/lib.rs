@@ -122,4 +122,4 @@ pub use room::{
     FillPolicy, MAX_HOLD, MAX_SEND_EVERY, MAX_TICK_RATE, MAX_WATCHERS, RoomConfig, RoomConfigError,
     RoomEvent, RoomPhase, RoomStats, SlotHolder,
 };
-pub use server::{OpenRoomError, Server, ServerConfig, ServerEvent, ServerStats};
+pub use server::{OpenRoomError, Server, ServerConfig, ServerEvent, ServerStats, host_address};

@@ -113,6 +113,19 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
+/// The address a host's connections, seats and watchers are counted under: an IPv4
+/// address as it is (an IPv4-mapped IPv6 one as IPv4), an IPv6 address's /64 (a host
+/// gets a whole /64, so counting single addresses would let it take any number).
+pub fn host_address(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// The lockstep server: rooms of one game whose input type is `I`. Sans-IO: feed it
 /// connections' messages and the time, and poll what to send. Its methods, by kind:
 ///
@@ -312,6 +325,8 @@ impl<I: Input> Server<I> {
         conn: ConnId,
         address: IpAddr,
     ) -> Result<(), Refusal> {
+        // Every per-address limit (connections, seats, watchers) counts hosts.
+        let address = host_address(address);
         let from_address = self.per_address.get(&address).copied().unwrap_or(0);
         if self.opened.len() >= self.config.max_connections
             || from_address >= self.config.max_connections_per_address
@@ -405,15 +420,19 @@ impl<I: Input> Server<I> {
     }
 
     /// For a message on `conn` that did not decode: when it is a hello of another
-    /// protocol version (see [`crate::hello_protocol`]), refuses the connection with
-    /// `VersionMismatch` (queued with its close) and returns the refusal. Otherwise
-    /// does nothing: the host cuts the connection as malformed.
+    /// protocol version (see [`crate::hello_protocol`]) on a connection not in a room
+    /// yet, refuses the connection with `VersionMismatch` (queued with its close) and
+    /// returns the refusal. Otherwise does nothing: the host cuts the connection as
+    /// malformed (a garbled message from a member is not a version mismatch).
     pub fn refuse_other_version(
         &mut self,
         now: Duration,
         conn: ConnId,
         bytes: &[u8],
     ) -> Option<Refusal> {
+        if self.conns.contains_key(&conn) {
+            return None;
+        }
         let client = crate::hello_protocol(bytes).filter(|&v| v != PROTOCOL_VERSION)?;
         let refusal = Refusal::VersionMismatch {
             client,
@@ -688,6 +707,42 @@ mod tests {
             assert_eq!(server.refuse_other_version(t, ConnId(2), bytes), None);
         }
         assert_eq!(server.poll_transmit(), None);
+        // A member's garbled message that happens to look like one: cut, not refused.
+        server.handle_message(t, ConnId(3), hello(3));
+        while server.poll_transmit().is_some() {}
+        assert_eq!(server.refuse_other_version(t, ConnId(3), &old), None);
+        assert_eq!(server.poll_transmit(), None);
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4() {
+        let v6 =
+            |high: u128, low: u64| IpAddr::from(std::net::Ipv6Addr::from(high << 64 | low as u128));
+        let host = 0x2001_0db8_0000_0001;
+        assert_eq!(host_address(v6(host, 1)), host_address(v6(host, u64::MAX)));
+        assert_eq!(host_address(v6(host, 7)), v6(host, 0));
+        assert_ne!(host_address(v6(host, 1)), host_address(v6(host + 1, 1)));
+        let v4 = std::net::Ipv4Addr::new(192, 0, 2, 1);
+        assert_eq!(
+            host_address(IpAddr::from(v4.to_ipv6_mapped())),
+            IpAddr::from(v4)
+        );
+        assert_eq!(host_address(IpAddr::from(v4)), IpAddr::from(v4));
+        // The server's caps count a /64 as one address.
+        let config = ServerConfig {
+            max_connections_per_address: 2,
+            ..ServerConfig::default()
+        };
+        let mut server = server(config, |_| {});
+        let t = Duration::ZERO;
+        assert_eq!(server.handle_connection(t, ConnId(1), v6(host, 1)), Ok(()));
+        assert_eq!(server.handle_connection(t, ConnId(2), v6(host, 2)), Ok(()));
+        let full = Err(Refusal::TooManyConnections);
+        assert_eq!(server.handle_connection(t, ConnId(3), v6(host, 3)), full);
+        assert_eq!(
+            server.handle_connection(t, ConnId(4), v6(host + 1, 3)),
+            Ok(())
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ const METRICS_FRESH: Duration = Duration::from_secs(1);
 
 /// Every loop's figures, merged, and when they were read.
 type Figures = (ServerStats, TransportStats);
-type LastLook = Arc<tokio::sync::Mutex<Option<(Instant, Figures)>>>;
+/// The last look and when it was taken: the figures, or `None` when a loop did not
+/// answer (a stuck loop then costs queued requests no 2 s wait each).
+type LastLook = Arc<tokio::sync::Mutex<Option<(Instant, Option<Figures>)>>>;
 
 /// Serves `/metrics` and `/healthz` on `listener`, reading every shard's server
 /// through `controls` and the front door's counts through `door`, until the future is
@@ -63,8 +65,9 @@ pub async fn serve_metrics(
     .await
 }
 
-/// Every loop's figures, merged: the last look if younger than [`METRICS_FRESH`],
-/// else a new one (requests meanwhile wait for it and share it).
+/// Every loop's figures, merged (`None` if a loop does not answer): the last look if
+/// younger than [`METRICS_FRESH`], else a new one (requests meanwhile wait for it and
+/// share it).
 async fn figures(
     controls: &[mpsc::Sender<Control<ArenaInput>>],
     last: &LastLook,
@@ -73,16 +76,19 @@ async fn figures(
     if let Some((at, figures)) = &*last
         && at.elapsed() < METRICS_FRESH
     {
-        return Some(figures.clone());
+        return figures.clone();
     }
-    let looks = ask(controls, |server, transport| (server.stats(), *transport)).await?;
-    let mut merged = Figures::default();
-    for (server, transport) in looks {
-        merged.0.merge(&server);
-        merged.1.merge(&transport);
-    }
+    let looks = ask(controls, |server, transport| (server.stats(), *transport)).await;
+    let merged = looks.map(|looks| {
+        let mut merged = Figures::default();
+        for (server, transport) in looks {
+            merged.0.merge(&server);
+            merged.1.merge(&transport);
+        }
+        merged
+    });
     *last = Some((Instant::now(), merged.clone()));
-    Some(merged)
+    merged
 }
 
 /// Whether every server loop answers a look within [`INSPECT_PATIENCE`].
@@ -300,5 +306,30 @@ mod tests {
         );
         let draining = ask(&controls, |server, _| server.is_draining()).await;
         assert_eq!(draining, Some(vec![false]));
+    }
+
+    #[tokio::test]
+    async fn a_loop_that_does_not_answer_is_asked_once_a_second_not_per_request() {
+        // A loop that takes the question and never answers (stuck).
+        let (control, mut orders) = mpsc::channel::<Control<ArenaInput>>(8);
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = asked.clone();
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Some(order) = orders.recv().await {
+                counted.fetch_add(1, Ordering::Relaxed);
+                kept.push(order);
+            }
+        });
+        let controls = vec![control];
+        let last = LastLook::default();
+        let answers = tokio::join!(
+            figures(&controls, &last),
+            figures(&controls, &last),
+            figures(&controls, &last)
+        );
+        assert_eq!(answers, (None, None, None));
+        assert_eq!(asked.load(Ordering::Relaxed), 1, "one look, shared");
+        held.abort();
     }
 }

@@ -680,18 +680,19 @@ impl<I: Input> Room<I> {
     /// hold the room open for good; one still catching up stays.
     fn let_lingering_go(&mut self, now: Duration, ended: Duration, out: &mut Outbox) {
         let ttl = self.config.empty_room_ttl;
-        let lingering: Vec<ConnId> = self
+        let lingering: Vec<(ConnId, ServerMessage)> = self
             .seats
             .members()
             .filter(|(_, active)| {
                 let progressed = active.stage.feed().map_or(ended, |f| f.progressed());
                 now >= progressed.max(ended) + ttl
             })
-            .map(|(_, active)| active.conn)
+            .map(|(_, active)| (active.conn, self.goodbye(active)))
             .collect();
-        for conn in lingering {
+        for (conn, goodbye) in lingering {
+            out.send(conn, goodbye);
             out.close(conn);
-            self.disconnect(now, conn, "let go after the end", out);
+            self.disconnect(now, conn, LET_GO_AFTER_THE_END, out);
         }
     }
 
@@ -869,16 +870,20 @@ impl<I: Input> Room<I> {
     /// Closes the room for good; nothing reaches it any more (the verdicts stay). The
     /// connections still in it hear why: the end, when the game ended and they hold
     /// every tick of it, else that the room closed.
-    fn close(&mut self, out: &mut Outbox) {
+    /// What a member is told as the room lets it go: the end, once the game ended and
+    /// it holds the end; else that the room is closed (to it).
+    fn goodbye(&self, active: &seats::Active) -> ServerMessage {
         let live = self.announced();
         let ended = matches!(self.phase, Phase::Ended { .. });
+        match ended && active.stage.feed().is_some_and(|f| f.received >= live) {
+            true => ServerMessage::End { tick: live },
+            false => ServerMessage::Refused(Refusal::RoomClosed),
+        }
+    }
+
+    fn close(&mut self, out: &mut Outbox) {
         for (member, active) in self.seats.members() {
-            let done = ended && active.stage.feed().is_some_and(|f| f.received >= live);
-            let goodbye = match done {
-                true => ServerMessage::End { tick: live },
-                false => ServerMessage::Refused(Refusal::RoomClosed),
-            };
-            out.send(active.conn, goodbye);
+            out.send(active.conn, self.goodbye(active));
             out.close(active.conn);
             if let Member::Watcher(_) = member {
                 let reason = Some("the room closed".into());
@@ -890,6 +895,9 @@ impl<I: Input> Room<I> {
         self.events.push_back(RoomEvent::RoomClosed);
     }
 }
+
+/// Why a member a room let go after the end left (not a drop: see `let_lingering_go`).
+pub(crate) const LET_GO_AFTER_THE_END: &str = "let go after the end";
 
 /// The stage of a player whose frame runs from `entered` (it sends no input yet).
 fn playing(entered: Tick, now: Duration) -> Stage {

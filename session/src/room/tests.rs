@@ -717,6 +717,16 @@ fn after_the_end_members_that_hold_nothing_new_for_empty_room_ttl_are_let_go() {
         RoomPhase::Ended,
         "player 1 is still catching up"
     );
+    // Player 0 is told, and its connection closed.
+    let told: Vec<_> = h
+        .sent()
+        .into_iter()
+        .filter(|(to, _)| *to == ConnId(1))
+        .collect();
+    assert_eq!(
+        told.last(),
+        Some(&(ConnId(1), ServerMessage::Refused(Refusal::RoomClosed)))
+    );
     let left: Vec<_> = h
         .events()
         .into_iter()

@@ -4,7 +4,7 @@
 
 use crate::Refusal;
 use crate::protocol::Entry;
-use crate::room::RoomEvent;
+use crate::room::{LET_GO_AFTER_THE_END, RoomEvent};
 
 /// What a server has done (counters, since it started) and holds (gauges, now).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -127,10 +127,11 @@ impl ServerStats {
                 };
                 self.catch_ups += u64::from(catches_up);
             }
+            // Kicked, or let go after the end: not a drop.
             RoomEvent::PlayerLeft {
                 reason: Some(reason),
                 ..
-            } if reason != "kicked" => self.drops += 1,
+            } if reason != "kicked" && reason != LET_GO_AFTER_THE_END => self.drops += 1,
             RoomEvent::GameStarted { .. } => self.games_started += 1,
             RoomEvent::GameEnded { .. } => self.games_ended += 1,
             RoomEvent::SnapshotSent { bytes, .. } => {

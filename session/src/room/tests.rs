@@ -610,13 +610,16 @@ fn a_player_taking_a_freed_slot_plays_its_own_input_not_what_was_sent_ahead() {
     };
     h.message(now, 2, planted);
     h.message(now, 2, ClientMessage::Leave);
-    // A new client takes the slot, and its input counts from tick 12.
+    // A new client takes the slot. Its first input is for tick 10, already final: its
+    // input counts from there, and ticks 11 and 12 are filled before any of its own
+    // arrives (with zeros, not the last player's input, 2); then it sends 13-15.
     h.hello(now, 3, 3).unwrap();
     assert!(h.events().contains(&RoomEvent::PlayerLeft {
         player: PlayerId(1),
         reason: None
     }));
-    h.input(now, 3, 12, &[30, 31, 32]);
+    h.input(now, 3, 10, &[99]);
+    h.input(now, 3, 13, &[30, 31, 32]);
     for tick in 11..=20 {
         let now = due(&h, tick) + h.room.config.hold;
         h.input(now, 1, tick, &[1]);
@@ -634,11 +637,10 @@ fn a_player_taking_a_freed_slot_plays_its_own_input_not_what_was_sent_ahead() {
         );
         played.push(inputs.get(PlayerId(1)).copied());
     }
-    // Tick 11 is before its first input (absent); 12-14 are its own; the rest are
-    // filled with its own last input.
-    let expected = [None, Some(30), Some(31), Some(32)]
+    // 11-12 filled with zeros, 13-15 its own, the rest filled with its own last input.
+    let expected = [Some(0), Some(0), Some(30), Some(31), Some(32)]
         .into_iter()
-        .chain([Some(32); 6])
+        .chain([Some(32); 5])
         .collect::<Vec<_>>();
     assert_eq!(played, expected);
 }

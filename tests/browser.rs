@@ -653,6 +653,24 @@ fn the_web_door_answers_within_its_bounds() {
         let huge = vec![0u8; tickstep_session::MAX_MESSAGE_LEN + 1];
         let _ = socket.send(Message::Binary(huge.into())).await;
         assert_eq!(ended(socket).await, None, "an oversized message");
+        // A hello 16 KiB long (its room's name): dropped once it passes a hello's worth,
+        // never read whole (read whole, it would be answered NoSuchRoom and closed).
+        let mut socket = open_socket(&url).await;
+        let frame = arena::new_frame(&ArenaConfig {
+            units: 0,
+            players: 1,
+            seed: 0,
+        })
+        .expect("an arena");
+        let room = "r".repeat(16 << 10);
+        let hello = tickstep_session::Hello::new("t", &frame, room, ClientId::from_seed(9));
+        let long = encode(&tickstep_session::ClientMessage::Hello(Box::new(hello)));
+        let _ = socket.send(Message::Binary(long.into())).await;
+        assert_eq!(
+            ended(socket).await,
+            None,
+            "a first message past a hello's worth"
+        );
         // A socket that never says hello: closed after the hello timeout.
         let began = Instant::now();
         let socket = open_socket(&url).await;
@@ -672,8 +690,8 @@ fn the_web_door_answers_within_its_bounds() {
         assert_eq!(get(&url, "/game.json"), "", "closed unanswered at the cap");
         drop(held);
     });
-    // The text, the oversized message and the silent socket failed their visits; the
-    // pages answered (errors included) did not.
+    // The text, the oversized message, the long first message and the silent socket
+    // failed their visits; the pages answered (errors included) did not.
     let metrics = metrics.expect("a metrics URL");
     let failed = wait_until(
         Duration::from_secs(10),
@@ -681,11 +699,14 @@ fn the_web_door_answers_within_its_bounds() {
         || {
             let (_, page) = http_get(&metrics);
             let value = metric(&page, "tickstep_web_visits_failed_total");
-            (value >= 3).then_some(value)
+            (value >= 4).then_some(value)
         },
         || "no count of failed visits".into(),
     );
-    assert!(failed <= 6, "{failed}: the three silent sockets at most");
+    assert!(
+        failed <= 7,
+        "{failed}: and the three silent sockets at most"
+    );
 }
 
 /// A Chromium to drive, or why there is none.

@@ -7,6 +7,7 @@
 //! then handed to the shard hosting the room that message names, where it runs like
 //! any connection (see `socket`).
 
+mod ration;
 mod socket;
 
 pub(crate) use socket::{Socket, WebStream, refuse, run};
@@ -23,6 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use self::ration::{HELLO_RATION, Rationed};
 use crate::connection::Link;
 use crate::door::{Admission, Arrival, Door};
 use crate::http::{HttpError, Response, header, read_head, request_line, write_response};
@@ -158,10 +160,16 @@ async fn visit(
         .await
         .map_err(|_| HttpError::Timeout)?
         .map_err(|e| HttpError::Io(e.to_string()))?;
+    // No more than a hello's worth is read before the hello.
+    let (stream, ration) = Rationed::new(stream, HELLO_RATION);
+    let stream: WebStream = Box::new(stream);
     let mut socket =
         WebSocketStream::from_raw_socket(stream, Role::Server, Some(socket_config())).await;
     let first = match timeout(limits.hello_timeout, socket::first_message(&mut socket)).await {
-        Ok(Ok(first)) => first,
+        Ok(Ok(first)) => {
+            ration.lift();
+            first
+        }
         Ok(Err(why)) => return Err(HttpError::Io(why)),
         Err(_) => {
             refuse(Box::new(socket), "no hello arrived in time").await;

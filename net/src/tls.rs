@@ -329,6 +329,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_alpn_stays_what_every_earlier_client_offers() {
+        // Frozen: a new name would fail every older client at TLS, before its hello
+        // could be told VersionMismatch.
+        assert_eq!(ALPN, b"tickstep/4");
+    }
+
+    #[test]
     fn fingerprints_print_and_parse_back() {
         let fingerprint = Fingerprint::of(b"certificate");
         let text = fingerprint.to_string();

@@ -166,6 +166,10 @@ async fn visit(
     let mut socket =
         WebSocketStream::from_raw_socket(stream, Role::Server, Some(socket_config())).await;
     let first = match timeout(limits.hello_timeout, socket::first_message(&mut socket)).await {
+        // A first message past a hello's frame (the ration counts framing too).
+        Ok(Ok(first)) if first.len() > crate::frame::MAX_HELLO_FRAME_LEN => {
+            return Err(HttpError::Io("a first message longer than a hello".into()));
+        }
         Ok(Ok(first)) => {
             ration.lift();
             first

@@ -867,9 +867,6 @@ impl<I: Input> Room<I> {
         self.chase_uploads(now, out);
     }
 
-    /// Closes the room for good; nothing reaches it any more (the verdicts stay). The
-    /// connections still in it hear why: the end, when the game ended and they hold
-    /// every tick of it, else that the room closed.
     /// What a member is told as the room lets it go: the end, once the game ended and
     /// it holds the end; else that the room is closed (to it).
     fn goodbye(&self, active: &seats::Active) -> ServerMessage {
@@ -881,6 +878,8 @@ impl<I: Input> Room<I> {
         }
     }
 
+    /// Closes the room for good; nothing reaches it any more (the verdicts stay). The
+    /// connections still in it hear why (see [`Room::goodbye`]).
     fn close(&mut self, out: &mut Outbox) {
         for (member, active) in self.seats.members() {
             out.send(active.conn, self.goodbye(active));

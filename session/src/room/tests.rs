@@ -720,15 +720,21 @@ fn after_the_end_members_that_hold_nothing_new_for_empty_room_ttl_are_let_go() {
         "player 1 is still catching up"
     );
     // Player 0 is told, and its connection closed.
-    let told: Vec<_> = h
-        .sent()
-        .into_iter()
-        .filter(|(to, _)| *to == ConnId(1))
+    let out: Vec<_> = std::iter::from_fn(|| h.out.pop()).collect();
+    let to_0: Vec<_> = out
+        .iter()
+        .filter(|t| match t {
+            ServerTransmit::Send { to, .. } => *to == ConnId(1),
+            ServerTransmit::Close { conn } => *conn == ConnId(1),
+        })
         .collect();
-    assert_eq!(
-        told.last(),
-        Some(&(ConnId(1), ServerMessage::Refused(Refusal::RoomClosed)))
-    );
+    let told = ServerTransmit::Send {
+        to: ConnId(1),
+        message: ServerMessage::Refused(Refusal::RoomClosed),
+    };
+    let closed = ServerTransmit::Close { conn: ConnId(1) };
+    // (What it sends after that, on a closed connection, is answered with a close.)
+    assert!(to_0.windows(2).any(|w| w == [&told, &closed]), "{to_0:?}");
     let left: Vec<_> = h
         .events()
         .into_iter()
@@ -742,11 +748,21 @@ fn after_the_end_members_that_hold_nothing_new_for_empty_room_ttl_are_let_go() {
             reason
         }]
     );
-    // Player 1 holds the end and stays: let go EmptyRoomTTL after it took it.
+    // Player 1 holds the end and stays: let go EmptyRoomTTL after it took it, told
+    // the end.
     let took_end = end + step * 10;
     for at in [took_end + ttl / 2, took_end + ttl + 2 * HOUSEKEEPING] {
         h.update(at, 2, (10, 10), 11, &[], Vec::new());
         h.room.drive(at, LIVENESS, &mut h.out);
     }
     assert_eq!(h.room.phase(), RoomPhase::Closed);
+    let to_1: Vec<_> = h
+        .sent()
+        .into_iter()
+        .filter(|(to, _)| *to == ConnId(2))
+        .collect();
+    assert_eq!(
+        to_1.last(),
+        Some(&(ConnId(2), ServerMessage::End { tick: 10 }))
+    );
 }

@@ -163,3 +163,26 @@ impl ServerStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickstep_engine::PlayerId;
+
+    #[test]
+    fn a_drop_is_a_player_lost_not_one_kicked_or_let_go_after_the_end() {
+        let mut stats = ServerStats::default();
+        for reason in [
+            None,
+            Some("lost"),
+            Some("kicked"),
+            Some(LET_GO_AFTER_THE_END),
+        ] {
+            stats.count_event(&RoomEvent::PlayerLeft {
+                player: PlayerId(0),
+                reason: reason.map(str::to_string),
+            });
+        }
+        assert_eq!(stats.drops, 1, "only the one lost");
+    }
+}

@@ -479,12 +479,11 @@ impl<I: Input> Room<I> {
                 self.resend_chunks(now, member, transfer, &chunks, out)
             }
             ClientMessage::Leave => {
-                if let Some(seat) = self.seats.free(now, player)
+                if let Some(seat) = self.free_seat(now, player)
                     && let seats::Link::Active(active) = seat.link
                 {
                     out.close(active.conn);
                 }
-                self.clock.forget(player);
                 self.left(now, player, None, out);
             }
         }
@@ -644,12 +643,19 @@ impl<I: Input> Room<I> {
         self.left(now, player, Some(reason.to_string()), out);
     }
 
+    /// Frees `player`'s seat for good (returning it, if it was held), and with it
+    /// whatever it sent for ticks not yet final: the next to take the slot plays its
+    /// own input (see [`Clock::forget`]).
+    fn free_seat(&mut self, now: Duration, player: PlayerId) -> Option<seats::Seat> {
+        self.clock.forget(player);
+        self.seats.free(now, player)
+    }
+
     /// Removes a player for good, telling it why.
     pub(crate) fn kick(&mut self, now: Duration, player: PlayerId, out: &mut Outbox) {
-        let Some(seat) = self.seats.free(now, player) else {
+        let Some(seat) = self.free_seat(now, player) else {
             return;
         };
-        self.clock.forget(player);
         match seat.link {
             seats::Link::Active(active) => {
                 out.send(active.conn, ServerMessage::Refused(Refusal::Kicked));

@@ -111,8 +111,20 @@ fn warm_step_allocates_nothing() {
     let pool = two_workers();
     let mut game = ArenaRun::new(&config).unwrap();
     pool.install(|| game.run_to(400, |_| {}).unwrap());
-    let count = allocations_during(|| pool.install(|| game.run_to(600, |_| {}).unwrap()));
+    let count = allocations_during(|| {
+        pool.install(|| {
+            for _ in 400..600 {
+                game.step().unwrap();
+            }
+        })
+    });
     assert_eq!(count, 0, "allocations in 200 warm ticks");
+    // A burst (`run_to`, a catch-up's slice) keeps the pool's other thread waiting for
+    // chunks: one small job for it, however many ticks the burst steps.
+    let short = allocations_during(|| pool.install(|| game.run_to(610, |_| {}).unwrap()));
+    let long = allocations_during(|| pool.install(|| game.run_to(810, |_| {}).unwrap()));
+    assert_eq!(short, long, "allocations in a burst of 10 ticks and of 200");
+    assert!(long <= 1, "{long} allocations in a burst of 200 warm ticks");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Recording an arena game played by bots into a replay file.
 
 use std::io::Write;
+use tickstep_engine::parallel::keep_warm;
 use tickstep_engine::{Checksum, Tick, checksum};
 use tickstep_replay::{ReplayHeader, ReplayWriter};
 
@@ -59,11 +60,14 @@ pub fn record<W: Write>(
         config: serde_json::to_vec(config).unwrap_or_default(),
     };
     let mut writer = ReplayWriter::new(out, &header, game.frame())?;
-    while game.frame().tick() < ticks {
-        game.step().map_err(|e| ArenaError::Step(e.to_string()))?;
-        writer.record(game.inputs(), game.frame())?;
-        progress(game.frame().tick());
-    }
+    keep_warm(|| {
+        while game.frame().tick() < ticks {
+            game.step().map_err(|e| ArenaError::Step(e.to_string()))?;
+            writer.record(game.inputs(), game.frame())?;
+            progress(game.frame().tick());
+        }
+        Ok::<_, RecordError>(())
+    })?;
     writer.finish(game.frame().tick())?;
     Ok(checksum(game.frame()))
 }

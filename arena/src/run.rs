@@ -1,6 +1,7 @@
 //! `ArenaRun`: the arena played offline with bot input, an [`OfflineRun`] whose every
 //! player is a bot.
 
+use tickstep_engine::parallel::keep_warm;
 use tickstep_engine::{Frame, OfflineError, OfflineRun, Tick, TickInputs};
 
 use super::{
@@ -64,10 +65,12 @@ impl ArenaRun {
         tick: Tick,
         mut progress: impl FnMut(Tick),
     ) -> Result<(), OfflineError> {
-        while self.run.tick() < tick {
-            self.step()?;
-            progress(self.run.tick());
-        }
-        Ok(())
+        keep_warm(|| {
+            while self.run.tick() < tick {
+                self.step()?;
+                progress(self.run.tick());
+            }
+            Ok(())
+        })
     }
 }

@@ -158,10 +158,12 @@ impl<G: Pod, I: Input> OfflineRun<G, I> {
         end: Tick,
         mut input: impl FnMut(PlayerId, &Frame<G>) -> Option<I>,
     ) -> Result<(), OfflineError> {
-        while self.frame.tick() < end {
-            self.step(|frame, inputs| inputs.set_each(|player| input(player, frame)))?;
-        }
-        Ok(())
+        crate::parallel::keep_warm(|| {
+            while self.frame.tick() < end {
+                self.step(|frame, inputs| inputs.set_each(|player| input(player, frame)))?;
+            }
+            Ok(())
+        })
     }
 }
 

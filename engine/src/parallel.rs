@@ -329,6 +329,89 @@ fn join(worth_it: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
     b();
 }
 
+/// Runs `f` on the calling thread while other threads of the current rayon pool wait
+/// for work actively (taking any chunk handed out, yielding the core while there is none)
+/// instead of going to sleep.
+///
+/// For bursts of many steps in a row: a catch-up, an offline run. Between two parallel
+/// sections a step has serial parts (the arena's grid rebuild takes ~45 µs at 10k
+/// units), long enough for rayon to put an idle thread to sleep, and on a virtual
+/// machine waking it again takes tens of microseconds, so each parallel section would
+/// start on one thread. Keeps up to one thread per other core busy while `f` runs: not
+/// for a game loop that steps once per frame. Where chunks run never changes what they
+/// compute. Without the `parallel` feature, outside a pool, or on a pool of one thread,
+/// it just runs `f`.
+pub fn keep_warm<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "parallel")]
+    if let Some(owner) = rayon::current_thread_index() {
+        let waiters = warm::waiters();
+        if waiters > 0 {
+            return warm::run(owner, waiters, f);
+        }
+    }
+    f()
+}
+
+#[cfg(feature = "parallel")]
+mod warm {
+    use std::cell::Cell;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// How many threads besides the caller's should wait actively: one per other core,
+    /// at most one per other thread of the pool (a waiter without a core of its own
+    /// would only take time from the threads doing the work).
+    pub(super) fn waiters() -> usize {
+        static CORES: OnceLock<usize> = OnceLock::new();
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        rayon::current_num_threads().min(cores).saturating_sub(1)
+    }
+
+    /// Sets the flag when dropped, so that waiters stop even if `f` panics.
+    struct Done<'a>(&'a AtomicBool);
+
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    pub(super) fn run<T>(owner: usize, waiters: usize, f: impl FnOnce() -> T) -> T {
+        let done = AtomicBool::new(false);
+        rayon::in_place_scope(|scope| {
+            for _ in 0..waiters {
+                scope.spawn(|_| wait_actively(owner, &done));
+            }
+            let _done = Done(&done);
+            f()
+        })
+    }
+
+    thread_local! {
+        /// Whether this thread is already waiting actively further up its stack.
+        static WAITING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Takes pool work until `done`. The owner (which may pick up its own waiter while
+    /// it waits inside a join) and a thread already waiting return at once: a waiter
+    /// only `done` ends must never sit on a stack that `done` depends on. Other threads
+    /// steal the waiters, spawned before `f` hands out any chunk, first (rayon steals
+    /// the oldest job).
+    fn wait_actively(owner: usize, done: &AtomicBool) {
+        if rayon::current_thread_index() == Some(owner) || WAITING.get() {
+            return;
+        }
+        WAITING.set(true);
+        while !done.load(Ordering::Acquire) {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::yield_now();
+            }
+        }
+        WAITING.set(false);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! wall-clock time runs slices of a few ticks until its own clock says stop.
 
 use bytemuck::Pod;
+use tickstep_engine::parallel::keep_warm;
 use tickstep_engine::{Frame, Simulation, Tick, TickInputs};
 
 use crate::{InputLog, InputLogError};
@@ -64,13 +65,23 @@ impl<I: Pod + PartialEq> CatchUp<I> {
         max_ticks: u64,
     ) -> Result<CatchUpStatus, CatchUpError> {
         let target = log.newest().unwrap_or(frame.tick());
-        let mut stepped = 0u64;
-        while frame.tick() < target && stepped < max_ticks {
-            log.read(frame.tick() + 1, &mut self.inputs)?;
-            simulation
-                .step(frame, &self.inputs)
-                .map_err(|e| CatchUpError::Step(e.to_string()))?;
-            stepped += 1;
+        let burst = max_ticks > 1 && target > frame.tick() + 1;
+        let inputs = &mut self.inputs;
+        let mut steps = || {
+            let mut stepped = 0u64;
+            while frame.tick() < target && stepped < max_ticks {
+                log.read(frame.tick() + 1, inputs)?;
+                simulation
+                    .step(frame, inputs)
+                    .map_err(|e| CatchUpError::Step(e.to_string()))?;
+                stepped += 1;
+            }
+            Ok::<_, CatchUpError>(())
+        };
+        if burst {
+            keep_warm(steps)?;
+        } else {
+            steps()?;
         }
         Ok(self.status(frame.tick(), target))
     }

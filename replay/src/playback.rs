@@ -3,6 +3,7 @@
 
 use bytemuck::Pod;
 use std::sync::Arc;
+use tickstep_engine::parallel::keep_warm;
 use tickstep_engine::{
     Checksum, Frame, MAX_CAPACITY, Schema, Simulation, Tick, TickInputs, checksum,
 };
@@ -89,35 +90,38 @@ pub fn verify<G: Pod, I: Pod + PartialEq>(
         replay.checkpoints.iter().peekable(),
     );
     let mut snapshot = Vec::new();
-    while frame.tick() < replay.last_tick() {
-        step(replay, simulation, &mut frame, &mut inputs)?;
-        progress(frame.tick());
-        let tick = frame.tick();
-        let recorded_sum = sums.next_if(|(t, _)| *t == tick).map(|&(_, sum)| sum);
-        let recorded_checkpoint = checkpoints.next_if(|c| c.tick == tick);
-        let mut current = None;
-        let mut matches = |expected: Checksum| {
-            report.compared += 1;
-            *current.get_or_insert_with(|| checksum(&frame)) == expected
-        };
-        let sum_ok = recorded_sum.is_none_or(&mut matches);
-        let checkpoint_ok = recorded_checkpoint
-            .map(|c| c.checksum)
-            .is_none_or(&mut matches);
-        if report.first_divergent_tick.is_none() && !(sum_ok && checkpoint_ok) {
-            report.first_divergent_tick = Some(tick);
-            report.divergent_frame = Some(frame.clone());
+    keep_warm(|| {
+        while frame.tick() < replay.last_tick() {
+            step(replay, simulation, &mut frame, &mut inputs)?;
+            progress(frame.tick());
+            let tick = frame.tick();
+            let recorded_sum = sums.next_if(|(t, _)| *t == tick).map(|&(_, sum)| sum);
+            let recorded_checkpoint = checkpoints.next_if(|c| c.tick == tick);
+            let mut current = None;
+            let mut matches = |expected: Checksum| {
+                report.compared += 1;
+                *current.get_or_insert_with(|| checksum(&frame)) == expected
+            };
+            let sum_ok = recorded_sum.is_none_or(&mut matches);
+            let checkpoint_ok = recorded_checkpoint
+                .map(|c| c.checksum)
+                .is_none_or(&mut matches);
+            if report.first_divergent_tick.is_none() && !(sum_ok && checkpoint_ok) {
+                report.first_divergent_tick = Some(tick);
+                report.divergent_frame = Some(frame.clone());
+            }
+            if report.first_divergent_tick.is_some()
+                && let Some(recorded) = recorded_checkpoint
+            {
+                tickstep_snapshot::encode(&frame, &mut snapshot);
+                let diff = tickstep_snapshot::diff(&snapshot, recorded.bytes, schema, 200)
+                    .map_err(|error| ReplayError::Snapshot { offset: 0, error })?;
+                report.checkpoint_diff = Some((tick, diff));
+                return Ok(());
+            }
         }
-        if report.first_divergent_tick.is_some()
-            && let Some(recorded) = recorded_checkpoint
-        {
-            tickstep_snapshot::encode(&frame, &mut snapshot);
-            let diff = tickstep_snapshot::diff(&snapshot, recorded.bytes, schema, 200)
-                .map_err(|error| ReplayError::Snapshot { offset: 0, error })?;
-            report.checkpoint_diff = Some((tick, diff));
-            break;
-        }
-    }
+        Ok::<_, ReplayError>(())
+    })?;
     report.ticks = frame.tick();
     report.final_checksum = checksum(&frame);
     Ok(report)

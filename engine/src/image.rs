@@ -321,28 +321,32 @@ fn validate_entities(
         holders: [0; MAX_COMPONENTS],
     };
     let mut reusable = 0u32;
+    // Live entities come in runs of one mask (one kind of entity spawned together): a
+    // run's slots must lie inside every one of its columns' windows, the intersection
+    // `inside`, and its holders are counted once the run ends.
+    let mut run = Run::of(0, &parts.layout);
     for (slot, (generation, mask)) in u32s(parts.generations).zip(u64s(parts.masks)).enumerate() {
         let slot = slot as u32;
         if generation & 1 == 1 {
-            if mask & !known != 0 {
-                return bad(slot, "mask names an unregistered component");
-            }
-            census.live += 1;
-            let mut bits = mask;
-            while bits != 0 {
-                let column = bits.trailing_zeros() as usize;
-                if !parts.layout.window(column).contains(&slot) {
-                    return bad(slot, "component outside its column's window");
+            if mask != run.mask {
+                if mask & !known != 0 {
+                    return bad(slot, "mask names an unregistered component");
                 }
-                census.holders[column] += 1;
-                bits &= bits - 1;
+                run.count_into(&mut census.holders);
+                run = Run::of(mask, &parts.layout);
             }
+            if !run.inside.contains(&slot) {
+                return bad(slot, "component outside its column's window");
+            }
+            run.len += 1;
+            census.live += 1;
         } else if mask != 0 {
             return bad(slot, "dead slot has components");
         } else if generation != 0 {
             reusable += 1;
         }
     }
+    run.count_into(&mut census.holders);
     if reusable != parts.layout.header.free {
         return bad(
             parts.layout.header.slots,
@@ -368,6 +372,41 @@ fn validate_entities(
         marks[word] |= bit;
     }
     Ok(census)
+}
+
+/// A run of live slots with the same component mask (see [`validate_entities`]).
+struct Run {
+    mask: u64,
+    /// The slots inside every one of the mask's columns' windows.
+    inside: Range<u32>,
+    /// The run's slots so far.
+    len: u32,
+}
+
+impl Run {
+    fn of(mask: u64, layout: &ImageLayout) -> Run {
+        let mut inside = 0..u32::MAX;
+        let mut bits = mask;
+        while bits != 0 {
+            let window = layout.window(bits.trailing_zeros() as usize);
+            inside = inside.start.max(window.start)..inside.end.min(window.end);
+            bits &= bits - 1;
+        }
+        Run {
+            mask,
+            inside,
+            len: 0,
+        }
+    }
+
+    /// Adds the run's slots to the holders of each of its components.
+    fn count_into(&self, holders: &mut [u32; MAX_COMPONENTS]) {
+        let mut bits = self.mask;
+        while bits != 0 {
+            holders[bits.trailing_zeros() as usize] += self.len;
+            bits &= bits - 1;
+        }
+    }
 }
 
 /// Replaces `target` with the little-endian `bytes` (a whole number of `T`s): one copy.
@@ -537,4 +576,113 @@ mod tests {
     }
 
     use std::sync::Arc;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+    #[repr(C)]
+    struct B(u16);
+
+    #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+    #[repr(C)]
+    struct C(u64);
+
+    /// The entity table's rules checked slot by slot and bit by bit, the plain way
+    /// (`validate_entities` checks runs of equal masks at once): the live count and each
+    /// component's holders, or `None` where a rule is broken.
+    fn census_bit_by_bit(parts: &Parts<'_>, components: usize) -> Option<(u32, Vec<u32>)> {
+        let (mut live, mut holders) = (0, vec![0u32; components]);
+        for (slot, (generation, mask)) in u32s(parts.generations).zip(u64s(parts.masks)).enumerate()
+        {
+            let slot = slot as u32;
+            if generation & 1 == 0 {
+                if mask != 0 {
+                    return None;
+                }
+                continue;
+            }
+            live += 1;
+            for column in (0..64).filter(|c| mask >> c & 1 == 1) {
+                if column >= components || !parts.layout.window(column).contains(&slot) {
+                    return None;
+                }
+                holders[column] += 1;
+            }
+        }
+        Some((live, holders))
+    }
+
+    /// A world of three components built by `ops` (spawn kinds, despawns, inserts and
+    /// removals), its image, and the image with the masks of some slots overwritten.
+    fn world_image(ops: &[(u8, u8)], rewrites: &[(u8, u64)]) -> (Arc<Schema>, Vec<u8>) {
+        let schema = Schema::builder::<u64>("runs", 1)
+            .component::<A>("a")
+            .component::<B>("b")
+            .component::<C>("c")
+            .build()
+            .unwrap();
+        let mut frame = Frame::new(Arc::clone(&schema), 48, 0).unwrap();
+        let world = frame.world_mut();
+        let mut alive = Vec::new();
+        for &(op, pick) in ops {
+            let target = (!alive.is_empty()).then(|| alive[pick as usize % alive.len()]);
+            let spawned = match (op % 7, target) {
+                (0, _) => world.spawn_with((A(1),)).ok(),
+                (1, _) => world.spawn_with((A(2), B(3))).ok(),
+                (2, _) => world.spawn_with((C(4),)).ok(),
+                (3, _) => world.spawn().ok(),
+                (4, Some(e)) => {
+                    world.despawn(e).unwrap();
+                    alive.retain(|&x| x != e);
+                    None
+                }
+                (5, Some(e)) => world.insert(e, B(5)).ok().and(None),
+                (6, Some(e)) => world.remove::<A>(e).ok().and(None),
+                _ => None,
+            };
+            alive.extend(spawned);
+        }
+        let mut bytes = image(&frame);
+        let parts = split(&bytes, &schema).unwrap();
+        let masks_at = bytes.len() - parts.masks.len() - parts.free.len() - parts.columns.len();
+        let slots = parts.layout.header.slots.max(1) as usize;
+        for &(slot, mask) in rewrites {
+            let slot = slot as usize % slots;
+            let at = masks_at + 8 * slot;
+            if let Some(word) = bytes.get_mut(at..at + 8) {
+                word.copy_from_slice(&mask.to_le_bytes());
+            }
+        }
+        (schema, bytes)
+    }
+
+    proptest::proptest! {
+        /// Checking runs of equal masks finds exactly what checking every bit of every
+        /// slot finds: the same counts, and a refusal wherever a rule is broken (a
+        /// component outside its window, or not in the schema; a dead slot with one).
+        #[test]
+        fn runs_of_masks_are_checked_and_counted_like_every_bit(
+            ops in proptest::collection::vec((0u8..7, proptest::num::u8::ANY), 0..60),
+            rewrites in proptest::collection::vec(
+                (proptest::num::u8::ANY, proptest::sample::select(vec![0u64, 1, 2, 3, 4, 5, 7, 8, 1 << 63])),
+                0..3,
+            ),
+        ) {
+            let (schema, bytes) = world_image(&ops, &rewrites);
+            let parts = split(&bytes, &schema).unwrap();
+            let expected = census_bit_by_bit(&parts, 3);
+            let found = validate_entities(&parts, 3, &mut Vec::new());
+            match (expected, found) {
+                (Some((live, holders)), Ok(census)) => {
+                    proptest::prop_assert_eq!(census.live, live);
+                    proptest::prop_assert_eq!(&census.holders[..3], &holders[..]);
+                }
+                (None, Err(_)) => {}
+                (expected, found) => proptest::prop_assert!(
+                    false,
+                    "bit by bit {:?}, by runs {:?}",
+                    expected,
+                    found.map(|c| c.live)
+                ),
+            }
+        }
+    }
 }

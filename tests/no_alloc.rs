@@ -4,7 +4,7 @@
 //! The counting allocator below is the one place tickstep uses `unsafe`: implementing
 //! `GlobalAlloc` requires it. It only counts, and delegates to `System`. It counts the
 //! measuring thread while it measures and the rayon pools' workers (a step's parallel
-//! chunks and a snapshot's hashing run there), not the test harness's own threads (a
+//! chunks run there, and a burst's waiting thread), not the test harness's own threads (a
 //! finished test's report allocates); the tests take turns, so they never count each
 //! other's allocations.
 

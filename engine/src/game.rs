@@ -152,7 +152,10 @@ impl<G: Pod, I: Input> OfflineRun<G, I> {
     }
 
     /// Plays until tick `end`, every present player's input from `input(player, frame)`
-    /// (`None`: absent this tick).
+    /// (`None`: absent this tick). Runs in [`crate::parallel::keep_warm`]: with the
+    /// `parallel` feature, inside a pool, the pool's other threads wait for chunks
+    /// actively until it returns (for a loop that must not keep a core busy, call
+    /// [`OfflineRun::step`] per tick).
     pub fn run_to(
         &mut self,
         end: Tick,

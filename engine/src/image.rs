@@ -587,27 +587,27 @@ mod tests {
 
     /// The entity table's rules checked slot by slot and bit by bit, the plain way
     /// (`validate_entities` checks runs of equal masks at once): the live count and each
-    /// component's holders, or `None` where a rule is broken.
-    fn census_bit_by_bit(parts: &Parts<'_>, components: usize) -> Option<(u32, Vec<u32>)> {
+    /// component's holders, or the first slot that breaks a rule.
+    fn census_bit_by_bit(parts: &Parts<'_>, components: usize) -> Result<(u32, Vec<u32>), u32> {
         let (mut live, mut holders) = (0, vec![0u32; components]);
         for (slot, (generation, mask)) in u32s(parts.generations).zip(u64s(parts.masks)).enumerate()
         {
             let slot = slot as u32;
             if generation & 1 == 0 {
                 if mask != 0 {
-                    return None;
+                    return Err(slot);
                 }
                 continue;
             }
             live += 1;
             for column in (0..64).filter(|c| mask >> c & 1 == 1) {
                 if column >= components || !parts.layout.window(column).contains(&slot) {
-                    return None;
+                    return Err(slot);
                 }
                 holders[column] += 1;
             }
         }
-        Some((live, holders))
+        Ok((live, holders))
     }
 
     /// A world of three components built by `ops` (spawn kinds, despawns, inserts and
@@ -671,11 +671,13 @@ mod tests {
             let expected = census_bit_by_bit(&parts, 3);
             let found = validate_entities(&parts, 3, &mut Vec::new());
             match (expected, found) {
-                (Some((live, holders)), Ok(census)) => {
+                (Ok((live, holders)), Ok(census)) => {
                     proptest::prop_assert_eq!(census.live, live);
                     proptest::prop_assert_eq!(&census.holders[..3], &holders[..]);
                 }
-                (None, Err(_)) => {}
+                (Err(slot), Err(ImageError::InconsistentEntities { slot: found, .. })) => {
+                    proptest::prop_assert_eq!(found, slot, "the first slot breaking a rule");
+                }
                 (expected, found) => proptest::prop_assert!(
                     false,
                     "bit by bit {:?}, by runs {:?}",

@@ -337,10 +337,12 @@ fn join(worth_it: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
 /// sections a step has serial parts (the arena's grid rebuild takes ~45 µs at 10k
 /// units), long enough for rayon to put an idle thread to sleep, and on a virtual
 /// machine waking it again takes tens of microseconds, so each parallel section would
-/// start on one thread. Keeps up to one thread per other core busy while `f` runs: not
-/// for a game loop that steps once per frame. Where chunks run never changes what they
-/// compute. Without the `parallel` feature, outside a pool, or on a pool of one thread,
-/// it just runs `f`.
+/// start on one thread. Keeps up to one thread per other core busy while `f` runs, and
+/// allocates one small job for each: not for a game loop that steps once per frame, nor
+/// around work that blocks. `f`'s own parallel work must go through `join` or a scope on
+/// the same pool (as parallel queries and blake3 do), not `rayon::broadcast`. Where
+/// chunks run never changes what they compute. Without the `parallel` feature, outside
+/// a pool, or on a pool of one thread, it just runs `f`.
 pub fn keep_warm<T>(f: impl FnOnce() -> T) -> T {
     #[cfg(feature = "parallel")]
     if let Some(owner) = rayon::current_thread_index() {
@@ -356,7 +358,7 @@ pub fn keep_warm<T>(f: impl FnOnce() -> T) -> T {
 mod warm {
     use std::cell::Cell;
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     /// How many threads besides the caller's should wait actively: one per other core,
     /// at most one per other thread of the pool (a waiter without a core of its own
@@ -368,22 +370,37 @@ mod warm {
         rayon::current_num_threads().min(cores).saturating_sub(1)
     }
 
-    /// Sets the flag when dropped, so that waiters stop even if `f` panics.
-    struct Done<'a>(&'a AtomicBool);
+    /// One burst: whose it is, how many waiters it spawned and how many of them a thread
+    /// has taken, and whether `f` has finished.
+    struct Burst {
+        owner: usize,
+        waiters: usize,
+        taken: AtomicUsize,
+        done: AtomicBool,
+    }
+
+    /// Marks the burst done when dropped, so that waiters stop even if `f` panics.
+    struct Done<'a>(&'a Burst);
 
     impl Drop for Done<'_> {
         fn drop(&mut self) {
-            self.0.store(true, Ordering::Release);
+            self.0.done.store(true, Ordering::Release);
         }
     }
 
     pub(super) fn run<T>(owner: usize, waiters: usize, f: impl FnOnce() -> T) -> T {
-        let done = AtomicBool::new(false);
+        let burst = Burst {
+            owner,
+            waiters,
+            taken: AtomicUsize::new(0),
+            done: AtomicBool::new(false),
+        };
+        let burst = &burst;
         rayon::in_place_scope(|scope| {
             for _ in 0..waiters {
-                scope.spawn(|_| wait_actively(owner, &done));
+                scope.spawn(move |_| wait_actively(burst));
             }
-            let _done = Done(&done);
+            let _done = Done(burst);
             f()
         })
     }
@@ -393,22 +410,40 @@ mod warm {
         static WAITING: Cell<bool> = const { Cell::new(false) };
     }
 
-    /// Takes pool work until `done`. The owner (which may pick up its own waiter while
-    /// it waits inside a join) and a thread already waiting return at once: a waiter
-    /// only `done` ends must never sit on a stack that `done` depends on. Other threads
-    /// steal the waiters, spawned before `f` hands out any chunk, first (rayon steals
-    /// the oldest job).
-    fn wait_actively(owner: usize, done: &AtomicBool) {
-        if rayon::current_thread_index() == Some(owner) || WAITING.get() {
+    /// Sets `WAITING` for as long as it lives.
+    struct Waiting;
+
+    impl Waiting {
+        fn enter() -> Waiting {
+            WAITING.set(true);
+            Waiting
+        }
+    }
+
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            WAITING.set(false);
+        }
+    }
+
+    /// Takes pool work until the burst is done. The owner (which may pick up its own
+    /// waiter while it waits inside a join) and a thread already waiting return at once:
+    /// a waiter only `done` ends must never sit on a stack that `done` depends on. Other
+    /// threads steal the waiters, spawned before `f` hands out any chunk, first (rayon
+    /// steals the oldest job), and a waiting thread takes no work until every waiter has
+    /// been taken: the next oldest job would be another waiter, wasted on this thread.
+    fn wait_actively(burst: &Burst) {
+        burst.taken.fetch_add(1, Ordering::AcqRel);
+        if rayon::current_thread_index() == Some(burst.owner) || WAITING.get() {
             return;
         }
-        WAITING.set(true);
-        while !done.load(Ordering::Acquire) {
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+        let _waiting = Waiting::enter();
+        while !burst.done.load(Ordering::Acquire) {
+            let all_taken = burst.taken.load(Ordering::Acquire) == burst.waiters;
+            if !(all_taken && rayon::yield_now() == Some(rayon::Yield::Executed)) {
                 std::thread::yield_now();
             }
         }
-        WAITING.set(false);
     }
 }
 

@@ -36,8 +36,9 @@ pub enum CatchUpError {
     Step(String),
 }
 
-/// Runs buffered input into a frame as fast as possible, a slice at a time. Allocates
-/// only when created; no per-tick allocation and no per-tick hashing.
+/// Runs buffered input into a frame as fast as possible, a slice at a time, in
+/// [`keep_warm`] when a slice has more than one tick to step (one small job per waiting
+/// thread per slice); no per-tick allocation and no per-tick hashing.
 #[derive(Debug)]
 pub struct CatchUp<I> {
     inputs: TickInputs<I>,

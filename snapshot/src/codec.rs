@@ -17,11 +17,12 @@ use crate::format::{
 #[cfg(feature = "parallel")]
 const PARALLEL_HASH_FROM: usize = 1024 * 1024;
 
-/// blake3 of `bytes`. With the `parallel` feature, large inputs use blake3's
-/// multi-threaded mode (its `rayon` feature): hashing is ~80% of a snapshot's cost, and
-/// this is what lets encode and restore beat the single-threaded memcpy+blake3 bound
-/// (`tickstep bench snapshot`). The hash is the same either way; snapshots are never
-/// taken inside a step.
+/// blake3 of `bytes`. With the `parallel` feature, inputs of at least
+/// `PARALLEL_HASH_FROM` use blake3's multi-threaded mode (its `rayon` feature):
+/// hashing is ~80% of a snapshot's cost, and at 100k arena units this is what lets
+/// encode and restore beat the single-threaded memcpy+blake3 bound (`tickstep bench
+/// snapshot`). The hash is the same either way; snapshots are never taken inside a
+/// step.
 pub(crate) fn hash(bytes: &[u8]) -> Checksum {
     #[cfg(feature = "parallel")]
     if bytes.len() >= PARALLEL_HASH_FROM {

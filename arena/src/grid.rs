@@ -35,6 +35,8 @@ pub struct SpatialGrid {
     entries: Vec<GridEntry>,
     /// The entries to sort with their cells, in insertion order.
     unsorted: Vec<(u32, GridEntry)>,
+    /// The units to sort with their cells, one list per chunk of slots, in slot order.
+    chunks: Vec<Vec<(u32, GridEntry)>>,
 }
 
 /// How positions map to cells: a copy of the grid's geometry, for working out cells
@@ -49,6 +51,10 @@ struct Cells {
 impl Cells {
     fn coord(&self, v: Fp, cells: usize) -> usize {
         (v.to_bits() >> self.shift).clamp(0, cells as i64 - 1) as usize
+    }
+
+    fn count(&self) -> usize {
+        self.columns * self.rows
     }
 
     fn of(&self, pos: Vec2) -> usize {
@@ -66,6 +72,7 @@ impl SpatialGrid {
             starts: Vec::new(),
             entries: Vec::new(),
             unsorted: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 
@@ -103,54 +110,38 @@ impl SpatialGrid {
         self.resize(size);
         let cells = self.cells();
         super::clear_scratch(&mut self.unsorted, bound);
-        self.starts.clear();
-        self.starts.resize(cells.columns * cells.rows + 1, 0);
         for entry in items {
-            let cell = cells.of(entry.pos);
-            self.starts[cell] += 1;
-            self.unsorted.push((cell as u32, entry));
+            self.unsorted.push((cells.of(entry.pos) as u32, entry));
         }
-        self.sort(bound);
+        let unsorted = self.unsorted.iter();
+        counting_sort(
+            &mut self.starts,
+            &mut self.entries,
+            cells.count(),
+            bound,
+            unsorted,
+        );
     }
 
-    /// Rebuckets every unit of `world` (an arena of `size`) by its position.
-    pub fn rebuild_with_units(&mut self, world: &World, size: Vec2) -> Result<(), WorldError> {
-        let units = world.query::<(&Unit, &Body)>()?;
-        let entries = units.map(|(entity, (_, body))| GridEntry {
-            entity,
-            pos: body.pos,
-        });
-        self.rebuild(size, world.slots(), entries);
+    /// Rebuckets every unit of `world` (an arena of `size`) by its position. The units'
+    /// cells are worked out in parallel chunks (each chunk lists its own units, in slot
+    /// order), the sort over the lists in chunk order is serial: the same grid as a
+    /// serial rebuild, for any thread count.
+    pub fn rebuild_with_units(&mut self, world: &mut World, size: Vec2) -> Result<(), WorldError> {
+        self.resize(size);
+        let cells = self.cells();
+        self.chunks.iter_mut().for_each(Vec::clear);
+        world.par_for_each_mut::<(&Unit, &Body), _>(
+            &mut self.chunks,
+            |list, entity, (_, body)| {
+                let pos = body.pos;
+                list.push((cells.of(pos) as u32, GridEntry { entity, pos }));
+            },
+        )?;
+        let unsorted = self.chunks.iter().flatten();
+        let (count, bound) = (cells.count(), world.slots());
+        counting_sort(&mut self.starts, &mut self.entries, count, bound, unsorted);
         Ok(())
-    }
-
-    /// The counting sort of `unsorted` (at most `bound` entries, `starts[c]` of them in
-    /// cell `c`), stable, into `entries` and `starts`.
-    fn sort(&mut self, bound: usize) {
-        let cells = self.columns * self.rows;
-        // Running totals: starts[c] is where cell c ends.
-        let mut total = 0;
-        for start in &mut self.starts[..cells] {
-            total += *start;
-            *start = total;
-        }
-        self.starts[cells] = total;
-        let none = GridEntry {
-            entity: Entity::NONE,
-            pos: Vec2::ZERO,
-        };
-        // Every place below `total` is written next, so only new places need a value:
-        // no clearing each rebuild. Room for `bound` keeps a warm rebuild from growing.
-        self.entries
-            .reserve(bound.saturating_sub(self.entries.len()));
-        self.entries.resize(total as usize, none);
-        // Back to front, each entry goes just before its cell's end, which moves down to
-        // it: a cell keeps its insertion order, and starts[c] ends at its first entry.
-        for &(cell, entry) in self.unsorted.iter().rev() {
-            let end = &mut self.starts[cell as usize];
-            *end -= 1;
-            self.entries[*end as usize] = entry;
-        }
     }
 
     /// Calls `visit` for the entries in the 2×2 cells that hold every point closer than
@@ -171,6 +162,44 @@ impl SpatialGrid {
                 }
             }
         }
+    }
+}
+
+/// The stable counting sort of `unsorted` (at most `bound` entries, each with its cell,
+/// of `cells`) into `entries`, with `starts[c]..starts[c + 1]` the entries of cell `c`.
+fn counting_sort<'a>(
+    starts: &mut Vec<u32>,
+    entries: &mut Vec<GridEntry>,
+    cells: usize,
+    bound: usize,
+    unsorted: impl DoubleEndedIterator<Item = &'a (u32, GridEntry)> + Clone,
+) {
+    starts.clear();
+    starts.resize(cells + 1, 0);
+    for &(cell, _) in unsorted.clone() {
+        starts[cell as usize] += 1;
+    }
+    // Running totals: starts[c] is where cell c ends.
+    let mut total = 0;
+    for start in &mut starts[..cells] {
+        total += *start;
+        *start = total;
+    }
+    starts[cells] = total;
+    let none = GridEntry {
+        entity: Entity::NONE,
+        pos: Vec2::ZERO,
+    };
+    // Every place below `total` is written next, so only new places need a value:
+    // no clearing each rebuild. Room for `bound` keeps a warm rebuild from growing.
+    entries.reserve(bound.saturating_sub(entries.len()));
+    entries.resize(total as usize, none);
+    // Back to front, each entry goes just before its cell's end, which moves down to
+    // it: a cell keeps its insertion order, and starts[c] ends at its first entry.
+    for &(cell, entry) in unsorted.rev() {
+        let end = &mut starts[cell as usize];
+        *end -= 1;
+        entries[*end as usize] = entry;
     }
 }
 
@@ -287,5 +316,35 @@ mod tests {
             ControlFlow::Break(())
         });
         assert_eq!(count, 1);
+    }
+
+    /// The units' grid, built from per-chunk lists, is the grid a serial pass over the
+    /// same units builds: the same entries in the same order, the same cells.
+    #[test]
+    fn units_listed_in_chunks_make_the_serial_grid() {
+        let config = crate::ArenaConfig {
+            units: 3000,
+            players: 2,
+            seed: 9,
+        };
+        let mut frame = crate::new_frame(&config).unwrap();
+        let (globals, world) = frame.split_mut();
+        let size = globals.size;
+        let mut chunked = SpatialGrid::new(3);
+        chunked.rebuild_with_units(world, size).unwrap();
+        let mut serial = SpatialGrid::new(3);
+        let units = world.query::<(&Unit, &Body)>().unwrap();
+        let entries = units.map(|(entity, (_, body))| GridEntry {
+            entity,
+            pos: body.pos,
+        });
+        serial.rebuild(size, world.slots(), entries);
+        assert!(chunked.chunks.len() > 4, "the units span several chunks");
+        assert_eq!(chunked.starts, serial.starts);
+        let listed = |grid: &SpatialGrid| -> Vec<_> {
+            grid.entries.iter().map(|e| (e.entity, e.pos)).collect()
+        };
+        assert_eq!(listed(&chunked), listed(&serial));
+        assert_eq!(chunked.entries.len(), 3000);
     }
 }

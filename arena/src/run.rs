@@ -59,7 +59,9 @@ impl ArenaRun {
         })
     }
 
-    /// Steps until the frame reaches `tick`, calling `progress` after each tick.
+    /// Steps until the frame reaches `tick`, calling `progress` after each tick, in
+    /// [`tickstep_engine::parallel::keep_warm`] (a burst: the pool's other threads wait
+    /// for chunks actively until it returns).
     pub fn run_to(
         &mut self,
         tick: Tick,

@@ -334,8 +334,8 @@ fn join(worth_it: bool, a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
 /// instead of going to sleep.
 ///
 /// For bursts of many steps in a row: a catch-up, an offline run. Between two parallel
-/// sections a step has serial parts (the arena's grid rebuild takes ~45 µs at 10k
-/// units), long enough for rayon to put an idle thread to sleep, and on a virtual
+/// sections a step has serial parts (the arena's grid sort, its other bodies' moves and
+/// combat), long enough for rayon to put an idle thread to sleep, and on a virtual
 /// machine waking it again takes tens of microseconds, so each parallel section would
 /// start on one thread. Keeps up to one thread per other core busy while `f` runs, and
 /// allocates one small job for each: not for a game loop that steps once per frame, nor

@@ -34,9 +34,8 @@ pub struct GridEntry {
 /// A uniform grid over `0..size`, rebuilt each tick into reused buffers.
 #[derive(Debug)]
 pub struct SpatialGrid {
-    shift: u32,
-    columns: usize,
-    rows: usize,
+    /// The geometry the entries were bucketed with.
+    cells: Cells,
     /// `starts[c]..starts[c + 1]` indexes `entries` for cell `c`.
     starts: Vec<u32>,
     entries: Vec<GridEntry>,
@@ -46,8 +45,8 @@ pub struct SpatialGrid {
     chunks: Vec<Vec<(u32, GridEntry)>>,
 }
 
-/// How positions map to cells: a copy of the grid's geometry, for working out cells
-/// while the grid's buffers are being filled.
+/// How positions map to cells: the grid's geometry, copied out to work out cells while
+/// the grid's buffers are being filled.
 #[derive(Clone, Copy, Debug)]
 struct Cells {
     shift: u32,
@@ -73,9 +72,11 @@ impl SpatialGrid {
     /// A grid with cells `2^cell_log2` units wide.
     pub fn new(cell_log2: u32) -> SpatialGrid {
         SpatialGrid {
-            shift: cell_log2 + Fp::FRAC_BITS,
-            columns: 0,
-            rows: 0,
+            cells: Cells {
+                shift: cell_log2 + Fp::FRAC_BITS,
+                columns: 0,
+                rows: 0,
+            },
             starts: Vec::new(),
             entries: Vec::new(),
             unsorted: Vec::new(),
@@ -83,20 +84,12 @@ impl SpatialGrid {
         }
     }
 
-    fn cells(&self) -> Cells {
-        Cells {
-            shift: self.shift,
-            columns: self.columns,
-            rows: self.rows,
-        }
-    }
-
     /// The two cells along one axis (or one, at an edge) that hold every point closer
     /// than half a cell to `v`: its own and the neighbour on the side of the cell's
     /// half it is in.
     fn near_coords(&self, v: Fp, cells: usize) -> (usize, usize) {
-        let own = self.cells().coord(v, cells);
-        match (v.to_bits() >> (self.shift - 1)) & 1 {
+        let own = self.cells.coord(v, cells);
+        match (v.to_bits() >> (self.cells.shift - 1)) & 1 {
             0 => (own.saturating_sub(1), own),
             _ => (own, (own + 1).min(cells - 1)),
         }
@@ -105,10 +98,10 @@ impl SpatialGrid {
     /// The grid's geometry over an arena of `size`.
     fn cells_for(&self, size: Vec2) -> Cells {
         let cells_along = |extent: Fp| {
-            ((extent.to_bits() >> self.shift) + 1).clamp(1, MAX_CELLS_PER_SIDE) as usize
+            ((extent.to_bits() >> self.cells.shift) + 1).clamp(1, MAX_CELLS_PER_SIDE) as usize
         };
         Cells {
-            shift: self.shift,
+            shift: self.cells.shift,
             columns: cells_along(size.x),
             rows: cells_along(size.y),
         }
@@ -118,7 +111,7 @@ impl SpatialGrid {
     /// buffers.
     pub fn rebuild(&mut self, size: Vec2, bound: usize, items: impl Iterator<Item = GridEntry>) {
         let cells = self.cells_for(size);
-        (self.columns, self.rows) = (cells.columns, cells.rows);
+        self.cells = cells;
         super::clear_scratch(&mut self.unsorted, bound);
         for entry in items {
             self.unsorted.push((cells.of(entry.pos) as u32, entry));
@@ -164,7 +157,7 @@ impl SpatialGrid {
                 list.push((cells.of(pos) as u32, GridEntry { entity, pos }));
             },
         )?;
-        (self.columns, self.rows) = (cells.columns, cells.rows);
+        self.cells = cells;
         let unsorted = self.chunks.iter().flatten();
         let (count, bound) = (cells.count(), world.slots());
         counting_sort(&mut self.starts, &mut self.entries, count, bound, unsorted);
@@ -177,10 +170,10 @@ impl SpatialGrid {
         if self.entries.is_empty() {
             return;
         }
-        let (first_x, last_x) = self.near_coords(pos.x, self.columns);
-        let (first_y, last_y) = self.near_coords(pos.y, self.rows);
+        let (first_x, last_x) = self.near_coords(pos.x, self.cells.columns);
+        let (first_y, last_y) = self.near_coords(pos.y, self.cells.rows);
         for y in first_y..=last_y {
-            let row = y * self.columns;
+            let row = y * self.cells.columns;
             let (first, last) = (row + first_x, row + last_x);
             let span = self.starts[first] as usize..self.starts[last + 1] as usize;
             for entry in &self.entries[span] {

@@ -385,13 +385,10 @@ struct Run {
 
 impl Run {
     fn of(mask: u64, layout: &ImageLayout) -> Run {
-        let mut inside = 0..u32::MAX;
-        let mut bits = mask;
-        while bits != 0 {
-            let window = layout.window(bits.trailing_zeros() as usize);
-            inside = inside.start.max(window.start)..inside.end.min(window.end);
-            bits &= bits - 1;
-        }
+        let inside = columns_of(mask).fold(0..u32::MAX, |inside, column| {
+            let window = layout.window(column);
+            inside.start.max(window.start)..inside.end.min(window.end)
+        });
         Run {
             mask,
             inside,
@@ -401,12 +398,20 @@ impl Run {
 
     /// Adds the run's slots to the holders of each of its components.
     fn count_into(&self, holders: &mut [u32; MAX_COMPONENTS]) {
-        let mut bits = self.mask;
-        while bits != 0 {
-            holders[bits.trailing_zeros() as usize] += self.len;
-            bits &= bits - 1;
+        for column in columns_of(self.mask) {
+            holders[column] += self.len;
         }
     }
+}
+
+/// The columns a component mask names, lowest first.
+fn columns_of(mask: u64) -> impl Iterator<Item = usize> {
+    let mut bits = mask;
+    std::iter::from_fn(move || {
+        let column = (bits != 0).then(|| bits.trailing_zeros() as usize);
+        bits &= bits.wrapping_sub(1);
+        column
+    })
 }
 
 /// Replaces `target` with the little-endian `bytes` (a whole number of `T`s): one copy.

@@ -311,41 +311,43 @@ fn validate_entities(
     marks: &mut Vec<u64>,
 ) -> Result<Census, ImageError> {
     let bad = |slot: u32, problem| Err(ImageError::InconsistentEntities { slot, problem });
-    let known = if components == 64 {
-        u64::MAX
-    } else {
-        (1u64 << components) - 1
+    let mut table = Table {
+        known: if components == 64 {
+            u64::MAX
+        } else {
+            (1u64 << components) - 1
+        },
+        census: Census {
+            live: 0,
+            holders: [0; MAX_COMPONENTS],
+        },
+        run: Run::of(0, &parts.layout),
+        reusable: 0,
     };
-    let mut census = Census {
-        live: 0,
-        holders: [0; MAX_COMPONENTS],
-    };
-    let mut reusable = 0u32;
-    // Live entities come in runs of one mask (one kind of entity spawned together): a
-    // run's slots must lie inside every one of its columns' windows, the intersection
-    // `inside`, and its holders are counted once the run ends.
-    let mut run = Run::of(0, &parts.layout);
-    for (slot, (generation, mask)) in u32s(parts.generations).zip(u64s(parts.masks)).enumerate() {
-        let slot = slot as u32;
-        if generation & 1 == 1 {
-            if mask != run.mask {
-                if mask & !known != 0 {
-                    return bad(slot, "mask names an unregistered component");
-                }
-                run.count_into(&mut census.holders);
-                run = Run::of(mask, &parts.layout);
+    // Blocks of slots where the run goes on take one vectorized test each; any other
+    // block is checked slot by slot, so a refusal names the same first slot.
+    let generations = parts.generations.chunks_exact(4 * BLOCK);
+    let masks = parts.masks.chunks_exact(8 * BLOCK);
+    let tail = (generations.remainder(), masks.remainder());
+    let blocks = generations.zip(masks).chain(std::iter::once(tail));
+    for (block, (generations, masks)) in blocks.enumerate() {
+        let first = (block * BLOCK) as u32;
+        if generations.len() == 4 * BLOCK && table.run_goes_on(first, generations, masks) {
+            continue;
+        }
+        for (i, (generation, mask)) in u32s(generations).zip(u64s(masks)).enumerate() {
+            let slot = first + i as u32;
+            if let Err(problem) = table.check(slot, generation, mask, &parts.layout) {
+                return bad(slot, problem);
             }
-            if !run.inside.contains(&slot) {
-                return bad(slot, "component outside its column's window");
-            }
-            run.len += 1;
-            census.live += 1;
-        } else if mask != 0 {
-            return bad(slot, "dead slot has components");
-        } else if generation != 0 {
-            reusable += 1;
         }
     }
+    let Table {
+        mut census,
+        run,
+        reusable,
+        ..
+    } = table;
     run.count_into(&mut census.holders);
     if reusable != parts.layout.header.free {
         return bad(
@@ -372,6 +374,65 @@ fn validate_entities(
         marks[word] |= bit;
     }
     Ok(census)
+}
+
+/// Slots of the entity table checked at once where a run of live slots goes on.
+const BLOCK: usize = 8;
+
+/// [`validate_entities`]'s state as it walks the entity table.
+struct Table {
+    /// The registered components' bits.
+    known: u64,
+    census: Census,
+    /// The run of live slots the walk is in.
+    run: Run,
+    /// Dead slots whose generation allows reuse.
+    reusable: u32,
+}
+
+impl Table {
+    /// Checks one slot; on error, says what is wrong with it.
+    fn check(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        mask: u64,
+        layout: &ImageLayout,
+    ) -> Result<(), &'static str> {
+        if generation & 1 == 1 {
+            if mask != self.run.mask {
+                if mask & !self.known != 0 {
+                    return Err("mask names an unregistered component");
+                }
+                self.run.count_into(&mut self.census.holders);
+                self.run = Run::of(mask, layout);
+            }
+            if !self.run.inside.contains(&slot) {
+                return Err("component outside its column's window");
+            }
+            self.run.len += 1;
+            self.census.live += 1;
+        } else if mask != 0 {
+            return Err("dead slot has components");
+        } else if generation != 0 {
+            self.reusable += 1;
+        }
+        Ok(())
+    }
+
+    /// Takes the [`BLOCK`] slots from `first` at once if each is live with the run's
+    /// mask and inside its windows: what [`Table::check`] would find, one slot at a time.
+    fn run_goes_on(&mut self, first: u32, generations: &[u8], masks: &[u8]) -> bool {
+        let live = u32s(generations).fold(1, |all, generation| all & generation) & 1 == 1;
+        let same = u64s(masks).fold(0, |other, mask| other | (mask ^ self.run.mask)) == 0;
+        let last = first + (BLOCK as u32 - 1);
+        let inside = self.run.inside.contains(&first) && self.run.inside.contains(&last);
+        if live && same && inside {
+            self.run.len += BLOCK as u32;
+            self.census.live += BLOCK as u32;
+        }
+        live && same && inside
+    }
 }
 
 /// A run of live slots with the same component mask (see [`validate_entities`]).
@@ -629,21 +690,26 @@ mod tests {
         let mut alive = Vec::new();
         for &(op, pick) in ops {
             let target = (!alive.is_empty()).then(|| alive[pick as usize % alive.len()]);
-            let spawned = match (op % 7, target) {
-                (0, _) => world.spawn_with((A(1),)).ok(),
-                (1, _) => world.spawn_with((A(2), B(3))).ok(),
-                (2, _) => world.spawn_with((C(4),)).ok(),
-                (3, _) => world.spawn().ok(),
+            // A spawn makes up to a dozen entities of one kind: runs of one mask.
+            for _ in 0..=pick % 12 {
+                let spawned = match op % 7 {
+                    0 => world.spawn_with((A(1),)),
+                    1 => world.spawn_with((A(2), B(3))),
+                    2 => world.spawn_with((C(4),)),
+                    3 => world.spawn(),
+                    _ => break,
+                };
+                alive.extend(spawned.ok());
+            }
+            match (op % 7, target) {
                 (4, Some(e)) => {
                     world.despawn(e).unwrap();
                     alive.retain(|&x| x != e);
-                    None
                 }
-                (5, Some(e)) => world.insert(e, B(5)).ok().and(None),
-                (6, Some(e)) => world.remove::<A>(e).ok().and(None),
-                _ => None,
-            };
-            alive.extend(spawned);
+                (5, Some(e)) => drop(world.insert(e, B(5))),
+                (6, Some(e)) => drop(world.remove::<A>(e)),
+                _ => {}
+            }
         }
         let mut bytes = image(&frame);
         let parts = split(&bytes, &schema).unwrap();
@@ -657,6 +723,26 @@ mod tests {
             }
         }
         (schema, bytes)
+    }
+
+    #[test]
+    fn a_block_of_one_mask_reaching_past_a_window_is_refused_at_the_slot_outside() {
+        // Slots 0..15 hold `a`; slot 15 holds `c` and then claims `a` too. The run of
+        // `a` goes on through the second block of slots (8..16), whose last slot is
+        // outside `a`'s window (0..15).
+        let mut ops = vec![(0, 0); 15];
+        ops.push((2, 0));
+        let (schema, bytes) = world_image(&ops, &[(15, 0b001)]);
+        let parts = split(&bytes, &schema).unwrap();
+        assert_eq!(parts.layout.window(0), 0..15);
+        assert_eq!(census_bit_by_bit(&parts, 3), Err(15));
+        match validate_entities(&parts, 3, &mut Vec::new()) {
+            Err(ImageError::InconsistentEntities { slot, .. }) => assert_eq!(slot, 15),
+            other => panic!(
+                "expected a refusal at slot 15, got {:?}",
+                other.map(|c| c.live)
+            ),
+        }
     }
 
     proptest::proptest! {

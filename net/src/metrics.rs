@@ -254,8 +254,8 @@ pub fn render(
 }
 
 /// CPU time this process has used, from its threads' `/proc/self/task/*/schedstat`
-/// (Linux); `None` elsewhere. Threads that already ended are not counted, but the
-/// figure never goes back: it is a counter.
+/// (Linux, nanoseconds), or from `/proc/self/stat` (10 ms ticks) on a kernel without
+/// schedstat; `None` elsewhere. The figure never goes back: it is a counter.
 pub fn process_cpu() -> Option<Duration> {
     static MOST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let now = cpu_of("/proc/self")?.as_nanos().min(u64::MAX as u128) as u64;
@@ -270,14 +270,34 @@ pub fn process_cpu_of(pid: u32) -> Option<Duration> {
     cpu_of(&format!("/proc/{pid}"))
 }
 
+/// The process's CPU time: the sum of its live threads' schedstat when each has one
+/// (threads that already ended are not counted), else its own `stat`.
 fn cpu_of(process: &str) -> Option<Duration> {
     let tasks = std::fs::read_dir(format!("{process}/task")).ok()?;
-    let nanos = tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
+    let mut nanos = 0u64;
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("schedstat")).ok();
+        match text.and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok()) {
+            Some(task_nanos) => nanos = nanos.saturating_add(task_nanos),
+            None => return cpu_of_stat(&std::fs::read_to_string(format!("{process}/stat")).ok()?),
+        }
+    }
     Some(Duration::from_nanos(nanos))
+}
+
+/// Clock ticks per second of `/proc/PID/stat`'s times: `USER_HZ`, 100 on every Linux
+/// architecture Rust targets.
+const USER_HZ: u64 = 100;
+
+/// User plus system time from the text of `/proc/PID/stat`: fields 14 and 15, counted
+/// after the command name, which is in parentheses and may hold spaces and `)`.
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
+    let (_, fields) = stat.rsplit_once(')')?;
+    let mut fields = fields.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    let ticks = user.saturating_add(system);
+    Some(Duration::from_millis(ticks.saturating_mul(1000 / USER_HZ)))
 }
 
 #[cfg(test)]
@@ -336,6 +356,19 @@ mod tests {
                 page.contains(&typed),
                 "{name}: counters and only counters end in _total"
             );
+        }
+    }
+
+    #[test]
+    fn stat_times_are_read_after_the_command_name() {
+        // Fields 3.. of a real `/proc/PID/stat`, behind a name with spaces and `) (`.
+        let stat = "4242 (a) (b c) S 1 4242 4242 0 -1 4194560 520 0 0 0 37 12 0 0 20 0 3 0";
+        assert_eq!(cpu_of_stat(stat), Some(Duration::from_millis(490)));
+        assert_eq!(cpu_of_stat("4242 (cut) S 1 2"), None);
+        assert_eq!(cpu_of_stat("no name"), None);
+        if cfg!(target_os = "linux") {
+            let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+            assert!(cpu_of_stat(&own).is_some());
         }
     }
 

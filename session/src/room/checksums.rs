@@ -26,6 +26,9 @@ impl Verdict {
 #[derive(Clone, Debug)]
 struct Reports {
     by_player: Vec<Option<Checksum>>,
+    /// Seats whose report came from a holder that has since left: it still counts, but
+    /// the seat's next holder never had the frame.
+    departed: u64,
     verdict: Option<Verdict>,
 }
 
@@ -75,6 +78,7 @@ impl ChecksumBook {
                 tick,
                 Reports {
                     by_player,
+                    departed: 0,
                     verdict: None,
                 },
             );
@@ -115,25 +119,43 @@ impl ChecksumBook {
         verdicts
     }
 
-    /// What `player` reported for `tick`.
-    pub(super) fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
-        *self.ticks.get(&tick)?.by_player.get(player.0 as usize)?
+    /// Notes that `player`'s seat changed hands: its reports still count, but whoever
+    /// holds the seat next never had those frames, so it is not said to have reported
+    /// them ([`reported`](Self::reported), [`vouched`](Self::vouched)'s players).
+    pub(super) fn vacate(&mut self, player: PlayerId) {
+        let slot = player.0 as usize;
+        for reports in self.ticks.values_mut() {
+            if reports.by_player.get(slot).is_some_and(Option::is_some) {
+                reports.departed |= 1 << slot;
+            }
+        }
     }
 
-    /// The consensus of decided `tick` and the players who reported it, when at least
-    /// `quorum` distinct players did: a checksum no single peer chose.
+    /// What `player` reported for `tick`.
+    pub(super) fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
+        let slot = player.0 as usize;
+        let reports = self.ticks.get(&tick)?;
+        let checksum = (*reports.by_player.get(slot)?)?;
+        (reports.departed >> slot & 1 == 0).then_some(checksum)
+    }
+
+    /// The consensus of decided `tick` and the players still in their seats who
+    /// reported it, when at least `quorum` distinct players did (those since gone
+    /// included): a checksum no single peer chose.
     pub(super) fn vouched(&self, tick: Tick, quorum: usize) -> Option<(Checksum, u64)> {
         let reports = self.ticks.get(&tick)?;
         let consensus = reports.verdict.as_ref()?.consensus?;
         let agreeing = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
-        (agreeing.count_ones() as usize >= quorum.max(1)).then_some((consensus, agreeing))
+        (agreeing.count_ones() as usize >= quorum.max(1))
+            .then_some((consensus, agreeing & !reports.departed))
     }
 
-    /// The newest tick [`vouched`](Self::vouched) by `quorum` players.
+    /// The newest tick [`vouched`](Self::vouched) by `quorum` players that someone
+    /// still in their seat reported.
     pub(super) fn newest_vouched(&self, quorum: usize) -> Option<(Tick, Checksum, u64)> {
         self.ticks.keys().rev().find_map(|&tick| {
-            let (checksum, agreeing) = self.vouched(tick, quorum)?;
-            Some((tick, checksum, agreeing))
+            let (checksum, here) = self.vouched(tick, quorum)?;
+            (here != 0).then_some((tick, checksum, here))
         })
     }
 

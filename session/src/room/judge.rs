@@ -165,6 +165,12 @@ impl Judge {
             .retain(|u| u.from != player || id.is_some_and(|id| u.id != id));
     }
 
+    /// After `player`'s seat was freed for good: its reports still count, but the
+    /// seat's next holder is never taken for a witness or a buddy of ticks it never had.
+    pub(super) fn vacate(&mut self, player: PlayerId) {
+        self.book.vacate(player);
+    }
+
     /// Gives up on evidence older than `timeout`; returns what to send to evidence
     /// uploads stalled for `patience`.
     pub(super) fn chase(
@@ -242,6 +248,41 @@ mod tests {
             alone.vouches(30, sum(3)),
             "a one-player room's quorum is one"
         );
+    }
+
+    #[test]
+    fn a_vacated_seats_reports_count_but_name_no_buddy_or_witness() {
+        let mut judge = Judge::new(3, 2);
+        for p in 0..3 {
+            judge.report(PlayerId(p), 30, sum(1));
+        }
+        judge.decide(30, |_| 0b111);
+        for (p, n) in [(0, 2), (1, 2), (2, 3)] {
+            judge.report(PlayerId(p), 60, sum(n));
+        }
+        judge.vacate(PlayerId(2));
+        judge.vacate(PlayerId(1));
+        assert_eq!(
+            judge.newest_vouched(),
+            Some((30, sum(1), 0b001)),
+            "quorum from all three reports; only player 0 had the frame"
+        );
+        let desyncs = judge.decide(60, |_| 0b111);
+        assert_eq!(desyncs[0].disagreeing, vec![PlayerId(2)]);
+        assert_eq!(
+            judge.witnesses(&desyncs[0]),
+            vec![PlayerId(2), PlayerId(0)],
+            "the agreeing witness is one still seated"
+        );
+        judge.vacate(PlayerId(0));
+        assert_eq!(judge.newest_vouched(), None, "no one left who had a frame");
+        assert!(judge.vouches(30, sum(1)) && judge.vouches(60, sum(2)));
+        // Seat 1's next holder reports a tick its predecessor never did: its own word.
+        judge.report(PlayerId(2), 90, sum(4));
+        judge.vacate(PlayerId(1));
+        judge.report(PlayerId(1), 90, sum(4));
+        judge.decide(90, |_| 0b110);
+        assert_eq!(judge.newest_vouched(), Some((90, sum(4), 0b110)));
     }
 
     #[test]

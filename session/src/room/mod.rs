@@ -644,11 +644,19 @@ impl<I: Input> Room<I> {
     }
 
     /// Frees `player`'s seat for good (returning it, if it was held), and with it
-    /// whatever it sent for ticks not yet final: the next to take the slot plays its
-    /// own input (see [`Clock::forget`]).
+    /// what it sent (see [`Room::forget_seat`]).
     fn free_seat(&mut self, now: Duration, player: PlayerId) -> Option<seats::Seat> {
-        self.clock.forget(player);
+        self.forget_seat(player);
         self.seats.free(now, player)
+    }
+
+    /// Forgets what `player`'s seat sent, once the seat is freed for good: its input
+    /// for ticks not yet final, so the next to take the slot plays its own (see
+    /// [`Clock::forget`]), and its checksum reports, so the next is not asked for
+    /// frames it never had.
+    fn forget_seat(&mut self, player: PlayerId) {
+        self.clock.forget(player);
+        self.judge.vacate(player);
     }
 
     /// Removes a player for good, telling it why.
@@ -840,7 +848,7 @@ impl<I: Input> Room<I> {
             });
         }
         for player in self.seats.expire(now, self.config.player_ttl) {
-            self.clock.forget(player);
+            self.forget_seat(player);
             self.events.push_back(RoomEvent::SlotFreed { player });
         }
         let ended = match self.phase {

@@ -164,22 +164,30 @@ impl SpatialGrid {
         Ok(())
     }
 
-    /// Calls `visit` for the entries in the 2×2 cells that hold every point closer than
-    /// half a cell to `pos` (and maybe others), row by row, until it breaks.
-    pub fn for_each_near(&self, pos: Vec2, mut visit: impl FnMut(&GridEntry) -> ControlFlow<()>) {
+    /// The entries in the 2×2 cells that hold every point closer than half a cell to
+    /// `pos` (and maybe others): one slice per row of cells (the second empty at an
+    /// edge), each in cell order.
+    pub fn near(&self, pos: Vec2) -> [&[GridEntry]; 2] {
         if self.entries.is_empty() {
-            return;
+            return [&[], &[]];
         }
         let (first_x, last_x) = self.near_coords(pos.x, self.cells.columns);
         let (first_y, last_y) = self.near_coords(pos.y, self.cells.rows);
-        for y in first_y..=last_y {
+        let row = |y: usize| {
             let row = y * self.cells.columns;
-            let (first, last) = (row + first_x, row + last_x);
-            let span = self.starts[first] as usize..self.starts[last + 1] as usize;
-            for entry in &self.entries[span] {
-                if visit(entry).is_break() {
-                    return;
-                }
+            let (first, end) = (row + first_x, row + last_x + 1);
+            &self.entries[self.starts[first] as usize..self.starts[end] as usize]
+        };
+        let second = if last_y > first_y { row(last_y) } else { &[] };
+        [row(first_y), second]
+    }
+
+    /// Calls `visit` for the entries [`SpatialGrid::near`] `pos`, row by row, until it
+    /// breaks.
+    pub fn for_each_near(&self, pos: Vec2, mut visit: impl FnMut(&GridEntry) -> ControlFlow<()>) {
+        for entry in self.near(pos).into_iter().flatten() {
+            if visit(entry).is_break() {
+                return;
             }
         }
     }

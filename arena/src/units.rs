@@ -1,7 +1,6 @@
 //! Units: wander, keep apart from neighbours (through the spatial grid), chase the
 //! nearest ship in range and shoot at it.
 
-use std::ops::ControlFlow;
 use tickstep_engine::parallel::CHUNK_SLOTS;
 use tickstep_engine::{Entity, Forks, Fp, Frame, Rng, SystemResult, Vec2};
 
@@ -26,19 +25,19 @@ pub(crate) struct UnitAi {
 }
 
 /// The push away from neighbours closer than the separation radius: each contributes
-/// its offset weighted by how deep inside the radius it is.
+/// its offset weighted by how deep inside the radius it is. The first
+/// `MAX_NEIGHBOURS` in the grid's near rows count, taken a row at a time so the loop
+/// tests no limit per neighbour.
 fn separation(grid: &SpatialGrid, pos: Vec2) -> Vec2 {
     let mut push = Vec2::ZERO;
-    let mut examined = 0;
-    grid.for_each_near(pos, |other| {
-        examined += 1;
-        push += neighbour_push(pos - other.pos);
-        if examined == MAX_NEIGHBOURS {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
+    let mut left = MAX_NEIGHBOURS;
+    for row in grid.near(pos) {
+        let taken = &row[..row.len().min(left)];
+        left -= taken.len();
+        for other in taken {
+            push += neighbour_push(pos - other.pos);
         }
-    });
+    }
     push
 }
 

@@ -9,10 +9,11 @@ use tickstep_engine::{Checksum, PlayerId, Tick};
 pub(crate) struct Verdict {
     /// The tick.
     pub tick: Tick,
-    /// The checksum more than half of the reporters agree on, if any.
+    /// The checksum more than half of the reporters agree on, if any (reporters who
+    /// have left their seats since count too).
     pub consensus: Option<Checksum>,
-    /// Reporters whose checksum differs from the consensus (every reporter when there
-    /// is no majority and they do not all agree).
+    /// Reporters still in their seats whose checksum differs from the consensus (all of
+    /// them when there is no majority and they do not all agree).
     pub disagreeing: Vec<PlayerId>,
 }
 
@@ -25,10 +26,11 @@ impl Verdict {
 
 #[derive(Clone, Debug)]
 struct Reports {
+    /// The reports of each seat's current holder.
     by_player: Vec<Option<Checksum>>,
-    /// Seats whose report came from a holder that has since left: it still counts, but
-    /// the seat's next holder never had the frame.
-    departed: u64,
+    /// Reports of holders that have since left their seats (at most one per seat's
+    /// worth): they count toward the majority and the quorum, but name no one.
+    departed: Vec<Checksum>,
     verdict: Option<Verdict>,
 }
 
@@ -78,7 +80,7 @@ impl ChecksumBook {
                 tick,
                 Reports {
                     by_player,
-                    departed: 0,
+                    departed: Vec::new(),
                     verdict: None,
                 },
             );
@@ -109,9 +111,10 @@ impl ChecksumBook {
                 continue;
             }
             let reported = mask(reports.by_player.iter().map(Option::is_some));
-            let complete = reported != 0 && expected(tick) & !reported == 0;
+            let any = reported != 0 || !reports.departed.is_empty();
+            let complete = any && expected(tick) & !reported == 0;
             if tick <= settled || complete {
-                let verdict = judge(tick, &reports.by_player);
+                let verdict = judge(tick, &reports.by_player, &reports.departed);
                 reports.verdict = Some(verdict.clone());
                 verdicts.push(verdict);
             }
@@ -119,24 +122,28 @@ impl ChecksumBook {
         verdicts
     }
 
-    /// Notes that `player`'s seat changed hands: its reports still count, but whoever
-    /// holds the seat next never had those frames, so it is not said to have reported
-    /// them ([`reported`](Self::reported), [`vouched`](Self::vouched)'s players).
+    /// Notes that `player`'s seat changed hands: its holder's reports still count
+    /// toward majorities and quorums, but name no one, and the seat's next holder
+    /// reports for itself (it never had those frames).
     pub(super) fn vacate(&mut self, player: PlayerId) {
-        let slot = player.0 as usize;
+        let players = self.players;
         for reports in self.ticks.values_mut() {
-            if reports.by_player.get(slot).is_some_and(Option::is_some) {
-                reports.departed |= 1 << slot;
+            let Some(checksum) = reports
+                .by_player
+                .get_mut(player.0 as usize)
+                .and_then(Option::take)
+            else {
+                continue;
+            };
+            if reports.departed.len() < players {
+                reports.departed.push(checksum);
             }
         }
     }
 
-    /// What `player` reported for `tick`.
+    /// What the current holder of `player`'s seat reported for `tick`.
     pub(super) fn reported(&self, tick: Tick, player: PlayerId) -> Option<Checksum> {
-        let slot = player.0 as usize;
-        let reports = self.ticks.get(&tick)?;
-        let checksum = (*reports.by_player.get(slot)?)?;
-        (reports.departed >> slot & 1 == 0).then_some(checksum)
+        *self.ticks.get(&tick)?.by_player.get(player.0 as usize)?
     }
 
     /// The consensus of decided `tick` and the players still in their seats who
@@ -145,9 +152,13 @@ impl ChecksumBook {
     pub(super) fn vouched(&self, tick: Tick, quorum: usize) -> Option<(Checksum, u64)> {
         let reports = self.ticks.get(&tick)?;
         let consensus = reports.verdict.as_ref()?.consensus?;
-        let agreeing = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
-        (agreeing.count_ones() as usize >= quorum.max(1))
-            .then_some((consensus, agreeing & !reports.departed))
+        let here = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
+        let gone = reports
+            .departed
+            .iter()
+            .filter(|&&sum| sum == consensus)
+            .count();
+        (here.count_ones() as usize + gone >= quorum.max(1)).then_some((consensus, here))
     }
 
     /// The newest tick [`vouched`](Self::vouched) by `quorum` players that someone
@@ -172,23 +183,29 @@ pub(crate) fn mask(bits: impl IntoIterator<Item = bool>) -> u64 {
         .fold(0, |mask, (p, bit)| mask | ((bit as u64) << p))
 }
 
-/// The majority checksum of one tick's reports and who disagrees with it.
-fn judge(tick: Tick, reports: &[Option<Checksum>]) -> Verdict {
+/// The majority checksum of one tick's reports (the seats' current holders' and
+/// `departed` ones) and which current holders disagree with it (all of them when there
+/// is no majority and they do not agree among themselves).
+fn judge(tick: Tick, reports: &[Option<Checksum>], departed: &[Checksum]) -> Verdict {
     let sums: Vec<(PlayerId, Checksum)> = reports
         .iter()
         .enumerate()
         .filter_map(|(p, sum)| Some((PlayerId(p as u8), (*sum)?)))
         .collect();
-    let majority = sums
-        .iter()
-        .map(|(_, sum)| *sum)
-        .find(|candidate| 2 * sums.iter().filter(|(_, sum)| sum == candidate).count() > sums.len());
+    let all = || sums.iter().map(|(_, sum)| sum).chain(departed);
+    let count = sums.len() + departed.len();
+    let majority = all()
+        .find(|&candidate| 2 * all().filter(|&sum| sum == candidate).count() > count)
+        .copied();
     let disagreeing = match majority {
         Some(consensus) => sums
             .iter()
             .filter(|(_, sum)| *sum != consensus)
             .map(|(p, _)| *p)
             .collect(),
+        // No majority, but the current holders agree: only departed reports differ,
+        // and no one here is to blame.
+        None if sums.windows(2).all(|pair| pair[0].1 == pair[1].1) => Vec::new(),
         None => sums.iter().map(|(p, _)| *p).collect(),
     };
     Verdict {

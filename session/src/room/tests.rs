@@ -767,41 +767,45 @@ fn after_the_end_members_that_hold_nothing_new_for_empty_room_ttl_are_let_go() {
     );
 }
 
-/// After a kick or PlayerTTL frees a seat, its holder's reports still count toward a
-/// quorum, but the seat's next holder is not counted among those who had the frames
-/// (it would be asked for a snapshot it never had); a player who only dropped still is.
+/// After a kick, a leave or PlayerTTL frees a seat, its holder's reports still count
+/// toward a quorum, but the seat's next holder is not counted among those who had the
+/// frames (it would be asked for a snapshot it never had); a player who only dropped
+/// still is.
 #[test]
 fn a_freed_seats_reports_still_vouch_but_its_next_holder_is_no_buddy() {
     let ttl = Duration::from_secs(5);
-    let mut h = Harness::new(3, |c| {
+    let mut h = Harness::new(4, |c| {
         c.start_window = Duration::ZERO;
         c.player_ttl = ttl;
     });
-    for client in 1..=3 {
+    for client in 1..=4 {
         h.hello(Duration::ZERO, client, client).unwrap();
     }
     for tick in 1..=60 {
         let now = h.room.config.due(Duration::ZERO, tick);
-        for conn in 1..=3 {
+        for conn in 1..=4 {
             h.input(now, conn, tick, &[conn as u32]);
         }
         h.room.drive(now, LIVENESS, &mut h.out);
     }
     let sum = tickstep_engine::Checksum::from(blake3::hash(b"tick 30"));
     let sec = Duration::from_secs(1);
-    for conn in 1..=3 {
+    for conn in 1..=4 {
         h.update(sec, conn, (60, 60), 0, &[], vec![(30, sum)]);
     }
     // Housekeeping decides tick 30.
     let later = Duration::from_millis(1100);
     h.room.drive(later, LIVENESS, &mut h.out);
-    assert_eq!(h.room.judge.newest_vouched(), Some((30, sum, 0b111)));
-    h.room.kick(later, PlayerId(2), &mut h.out);
-    assert_eq!(h.room.judge.newest_vouched(), Some((30, sum, 0b011)));
+    let vouched = |h: &Harness| h.room.judge.newest_vouched();
+    assert_eq!(vouched(&h), Some((30, sum, 0b1111)));
+    h.room.kick(later, PlayerId(3), &mut h.out);
+    assert_eq!(vouched(&h), Some((30, sum, 0b0111)));
+    h.message(later, 3, ClientMessage::Leave);
+    assert_eq!(vouched(&h), Some((30, sum, 0b0011)));
     h.room.disconnect(later, ConnId(2), "lost", &mut h.out);
     assert_eq!(
-        h.room.judge.newest_vouched(),
-        Some((30, sum, 0b011)),
+        vouched(&h),
+        Some((30, sum, 0b0011)),
         "a dropped player may come back with its frames"
     );
     h.room.drive(later + ttl, LIVENESS, &mut h.out);
@@ -810,8 +814,8 @@ fn a_freed_seats_reports_still_vouch_but_its_next_holder_is_no_buddy() {
         "PlayerTTL freed it"
     );
     assert_eq!(
-        h.room.judge.newest_vouched(),
-        Some((30, sum, 0b001)),
+        vouched(&h),
+        Some((30, sum, 0b0001)),
         "the departed still vouch; only player 0 holds the frame"
     );
 }

@@ -435,7 +435,10 @@ impl Table {
     }
 }
 
-/// A run of live slots with the same component mask (see [`validate_entities`]).
+/// A run of live slots with the same component mask. Live entities come in such runs
+/// (one kind of entity spawned together): a run's slots must lie inside every one of
+/// its columns' windows, whose intersection is `inside`, and its holders are counted
+/// once the run ends.
 struct Run {
     mask: u64,
     /// The slots inside every one of the mask's columns' windows.

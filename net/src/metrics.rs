@@ -270,17 +270,19 @@ pub fn process_cpu_of(pid: u32) -> Option<Duration> {
     cpu_of(&format!("/proc/{pid}"))
 }
 
-/// The process's CPU time: the sum of its live threads' schedstat when each has one
-/// (threads that already ended are not counted), else its own `stat`.
+/// The process's CPU time: the sum of its live threads' schedstat (threads that already
+/// ended, or end while being read, are not counted), or its own `stat` where that sum
+/// is 0: no thread's schedstat could be read, or the kernel keeps none and prints
+/// zeros. A process that has run has a nonzero sum, so a process keeps one source.
 fn cpu_of(process: &str) -> Option<Duration> {
     let tasks = std::fs::read_dir(format!("{process}/task")).ok()?;
-    let mut nanos = 0u64;
-    for task in tasks.flatten() {
-        let text = std::fs::read_to_string(task.path().join("schedstat")).ok();
-        match text.and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok()) {
-            Some(task_nanos) => nanos = nanos.saturating_add(task_nanos),
-            None => return cpu_of_stat(&std::fs::read_to_string(format!("{process}/stat")).ok()?),
-        }
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .fold(0, u64::saturating_add);
+    if nanos == 0 {
+        return cpu_of_stat(&std::fs::read_to_string(format!("{process}/stat")).ok()?);
     }
     Some(Duration::from_nanos(nanos))
 }

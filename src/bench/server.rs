@@ -1,7 +1,8 @@
 //! `tickstep bench server`: a `tickstep serve` process under a `tickstep load` process
 //! on loopback. Once every room plays, it measures a window: the server process's CPU
-//! per room-tick (its threads' schedstat, or its `stat`), late and filled ticks and bytes each way
-//! (from its metrics page), its memory per room, and the load process's own report.
+//! per room-tick (its threads' schedstat, or its `stat`), late and filled ticks and
+//! bytes each way (from its metrics page), its memory per room, and the load process's
+//! own report.
 
 use clap::Args;
 use serde::Serialize;

@@ -375,6 +375,30 @@ mod tests {
     }
 
     #[test]
+    fn threads_schedstat_counts_unless_it_sums_to_zero() {
+        let process = std::env::temp_dir().join(format!("tickstep-cpu-{}", std::process::id()));
+        let stat = "7 (x) S 1 7 7 0 -1 0 0 0 0 0 30 20 0 0";
+        let write = |thread: &str, schedstat: &str| {
+            let task = process.join("task").join(thread);
+            std::fs::create_dir_all(&task).unwrap();
+            std::fs::write(task.join("schedstat"), schedstat).unwrap();
+        };
+        std::fs::create_dir_all(&process).unwrap();
+        std::fs::write(process.join("stat"), stat).unwrap();
+        write("7", "0 0 0\n");
+        let path = process.to_str().unwrap();
+        assert_eq!(
+            cpu_of(path),
+            Some(Duration::from_millis(500)),
+            "zeros: stat"
+        );
+        write("8", "2500000 0 0\n");
+        write("9", "not a number\n");
+        assert_eq!(cpu_of(path), Some(Duration::from_micros(2500)), "schedstat");
+        std::fs::remove_dir_all(&process).unwrap();
+    }
+
+    #[test]
     fn this_process_has_used_some_cpu() {
         if cfg!(target_os = "linux") {
             let busy: u64 = (0..200_000u64).map(|i| i.wrapping_mul(i) >> 3).sum();

@@ -9,8 +9,8 @@ use tickstep_engine::{Checksum, PlayerId, Tick};
 pub(crate) struct Verdict {
     /// The tick.
     pub tick: Tick,
-    /// The checksum more than half of the reporters agree on, if any (reporters who
-    /// have left their seats since count too).
+    /// The checksum more than half of the seats' votes agree on, if any (a seat whose
+    /// holder left votes with that holder's report).
     pub consensus: Option<Checksum>,
     /// Reporters still in their seats whose checksum differs from the consensus (all of
     /// them when there is no majority and they do not all agree).
@@ -28,10 +28,24 @@ impl Verdict {
 struct Reports {
     /// The reports of each seat's current holder.
     by_player: Vec<Option<Checksum>>,
-    /// Reports of holders that have since left their seats (at most one per seat's
-    /// worth): they count toward the majority and the quorum, but name no one.
-    departed: Vec<Checksum>,
+    /// Per seat, the first report of a holder that has since left it (empty until a
+    /// seat is vacated): it is the seat's vote, but names no one.
+    departed: Vec<Option<Checksum>>,
     verdict: Option<Verdict>,
+}
+
+impl Reports {
+    /// Each seat's vote: the first report of a holder that left it, else its current
+    /// holder's. One per seat, however often the seat changed hands.
+    fn votes(&self) -> impl Iterator<Item = (usize, Checksum)> + '_ {
+        self.by_player
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, current)| {
+                let departed = self.departed.get(slot).copied().flatten();
+                Some((slot, departed.or(*current)?))
+            })
+    }
 }
 
 /// Reported checksums of recent ticks (bounded) and their verdicts.
@@ -111,10 +125,10 @@ impl ChecksumBook {
                 continue;
             }
             let reported = mask(reports.by_player.iter().map(Option::is_some));
-            let any = reported != 0 || !reports.departed.is_empty();
+            let any = reports.votes().next().is_some();
             let complete = any && expected(tick) & !reported == 0;
             if tick <= settled || complete {
-                let verdict = judge(tick, &reports.by_player, &reports.departed);
+                let verdict = judge(tick, reports);
                 reports.verdict = Some(verdict.clone());
                 verdicts.push(verdict);
             }
@@ -122,22 +136,17 @@ impl ChecksumBook {
         verdicts
     }
 
-    /// Notes that `player`'s seat changed hands: its holder's reports still count
-    /// toward majorities and quorums, but name no one, and the seat's next holder
-    /// reports for itself (it never had those frames).
+    /// Notes that `player`'s seat changed hands: its holder's reports stay the seat's
+    /// votes, one per tick as before, but name no one, and the seat's next holder
+    /// reports for itself (it never had those frames) without a second vote.
     pub(super) fn vacate(&mut self, player: PlayerId) {
-        let players = self.players;
+        let (slot, players) = (player.0 as usize, self.players);
         for reports in self.ticks.values_mut() {
-            let Some(checksum) = reports
-                .by_player
-                .get_mut(player.0 as usize)
-                .and_then(Option::take)
-            else {
+            let Some(checksum) = reports.by_player.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
-            if reports.departed.len() < players {
-                reports.departed.push(checksum);
-            }
+            reports.departed.resize(players, None);
+            reports.departed[slot].get_or_insert(checksum);
         }
     }
 
@@ -147,18 +156,17 @@ impl ChecksumBook {
     }
 
     /// The consensus of decided `tick` and the players still in their seats who
-    /// reported it, when at least `quorum` distinct players did (those since gone
-    /// included): a checksum no single peer chose.
+    /// reported it, when at least `quorum` seats voted for it (with reports of holders
+    /// since gone): a checksum no single peer chose.
     pub(super) fn vouched(&self, tick: Tick, quorum: usize) -> Option<(Checksum, u64)> {
         let reports = self.ticks.get(&tick)?;
         let consensus = reports.verdict.as_ref()?.consensus?;
-        let here = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
-        let gone = reports
-            .departed
-            .iter()
-            .filter(|&&sum| sum == consensus)
+        let votes = reports
+            .votes()
+            .filter(|&(_, vote)| vote == consensus)
             .count();
-        (here.count_ones() as usize + gone >= quorum.max(1)).then_some((consensus, here))
+        let here = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
+        (votes >= quorum.max(1)).then_some((consensus, here))
     }
 
     /// The newest tick [`vouched`](Self::vouched) by `quorum` players that someone
@@ -183,20 +191,21 @@ pub(crate) fn mask(bits: impl IntoIterator<Item = bool>) -> u64 {
         .fold(0, |mask, (p, bit)| mask | ((bit as u64) << p))
 }
 
-/// The majority checksum of one tick's reports (the seats' current holders' and
-/// `departed` ones) and which current holders disagree with it (all of them when there
-/// is no majority and they do not agree among themselves).
-fn judge(tick: Tick, reports: &[Option<Checksum>], departed: &[Checksum]) -> Verdict {
+/// The majority of one tick's votes (one per seat, see [`Reports::votes`]) and which
+/// current holders' reports differ from it (all of them when there is no majority and
+/// they do not agree among themselves).
+fn judge(tick: Tick, reports: &Reports) -> Verdict {
     let sums: Vec<(PlayerId, Checksum)> = reports
+        .by_player
         .iter()
         .enumerate()
         .filter_map(|(p, sum)| Some((PlayerId(p as u8), (*sum)?)))
         .collect();
-    let all = || sums.iter().map(|(_, sum)| sum).chain(departed);
-    let count = sums.len() + departed.len();
-    let majority = all()
-        .find(|&candidate| 2 * all().filter(|&sum| sum == candidate).count() > count)
-        .copied();
+    let count = reports.votes().count();
+    let majority = reports
+        .votes()
+        .map(|(_, vote)| vote)
+        .find(|&candidate| 2 * reports.votes().filter(|&(_, v)| v == candidate).count() > count);
     let disagreeing = match majority {
         Some(consensus) => sums
             .iter()

@@ -287,6 +287,31 @@ mod tests {
     }
 
     #[test]
+    fn a_seat_votes_once_however_often_it_changes_hands() {
+        let mut judge = Judge::new(4, 2);
+        judge.report(PlayerId(0), 30, sum(1));
+        judge.decide(30, |_| 0b0001);
+        assert_eq!(judge.newest_vouched(), None, "one seat is not a quorum");
+        // Its holder leaves, comes back into the same seat and reports again.
+        for _ in 0..3 {
+            judge.vacate(PlayerId(0));
+            assert_eq!(judge.report(PlayerId(0), 30, sum(1)), None);
+        }
+        assert_eq!(judge.newest_vouched(), None, "still one seat's vote");
+        assert!(!judge.vouches(30, sum(1)));
+        // Undecided ticks too: one seat cannot outvote two.
+        for _ in 0..3 {
+            judge.report(PlayerId(0), 60, sum(2));
+            judge.vacate(PlayerId(0));
+        }
+        judge.report(PlayerId(1), 60, sum(3));
+        judge.report(PlayerId(2), 60, sum(3));
+        let desyncs = judge.decide(60, |_| 0b0110);
+        assert!(desyncs.is_empty(), "{desyncs:?}");
+        assert!(judge.vouches(60, sum(3)));
+    }
+
+    #[test]
     fn evidence_arrives_in_chunks_and_stalls_are_chased() {
         let mut judge = Judge::new(2, 2);
         let sec = Duration::from_secs(1);

@@ -376,14 +376,29 @@ mod tests {
 
     #[test]
     fn threads_schedstat_counts_unless_it_sums_to_zero() {
-        let process = std::env::temp_dir().join(format!("tickstep-cpu-{}", std::process::id()));
+        /// Removes the stand-in directory, even when an assertion fails.
+        struct Scratch(std::path::PathBuf);
+        impl Drop for Scratch {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let scratch = Scratch(std::env::temp_dir().join(format!(
+            "tickstep-cpu-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        )));
+        let process = &scratch.0;
         let stat = "7 (x) S 1 7 7 0 -1 0 0 0 0 0 30 20 0 0";
         let write = |thread: &str, schedstat: &str| {
             let task = process.join("task").join(thread);
             std::fs::create_dir_all(&task).unwrap();
             std::fs::write(task.join("schedstat"), schedstat).unwrap();
         };
-        std::fs::create_dir_all(&process).unwrap();
+        std::fs::create_dir_all(process).unwrap();
         std::fs::write(process.join("stat"), stat).unwrap();
         write("7", "0 0 0\n");
         let path = process.to_str().unwrap();
@@ -395,7 +410,6 @@ mod tests {
         write("8", "2500000 0 0\n");
         write("9", "not a number\n");
         assert_eq!(cpu_of(path), Some(Duration::from_micros(2500)), "schedstat");
-        std::fs::remove_dir_all(&process).unwrap();
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! from an older snapshot and caught up, at arbitrary ticks. Every path must hold the
 //! straight run's checksum at every tick.
 
+use std::sync::OnceLock;
 use tickstep_arena::{self as arena, ArenaConfig, ArenaGlobals, ArenaInput, fill_bot_inputs};
 use tickstep_engine::{Checksum, Frame, MAX_CAPACITY, PlayerId, Tick, TickInputs, checksum};
 use tickstep_replay::{CatchUp, InputLog};
@@ -83,11 +84,17 @@ fn restore(bytes: &[u8]) -> Frame<ArenaGlobals> {
 /// Plays `plan` straight on one thread and along its path of events on the plan's
 /// thread count, asserting equal checksums at every tick.
 pub fn check_determinism(plan: &DeterminismPlan) {
+    // One pool per thread count for the whole process: a pool dropped after each input
+    // left its threads winding down at exit, which LeakSanitizer reported as a leak
+    // at the end of a fuzz run.
+    static POOLS: [OnceLock<rayon::ThreadPool>; 5] = [const { OnceLock::new() }; 5];
     let pool = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
+        POOLS[threads].get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool")
+        })
     };
     // Hand every chunk to the pool, however small the world (results never depend on it).
     tickstep_engine::parallel::set_parallel_from_slots(0);

@@ -225,6 +225,42 @@ mod tests {
         assert_ne!(check(radius - 256, 0), Vec2::ZERO, "some a 256th inside");
     }
 
+    /// Separation counts the first `MAX_NEIGHBOURS` entries of the near rows laid end to
+    /// end: a full first row, then the head of the second (in the order they were
+    /// inserted), never more. Every neighbour here pushes, so one too many or too few
+    /// changes the sum.
+    #[test]
+    fn separation_takes_the_first_neighbours_row_by_row_up_to_its_limit() {
+        use crate::grid::GridEntry;
+        // 8-unit cells; from (6, 6) the near block is cells x 0..=1, y 0..=1.
+        let at = Vec2::from_ints(6, 6);
+        let neighbour = |i: i64, y: i64| GridEntry {
+            entity: Entity::NONE,
+            pos: Vec2::new(Fp::from_int(4) + Fp::from_ratio(i, 8), Fp::from_int(y)),
+        };
+        let push_of = |entries: &[GridEntry]| {
+            assert!(entries.iter().all(|e| push_in_fp(at - e.pos) != Vec2::ZERO));
+            let mut sum = Vec2::ZERO;
+            for entry in entries {
+                sum += push_in_fp(at - entry.pos);
+            }
+            sum
+        };
+        let mut grid = SpatialGrid::new(CELL_LOG2);
+        let size = Vec2::from_ints(32, 32);
+        for (low, high) in [(20, 10), (30, 3), (5, 5)] {
+            let first_row: Vec<GridEntry> = (0..low).map(|i| neighbour(i, 5)).collect();
+            let second_row: Vec<GridEntry> = (0..high).map(|i| neighbour(i + 1, 9)).collect();
+            // The second row's units are inserted first: rows, not insertion, come first.
+            let all = second_row.iter().chain(&first_row).copied();
+            grid.rebuild(size, 64, all);
+            let from_first = (low as usize).min(MAX_NEIGHBOURS);
+            let from_second = (MAX_NEIGHBOURS - from_first).min(high as usize);
+            let expected = push_of(&first_row[..from_first]) + push_of(&second_row[..from_second]);
+            assert_eq!(separation(&grid, at), expected, "{low} + {high} neighbours");
+        }
+    }
+
     proptest::proptest! {
         /// Any offset, long ones (a crafted snapshot's) and those either side of the
         /// 64-bit form's limit included.

@@ -199,17 +199,13 @@ impl Broker {
             self.end_search();
             return Plan::Wait;
         }
-        let max_age = config.ticks_in(config.local_snapshot_max_age);
-        if let Some(checked) = &self.checked
-            && finalized - checked.tick <= max_age
-            && held(checked.tick)
-        {
+        self.forget_stale(config, finalized, held);
+        if let Some(checked) = &self.checked {
             // Found: the next search starts afresh (its clock and the buddies tried).
             let checked = checked.clone();
             self.end_search();
             return Plan::Give(checked);
         }
-        self.checked = None;
         if self.upload.is_some() {
             return Plan::Wait;
         }
@@ -271,6 +267,25 @@ impl Broker {
     fn give_up(&mut self, error: Refusal) -> Plan {
         self.end_search();
         Plan::Refuse(error)
+    }
+
+    /// Drops the checked snapshot once no joiner could be given it: older than a local
+    /// snapshot may be, or no longer covered by the history (`held`). Until then it
+    /// serves later joiners; after, it is only memory (up to `max_snapshot_len`).
+    pub(super) fn forget_stale(
+        &mut self,
+        config: &RoomConfig,
+        finalized: Tick,
+        held: impl Fn(Tick) -> bool,
+    ) {
+        let max_age = config.ticks_in(config.local_snapshot_max_age);
+        if self
+            .checked
+            .as_ref()
+            .is_some_and(|c| finalized.saturating_sub(c.tick) > max_age || !held(c.tick))
+        {
+            self.checked = None;
+        }
     }
 
     fn end_search(&mut self) {
@@ -592,6 +607,18 @@ mod tests {
             ask(&mut broker),
             Plan::Give(Checked { tick: 0, .. })
         ));
+
+        // Kept for later joiners while young enough and covered by the history; after
+        // that, housekeeping drops it.
+        let max_age = config.ticks_in(config.local_snapshot_max_age);
+        let kept = broker.checked.clone();
+        broker.forget_stale(&config, max_age, |_| true);
+        assert!(broker.checked.is_some(), "young and covered: kept");
+        broker.forget_stale(&config, max_age + 1, |_| true);
+        assert!(broker.checked.is_none(), "too old to give");
+        broker.checked = kept;
+        broker.forget_stale(&config, 1, |tick| tick > 0);
+        assert!(broker.checked.is_none(), "the history moved past it");
     }
 
     #[test]

@@ -20,8 +20,9 @@ use crate::transfer::Upload;
 /// Checksum ticks remembered with every report.
 const CHECKSUM_TICKS_KEPT: usize = 64;
 
-/// Vouched ticks remembered (their checksums only): at a report every 30 ticks, over
-/// half an hour at 60 Hz, longer than the default history.
+/// Vouched ticks remembered at most (their checksums only): at a report every 30 ticks,
+/// over half an hour at 60 Hz. The room forgets those its history no longer covers
+/// sooner (`Judge::forget_vouched_before`); this caps a history configured longer.
 const VOUCHED_TICKS_KEPT: usize = 4096;
 
 /// Reported checksums, verdicts, vouched ticks and evidence.
@@ -69,6 +70,19 @@ impl Judge {
         };
         self.vouched.insert(tick, checksum);
         if self.vouched.len() > VOUCHED_TICKS_KEPT {
+            self.vouched.pop_first();
+        }
+    }
+
+    /// Forgets the vouched ticks before `tick`: a frame there can no longer catch up
+    /// from the history, so nobody is let in on it and its checksum is never asked for.
+    /// Keeps a long game's judge within the history's reach instead of the cap's.
+    pub(super) fn forget_vouched_before(&mut self, tick: Tick) {
+        while self
+            .vouched
+            .first_key_value()
+            .is_some_and(|(&t, _)| t < tick)
+        {
             self.vouched.pop_first();
         }
     }
@@ -220,6 +234,25 @@ mod tests {
             judge.witnesses(&later[0]),
             vec![],
             "evidence only for the first"
+        );
+    }
+
+    #[test]
+    fn vouched_ticks_before_the_history_are_forgotten() {
+        let mut judge = Judge::new(2, 2);
+        for tick in [30, 60, 90] {
+            judge.report(PlayerId(0), tick, sum(1));
+            judge.report(PlayerId(1), tick, sum(1));
+        }
+        judge.decide(90, |_| 0b11);
+        assert!(judge.vouches(30, sum(1)));
+        judge.forget_vouched_before(60);
+        assert!(!judge.vouches(30, sum(1)), "before the history: forgotten");
+        assert!(judge.vouches(60, sum(1)) && judge.vouches(90, sum(1)));
+        judge.forget_vouched_before(0);
+        assert!(
+            judge.vouches(60, sum(1)),
+            "forgetting nothing keeps the rest"
         );
     }
 

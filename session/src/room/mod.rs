@@ -847,6 +847,13 @@ impl<I: Input> Room<I> {
                 ServerMessage::Heartbeat { live, timing }
             });
         }
+        // What no joiner can be let in on any more: vouched ticks before the history,
+        // a checked buddy snapshot too old to give.
+        let clock = &self.clock;
+        self.judge
+            .forget_vouched_before(clock.oldest().saturating_sub(1));
+        self.broker
+            .forget_stale(&self.config, clock.finalized(), |t| clock.holds_after(t));
         for player in self.seats.expire(now, self.config.player_ttl) {
             self.forget_seat(player);
             self.events.push_back(RoomEvent::SlotFreed { player });

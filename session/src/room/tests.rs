@@ -819,3 +819,46 @@ fn a_freed_seats_reports_still_vouch_but_its_next_holder_is_no_buddy() {
         "the departed still vouch; only player 0 holds the frame"
     );
 }
+
+#[test]
+fn a_long_game_forgets_the_vouched_ticks_its_history_no_longer_covers() {
+    // One second of history: 60 ticks.
+    let last = 600;
+    let mut h = Harness::new(2, |c| {
+        c.history = Duration::from_secs(1);
+        c.end_tick = Some(last);
+    });
+    for client in 1..=2 {
+        h.hello(Duration::ZERO, client, client).unwrap();
+    }
+    let sum = |tick: Tick| tickstep_engine::Checksum::from(blake3::hash(&tick.to_le_bytes()));
+    for tick in 1..=last {
+        let now = h.room.config.due(Duration::ZERO, tick);
+        for conn in 1..=2 {
+            h.input(now, conn, tick, &[conn as u32]);
+        }
+        h.room.drive(now, LIVENESS, &mut h.out);
+        if tick % 30 == 0 {
+            for conn in 1..=2 {
+                h.update(now, conn, (tick, tick), 0, &[], vec![(tick, sum(tick))]);
+            }
+        }
+    }
+    let end = h.room.config.due(Duration::ZERO, last);
+    h.room
+        .drive(end + Duration::from_millis(1100), LIVENESS, &mut h.out);
+    let oldest = h.room.clock.oldest();
+    assert!(oldest > 500, "the history moved on (oldest tick {oldest})");
+    let judge = &h.room.judge;
+    assert!(judge.vouches(last, sum(last)), "the newest stays vouched");
+    assert!(
+        judge.vouches(
+            oldest.next_multiple_of(30),
+            sum(oldest.next_multiple_of(30))
+        ),
+        "and so does the oldest report the history covers"
+    );
+    for tick in (30..oldest - 1).step_by(30) {
+        assert!(!judge.vouches(tick, sum(tick)), "tick {tick} was forgotten");
+    }
+}

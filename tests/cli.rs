@@ -69,6 +69,7 @@ fn bad_arguments_give_one_line_and_a_nonzero_exit() {
         &["demo", "--web", "not-an-address"],
         &["serve", "--hello-timeout", "18446744073709551615"],
         &["serve", "--write-timeout", "0"],
+        &["serve", "--history", "5"],
         &["explode"],
     ] {
         let output = tickstep(args);

@@ -1,8 +1,10 @@
 //! `tickstep load`: a load generator for a `tickstep serve`, in a process of its own.
 //! Its players speak the real protocol over QUIC — hello, input every tick, progress
 //! acknowledged — but simulate nothing and report no checksums: one loop drives every
-//! connection, sending each playing client's input (no-op input, from one pre-made
-//! buffer) on the room's clock, a few ticks ahead of when it falls due. What it
+//! connection, sending each playing client's input on the room's clock, a few ticks
+//! ahead of when it falls due. A player's input changes every `--input-changes-every`
+//! ticks (as a player aiming with a mouse does at 1), a pure function of the player and
+//! the tick, so input sent again is the same. What it
 //! measures of itself (messages, bytes, its CPU) shows whether it, not the server, is
 //! the bottleneck.
 
@@ -43,6 +45,10 @@ pub struct LoadArgs {
     /// Seconds to play once every room's ticks are flowing.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
     seconds: u32,
+    /// A player's input changes every this many ticks (0: never; no-op input). What
+    /// the server keeps of its history and sends grows with how often input changes.
+    #[arg(long, value_name = "TICKS", default_value_t = 1)]
+    input_changes_every: u32,
     /// Ticks ahead of its due time each input is sent.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
     lead: u32,
@@ -59,6 +65,7 @@ struct LoadReport {
     rooms: u32,
     players: u8,
     tick_rate: u32,
+    input_changes_every: u32,
     /// Clients that were seated.
     seated: u64,
     /// Clients refused by the server.
@@ -104,6 +111,8 @@ struct Player {
     clock: Option<(i64, Instant)>,
     /// Bytes of one tick's input.
     input_size: usize,
+    /// Where its input comes from (see `fill_input`).
+    seed: u64,
 }
 
 /// Counters over the window.
@@ -118,6 +127,8 @@ struct Counts {
 
 /// Inputs sent in one message at most.
 const MAX_BATCH: usize = 64;
+/// Bytes of one tick's input sent at most (a game's is a few).
+const MAX_INPUT_SIZE: usize = 256;
 /// Clients connecting at once at most, and starting to per tick at most: with 256 at
 /// once, a busy 2-core machine serving 200 rooms let handshakes pass the connect
 /// timeout.
@@ -203,7 +214,6 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
         let client_id = ClientId::from_seed(0x10ad_0000_0000 + index as u64);
         ClientMessage::Hello(Box::new(Hello::new(APP_VERSION, &initial, name, client_id)))
     };
-    let zeros = vec![0u8; MAX_BATCH * 256];
     let tick_us = 1_000_000 / i64::from(args.tick_rate);
     let mut ticker = tokio::time::interval(Duration::from_micros(tick_us as u64));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -256,12 +266,14 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
                         received: 0,
                         clock: None,
                         input_size: 0,
+                        seed: id,
                     });
                 }
                 let now = Instant::now();
                 let sent_at = (now - epoch).as_micros() as u64;
                 for player in players.iter().filter(|p| p.stage == Stage::Playing) {
-                    if let Some(bytes) = update(player, now, sent_at, tick_us, args.lead, &zeros) {
+                    let changes = args.input_changes_every;
+                    if let Some(bytes) = update(player, now, sent_at, tick_us, args.lead, changes) {
                         counts.messages_sent += 1;
                         counts.bytes_sent += bytes.len() as u64;
                         player.conn.send(&bytes, Delivery::Unreliable);
@@ -324,6 +336,7 @@ async fn drive(args: &LoadArgs, trust: &tickstep_net::Trust) -> Result<LoadRepor
         rooms: args.rooms,
         players: players_per_room,
         tick_rate: args.tick_rate,
+        input_changes_every: args.input_changes_every,
         seated,
         refused,
         lost,
@@ -413,16 +426,17 @@ fn hear(player: &mut Player, bytes: &[u8]) -> u64 {
     }
 }
 
-/// The update `player` sends at `now`: its progress, and no-op input for every tick
-/// from the first not yet verified to `lead` ticks past the one due now (input may be
-/// lost on the way, as a real client's may: it is sent again until verified).
+/// The update `player` sends at `now`: its progress, and its input for every tick from
+/// the first not yet verified to `lead` ticks past the one due now (input may be lost
+/// on the way, as a real client's may: it is sent again until verified), changing
+/// every `changes_every` ticks.
 fn update(
     player: &Player,
     now: Instant,
     sent_at: u64,
     tick_us: i64,
     lead: u32,
-    zeros: &[u8],
+    changes_every: u32,
 ) -> Option<Vec<u8>> {
     let (room_us, heard) = player.clock?;
     let room_now = room_us + (now - heard).as_micros() as i64;
@@ -430,19 +444,66 @@ fn update(
     let first_input = player.received + 1;
     let until = due + Tick::from(lead);
     let count = ((until + 1).saturating_sub(first_input) as usize).min(MAX_BATCH);
-    let bytes = (count * player.input_size).min(zeros.len());
+    let size = player.input_size.min(MAX_INPUT_SIZE);
+    let mut inputs = vec![0; count * size];
+    for (tick, input) in (first_input..).zip(inputs.chunks_exact_mut(size.max(1))) {
+        fill_input(input, player.seed, tick, changes_every);
+    }
     Some(encode(&ClientMessage::Update {
         sent_at,
         received: player.received,
         stepped: player.received,
         first_input,
-        inputs: zeros[..bytes].to_vec(),
+        inputs,
         commands: Vec::new(),
         checksums: Vec::new(),
     }))
 }
 
+/// One tick's input of the player `seed`: zeros when input never changes, else bytes
+/// drawn from the player and the tick's period of `changes_every` ticks (splitmix64).
+fn fill_input(input: &mut [u8], seed: u64, tick: Tick, changes_every: u32) {
+    if changes_every == 0 {
+        return input.fill(0);
+    }
+    let mut state = seed.rotate_left(32) ^ (tick / u64::from(changes_every));
+    for bytes in input.chunks_mut(8) {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        bytes.copy_from_slice(&z.to_le_bytes()[..bytes.len()]);
+    }
+}
+
 /// CPU time this process has used.
 fn process_cpu() -> Duration {
     tickstep_net::metrics::process_cpu().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(seed: u64, tick: Tick, every: u32) -> [u8; 12] {
+        let mut bytes = [0xff; 12];
+        fill_input(&mut bytes, seed, tick, every);
+        bytes
+    }
+
+    #[test]
+    fn input_holds_for_its_period_and_differs_by_player_and_period() {
+        assert_eq!(input(1, 5, 0), [0; 12], "0: no-op input");
+        assert_eq!(input(1, 8, 4), input(1, 11, 4), "one period, one input");
+        assert_ne!(input(1, 11, 4), input(1, 12, 4), "the next period");
+        assert_ne!(input(1, 8, 1), input(1, 9, 1));
+        assert_ne!(input(1, 8, 1), input(2, 8, 1), "another player");
+        let bytes = input(3, 7, 1);
+        assert_ne!(
+            bytes[..4],
+            bytes[8..],
+            "a longer input is not one word repeated"
+        );
+    }
 }

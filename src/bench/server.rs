@@ -32,6 +32,10 @@ pub struct ServerBenchArgs {
     /// The server sends verified input every N ticks.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=tickstep_session::MAX_SEND_EVERY as i64))]
     send_every: u32,
+    /// A player's input changes every this many ticks (`load --input-changes-every`;
+    /// 0: never).
+    #[arg(long, value_name = "TICKS", default_value_t = 1)]
+    input_changes_every: u32,
     /// Server event loops (`serve --threads`).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: u16,
@@ -51,6 +55,8 @@ struct ServerReport {
     tick_rate: u32,
     /// Verified input went out every this many ticks.
     send_every: u32,
+    /// A player's input changed every this many ticks (0: never).
+    input_changes_every: u32,
     /// Server event loops.
     threads: u16,
     seconds: f64,
@@ -133,6 +139,10 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
     ])
     .args(["--room", "load", "--rooms", &args.rooms.to_string()])
     .args(["--seconds", &load_seconds, "--json"])
+    .args([
+        "--input-changes-every",
+        &args.input_changes_every.to_string(),
+    ])
     .args(&game);
     let mut loader = Spawned::start(load)?;
 
@@ -195,6 +205,7 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
         players: args.players,
         tick_rate: args.tick_rate,
         send_every: args.send_every,
+        input_changes_every: args.input_changes_every,
         threads: args.threads,
         seconds: rounded(seconds, 3),
         room_ticks,

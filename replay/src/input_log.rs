@@ -362,6 +362,117 @@ mod tests {
         );
     }
 
+    /// One step of a log's life: a tick pushed (each player's value from a small
+    /// alphabet, so runs form and break; a player absent, replaced, or sending a
+    /// command now and then), or the newest tick repeated.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Push {
+            values: [u32; 3],
+            absent: u8,
+            replaced: u8,
+            command: Option<u8>,
+        },
+        Repeat,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (
+                proptest::array::uniform3(0u32..3),
+                prop_oneof![6 => Just(0u8), 1 => 0u8..8],
+                prop_oneof![6 => Just(0u8), 1 => 0u8..8],
+                proptest::option::weighted(0.1, any::<u8>()),
+            )
+                .prop_map(|(values, absent, replaced, command)| Step::Push {
+                    values,
+                    absent,
+                    replaced,
+                    command,
+                }),
+            1 => Just(Step::Repeat),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Against a model that keeps every tick's input whole: whatever the pattern of
+        /// repeats, changes, absences, commands and evictions, every tick held reads
+        /// back as pushed, and every other one is refused with the right error.
+        #[test]
+        fn the_log_reads_back_what_a_plain_list_of_ticks_holds(
+            history in 1u64..40,
+            steps in proptest::collection::vec(step(), 1..200),
+        ) {
+            let mut log = InputLog::<u32>::new(3, history);
+            let mut model: VecDeque<TickInputs<u32>> = VecDeque::new();
+            let mut tick: Tick = 999;
+            for step in steps {
+                tick += 1;
+                let inputs = match step {
+                    Step::Push { values, absent, replaced, command } => {
+                        let mut inputs = TickInputs::new(3).unwrap();
+                        inputs.reset(tick);
+                        for p in 0..3u8 {
+                            let player = PlayerId(p);
+                            if replaced & (1 << p) != 0 {
+                                inputs.set_replaced(player, values[p as usize]).unwrap();
+                            } else if absent & (1 << p) == 0 {
+                                inputs.set(player, values[p as usize]).unwrap();
+                            }
+                        }
+                        if let Some(byte) = command {
+                            inputs.push_command(PlayerId(byte % 3), &[byte]).unwrap();
+                        }
+                        log.push(&inputs).unwrap();
+                        inputs
+                    }
+                    Step::Repeat => {
+                        let Some(newest) = model.back() else {
+                            proptest::prop_assert!(log.repeat_newest().is_err());
+                            tick -= 1;
+                            continue;
+                        };
+                        let mut inputs = TickInputs::new(3).unwrap();
+                        inputs.reset(tick);
+                        for p in 0..3u8 {
+                            let player = PlayerId(p);
+                            if let Some(&value) = newest.get(player) {
+                                inputs.set(player, value).unwrap();
+                            }
+                        }
+                        inputs.set_masks(newest.present_mask(), newest.replaced_mask());
+                        log.repeat_newest().unwrap();
+                        inputs
+                    }
+                };
+                model.push_back(inputs);
+                if model.len() as u64 > history {
+                    model.pop_front();
+                }
+                let oldest = model.front().unwrap().tick();
+                let newest = model.back().unwrap().tick();
+                proptest::prop_assert_eq!(
+                    (log.oldest(), log.newest(), log.len()),
+                    (Some(oldest), Some(newest), model.len() as u64)
+                );
+                let mut out = TickInputs::new(3).unwrap();
+                for expected in &model {
+                    log.read(expected.tick(), &mut out).unwrap();
+                    proptest::prop_assert_eq!(&out, expected);
+                }
+                proptest::prop_assert_eq!(
+                    log.read(oldest - 1, &mut out),
+                    Err(InputLogError::Evicted { tick: oldest - 1, oldest })
+                );
+                proptest::prop_assert_eq!(
+                    log.read(newest + 1, &mut out),
+                    Err(InputLogError::NotYet { tick: newest + 1, newest: Some(newest) })
+                );
+            }
+        }
+    }
+
     #[test]
     fn eviction_inside_a_long_run_keeps_the_rest() {
         let mut log = InputLog::new(2, 4);

@@ -1,10 +1,14 @@
 //! `InputLog`: verified input by tick, compact and bounded, with random access.
 //!
-//! Consecutive ticks whose input is identical (held keys, idle players, absent players)
-//! share one run, so a repeated tick costs a counter increment, not another copy.
-//! Commands, rare and discrete, are kept apart by tick and do not break runs. The log
-//! keeps at most `history` ticks: pushing past that evicts the oldest, and asking for
-//! an evicted tick is a clear error (the caller needs a snapshot instead).
+//! Ticks are kept in runs of one presence (the same players present and replaced).
+//! A run either shares one set of inputs among all its ticks (held keys, idle or
+//! absent players: a repeated tick costs a counter increment, not another copy) or
+//! keeps a set per tick (input that changes every tick, as a mouse's aim does: a tick
+//! costs its inputs and no run of its own). A run of sets per tick that meets the same
+//! input three times in a row gives those ticks a shared run. Commands, rare and
+//! discrete, are kept apart by tick and do not break runs. The log keeps at most
+//! `history` ticks: pushing past that evicts the oldest, and asking for an evicted tick
+//! is a clear error (the caller needs a snapshot instead).
 
 use bytemuck::Pod;
 use std::collections::VecDeque;
@@ -49,13 +53,24 @@ pub enum InputLogError {
     },
 }
 
-/// A run of consecutive ticks with identical input.
+/// Consecutive ticks with the same presence, sharing one set of inputs or holding one
+/// set per tick.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Run {
     first: Tick,
-    len: u64,
+    len: u32,
+    /// One set of inputs per tick (else one set for every tick).
+    per_tick: bool,
     present: u64,
     replaced: u64,
+    /// Where its first tick's inputs are, counting every input the log ever held.
+    start: u64,
+}
+
+impl Run {
+    fn last(&self) -> Tick {
+        self.first + u64::from(self.len - 1)
+    }
 }
 
 /// A command and the tick it landed on.
@@ -72,8 +87,10 @@ pub struct InputLog<I> {
     players: usize,
     history: u64,
     runs: VecDeque<Run>,
-    /// `players` inputs per run, in run order.
+    /// The runs' inputs, `players` per set, in run order.
     inputs: VecDeque<I>,
+    /// Inputs evicted from the front of `inputs` so far (where `Run::start` counts from).
+    evicted: u64,
     /// Commands of the ticks held, in tick order.
     commands: VecDeque<Command>,
     /// Ticks held (the sum of the runs' lengths).
@@ -88,6 +105,7 @@ impl<I: Pod + PartialEq> InputLog<I> {
             history: history.max(1),
             runs: VecDeque::new(),
             inputs: VecDeque::new(),
+            evicted: 0,
             commands: VecDeque::new(),
             ticks: 0,
         }
@@ -110,7 +128,7 @@ impl<I: Pod + PartialEq> InputLog<I> {
 
     /// The newest tick held.
     pub fn newest(&self) -> Option<Tick> {
-        self.runs.back().map(|run| run.first + (run.len - 1))
+        self.runs.back().map(Run::last)
     }
 
     /// Ticks held.
@@ -123,9 +141,48 @@ impl<I: Pod + PartialEq> InputLog<I> {
         self.runs.is_empty()
     }
 
-    /// Runs stored (one per change of input): the log's real size.
+    /// Runs of identical input held (one per change of input or presence), counted
+    /// over the ticks held.
     pub fn runs(&self) -> usize {
-        self.runs.len()
+        let mut runs = 0;
+        let mut previous: Option<(u64, u64, usize)> = None;
+        for run in &self.runs {
+            let sets = if run.per_tick { run.len } else { 1 };
+            for set in 0..sets as usize {
+                let at = self.index(run) + set * self.players;
+                let changed = previous.is_none_or(|(present, replaced, before)| {
+                    (present, replaced) != (run.present, run.replaced)
+                        || !self.set_at(before).eq(self.set_at(at))
+                });
+                runs += usize::from(changed);
+                previous = Some((run.present, run.replaced, at));
+            }
+        }
+        runs
+    }
+
+    /// Bytes the log holds on the heap (its buffers' capacity, commands included).
+    pub fn heap_bytes(&self) -> usize {
+        let commands: usize = self.commands.iter().map(|c| c.bytes.capacity()).sum();
+        self.runs.capacity() * size_of::<Run>()
+            + self.inputs.capacity() * size_of::<I>()
+            + self.commands.capacity() * size_of::<Command>()
+            + commands
+    }
+
+    /// Where `run`'s first set of inputs is in `inputs`.
+    fn index(&self, run: &Run) -> usize {
+        (run.start - self.evicted) as usize
+    }
+
+    /// The set of inputs at `index` of `inputs`.
+    fn set_at(&self, index: usize) -> std::collections::vec_deque::Iter<'_, I> {
+        self.inputs.range(index..index + self.players)
+    }
+
+    /// The newest tick's set of inputs: the last one held.
+    fn newest_set(&self) -> usize {
+        self.inputs.len() - self.players
     }
 
     /// Appends the verified input of the tick after the newest (any tick when empty),
@@ -152,24 +209,30 @@ impl<I: Pod + PartialEq> InputLog<I> {
                 player,
                 bytes: bytes.to_vec(),
             }));
-        let repeats = self.runs.back().is_some_and(|run| {
-            run.present == present
-                && run.replaced == replaced
-                && self
-                    .inputs
-                    .range(self.inputs.len() - self.players..)
-                    .eq(inputs.raw())
-        });
-        if repeats {
+        let presence_holds = self
+            .runs
+            .back()
+            .is_some_and(|run| (run.present, run.replaced) == (present, replaced));
+        if presence_holds && self.set_at(self.newest_set()).eq(inputs.raw()) {
             return self.repeat_newest();
         }
-        self.runs.push_back(Run {
-            first: inputs.tick(),
-            len: 1,
-            present,
-            replaced,
-        });
+        let start = self.evicted + self.inputs.len() as u64;
         self.inputs.extend(inputs.raw().iter().copied());
+        match self.runs.back_mut() {
+            // A run of one tick, or of a set per tick, takes another set.
+            Some(run) if presence_holds && (run.per_tick || run.len == 1) && run.len < u32::MAX => {
+                run.per_tick = true;
+                run.len += 1;
+            }
+            _ => self.runs.push_back(Run {
+                first: inputs.tick(),
+                len: 1,
+                per_tick: false,
+                present,
+                replaced,
+                start,
+            }),
+        }
         self.count_new_tick();
         Ok(())
     }
@@ -177,20 +240,69 @@ impl<I: Pod + PartialEq> InputLog<I> {
     /// Appends the tick after the newest with the newest tick's input and no commands
     /// (a replay's "same as before" record).
     pub fn repeat_newest(&mut self) -> Result<(), InputLogError> {
-        let Some(run) = self.runs.back_mut() else {
+        let Some(&run) = self.runs.back() else {
             return Err(InputLogError::NotYet {
                 tick: 0,
                 newest: None,
             });
         };
-        if run.first.checked_add(run.len).is_none() {
+        if run.last().checked_add(1).is_none() {
             let last = u64::MAX;
             return Err(InputLogError::OutOfOrder {
                 expected: last,
                 got: last,
             });
         }
-        run.len += 1;
+        let (players, newest) = (self.players, self.newest_set());
+        let end = self.evicted + self.inputs.len() as u64;
+        // The third tick in a row with one input in a run of a set per tick: the three
+        // share a run, served by the second's set (the newest's copy goes).
+        let third =
+            run.per_tick && run.len >= 2 && self.set_at(newest - players).eq(self.set_at(newest));
+        // Else a shared set covers it, or the tick gets a set of its own: a copy.
+        let copy = !third && (run.per_tick || run.len == u32::MAX);
+        if third {
+            self.inputs.truncate(newest);
+        } else if copy {
+            for i in newest..newest + players {
+                let input = self.inputs[i];
+                self.inputs.push_back(input);
+            }
+        }
+        let Some(back) = self.runs.back_mut() else {
+            return Err(InputLogError::NotYet {
+                tick: 0,
+                newest: None,
+            });
+        };
+        let next = if third && back.len == 2 {
+            (back.per_tick, back.len) = (false, 3);
+            None
+        } else if third {
+            back.len -= 2;
+            let first = back.last() + 1;
+            let start = end - 2 * players as u64;
+            Some(Run {
+                first,
+                len: 3,
+                per_tick: false,
+                start,
+                ..run
+            })
+        } else if back.len < u32::MAX {
+            back.len += 1;
+            None
+        } else {
+            let first = back.last() + 1;
+            Some(Run {
+                first,
+                len: 1,
+                per_tick: false,
+                start: end,
+                ..run
+            })
+        };
+        self.runs.extend(next);
         self.count_new_tick();
         Ok(())
     }
@@ -204,13 +316,22 @@ impl<I: Pod + PartialEq> InputLog<I> {
     }
 
     fn evict_oldest(&mut self) {
+        let players = self.players;
         if let Some(front) = self.runs.front_mut() {
             front.first += 1;
             front.len -= 1;
             self.ticks -= 1;
+            // A tick's own set goes with it; a shared set with the run's last tick.
+            let set_goes = front.per_tick || front.len == 0;
+            if front.per_tick {
+                front.start += players as u64;
+            }
             if front.len == 0 {
                 self.runs.pop_front();
-                self.inputs.drain(..self.players);
+            }
+            if set_goes {
+                self.inputs.drain(..players);
+                self.evicted += players as u64;
             }
         }
         let oldest = self.oldest().unwrap_or(Tick::MAX);
@@ -239,9 +360,10 @@ impl<I: Pod + PartialEq> InputLog<I> {
         }
         // Runs are in tick order: the run holding `tick` is the last starting at or before it.
         let index = self.runs.partition_point(|run| run.first <= tick) - 1;
-        let run = self.runs[index];
+        let run = &self.runs[index];
+        let set = if run.per_tick { tick - run.first } else { 0 };
+        let base = self.index(run) + set as usize * self.players;
         out.reset(tick);
-        let base = index * self.players;
         for player in 0..self.players {
             if run.present & (1 << player) != 0 {
                 // Cannot fail: `player` is below the slot count, which matches.
@@ -456,6 +578,11 @@ mod tests {
                     (log.oldest(), log.newest(), log.len()),
                     (Some(oldest), Some(newest), model.len() as u64)
                 );
+                let changes = model.iter().zip(model.iter().skip(1)).filter(|(a, b)| {
+                    (a.present_mask(), a.replaced_mask(), a.raw())
+                        != (b.present_mask(), b.replaced_mask(), b.raw())
+                });
+                proptest::prop_assert_eq!(log.runs(), 1 + changes.count());
                 let mut out = TickInputs::new(3).unwrap();
                 for expected in &model {
                     log.read(expected.tick(), &mut out).unwrap();
@@ -471,6 +598,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// What a tick costs: input that changes every tick, its inputs alone (no run of
+    /// its own); input held, nothing. Measured on the runs and sets held, not timing.
+    #[test]
+    fn a_tick_costs_its_inputs_when_they_change_and_nothing_when_they_hold() {
+        let mut log = InputLog::new(2, 10_000);
+        for tick in 1..=10_000 {
+            log.push(&tick_inputs(tick, [tick as u32, 7], 0b11))
+                .unwrap();
+        }
+        assert_eq!((log.runs.len(), log.inputs.len()), (1, 20_000));
+        assert_eq!(log.runs(), 10_000, "every tick changed");
+        // Their 80,000 bytes of input, in a buffer at most twice that (a run per tick
+        // took 32 bytes more a tick).
+        assert!(
+            log.heap_bytes() <= 2 * 80_000 + 1024,
+            "{}",
+            log.heap_bytes()
+        );
+        for tick in 10_001..=20_000 {
+            log.push(&tick_inputs(tick, [3, 7], 0b11)).unwrap();
+        }
+        assert_eq!(log.runs.len(), 1, "held input: one run");
+        assert_eq!(log.inputs.len(), 2);
+        assert_eq!(log.runs(), 1);
     }
 
     #[test]

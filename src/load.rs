@@ -444,7 +444,11 @@ fn update(
     let first_input = player.received + 1;
     let until = due + Tick::from(lead);
     let count = ((until + 1).saturating_sub(first_input) as usize).min(MAX_BATCH);
-    let size = player.input_size.min(MAX_INPUT_SIZE);
+    // A game's input is a few bytes; a server that says otherwise gets no input.
+    let size = player.input_size;
+    if size > MAX_INPUT_SIZE {
+        return None;
+    }
     let mut inputs = vec![0; count * size];
     for (tick, input) in (first_input..).zip(inputs.chunks_exact_mut(size.max(1))) {
         fill_input(input, player.seed, tick, changes_every);

@@ -70,6 +70,7 @@ fn bad_arguments_give_one_line_and_a_nonzero_exit() {
         &["serve", "--hello-timeout", "18446744073709551615"],
         &["serve", "--write-timeout", "0"],
         &["serve", "--history", "5"],
+        &["serve", "--history", "45", "--timeout", "20"],
         &["explode"],
     ] {
         let output = tickstep(args);

@@ -101,10 +101,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     drain_timeout: u64,
     /// Seconds of verified input a room keeps for players who (re)join (default 600:
-    /// a game under ten minutes can be replayed from tick 0). A room's memory grows
-    /// with it: 48 bytes a tick while 4 players' input changes every tick (1.7 MB over
-    /// 600 s at 60 Hz), nothing while it stays the same.
-    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(30..=3600))]
+    /// a game under ten minutes can be replayed from tick 0; at least --timeout + 30,
+    /// so a player back within its seat's 20 s PlayerTTL finds its snapshot covered).
+    /// A room's memory grows with it: 16 bytes a tick while 4 players' input changes
+    /// every tick (0.6 MB over 600 s at 60 Hz), next to nothing while it holds.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3600))]
     history: u64,
     /// Event loops (threads) the rooms are dealt over, each room to one (default:
     /// every core; at most one per room).
@@ -184,7 +185,7 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         room.max_watchers_per_address = args.max_watchers_per_address;
         room.tick_rate = args.tick_rate;
         room.send_every = args.send_every;
-        room.history = Duration::from_secs(args.history);
+        room.history = history_for(args, room.player_ttl)?;
         room.end_tick = args.ticks;
         room.start_players = args
             .start_players
@@ -397,6 +398,28 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
 }
 
 /// A TCP listener for `what` on `at` (inside a runtime).
+/// Beyond a held seat's reach (silence until the timeout, then PlayerTTL), the history
+/// keeps this much more: a returning player's snapshot was taken up to a few
+/// seconds before it fell silent, and its catch-up starts after it is back.
+const HISTORY_MARGIN: Duration = Duration::from_secs(10);
+
+/// `--history`, refused when a player coming back before its seat is freed could find
+/// its own snapshot older than the history.
+fn history_for(args: &ServeArgs, player_ttl: Duration) -> Result<Duration, String> {
+    let history = Duration::from_secs(args.history);
+    let floor = args.net.timeout() + player_ttl + HISTORY_MARGIN;
+    if history < floor {
+        return Err(format!(
+            "--history {} is shorter than a held seat's reach: at least {} s (--timeout + {} s PlayerTTL + {} s)",
+            args.history,
+            floor.as_secs_f64().ceil(),
+            player_ttl.as_secs(),
+            HISTORY_MARGIN.as_secs()
+        ));
+    }
+    Ok(history)
+}
+
 fn tcp_listener(at: &str, what: &str) -> Result<tokio::net::TcpListener, String> {
     let listener = std_tcp_listener(at, what)?;
     let cannot = |e: std::io::Error| format!("cannot listen for {what} on {at}: {e}");

@@ -20,9 +20,10 @@ use crate::transfer::Upload;
 /// Checksum ticks remembered with every report.
 const CHECKSUM_TICKS_KEPT: usize = 64;
 
-/// Vouched ticks remembered at most (their checksums only): at a report every 30 ticks,
-/// over half an hour at 60 Hz. The room forgets those its history no longer covers
-/// sooner (`Judge::forget_vouched_before`); this caps a history configured longer.
+/// Vouched ticks remembered at most (their checksums only) unless the room's history
+/// needs more (`Judge::keeping_vouched`): at a report every 30 ticks, over half an hour
+/// at 60 Hz. The room forgets those its history no longer covers
+/// (`Judge::forget_vouched_before`).
 const VOUCHED_TICKS_KEPT: usize = 4096;
 
 /// Reported checksums, verdicts, vouched ticks and evidence.
@@ -31,6 +32,8 @@ pub(crate) struct Judge {
     book: ChecksumBook,
     quorum: usize,
     vouched: BTreeMap<Tick, Checksum>,
+    /// Vouched ticks remembered at most.
+    vouched_kept: usize,
     first_desync: Option<Tick>,
     evidence: Vec<Upload>,
 }
@@ -43,8 +46,18 @@ impl Judge {
             book: ChecksumBook::new(players, CHECKSUM_TICKS_KEPT),
             quorum: quorum.clamp(1, players.max(1)),
             vouched: BTreeMap::new(),
+            vouched_kept: VOUCHED_TICKS_KEPT,
             first_desync: None,
             evidence: Vec::new(),
+        }
+    }
+
+    /// The judge, remembering at least `ticks` vouched ticks: as many as a history
+    /// holds reports of, so a returning player's snapshot anywhere in it can be vouched.
+    pub(super) fn keeping_vouched(self, ticks: usize) -> Judge {
+        Judge {
+            vouched_kept: ticks.max(VOUCHED_TICKS_KEPT),
+            ..self
         }
     }
 
@@ -69,7 +82,7 @@ impl Judge {
             return;
         };
         self.vouched.insert(tick, checksum);
-        if self.vouched.len() > VOUCHED_TICKS_KEPT {
+        if self.vouched.len() > self.vouched_kept {
             self.vouched.pop_first();
         }
     }
@@ -254,6 +267,25 @@ mod tests {
             judge.vouches(60, sum(1)),
             "forgetting nothing keeps the rest"
         );
+    }
+
+    #[test]
+    fn a_long_history_keeps_more_vouched_ticks_than_the_default() {
+        let vouch_ticks = |judge: &mut Judge, ticks: u64| {
+            for tick in 1..=ticks {
+                judge.report(PlayerId(0), tick, sum(1));
+                judge.report(PlayerId(1), tick, sum(1));
+                judge.decide(tick, |_| 0b11);
+            }
+        };
+        let ticks = VOUCHED_TICKS_KEPT as u64 + 10;
+        let mut short = Judge::new(2, 2).keeping_vouched(100);
+        vouch_ticks(&mut short, ticks);
+        assert!(!short.vouches(10, sum(1)), "the default cap still holds");
+        assert!(short.vouches(11, sum(1)));
+        let mut long = Judge::new(2, 2).keeping_vouched(VOUCHED_TICKS_KEPT + 10);
+        vouch_ticks(&mut long, ticks);
+        assert!(long.vouches(1, sum(1)), "a longer history keeps them all");
     }
 
     #[test]

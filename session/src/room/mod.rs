@@ -117,7 +117,13 @@ impl<I: Input> Room<I> {
             seats: Seats::new(players),
             clock: Clock::new(&config)?,
             broker: Broker::new(players),
-            judge: Judge::new(players, config.snapshot_quorum.into()),
+            // A report every `checksum_every` ticks over the whole history, and one more.
+            judge: Judge::new(players, config.snapshot_quorum.into()).keeping_vouched(
+                usize::try_from(
+                    config.ticks_in(config.history) / u64::from(config.checksum_every.max(1)),
+                )
+                .map_or(usize::MAX, |reports| reports.saturating_add(2)),
+            ),
             watcher_snapshots: watching::SnapshotBudget::default(),
             events: VecDeque::new(),
             next_id: 1,

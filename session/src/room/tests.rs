@@ -858,6 +858,11 @@ fn a_long_game_forgets_the_vouched_ticks_its_history_no_longer_covers() {
         ),
         "and so does the oldest report the history covers"
     );
+    assert_eq!(oldest % 30, 1, "the tick before the history is a report's");
+    assert!(
+        judge.vouches(oldest - 1, sum(oldest - 1)),
+        "a frame just before the history still catches up: kept"
+    );
     for tick in (30..oldest - 1).step_by(30) {
         assert!(!judge.vouches(tick, sum(tick)), "tick {tick} was forgotten");
     }

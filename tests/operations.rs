@@ -383,6 +383,11 @@ fn the_load_generator_fills_every_room_and_the_server_keeps_time() {
     let window = started.elapsed().as_secs_f64();
     let delta = |name| metric(&after, name) - metric(&before, name);
     let verified = delta("tickstep_ticks_total");
+    // Input that changes every tick (the load's default) is kept in the histories.
+    assert!(
+        metric(&after, "tickstep_input_history_bytes") >= 3 * 60 * 4 * 4,
+        "a second of 3 rooms' input: {after}"
+    );
     assert!(
         verified >= 120 && verified as f64 <= 240.0 * window,
         "3 rooms at 60 Hz for at most {window:.2} s: {verified}"

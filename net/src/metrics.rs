@@ -71,6 +71,12 @@ pub fn render(
             f64::from(u8::from(s.draining)),
         ),
         (
+            "tickstep_input_history_bytes",
+            Gauge,
+            "Bytes the rooms' input histories hold.",
+            s.input_history_bytes as f64,
+        ),
+        (
             "tickstep_ticks_total",
             Counter,
             "Ticks verified, all rooms together.",
@@ -320,6 +326,7 @@ mod tests {
             desyncs: 2,
             refused_by_limit: 4,
             draining: true,
+            input_history_bytes: 4096,
             ..ServerStats::default()
         };
         let transport = TransportStats {
@@ -336,6 +343,7 @@ mod tests {
         assert_eq!(value(&page, "tickstep_ticks_total"), Some(1200.0));
         assert_eq!(value(&page, "tickstep_desyncs_total"), Some(2.0));
         assert_eq!(value(&page, "tickstep_draining"), Some(1.0));
+        assert_eq!(value(&page, "tickstep_input_history_bytes"), Some(4096.0));
         assert_eq!(value(&page, "tickstep_sent_bytes_total"), Some(123_456.0));
         assert_eq!(value(&page, "tickstep_refused_by_limit_total"), Some(5.0));
         assert_eq!(

@@ -264,6 +264,7 @@ impl<I: Input> Server<I> {
             ticks = add(ticks, room.stats());
             stats.watchers_connected += room.watcher_count() as u64;
             stats.players_connected += room.player_count() as u64;
+            stats.input_history_bytes += room.inputs().heap_bytes() as u64;
             match room.phase() {
                 RoomPhase::Closed => {}
                 RoomPhase::Running => {

@@ -21,6 +21,8 @@ pub struct ServerStats {
     pub watchers_connected: u64,
     /// The server is draining: it starts no new games.
     pub draining: bool,
+    /// Bytes the rooms' input histories hold (what a long game's room grows by).
+    pub input_history_bytes: u64,
     /// Ticks verified, all rooms together.
     pub ticks: u64,
     /// Of those, ticks finalised more than a tick period late (the server fell behind).
@@ -68,6 +70,7 @@ impl ServerStats {
             players_connected,
             watchers_connected,
             draining,
+            input_history_bytes,
             ticks,
             late_ticks,
             filled_ticks,
@@ -91,6 +94,7 @@ impl ServerStats {
         self.players_connected += players_connected;
         self.watchers_connected += watchers_connected;
         self.draining |= draining;
+        self.input_history_bytes += input_history_bytes;
         self.ticks += ticks;
         self.late_ticks += late_ticks;
         self.filled_ticks += filled_ticks;

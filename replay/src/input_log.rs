@@ -261,6 +261,12 @@ impl<I: Pod + PartialEq> InputLog<I> {
             run.per_tick && run.len >= 2 && self.set_at(newest - players).eq(self.set_at(newest));
         // Else a shared set covers it, or the tick gets a set of its own: a copy.
         let copy = !third && (run.per_tick || run.len == u32::MAX);
+        let Some(back) = self.runs.back_mut() else {
+            return Err(InputLogError::NotYet {
+                tick: 0,
+                newest: None,
+            });
+        };
         if third {
             self.inputs.truncate(newest);
         } else if copy {
@@ -269,12 +275,6 @@ impl<I: Pod + PartialEq> InputLog<I> {
                 self.inputs.push_back(input);
             }
         }
-        let Some(back) = self.runs.back_mut() else {
-            return Err(InputLogError::NotYet {
-                tick: 0,
-                newest: None,
-            });
-        };
         let next = if third && back.len == 2 {
             (back.per_tick, back.len) = (false, 3);
             None
@@ -578,6 +578,13 @@ mod tests {
                     (log.oldest(), log.newest(), log.len()),
                     (Some(oldest), Some(newest), model.len() as u64)
                 );
+                // The layout: each run's sets follow the last's, and nothing is left over.
+                let mut at = log.evicted;
+                for run in &log.runs {
+                    proptest::prop_assert_eq!(run.start, at);
+                    at += 3 * if run.per_tick { u64::from(run.len) } else { 1 };
+                }
+                proptest::prop_assert_eq!(at, log.evicted + log.inputs.len() as u64);
                 let changes = model.iter().zip(model.iter().skip(1)).filter(|(a, b)| {
                     (a.present_mask(), a.replaced_mask(), a.raw())
                         != (b.present_mask(), b.replaced_mask(), b.raw())

@@ -288,6 +288,12 @@ impl Broker {
         }
     }
 
+    /// Whether a checked buddy snapshot is kept for later joiners.
+    #[cfg(test)]
+    pub(super) fn holds_checked(&self) -> bool {
+        self.checked.is_some()
+    }
+
     fn end_search(&mut self) {
         self.search_began = None;
         self.tried = 0;

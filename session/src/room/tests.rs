@@ -244,6 +244,16 @@ fn a_repeated_hello_while_a_snapshot_is_on_the_way_is_told_to_await_it() {
     // The welcome was lost; the client says hello again and must be told to await.
     h.hello(Duration::from_secs(2), 3, 2).unwrap();
     assert_eq!(entries(&h.sent(), 3), vec![Entry::AwaitSnapshot]);
+
+    // The checked snapshot is kept for later joiners until it is too old to give;
+    // then housekeeping lets it go.
+    assert!(h.room.broker.holds_checked());
+    let config = &h.room.config;
+    let too_old = 30 + config.ticks_in(config.local_snapshot_max_age) + 1;
+    let past = config.due(Duration::ZERO, too_old);
+    h.room.drive(past, LIVENESS, &mut h.out);
+    assert!(h.room.clock.finalized() >= too_old);
+    assert!(!h.room.broker.holds_checked(), "too old to give: dropped");
 }
 
 #[test]

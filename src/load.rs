@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Serialize;
 use std::time::Duration;
 use tickstep_arena as arena;
-use tickstep_engine::Tick;
+use tickstep_engine::{Rng, Tick};
 use tickstep_net::{CloseReason, Connection, Delivery, Inbound, TransportConfig, client_endpoint};
 use tickstep_session::{
     ClientId, ClientMessage, Entry, Hello, ServerMessage, Timing, decode, encode,
@@ -465,19 +465,15 @@ fn update(
 }
 
 /// One tick's input of the player `seed`: zeros when input never changes, else bytes
-/// drawn from the player and the tick's period of `changes_every` ticks (splitmix64).
+/// drawn from the engine's RNG seeded by the player and the tick's period of
+/// `changes_every` ticks.
 fn fill_input(input: &mut [u8], seed: u64, tick: Tick, changes_every: u32) {
     if changes_every == 0 {
         return input.fill(0);
     }
-    let mut state = seed.rotate_left(32) ^ (tick / u64::from(changes_every));
+    let mut rng = Rng::new(seed.rotate_left(32) ^ (tick / u64::from(changes_every)));
     for bytes in input.chunks_mut(8) {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        bytes.copy_from_slice(&z.to_le_bytes()[..bytes.len()]);
+        bytes.copy_from_slice(&rng.next_u64().to_le_bytes()[..bytes.len()]);
     }
 }
 

@@ -240,13 +240,14 @@ impl<I: Pod + PartialEq> InputLog<I> {
     /// Appends the tick after the newest with the newest tick's input and no commands
     /// (a replay's "same as before" record).
     pub fn repeat_newest(&mut self) -> Result<(), InputLogError> {
-        let Some(&run) = self.runs.back() else {
+        let Some(mut run) = self.runs.pop_back() else {
             return Err(InputLogError::NotYet {
                 tick: 0,
                 newest: None,
             });
         };
         if run.last().checked_add(1).is_none() {
+            self.runs.push_back(run);
             let last = u64::MAX;
             return Err(InputLogError::OutOfOrder {
                 expected: last,
@@ -259,49 +260,45 @@ impl<I: Pod + PartialEq> InputLog<I> {
         // share a run, served by the second's set (the newest's copy goes).
         let third =
             run.per_tick && run.len >= 2 && self.set_at(newest - players).eq(self.set_at(newest));
-        // Else a shared set covers it, or the tick gets a set of its own: a copy.
-        let copy = !third && (run.per_tick || run.len == u32::MAX);
-        let Some(back) = self.runs.back_mut() else {
-            return Err(InputLogError::NotYet {
-                tick: 0,
-                newest: None,
-            });
-        };
-        if third {
+        let next = if third {
             self.inputs.truncate(newest);
-        } else if copy {
-            for i in newest..newest + players {
-                let input = self.inputs[i];
-                self.inputs.push_back(input);
+            if run.len == 2 {
+                (run.per_tick, run.len) = (false, 3);
+                None
+            } else {
+                run.len -= 2;
+                let (first, start) = (run.last() + 1, end - 2 * players as u64);
+                Some(Run {
+                    first,
+                    len: 3,
+                    per_tick: false,
+                    start,
+                    ..run
+                })
             }
-        }
-        let next = if third && back.len == 2 {
-            (back.per_tick, back.len) = (false, 3);
-            None
-        } else if third {
-            back.len -= 2;
-            let first = back.last() + 1;
-            let start = end - 2 * players as u64;
-            Some(Run {
-                first,
-                len: 3,
-                per_tick: false,
-                start,
-                ..run
-            })
-        } else if back.len < u32::MAX {
-            back.len += 1;
-            None
         } else {
-            let first = back.last() + 1;
-            Some(Run {
-                first,
-                len: 1,
-                per_tick: false,
-                start: end,
-                ..run
-            })
+            // A shared set covers it, or the tick gets a set of its own: a copy.
+            if run.per_tick || run.len == u32::MAX {
+                for i in newest..newest + players {
+                    let input = self.inputs[i];
+                    self.inputs.push_back(input);
+                }
+            }
+            if run.len < u32::MAX {
+                run.len += 1;
+                None
+            } else {
+                let first = run.last() + 1;
+                Some(Run {
+                    first,
+                    len: 1,
+                    per_tick: false,
+                    start: end,
+                    ..run
+                })
+            }
         };
+        self.runs.push_back(run);
         self.runs.extend(next);
         self.count_new_tick();
         Ok(())

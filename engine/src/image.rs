@@ -427,11 +427,12 @@ impl Table {
         let same = u64s(masks).fold(0, |other, mask| other | (mask ^ self.run.mask)) == 0;
         let last = first + (BLOCK as u32 - 1);
         let inside = self.run.inside.contains(&first) && self.run.inside.contains(&last);
-        if live && same && inside {
+        let goes_on = live && same && inside;
+        if goes_on {
             self.run.len += BLOCK as u32;
             self.census.live += BLOCK as u32;
         }
-        live && same && inside
+        goes_on
     }
 }
 

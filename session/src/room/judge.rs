@@ -20,20 +20,15 @@ use crate::transfer::Upload;
 /// Checksum ticks remembered with every report.
 const CHECKSUM_TICKS_KEPT: usize = 64;
 
-/// Vouched ticks remembered at most (their checksums only) unless the room's history
-/// needs more (`Judge::keeping_vouched`): at a report every 30 ticks, over half an hour
-/// at 60 Hz. The room forgets those its history no longer covers
-/// (`Judge::forget_vouched_before`).
-const VOUCHED_TICKS_KEPT: usize = 4096;
-
 /// Reported checksums, verdicts, vouched ticks and evidence.
 #[derive(Debug)]
 pub(crate) struct Judge {
     book: ChecksumBook,
     quorum: usize,
+    /// Vouched ticks and their checksums, one per report tick the history covers (the
+    /// room takes reports only of verified ticks every `checksum_every`, and forgets
+    /// those the history left behind: `forget_vouched_unless`).
     vouched: BTreeMap<Tick, Checksum>,
-    /// Vouched ticks remembered at most.
-    vouched_kept: usize,
     first_desync: Option<Tick>,
     evidence: Vec<Upload>,
 }
@@ -46,18 +41,8 @@ impl Judge {
             book: ChecksumBook::new(players, CHECKSUM_TICKS_KEPT),
             quorum: quorum.clamp(1, players.max(1)),
             vouched: BTreeMap::new(),
-            vouched_kept: VOUCHED_TICKS_KEPT,
             first_desync: None,
             evidence: Vec::new(),
-        }
-    }
-
-    /// The judge, remembering at least `ticks` vouched ticks: as many as a history
-    /// holds reports of, so a returning player's snapshot anywhere in it can be vouched.
-    pub(super) fn keeping_vouched(self, ticks: usize) -> Judge {
-        Judge {
-            vouched_kept: ticks.max(VOUCHED_TICKS_KEPT),
-            ..self
         }
     }
 
@@ -82,19 +67,16 @@ impl Judge {
             return;
         };
         self.vouched.insert(tick, checksum);
-        if self.vouched.len() > self.vouched_kept {
-            self.vouched.pop_first();
-        }
     }
 
-    /// Forgets the vouched ticks before `tick`: a frame there can no longer catch up
-    /// from the history, so nobody is let in on it and its checksum is never asked for.
-    /// Keeps a long game's judge within the history's reach instead of the cap's.
-    pub(super) fn forget_vouched_before(&mut self, tick: Tick) {
+    /// Forgets the oldest vouched ticks until one is `covered` (a frame there can
+    /// still catch up from the history; coverage only ever moves forward): nobody can
+    /// be let in on the others, so their checksums are never asked for again.
+    pub(super) fn forget_vouched_unless(&mut self, covered: impl Fn(Tick) -> bool) {
         while self
             .vouched
             .first_key_value()
-            .is_some_and(|(&t, _)| t < tick)
+            .is_some_and(|(&t, _)| !covered(t))
         {
             self.vouched.pop_first();
         }
@@ -259,10 +241,10 @@ mod tests {
         }
         judge.decide(90, |_| 0b11);
         assert!(judge.vouches(30, sum(1)));
-        judge.forget_vouched_before(60);
+        judge.forget_vouched_unless(|t| t >= 60);
         assert!(!judge.vouches(30, sum(1)), "before the history: forgotten");
         assert!(judge.vouches(60, sum(1)) && judge.vouches(90, sum(1)));
-        judge.forget_vouched_before(0);
+        judge.forget_vouched_unless(|_| true);
         assert!(
             judge.vouches(60, sum(1)),
             "forgetting nothing keeps the rest"
@@ -270,22 +252,16 @@ mod tests {
     }
 
     #[test]
-    fn a_long_history_keeps_more_vouched_ticks_than_the_default() {
-        let vouch_ticks = |judge: &mut Judge, ticks: u64| {
-            for tick in 1..=ticks {
-                judge.report(PlayerId(0), tick, sum(1));
-                judge.report(PlayerId(1), tick, sum(1));
-                judge.decide(tick, |_| 0b11);
-            }
-        };
-        let ticks = VOUCHED_TICKS_KEPT as u64 + 10;
-        let mut short = Judge::new(2, 2).keeping_vouched(100);
-        vouch_ticks(&mut short, ticks);
-        assert!(!short.vouches(10, sum(1)), "the default cap still holds");
-        assert!(short.vouches(11, sum(1)));
-        let mut long = Judge::new(2, 2).keeping_vouched(VOUCHED_TICKS_KEPT + 10);
-        vouch_ticks(&mut long, ticks);
+    fn a_long_history_keeps_every_vouched_tick_it_covers() {
+        let mut long = Judge::new(2, 2);
+        for tick in 1..=4106 {
+            long.report(PlayerId(0), tick, sum(1));
+            long.report(PlayerId(1), tick, sum(1));
+            long.decide(tick, |_| 0b11);
+        }
         assert!(long.vouches(1, sum(1)), "a longer history keeps them all");
+        long.forget_vouched_unless(|t| t > 4000);
+        assert!(!long.vouches(4000, sum(1)) && long.vouches(4001, sum(1)));
     }
 
     #[test]

@@ -117,13 +117,7 @@ impl<I: Input> Room<I> {
             seats: Seats::new(players),
             clock: Clock::new(&config)?,
             broker: Broker::new(players),
-            // A report every `checksum_every` ticks over the whole history, and one more.
-            judge: Judge::new(players, config.snapshot_quorum.into()).keeping_vouched(
-                usize::try_from(
-                    config.ticks_in(config.history) / u64::from(config.checksum_every.max(1)),
-                )
-                .map_or(usize::MAX, |reports| reports.saturating_add(2)),
-            ),
+            judge: Judge::new(players, config.snapshot_quorum.into()),
             watcher_snapshots: watching::SnapshotBudget::default(),
             events: VecDeque::new(),
             next_id: 1,
@@ -856,8 +850,7 @@ impl<I: Input> Room<I> {
         // What no joiner can be let in on any more: vouched ticks before the history,
         // a checked buddy snapshot too old to give.
         let clock = &self.clock;
-        self.judge
-            .forget_vouched_before(clock.oldest().saturating_sub(1));
+        self.judge.forget_vouched_unless(|t| clock.holds_after(t));
         self.broker
             .forget_stale(&self.config, clock.finalized(), |t| clock.holds_after(t));
         for player in self.seats.expire(now, self.config.player_ttl) {

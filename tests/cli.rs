@@ -641,6 +641,9 @@ fn bench_server_runs_a_server_and_a_load_process_and_reports_every_figure() {
         "bytes_out_per_room_tick",
         "bytes_in_per_room_tick",
         "load_cpu_share",
+        "udp_floor_us_per_room_tick",
+        "udp_floor_room_ticks",
+        "server_vs_udp_floor",
     ] {
         assert!(report[field].as_f64().unwrap() > 0.0, "{field}: {report}");
     }

@@ -293,6 +293,20 @@ fn cpu_of(process: &str) -> Option<Duration> {
     Some(Duration::from_nanos(nanos))
 }
 
+/// CPU time the calling thread has used: its `/proc/thread-self/schedstat`
+/// (nanoseconds), or its `stat` (10 ms ticks) where the kernel keeps no schedstat;
+/// `None` off Linux.
+pub fn thread_cpu() -> Option<Duration> {
+    let nanos = std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .filter(|&nanos| nanos != 0);
+    match nanos {
+        Some(nanos) => Some(Duration::from_nanos(nanos)),
+        None => cpu_of_stat(&std::fs::read_to_string("/proc/thread-self/stat").ok()?),
+    }
+}
+
 /// Clock ticks per second of `/proc/PID/stat`'s times: `USER_HZ`, 100 on every Linux
 /// architecture Rust targets.
 const USER_HZ: u64 = 100;
@@ -429,5 +443,18 @@ mod tests {
             let me = process_cpu_of(std::process::id());
             assert!(me.is_some_and(|cpu| cpu > Duration::ZERO));
         }
+    }
+
+    #[test]
+    fn a_thread_counts_its_own_cpu_not_its_neighbours() {
+        // The same work (tens of milliseconds), once on another thread and once here.
+        let work = || (0..30_000_000u64).fold(0u64, |sum, i| std::hint::black_box(sum ^ i));
+        let before = thread_cpu().unwrap();
+        std::thread::spawn(work).join().unwrap();
+        let theirs = thread_cpu().unwrap() - before;
+        work();
+        let ours = thread_cpu().unwrap() - before - theirs;
+        assert!(ours >= Duration::from_millis(10), "ours {ours:?}");
+        assert!(theirs * 4 < ours, "theirs {theirs:?}, ours {ours:?}");
     }
 }

@@ -7,6 +7,7 @@ mod latency;
 mod peers;
 mod server;
 mod snapshot;
+mod udp_floor;
 
 use clap::Subcommand;
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ pub enum BenchCommand {
     /// each size.
     Peers(PeersBenchArgs),
     /// Server load: rooms of bot clients against one server over loopback QUIC; ticks
-    /// on time and late, and server CPU per room-tick.
+    /// on time and late, and server CPU per room-tick against a plain UDP echo's.
     Server(ServerBenchArgs),
 }
 

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tickstep_net::metrics::process_cpu_of;
 
+use super::udp_floor;
 use crate::output::{emit, progress_bar_of, rounded};
 
 /// Arguments of `bench server`.
@@ -86,10 +87,24 @@ struct ServerReport {
     bytes_in_per_room_tick: f64,
     /// The load process's CPU as a share of one core: near 1, it may be the limit.
     load_cpu_share: f64,
+    /// CPU per room-tick of a plain UDP echo of the same traffic (a datagram each way
+    /// per player and tick, no QUIC, no room), measured on this machine just before
+    /// the server, microseconds: what no server of this protocol can go below here.
+    udp_floor_us_per_room_tick: Option<f64>,
+    /// Room-ticks the echo handled in its window (below rooms × rate × window when
+    /// its sender could not keep up).
+    udp_floor_room_ticks: u64,
+    /// Server CPU per room-tick over that floor: comparable across a shared
+    /// machine's busy and quiet hours where the microseconds are not.
+    server_vs_udp_floor: Option<f64>,
 }
 
 /// Runs `bench server`.
 pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
+    let floor_window = Duration::from_secs(args.seconds.min(3).into());
+    let bar = progress_bar_of(floor_window.as_secs(), "UDP floor", "seconds");
+    let floor = udp_floor::measure(args.rooms, args.players, args.tick_rate, floor_window, &bar)?;
+    bar.finish_and_clear();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find tickstep: {e}"))?;
     let clients = (args.rooms * u32::from(args.players) + 64).to_string();
     let game = [
@@ -224,10 +239,15 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
         bytes_out_per_room_tick: per_tick(delta("tickstep_sent_bytes_total")),
         bytes_in_per_room_tick: per_tick(delta("tickstep_received_bytes_total")),
         load_cpu_share: load_report["load_cpu_share"].as_f64().unwrap_or(f64::NAN),
+        udp_floor_us_per_room_tick: floor.us_per_room_tick.map(|us| rounded(us, 2)),
+        udp_floor_room_ticks: floor.room_ticks as u64,
+        server_vs_udp_floor: floor
+            .us_per_room_tick
+            .map(|us| rounded(per_room_tick * 1e6 / us, 2)),
     };
     emit(args.json, &report, |r| {
         format!(
-            "{} rooms x {} players at {} Hz for {} s: {} room-ticks ({} expected), {} on time, {} late, {} with input filled in\nserver CPU {} ms = {} us per room-tick: one core holds about {} such rooms\nserver memory {} KiB, {} KiB per playing room; {} bytes out and {} in per room-tick; the load used {:.0}% of a core",
+            "{} rooms x {} players at {} Hz for {} s: {} room-ticks ({} expected), {} on time, {} late, {} with input filled in\nserver CPU {} ms = {} us per room-tick: one core holds about {} such rooms\nserver memory {} KiB, {} KiB per playing room; {} bytes out and {} in per room-tick; the load used {:.0}% of a core\n{}",
             r.rooms,
             r.players,
             r.tick_rate,
@@ -244,7 +264,13 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
             r.rss_per_room_kb,
             r.bytes_out_per_room_tick,
             r.bytes_in_per_room_tick,
-            r.load_cpu_share * 100.0
+            r.load_cpu_share * 100.0,
+            match (r.udp_floor_us_per_room_tick, r.server_vs_udp_floor) {
+                (Some(floor), Some(ratio)) => format!(
+                    "a plain UDP echo of the same traffic took {floor} us per room-tick here: the server took {ratio}x that"
+                ),
+                _ => "no UDP floor: this system does not say what a thread's CPU time is".into(),
+            }
         )
     })
 }

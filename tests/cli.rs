@@ -641,11 +641,22 @@ fn bench_server_runs_a_server_and_a_load_process_and_reports_every_figure() {
         "bytes_out_per_room_tick",
         "bytes_in_per_room_tick",
         "load_cpu_share",
-        "udp_floor_us_per_room_tick",
-        "udp_floor_room_ticks",
-        "server_vs_udp_floor",
+        "udp_floor_datagrams_sent",
+        "udp_floor_datagrams_received",
     ] {
         assert!(report[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+    }
+    // The floor is read from the echo thread's schedstat; a kernel that keeps none
+    // leaves a 10 ms clock too coarse for this short run's echo.
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    if schedstat
+        .split_whitespace()
+        .next()
+        .is_some_and(|ns| ns != "0")
+    {
+        for field in ["udp_floor_us_per_room_tick", "server_vs_udp_floor"] {
+            assert!(report[field].as_f64().unwrap() > 0.0, "{field}: {report}");
+        }
     }
     for field in ["late_ticks", "filled_ticks", "rss_per_room_kb"] {
         assert!(report[field].as_f64().is_some(), "{field}: {report}");

@@ -30,6 +30,6 @@ pub use door::{
     DoorLimits, DoorStats, DoorStatsHandle, FrontDoor, MAX_HANDSHAKES, RETRY_ABOVE, ShardInbox,
     front_door,
 };
-pub use server::{ServerHost, serve, server_endpoint};
+pub use server::{ServerHost, serve, server_endpoint, udp_socket};
 pub use tls::{ALPN, Fingerprint, Identity, SetupError, Trust};
 pub use web::{Page, Pages, WebDoor};

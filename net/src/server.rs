@@ -81,8 +81,9 @@ pub fn server_endpoint(
 const SOCKET_BUFFER: usize = 4 << 20;
 
 /// A UDP socket bound to `addr` with buffers of [`SOCKET_BUFFER`] where the system's
-/// default is smaller (never shrinking one).
-fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+/// default is smaller (never shrinking one): the server's, and the one `bench server`'s
+/// UDP floor echoes on.
+pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a smaller buffer still works, it only drops sooner. (Linux reports

@@ -87,23 +87,31 @@ struct ServerReport {
     bytes_in_per_room_tick: f64,
     /// The load process's CPU as a share of one core: near 1, it may be the limit.
     load_cpu_share: f64,
-    /// CPU per room-tick of a plain UDP echo of the same traffic (a datagram each way
-    /// per player and tick, no QUIC, no room), measured on this machine just before
-    /// the server, microseconds: what no server of this protocol can go below here.
+    /// CPU per room-tick of a plain UDP echo of the load's traffic (a datagram in per
+    /// player and tick, answered as the server answers, no QUIC, no room), measured on
+    /// this machine just before the server, microseconds.
     udp_floor_us_per_room_tick: Option<f64>,
-    /// Room-ticks the echo handled in its window (below rooms × rate × window when
-    /// its sender could not keep up).
-    udp_floor_room_ticks: u64,
-    /// Server CPU per room-tick over that floor: comparable across a shared
-    /// machine's busy and quiet hours where the microseconds are not.
+    /// Datagrams sent to the echo in its window (rooms × players × rate × up to 3 s)
+    /// and, of those, received (the rest the kernel dropped).
+    udp_floor_datagrams_sent: u64,
+    udp_floor_datagrams_received: u64,
+    /// Server CPU per room-tick over that floor: a ratio to a baseline taken in the
+    /// same run, for a shared machine whose speed changes by the hour.
     server_vs_udp_floor: Option<f64>,
 }
 
 /// Runs `bench server`.
 pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
-    let floor_window = Duration::from_secs(args.seconds.min(3).into());
-    let bar = progress_bar_of(floor_window.as_secs(), "UDP floor", "seconds");
-    let floor = udp_floor::measure(args.rooms, args.players, args.tick_rate, floor_window, &bar)?;
+    let floor_ticks = args.tick_rate * args.seconds.min(3);
+    let bar = progress_bar_of(floor_ticks.into(), "UDP floor", "ticks");
+    let floor = udp_floor::measure(
+        args.rooms,
+        args.players,
+        args.tick_rate,
+        args.send_every,
+        floor_ticks,
+        &bar,
+    )?;
     bar.finish_and_clear();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find tickstep: {e}"))?;
     let clients = (args.rooms * u32::from(args.players) + 64).to_string();
@@ -240,7 +248,8 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
         bytes_in_per_room_tick: per_tick(delta("tickstep_received_bytes_total")),
         load_cpu_share: load_report["load_cpu_share"].as_f64().unwrap_or(f64::NAN),
         udp_floor_us_per_room_tick: floor.us_per_room_tick.map(|us| rounded(us, 2)),
-        udp_floor_room_ticks: floor.room_ticks as u64,
+        udp_floor_datagrams_sent: floor.sent,
+        udp_floor_datagrams_received: floor.echoed,
         server_vs_udp_floor: floor
             .us_per_room_tick
             .map(|us| rounded(per_room_tick * 1e6 / us, 2)),
@@ -269,7 +278,8 @@ pub(crate) fn run(args: &ServerBenchArgs) -> Result<(), String> {
                 (Some(floor), Some(ratio)) => format!(
                     "a plain UDP echo of the same traffic took {floor} us per room-tick here: the server took {ratio}x that"
                 ),
-                _ => "no UDP floor: this system does not say what a thread's CPU time is".into(),
+                _ => "no UDP floor: this system keeps no thread CPU clock fine enough to read it"
+                    .into(),
             }
         )
     })

@@ -74,6 +74,16 @@ impl fmt::Display for Entity {
     }
 }
 
+/// The columns a component mask names, lowest first.
+pub(crate) fn columns_of(mask: u64) -> impl Iterator<Item = usize> {
+    let mut bits = mask;
+    std::iter::from_fn(move || {
+        let column = (bits != 0).then(|| bits.trailing_zeros() as usize);
+        bits &= bits.wrapping_sub(1);
+        column
+    })
+}
+
 /// The entity allocator: one generation and one component mask per slot, plus the free list.
 #[derive(Debug, Default)]
 pub(crate) struct EntityTable {

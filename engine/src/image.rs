@@ -18,6 +18,7 @@ use bytemuck::Pod;
 
 use std::ops::Range;
 
+use crate::entity::columns_of;
 use crate::world::World;
 use crate::{Frame, MAX_CAPACITY, MAX_COMPONENTS, MAX_TICK, Schema, Tick};
 
@@ -467,16 +468,6 @@ impl Run {
             holders[column] += self.len;
         }
     }
-}
-
-/// The columns a component mask names, lowest first.
-fn columns_of(mask: u64) -> impl Iterator<Item = usize> {
-    let mut bits = mask;
-    std::iter::from_fn(move || {
-        let column = (bits != 0).then(|| bits.trailing_zeros() as usize);
-        bits &= bits.wrapping_sub(1);
-        column
-    })
 }
 
 /// Replaces `target` with the little-endian `bytes` (a whole number of `T`s): one copy.

@@ -17,7 +17,7 @@ use std::slice;
 
 #[doc(hidden)]
 pub use crate::column::Column;
-use crate::entity::EntityTable;
+use crate::entity::{EntityTable, columns_of};
 use crate::{Entity, Schema, WorldError};
 
 /// The slots a query walks: where every required column holds values, and the component
@@ -519,15 +519,7 @@ impl<'a, Q: Query> QueryIter<'a, Q> {
 /// none it excludes, so a query may skip its per-slot test.
 pub(crate) fn every_slot_matches(entities: &EntityTable, holders: &[u32], window: Window) -> bool {
     let slots = entities.slots() as u32;
-    let all = |mut rest: u64, count: u32| {
-        while rest != 0 {
-            if holders[rest.trailing_zeros() as usize] != count {
-                return false;
-            }
-            rest &= rest - 1;
-        }
-        true
-    };
+    let all = |mask: u64, count: u32| columns_of(mask).all(|column| holders[column] == count);
     entities.live == slots && all(window.need, slots) && all(window.exclude, 0)
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::column::Column;
 use crate::commands::Commands;
-use crate::entity::EntityTable;
+use crate::entity::{EntityTable, columns_of};
 use crate::query::{Filter, Query, QueryIter, ReadOnlyQuery};
 use crate::{Entity, Schema};
 
@@ -164,12 +164,9 @@ impl World {
             return Err(WorldError::NoSuchEntity(entity));
         }
         let slot = entity.index() as usize;
-        let mut mask = self.entities.masks[slot];
-        while mask != 0 {
-            let column = mask.trailing_zeros() as usize;
+        for column in columns_of(self.entities.masks[slot]) {
             self.columns[column].clear(slot);
             self.holders[column] -= 1;
-            mask &= mask - 1;
         }
         self.entities.release(entity);
         Ok(())

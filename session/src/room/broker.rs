@@ -450,7 +450,7 @@ mod tests {
                 PlayerId(p),
                 (ClientId::from_seed(p.into()), ResumeToken([0; 16])),
                 ConnId(p.into()),
-                stage,
+                (stage, 0),
             );
         }
         seats.seat(
@@ -458,7 +458,7 @@ mod tests {
             PlayerId(2),
             (ClientId::from_seed(2), ResumeToken([0; 16])),
             ConnId(2),
-            Stage::AwaitingSnapshot { offered: None },
+            (Stage::AwaitingSnapshot { offered: None }, 0),
         );
         seats
     }
@@ -468,7 +468,7 @@ mod tests {
         let mut judge = Judge::new(3, 2);
         for &tick in ticks {
             for p in (0..3).filter(|p| reporters & (1 << p) != 0) {
-                judge.report(PlayerId(p), tick, checksum);
+                judge.report(PlayerId(p), tick, checksum, true);
             }
             judge.decide(tick, |_| reporters);
         }
@@ -542,18 +542,21 @@ mod tests {
             PlayerId(1),
             (ClientId::from_seed(1), ResumeToken([0; 16])),
             ConnId(1),
-            Stage::Playing {
-                entered: 0,
-                feed: Feed::new(600, Duration::ZERO),
-                sending: None,
-            },
+            (
+                Stage::Playing {
+                    entered: 0,
+                    feed: Feed::new(600, Duration::ZERO),
+                    sending: None,
+                },
+                0,
+            ),
         );
         alone.seat(
             Duration::ZERO,
             PlayerId(2),
             (ClientId::from_seed(2), ResumeToken([0; 16])),
             ConnId(2),
-            Stage::AwaitingSnapshot { offered: None },
+            (Stage::AwaitingSnapshot { offered: None }, 0),
         );
         let plan = broker.plan(SEC, &config, &alone, &lone, 600, |_| true);
         assert!(

@@ -31,19 +31,24 @@ struct Reports {
     /// Per seat, the first report of a holder that has since left it (empty until a
     /// seat is vacated): it is the seat's vote, but names no one.
     departed: Vec<Option<Checksum>>,
+    /// Current holders whose report is no vote: they took their seat after the tick
+    /// was verified (see `Seat::votes_from`).
+    silent: u64,
     verdict: Option<Verdict>,
 }
 
 impl Reports {
     /// Each seat's vote: the first report of a holder that left it, else its current
-    /// holder's. One per seat, however often the seat changed hands.
+    /// holder's unless that one is silent. One per seat, however often the seat
+    /// changed hands.
     fn votes(&self) -> impl Iterator<Item = (usize, Checksum)> + '_ {
         self.by_player
             .iter()
             .enumerate()
             .filter_map(|(slot, current)| {
                 let departed = self.departed.get(slot).copied().flatten();
-                Some((slot, departed.or(*current)?))
+                let current = current.filter(|_| self.silent & (1 << slot) == 0);
+                Some((slot, departed.or(current)?))
             })
     }
 }
@@ -66,14 +71,16 @@ impl ChecksumBook {
         }
     }
 
-    /// Records `player`'s checksum of `tick` (a repeated report is ignored; the first
-    /// one counts). When the tick was already decided, a report that differs from the
-    /// consensus comes back as a desync verdict naming just that player.
+    /// Records `player`'s checksum of `tick`, as a vote or not (a repeated report is
+    /// ignored; the first one counts). When the tick was already decided, a report
+    /// that differs from the consensus comes back as a desync verdict naming just that
+    /// player.
     pub(super) fn record(
         &mut self,
         tick: Tick,
         player: PlayerId,
         checksum: Checksum,
+        vote: bool,
     ) -> Option<Verdict> {
         let slot = player.0 as usize;
         if slot >= self.players {
@@ -95,6 +102,7 @@ impl ChecksumBook {
                 Reports {
                     by_player,
                     departed: Vec::new(),
+                    silent: 0,
                     verdict: None,
                 },
             );
@@ -107,6 +115,9 @@ impl ChecksumBook {
             return None;
         }
         reports.by_player[slot] = Some(checksum);
+        if !vote {
+            reports.silent |= 1 << slot;
+        }
         let verdict = reports.verdict.as_ref()?;
         (verdict.consensus.is_some() && verdict.consensus != Some(checksum)).then(|| Verdict {
             tick,
@@ -137,7 +148,7 @@ impl ChecksumBook {
     }
 
     /// Notes that `player`'s seat changed hands: its holder's reports stay the seat's
-    /// votes, one per tick as before, but name no one, and the seat's next holder
+    /// votes (those that were votes), one per tick as before, but name no one, and the seat's next holder
     /// reports for itself (it never had those frames) without a second vote.
     pub(super) fn vacate(&mut self, player: PlayerId) {
         let (slot, players) = (player.0 as usize, self.players);
@@ -145,6 +156,12 @@ impl ChecksumBook {
             let Some(checksum) = reports.by_player.get_mut(slot).and_then(Option::take) else {
                 continue;
             };
+            let was_silent = reports.silent & (1 << slot) != 0;
+            reports.silent &= !(1 << slot);
+            if was_silent {
+                // It was no vote here, and does not become one by leaving.
+                continue;
+            }
             reports.departed.resize(players, None);
             reports.departed[slot].get_or_insert(checksum);
         }
@@ -236,7 +253,7 @@ mod tests {
     fn majority_names_the_minority_and_a_tie_names_everyone() {
         let mut book = ChecksumBook::new(3, 8);
         for (p, n) in [(0, 1), (1, 1), (2, 2)] {
-            book.record(30, PlayerId(p), sum(n));
+            book.record(30, PlayerId(p), sum(n), true);
         }
         let verdicts = book.decide(0, |_| 0b111);
         assert_eq!(verdicts.len(), 1);
@@ -244,8 +261,8 @@ mod tests {
         assert_eq!(verdicts[0].disagreeing, vec![PlayerId(2)]);
         assert_eq!(book.vouched(30, 1), Some((sum(1), 0b011)));
 
-        book.record(60, PlayerId(0), sum(1));
-        book.record(60, PlayerId(1), sum(2));
+        book.record(60, PlayerId(0), sum(1), true);
+        book.record(60, PlayerId(1), sum(2), true);
         assert!(book.decide(0, |_| 0b111).is_empty(), "waits for player 2");
         let tie = book.decide(60, |_| 0b111);
         assert_eq!((tie[0].consensus, tie[0].disagreeing.len()), (None, 2));
@@ -256,34 +273,62 @@ mod tests {
     #[test]
     fn a_lone_reporter_is_a_consensus_but_vouches_for_nothing() {
         let mut book = ChecksumBook::new(2, 8);
-        book.record(30, PlayerId(1), sum(7));
+        book.record(30, PlayerId(1), sum(7), true);
         assert!(!book.decide(30, |_| 0b10)[0].is_desync());
         assert_eq!(book.vouched(30, 1), Some((sum(7), 0b10)), "the consensus");
         assert_eq!(book.vouched(30, 2), None);
         assert_eq!(book.vouched(30, 1), Some((sum(7), 0b10)));
         // The other player's late report agrees: now two vouch for it.
-        assert_eq!(book.record(30, PlayerId(0), sum(7)), None);
+        assert_eq!(book.record(30, PlayerId(0), sum(7), true), None);
         assert_eq!(book.vouched(30, 2), Some((sum(7), 0b11)));
+    }
+
+    #[test]
+    fn a_silent_report_is_judged_but_never_a_vote_even_once_its_seat_is_vacated() {
+        let mut book = ChecksumBook::new(3, 8);
+        book.record(30, PlayerId(0), sum(1), true);
+        book.record(30, PlayerId(1), sum(1), false);
+        book.record(30, PlayerId(2), sum(2), false);
+        let verdict = book.decide(30, |_| 0b111).remove(0);
+        assert_eq!(verdict.consensus, Some(sum(1)), "the one vote");
+        assert_eq!(
+            verdict.disagreeing,
+            vec![PlayerId(2)],
+            "judged all the same"
+        );
+        assert_eq!(book.vouched(30, 2), None, "one vote, not two");
+        assert_eq!(
+            book.vouched(30, 1),
+            Some((sum(1), 0b011)),
+            "a buddy all the same"
+        );
+        book.vacate(PlayerId(1));
+        assert_eq!(book.vouched(30, 1), Some((sum(1), 0b001)));
+        // Its next holder's report votes: still only two votes, one each way.
+        book.record(30, PlayerId(1), sum(2), true);
+        assert_eq!(book.vouched(30, 2), None);
     }
 
     #[test]
     fn late_disagreeing_reports_are_named_and_memory_is_bounded() {
         let mut book = ChecksumBook::new(2, 2);
-        book.record(10, PlayerId(0), sum(1));
+        book.record(10, PlayerId(0), sum(1), true);
         assert!(book.decide(10, |_| 0b11)[0].disagreeing.is_empty());
-        let late = book.record(10, PlayerId(1), sum(9)).expect("late desync");
+        let late = book
+            .record(10, PlayerId(1), sum(9), true)
+            .expect("late desync");
         assert_eq!(late.disagreeing, vec![PlayerId(1)]);
         assert_eq!(
-            book.record(10, PlayerId(1), sum(1)),
+            book.record(10, PlayerId(1), sum(1), true),
             None,
             "first report counts"
         );
         for tick in [20, 30, 40] {
-            book.record(tick, PlayerId(0), sum(1));
+            book.record(tick, PlayerId(0), sum(1), true);
         }
         assert_eq!(book.ticks.len(), 2);
-        assert_eq!(book.record(5, PlayerId(0), sum(1)), None);
+        assert_eq!(book.record(5, PlayerId(0), sum(1), true), None);
         assert_eq!(book.ticks.len(), 2, "older than everything kept: ignored");
-        assert_eq!(book.record(7, PlayerId(9), sum(1)), None);
+        assert_eq!(book.record(7, PlayerId(9), sum(1), true), None);
     }
 }

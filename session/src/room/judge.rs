@@ -87,15 +87,17 @@ impl Judge {
         self.first_desync
     }
 
-    /// Records `player`'s report; a report that contradicts a decided tick comes back
-    /// as a desync naming that player.
+    /// Records `player`'s report, as a vote or not (its holder took the seat after
+    /// `tick` was verified); a report that contradicts a decided tick comes back as a
+    /// desync naming that player.
     pub(super) fn report(
         &mut self,
         player: PlayerId,
         tick: Tick,
         checksum: Checksum,
+        vote: bool,
     ) -> Option<Verdict> {
-        let desync = self.book.record(tick, player, checksum);
+        let desync = self.book.record(tick, player, checksum, vote);
         self.note_if_vouched(tick);
         desync
     }
@@ -210,7 +212,7 @@ mod tests {
     fn the_first_desync_names_witnesses_from_both_sides_once() {
         let mut judge = Judge::new(3, 2);
         for (p, n) in [(0, 1), (1, 2), (2, 1)] {
-            assert_eq!(judge.report(PlayerId(p), 30, sum(n)), None);
+            assert_eq!(judge.report(PlayerId(p), 30, sum(n), true), None);
         }
         let desyncs = judge.decide(0, |_| 0b111);
         assert_eq!(desyncs.len(), 1);
@@ -222,7 +224,7 @@ mod tests {
             "undecided ticks vouch for nothing"
         );
         for (p, n) in [(0, 1), (1, 3), (2, 1)] {
-            judge.report(PlayerId(p), 60, sum(n));
+            judge.report(PlayerId(p), 60, sum(n), true);
         }
         let later = judge.decide(60, |_| 0b111);
         assert_eq!(
@@ -236,8 +238,8 @@ mod tests {
     fn vouched_ticks_before_the_history_are_forgotten() {
         let mut judge = Judge::new(2, 2);
         for tick in [30, 60, 90] {
-            judge.report(PlayerId(0), tick, sum(1));
-            judge.report(PlayerId(1), tick, sum(1));
+            judge.report(PlayerId(0), tick, sum(1), true);
+            judge.report(PlayerId(1), tick, sum(1), true);
         }
         judge.decide(90, |_| 0b11);
         assert!(judge.vouches(30, sum(1)));
@@ -255,8 +257,8 @@ mod tests {
     fn a_long_history_keeps_every_vouched_tick_it_covers() {
         let mut long = Judge::new(2, 2);
         for tick in 1..=4106 {
-            long.report(PlayerId(0), tick, sum(1));
-            long.report(PlayerId(1), tick, sum(1));
+            long.report(PlayerId(0), tick, sum(1), true);
+            long.report(PlayerId(1), tick, sum(1), true);
             long.decide(tick, |_| 0b11);
         }
         assert!(long.vouches(1, sum(1)), "a longer history keeps them all");
@@ -267,13 +269,13 @@ mod tests {
     #[test]
     fn vouched_ticks_need_a_quorum_and_outlive_the_book() {
         let mut judge = Judge::new(2, 2);
-        judge.report(PlayerId(0), 30, sum(1));
-        judge.report(PlayerId(1), 30, sum(1));
+        judge.report(PlayerId(0), 30, sum(1), true);
+        judge.report(PlayerId(1), 30, sum(1), true);
         judge.decide(0, |_| 0b11);
         assert!(judge.vouches(30, sum(1)));
         // Later only player 1 reports: its word alone vouches for nothing.
         for tick in (60..=3000).step_by(30) {
-            judge.report(PlayerId(1), tick, sum(2));
+            judge.report(PlayerId(1), tick, sum(2), true);
         }
         judge.decide(3000, |_| 0b10);
         assert_eq!(judge.newest_vouched(), None, "tick 30 left the book");
@@ -284,7 +286,7 @@ mod tests {
         assert!(!judge.vouches(3000, sum(2)));
 
         let mut alone = Judge::new(1, 2);
-        alone.report(PlayerId(0), 30, sum(3));
+        alone.report(PlayerId(0), 30, sum(3), true);
         alone.decide(30, |_| 0b1);
         assert!(
             alone.vouches(30, sum(3)),
@@ -296,11 +298,11 @@ mod tests {
     fn a_vacated_seats_reports_count_but_name_no_one() {
         let mut judge = Judge::new(3, 2);
         for p in 0..3 {
-            judge.report(PlayerId(p), 30, sum(1));
+            judge.report(PlayerId(p), 30, sum(1), true);
         }
         judge.decide(30, |_| 0b111);
         for (p, n) in [(0, 2), (1, 3), (2, 2)] {
-            judge.report(PlayerId(p), 60, sum(n));
+            judge.report(PlayerId(p), 60, sum(n), true);
         }
         judge.vacate(PlayerId(0));
         judge.vacate(PlayerId(1));
@@ -315,7 +317,9 @@ mod tests {
         assert_eq!(judge.newest_vouched(), Some((60, sum(2), 0b100)));
         assert!(judge.vouches(60, sum(2)));
         // Seat 0's next holder reports tick 60 for itself: it disagrees, and is named.
-        let late = judge.report(PlayerId(0), 60, sum(4)).expect("a desync");
+        let late = judge
+            .report(PlayerId(0), 60, sum(4), true)
+            .expect("a desync");
         assert_eq!(late.disagreeing, vec![PlayerId(0)]);
         assert_eq!(judge.witnesses(&late), vec![PlayerId(0), PlayerId(2)]);
         judge.vacate(PlayerId(2));
@@ -330,23 +334,23 @@ mod tests {
     #[test]
     fn a_seat_votes_once_however_often_it_changes_hands() {
         let mut judge = Judge::new(4, 2);
-        judge.report(PlayerId(0), 30, sum(1));
+        judge.report(PlayerId(0), 30, sum(1), true);
         judge.decide(30, |_| 0b0001);
         assert_eq!(judge.newest_vouched(), None, "one seat is not a quorum");
         // Its holder leaves, comes back into the same seat and reports again.
         for _ in 0..3 {
             judge.vacate(PlayerId(0));
-            assert_eq!(judge.report(PlayerId(0), 30, sum(1)), None);
+            assert_eq!(judge.report(PlayerId(0), 30, sum(1), true), None);
         }
         assert_eq!(judge.newest_vouched(), None, "still one seat's vote");
         assert!(!judge.vouches(30, sum(1)));
         // Undecided ticks too: one seat cannot outvote two.
         for _ in 0..3 {
-            judge.report(PlayerId(0), 60, sum(2));
+            judge.report(PlayerId(0), 60, sum(2), true);
             judge.vacate(PlayerId(0));
         }
-        judge.report(PlayerId(1), 60, sum(3));
-        judge.report(PlayerId(2), 60, sum(3));
+        judge.report(PlayerId(1), 60, sum(3), true);
+        judge.report(PlayerId(2), 60, sum(3), true);
         let desyncs = judge.decide(60, |_| 0b0110);
         assert!(desyncs.is_empty(), "{desyncs:?}");
         assert!(judge.vouches(60, sum(3)));

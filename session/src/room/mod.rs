@@ -248,7 +248,12 @@ impl<I: Input> Room<I> {
             self.broker.seat_taken(player);
         }
         let id = (hello.client_id, mint.mint(hello.client_id));
-        self.seats.seat(now, player, id, conn, stage);
+        // A new holder votes only on ticks verified from now on.
+        let votes_from = match self.phase {
+            Phase::Lobby => 0,
+            _ => self.clock.finalized() + 1,
+        };
+        self.seats.seat(now, player, id, conn, (stage, votes_from));
         if let Some(seat) = self.seats.get_mut(player) {
             seat.address = address;
         }
@@ -611,13 +616,18 @@ impl<I: Input> Room<I> {
         let Some(entered) = self.seats.active(player).and_then(|a| a.stage.entered()) else {
             return;
         };
+        let votes_from = self
+            .seats
+            .get(player)
+            .map_or(Tick::MAX, |seat| seat.votes_from);
         let finalized = self.clock.finalized();
         let every = self.config.checksum_every.max(1) as u64;
         for &(tick, checksum) in reports.iter().take(MAX_LIST) {
             if tick % every != 0 || tick > finalized || tick < entered || tick > stepped {
                 continue;
             }
-            if let Some(verdict) = self.judge.report(player, tick, checksum) {
+            let vote = tick >= votes_from;
+            if let Some(verdict) = self.judge.report(player, tick, checksum, vote) {
                 self.desync(now, verdict, out);
             }
         }

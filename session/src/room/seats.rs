@@ -38,6 +38,11 @@ pub(crate) struct Seat {
     pub confirmed: Option<ResumeToken>,
     /// The address it last connected from, when the transport said.
     pub address: Option<IpAddr>,
+    /// The first tick its holder's checksum reports vote for: the one after the
+    /// newest verified when the seat was taken (a holder that came later did not play
+    /// the ticks before; its reports of them are judged but are no votes, or a player
+    /// could vote again from a second seat after leaving the first).
+    pub votes_from: Tick,
 }
 
 impl Seat {
@@ -567,8 +572,9 @@ impl Seats {
         }
     }
 
-    /// Seats `client_id` at `player` on `conn` at `stage` with a fresh `resume` token
-    /// (a returning client keeps its seat's command count); the room is no longer empty.
+    /// Seats `client_id` at `player` on `conn` at `stage` with a fresh `resume` token,
+    /// its reports voting from tick `votes_from` (a returning client keeps its seat's
+    /// command count and the tick its votes began at); the room is no longer empty.
     /// Nothing is echoed before the client's first update: a hello's clock reading
     /// spans the transport's connection setup, not a round trip.
     pub(super) fn seat(
@@ -577,15 +583,22 @@ impl Seats {
         player: PlayerId,
         (client_id, resume): (ClientId, ResumeToken),
         conn: ConnId,
-        stage: Stage,
+        (stage, votes_from): (Stage, Tick),
     ) {
         let active = Active::new(now, conn, stage);
         let slot = &mut self.seats[player.0 as usize];
-        let (commands_taken, command_budget, confirmed) = slot
+        let (commands_taken, command_budget, confirmed, votes_from) = slot
             .as_ref()
             .filter(|seat| seat.client_id == client_id)
-            .map_or((0, CommandBudget::default(), None), |seat| {
-                (seat.commands_taken, seat.command_budget, seat.confirmed)
+            .map_or((0, CommandBudget::default(), None, votes_from), |seat| {
+                let Seat {
+                    commands_taken,
+                    command_budget,
+                    confirmed,
+                    votes_from,
+                    ..
+                } = *seat;
+                (commands_taken, command_budget, confirmed, votes_from)
             });
         *slot = Some(Seat {
             client_id,
@@ -595,6 +608,7 @@ impl Seats {
             resume,
             confirmed,
             address: None,
+            votes_from,
         });
         self.empty_since = None;
     }
@@ -763,7 +777,7 @@ mod tests {
             player,
             (ClientId::from_seed(n), ResumeToken([0; 16])),
             ConnId(conn),
-            Stage::Lobby,
+            (Stage::Lobby, 0),
         );
         player
     }
@@ -811,7 +825,7 @@ mod tests {
                 player,
                 (ClientId::from_seed(n), ResumeToken([0; 16])),
                 ConnId(n),
-                Stage::Lobby,
+                (Stage::Lobby, 0),
             );
             seats.get_mut(player).unwrap().address = Some(home);
         }

@@ -831,6 +831,49 @@ fn a_freed_seats_reports_still_vouch_but_its_next_holder_is_no_buddy() {
 }
 
 #[test]
+fn a_player_who_leaves_cannot_vote_again_from_another_seat() {
+    let mut h = Harness::new(3, |c| c.start_window = Duration::ZERO);
+    for client in 1..=3 {
+        h.hello(Duration::ZERO, client, client).unwrap();
+    }
+    for tick in 1..=60 {
+        let now = h.room.config.due(Duration::ZERO, tick);
+        for conn in 1..=3 {
+            h.input(now, conn, tick, &[conn as u32]);
+        }
+        h.room.drive(now, LIVENESS, &mut h.out);
+    }
+    let sec = Duration::from_secs(1);
+    let honest = tickstep_engine::Checksum::from(blake3::hash(b"tick 30"));
+    let planted = tickstep_engine::Checksum::from(blake3::hash(b"planted"));
+    // Seat 1 empties before reporting; the attacker in seat 2 reports its state,
+    // leaves, and comes back as a new client, taking the lowest free seat.
+    h.message(sec, 2, ClientMessage::Leave);
+    h.update(sec, 3, (60, 60), 0, &[], vec![(30, planted)]);
+    h.message(sec, 3, ClientMessage::Leave);
+    h.hello(sec, 9, 9).unwrap();
+    assert_eq!(h.room.seats.player_of(ConnId(9)), Some(PlayerId(1)));
+    h.update(sec, 9, (60, 60), 0, &[], vec![(30, planted)]);
+    h.update(sec, 1, (60, 60), 0, &[], vec![(30, honest)]);
+    h.room
+        .drive(Duration::from_millis(1100), LIVENESS, &mut h.out);
+    // The attacker's report from seat 1 is judged but is no vote: one vote each way,
+    // no majority, nothing vouched, and a tie names both holders, not the honest one
+    // alone.
+    assert!(!h.room.judge.vouches(30, planted), "one player, two votes");
+    assert_eq!(h.room.judge.newest_vouched(), None);
+    let named: Vec<Vec<PlayerId>> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            RoomEvent::Desync { disagreeing, .. } => Some(disagreeing),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(named, vec![vec![PlayerId(0), PlayerId(1)]]);
+}
+
+#[test]
 fn a_long_game_forgets_the_vouched_ticks_its_history_no_longer_covers() {
     // One second of history: 60 ticks.
     let last = 600;

@@ -127,7 +127,9 @@ impl ChecksumBook {
     }
 
     /// Decides every undecided tick at or before `settled` (its grace period is over),
-    /// and every other undecided tick that all `expected(tick)` players have reported.
+    /// every other undecided tick that all `expected(tick)` players have reported, and
+    /// every one whose majority the reports still missing could not overturn (so one
+    /// player who never reports cannot hold every tick back to its grace period).
     /// Returns the new verdicts, oldest first.
     pub(super) fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
         let mut verdicts = Vec::new();
@@ -136,9 +138,18 @@ impl ChecksumBook {
                 continue;
             }
             let reported = mask(reports.by_player.iter().map(Option::is_some));
+            let voted = mask(
+                (0..self.players)
+                    .map(|slot| reports.departed.get(slot).copied().flatten().is_some()),
+            );
+            let missing = (expected(tick) & !reported & !voted).count_ones() as usize;
             let any = reports.votes().next().is_some();
-            let complete = any && expected(tick) & !reported == 0;
-            if tick <= settled || complete {
+            let complete = any && missing == 0;
+            let votes = reports.votes().count();
+            let assured = reports.votes().any(|(_, candidate)| {
+                2 * reports.votes().filter(|&(_, v)| v == candidate).count() > votes + missing
+            });
+            if tick <= settled || complete || assured {
                 let verdict = judge(tick, reports);
                 reports.verdict = Some(verdict.clone());
                 verdicts.push(verdict);
@@ -281,6 +292,28 @@ mod tests {
         // The other player's late report agrees: now two vouch for it.
         assert_eq!(book.record(30, PlayerId(0), sum(7), true), None);
         assert_eq!(book.vouched(30, 2), Some((sum(7), 0b11)));
+    }
+
+    #[test]
+    fn a_tick_is_decided_once_the_missing_reports_could_not_overturn_its_majority() {
+        let mut book = ChecksumBook::new(5, 8);
+        for p in 0..2 {
+            book.record(30, PlayerId(p), sum(1), true);
+        }
+        book.record(30, PlayerId(2), sum(2), true);
+        assert!(book.decide(0, |_| 0b11111).is_empty(), "2 of 5, 2 to come");
+        book.record(30, PlayerId(3), sum(1), true);
+        let verdict = book.decide(0, |_| 0b11111).remove(0);
+        assert_eq!(
+            verdict.consensus,
+            Some(sum(1)),
+            "3 of 5 whatever the last says"
+        );
+        assert_eq!(verdict.disagreeing, vec![PlayerId(2)]);
+        // A silent report is no vote, so the one still expected could make it a tie.
+        book.record(60, PlayerId(0), sum(1), true);
+        book.record(60, PlayerId(1), sum(1), false);
+        assert!(book.decide(0, |_| 0b111).is_empty(), "1 vote, 1 to come");
     }
 
     #[test]

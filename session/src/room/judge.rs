@@ -1,6 +1,6 @@
 //! `Judge`: the desync judge. It keeps the checksums players report (the
-//! [`ChecksumBook`]), decides each tick by majority once everyone expected has reported
-//! or a grace period passed, and for the first desync gathers evidence: the snapshots
+//! [`ChecksumBook`]), decides each tick by majority once everyone expected has reported,
+//! the missing reports could not overturn the majority, or a grace period passed, and for the first desync gathers evidence: the snapshots
 //! of that tick from the disagreeing players and one agreeing player.
 //!
 //! It also remembers which ticks are *vouched*: decided, and their consensus reported

@@ -874,6 +874,48 @@ fn a_player_who_leaves_cannot_vote_again_from_another_seat() {
 }
 
 #[test]
+fn a_player_who_never_reports_holds_back_no_vouched_tick() {
+    let mut h = Harness::new(3, |c| c.start_window = Duration::ZERO);
+    for client in 1..=3 {
+        h.hello(Duration::ZERO, client, client).unwrap();
+    }
+    for tick in 1..=60 {
+        let now = h.room.config.due(Duration::ZERO, tick);
+        for conn in 1..=3 {
+            h.input(now, conn, tick, &[conn as u32]);
+        }
+        h.room.drive(now, LIVENESS, &mut h.out);
+    }
+    let sum = tickstep_engine::Checksum::from(blake3::hash(b"tick 30"));
+    let now = h.room.config.due(Duration::ZERO, 60);
+    // Players 0 and 1 agree on tick 30; player 2 plays on but never reports. Their two
+    // votes are a majority of three whatever it says, so tick 30 is vouched now, not
+    // after the 2 s grace (beyond a buddy's reach: joiners would all start from 0).
+    for conn in 1..=2 {
+        h.update(now, conn, (60, 60), 0, &[], vec![(30, sum)]);
+    }
+    // The next housekeeping (every 50 ms) decides.
+    let housekeeping = now + Duration::from_millis(60);
+    h.room.drive(housekeeping, LIVENESS, &mut h.out);
+    assert_eq!(h.room.judge.newest_vouched(), Some((30, sum, 0b011)));
+    // One vote each way is no majority yet: that waits for the third.
+    let other = tickstep_engine::Checksum::from(blake3::hash(b"other"));
+    h.update(housekeeping, 1, (60, 60), 0, &[], vec![(60, sum)]);
+    h.update(housekeeping, 2, (60, 60), 0, &[], vec![(60, other)]);
+    h.room.drive(
+        housekeeping + Duration::from_millis(60),
+        LIVENESS,
+        &mut h.out,
+    );
+    assert_eq!(h.room.judge.newest_vouched(), Some((30, sum, 0b011)));
+    assert!(
+        h.events()
+            .iter()
+            .all(|e| !matches!(e, RoomEvent::Desync { .. }))
+    );
+}
+
+#[test]
 fn a_long_game_forgets_the_vouched_ticks_its_history_no_longer_covers() {
     // One second of history: 60 ticks.
     let last = 600;

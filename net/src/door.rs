@@ -431,14 +431,15 @@ impl Door {
         };
         // Counted as a connection now, no longer as a handshake.
         drop(_slot);
-        let (send, mut recv) = tokio::time::timeout_at(deadline, quic.accept_bi())
+        let stream = tokio::time::timeout_at(deadline, quic.accept_bi());
+        let (send, mut recv) = discarding_datagrams(&quic, stream)
             .await
             .map_err(|_| late())?
             .map_err(|e| Turned::Failed(e.to_string()))?;
         // A hello is small: a longer first frame is refused before it is read.
         let hello = read_frame_up_to(&mut recv, MAX_HELLO_FRAME_LEN);
         let first = tokio::time::timeout(limits.hello_timeout, hello);
-        let first = match first.await {
+        let first = match discarding_datagrams(&quic, first).await {
             Ok(Ok(Frame::Message(first))) => first,
             Ok(Ok(Frame::Goodbye(why))) => {
                 return Err(Turned::Failed(format!("left before saying hello: {why}")));
@@ -449,6 +450,8 @@ impl Door {
                 return Err(Turned::Failed("no hello within the hello timeout".into()));
             }
         };
+        // Said hello: now it may send a room what a player sends (a buddy's snapshot).
+        quic.set_receive_window(crate::server::CONNECTION_WINDOW.into());
         Ok(Arrival {
             link: Link::Quic(Established { quic, send, recv }),
             first,
@@ -457,9 +460,73 @@ impl Door {
     }
 }
 
+/// Runs `work` while reading and dropping the datagrams `quic` receives: a connection's
+/// datagrams before its hello are no one's, and QUIC would keep them (each holding its
+/// whole packet) until read.
+async fn discarding_datagrams<T>(
+    quic: &quinn::Connection,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            output = &mut work => return output,
+            datagram = quic.read_datagram() => {
+                if datagram.is_err() {
+                    // Closed, or datagrams off: nothing more will come.
+                    return work.await;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::write_frame;
+    use crate::tls::{Identity, Trust};
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn datagrams_before_the_hello_are_dropped_and_after_it_kept() {
+        let identity = Identity::self_signed(&["localhost".into()]).unwrap();
+        let transport = TransportConfig::default();
+        let loopback: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        let server = crate::server_endpoint(loopback, &identity, &transport).unwrap();
+        let addr = server.local_addr().unwrap();
+        let trust = Trust::Pinned(identity.fingerprint());
+        let client = crate::client_endpoint(loopback, &trust, &transport).unwrap();
+        let accepting = tokio::spawn(async move { server.accept().await.unwrap().await });
+        let quic = client.connect(addr, "localhost").unwrap().await.unwrap();
+        let served = accepting.await.unwrap().unwrap();
+        for i in 0..5u8 {
+            quic.send_datagram(Bytes::from(vec![i; 100])).unwrap();
+        }
+        // The stream reaches the server with the hello, after the datagrams.
+        let (mut send, _recv) = quic.open_bi().await.unwrap();
+        let hello = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let hello = Frame::Message(b"hello".to_vec());
+            write_frame(&mut send, &hello).await.unwrap();
+        };
+        let waiting = async {
+            let (_send, mut recv) = served.accept_bi().await.unwrap();
+            read_frame_up_to(&mut recv, MAX_HELLO_FRAME_LEN)
+                .await
+                .unwrap()
+        };
+        let (first, ()) = tokio::join!(discarding_datagrams(&served, waiting), hello);
+        assert_eq!(first, Frame::Message(b"hello".to_vec()));
+        let kept = tokio::time::timeout(Duration::from_millis(200), served.read_datagram()).await;
+        assert!(
+            kept.is_err(),
+            "a datagram from before the hello was kept: {kept:?}"
+        );
+        quic.send_datagram(Bytes::from_static(b"input")).unwrap();
+        let after = tokio::time::timeout(Duration::from_secs(5), served.read_datagram()).await;
+        assert_eq!(&after.unwrap().unwrap()[..], b"input");
+    }
 
     #[test]
     fn one_address_holds_at_most_its_share_and_gives_it_back() {

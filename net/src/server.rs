@@ -39,10 +39,16 @@ pub trait ServerHost<I> {
 }
 
 /// Per-connection receive limits on the server: what a peer can make it hold unread.
+/// Until its hello the connection as a whole may hold [`HELLO_WINDOW`] of stream data
+/// (a hello is at most 8 KiB; out-of-order data past the window is a protocol error),
+/// then [`CONNECTION_WINDOW`]; datagrams before the hello are read and dropped.
 const STREAM_WINDOW: u32 = 512 << 10;
-const CONNECTION_WINDOW: u32 = 1 << 20;
+const HELLO_WINDOW: u32 = 16 << 10;
+pub(crate) const CONNECTION_WINDOW: u32 = 1 << 20;
 const SEND_WINDOW: u64 = 4 << 20;
-const DATAGRAM_BUFFER: usize = 64 << 10;
+/// Datagram bytes held unread at most (QUIC counts a datagram's payload and 32 bytes,
+/// though each holds its whole packet): 4 s of a player's updates at 60 Hz.
+const DATAGRAM_BUFFER: usize = 16 << 10;
 
 /// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout. Its
 /// UDP I/O runs on the tokio runtime it is made in (`tickstep serve`: its one event
@@ -56,7 +62,7 @@ pub fn server_endpoint(
 ) -> Result<quinn::Endpoint, SetupError> {
     let mut quic = quic_transport(transport.timeout, None);
     quic.stream_receive_window(STREAM_WINDOW.into())
-        .receive_window(CONNECTION_WINDOW.into())
+        .receive_window(HELLO_WINDOW.into())
         .send_window(SEND_WINDOW)
         .datagram_receive_buffer_size(Some(DATAGRAM_BUFFER));
     let mut config = identity.server_config(Arc::new(quic))?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use super::frame::{Frame, read_frame, write_frame};
+use super::frame::{Frame, MAX_GOODBYE_REASON, read_frame, write_frame};
 
 /// Transport timing and budgets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -352,7 +352,8 @@ fn closed_reason(error: &quinn::ConnectionError, timeout: Duration) -> Option<Cl
     Some(match error {
         quinn::ConnectionError::LocallyClosed => return None,
         quinn::ConnectionError::ApplicationClosed(close) if !close.reason.is_empty() => {
-            CloseReason::Goodbye(String::from_utf8_lossy(&close.reason).into_owned())
+            let reason = &close.reason[..close.reason.len().min(MAX_GOODBYE_REASON)];
+            CloseReason::Goodbye(String::from_utf8_lossy(reason).into_owned())
         }
         quinn::ConnectionError::ApplicationClosed(_) => {
             CloseReason::Lost("closed without a goodbye".into())

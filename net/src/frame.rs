@@ -18,6 +18,10 @@ pub const MAX_HELLO_FRAME_LEN: usize = 8 * 1024;
 /// Bytes of a frame header.
 pub const HEADER_LEN: usize = 5;
 
+/// Bytes of a goodbye's reason kept when it is read: a reason is a line for a log (the
+/// server's own are shorter), and a peer's could otherwise fill a frame.
+pub const MAX_GOODBYE_REASON: usize = 512;
+
 /// What a frame carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -83,7 +87,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Frame, F
 }
 
 /// Reads one frame of at most `limit` bytes (and at most [`MAX_FRAME_LEN`]): a longer
-/// one is refused from its header, before anything is allocated for it.
+/// one is refused from its header, before anything is allocated for it. A goodbye's
+/// reason is cut to [`MAX_GOODBYE_REASON`] bytes.
 pub async fn read_frame_up_to<R: AsyncRead + Unpin>(
     reader: &mut R,
     limit: usize,
@@ -95,15 +100,21 @@ pub async fn read_frame_up_to<R: AsyncRead + Unpin>(
         Err(e) => return Err(e.into()),
     }
     let (kind, len) = parse_header_up_to(header, limit)?;
-    // Bounded by the limit, checked above.
-    let mut payload = vec![0u8; len];
-    match reader.read_exact(&mut payload).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        Err(e) => return Err(e.into()),
+    // Bounded by the limit, checked above, and grown as the bytes arrive: a header
+    // alone costs nothing.
+    let mut payload = Vec::new();
+    (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
+    if payload.len() < len {
+        return Err(FrameError::Closed);
     }
     Ok(match kind {
-        KIND_GOODBYE => Frame::Goodbye(String::from_utf8_lossy(&payload).into_owned()),
+        KIND_GOODBYE => {
+            let reason = &payload[..len.min(MAX_GOODBYE_REASON)];
+            Frame::Goodbye(String::from_utf8_lossy(reason).into_owned())
+        }
         _ => Frame::Message(payload),
     })
 }
@@ -168,6 +179,62 @@ mod tests {
             parse_header([0, 0, 0, 0, 9]),
             Err(FrameError::Malformed { .. })
         ));
+    }
+
+    /// A reader that remembers the most room a read ever offered it.
+    struct Watched<R> {
+        inner: R,
+        most_offered: usize,
+    }
+
+    impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.most_offered = self.most_offered.max(buf.remaining());
+            std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_costs_what_arrived_of_it_not_what_its_header_announced() {
+        let (mut peer, ours) = tokio::io::duplex(64 << 10);
+        // A header announcing the largest frame, then 10 bytes, then nothing more.
+        let header = (MAX_FRAME_LEN as u32).to_le_bytes();
+        peer.write_all(&header).await.unwrap();
+        peer.write_all(&[KIND_MESSAGE]).await.unwrap();
+        peer.write_all(&[1; 10]).await.unwrap();
+        let mut reader = Watched {
+            inner: ours,
+            most_offered: 0,
+        };
+        let read = read_frame(&mut reader);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), read)
+                .await
+                .is_err(),
+            "the frame is not all there"
+        );
+        assert!(reader.most_offered <= 4096, "{} bytes", reader.most_offered);
+        // The same frame once it is all there.
+        let mut whole = header.to_vec();
+        whole.push(KIND_MESSAGE);
+        whole.extend(std::iter::repeat_n(2, MAX_FRAME_LEN));
+        let frame = read_frame(&mut &whole[..]).await.unwrap();
+        assert_eq!(frame, Frame::Message(vec![2; MAX_FRAME_LEN]));
+    }
+
+    #[tokio::test]
+    async fn a_goodbyes_reason_is_cut_to_a_log_line() {
+        let mut wire = Vec::new();
+        let long = "é".repeat(MAX_FRAME_LEN / 2);
+        write_frame(&mut wire, &Frame::Goodbye(long)).await.unwrap();
+        let Frame::Goodbye(reason) = read_frame(&mut &wire[..]).await.unwrap() else {
+            panic!("a goodbye");
+        };
+        assert_eq!(reason, "é".repeat(MAX_GOODBYE_REASON / 2));
     }
 
     #[tokio::test]

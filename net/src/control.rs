@@ -37,7 +37,8 @@ pub struct TransportStats {
     pub messages_in: u64,
     /// Their bytes (session messages, without QUIC's framing and encryption).
     pub bytes_in: u64,
-    /// Messages sent.
+    /// Messages queued for sending (not those for a connection already gone, nor the
+    /// one that found its send budget spent).
     pub messages_out: u64,
     /// Their bytes.
     pub bytes_out: u64,

@@ -264,12 +264,14 @@ pub async fn serve<I: Input>(
                         _ => Delivery::Reliable,
                     };
                     encode_into(message, &mut encoded);
-                    stats.messages_out += 1;
-                    stats.bytes_out += encoded.len() as u64;
-                    host.sent(encoded.len());
                     // A closed connection's end arrives as an inbound event, after
                     // whatever it said last.
                     let queued = conns.get(&to.0).map(|c| c.send(&encoded, delivery));
+                    if queued == Some(Queued::Yes) {
+                        stats.messages_out += 1;
+                        stats.bytes_out += encoded.len() as u64;
+                        host.sent(encoded.len());
+                    }
                     if queued == Some(Queued::Full)
                         && let Some(slow) = conns.remove(&to.0)
                     {

@@ -89,7 +89,9 @@ impl Judge {
 
     /// Records `player`'s report, as a vote or not (its holder took the seat after
     /// `tick` was verified); a report that contradicts a decided tick comes back as a
-    /// desync naming that player.
+    /// desync naming that player, or, where fewer than a quorum backed the decision
+    /// (a player alone while the others were away), naming both sides: one word
+    /// against another tells nobody who is right.
     pub(super) fn report(
         &mut self,
         player: PlayerId,
@@ -99,7 +101,22 @@ impl Judge {
     ) -> Option<Verdict> {
         let desync = self.book.record(tick, player, checksum, vote);
         self.note_if_vouched(tick);
-        desync
+        let desync = desync?;
+        let Some(consensus) = desync.consensus else {
+            return Some(desync);
+        };
+        if self.book.vouched(tick, self.quorum).is_some() {
+            return Some(desync);
+        }
+        let disagreeing = (0..self.book.players())
+            .map(|p| PlayerId(p as u8))
+            .filter(|&p| p == player || self.book.reported(tick, p) == Some(consensus))
+            .collect();
+        Some(Verdict {
+            tick,
+            consensus: None,
+            disagreeing,
+        })
     }
 
     /// Decides the ticks up to `settled` and those every `expected(tick)` player
@@ -291,6 +308,33 @@ mod tests {
         assert!(
             alone.vouches(30, sum(3)),
             "a one-player room's quorum is one"
+        );
+    }
+
+    #[test]
+    fn a_late_report_against_one_players_word_names_both() {
+        // A 1v1 while player 1 is away: player 0's report decides tick 30 alone.
+        let mut judge = Judge::new(2, 2);
+        judge.report(PlayerId(0), 30, sum(1), true);
+        assert!(judge.decide(0, |_| 0b01).is_empty());
+        // Back and caught up, player 1 disagrees: nobody can say who is right.
+        let late = judge
+            .report(PlayerId(1), 30, sum(2), true)
+            .expect("a desync");
+        assert_eq!(late.consensus, None);
+        assert_eq!(late.disagreeing, vec![PlayerId(0), PlayerId(1)]);
+        // Where a quorum backed the decision, the late one alone is named.
+        let mut three = Judge::new(3, 2);
+        for p in 0..2 {
+            three.report(PlayerId(p), 30, sum(1), true);
+        }
+        three.decide(0, |_| 0b011);
+        let late = three
+            .report(PlayerId(2), 30, sum(2), true)
+            .expect("a desync");
+        assert_eq!(
+            (late.consensus, late.disagreeing),
+            (Some(sum(1)), vec![PlayerId(2)])
         );
     }
 

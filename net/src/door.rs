@@ -44,7 +44,8 @@ pub struct DoorLimits {
     pub max_connections_per_address: usize,
     /// A handshake (the message stream opened included) must finish within this.
     pub connect_timeout: Duration,
-    /// A connection's first message must arrive within this of its handshake.
+    /// A connection's first message must arrive within this of its opening its message
+    /// stream (which the connect timeout bounds).
     pub hello_timeout: Duration,
 }
 

@@ -100,15 +100,20 @@ pub async fn read_frame_up_to<R: AsyncRead + Unpin>(
         Err(e) => return Err(e.into()),
     }
     let (kind, len) = parse_header_up_to(header, limit)?;
-    // Bounded by the limit, checked above, and grown as the bytes arrive: a header
-    // alone costs nothing.
+    // Bounded by the limit, checked above, and grown as the bytes arrive (doubling
+    // from 4 KiB, never past `len`): a header alone costs nothing.
     let mut payload = Vec::new();
-    (&mut *reader)
-        .take(len as u64)
-        .read_to_end(&mut payload)
-        .await?;
-    if payload.len() < len {
-        return Err(FrameError::Closed);
+    while payload.len() < len {
+        let step = (len - payload.len()).min(payload.len().max(4096));
+        payload.reserve_exact(step);
+        if (&mut *reader)
+            .take(step as u64)
+            .read_buf(&mut payload)
+            .await?
+            == 0
+        {
+            return Err(FrameError::Closed);
+        }
     }
     Ok(match kind {
         KIND_GOODBYE => {
@@ -222,8 +227,11 @@ mod tests {
         let mut whole = header.to_vec();
         whole.push(KIND_MESSAGE);
         whole.extend(std::iter::repeat_n(2, MAX_FRAME_LEN));
-        let frame = read_frame(&mut &whole[..]).await.unwrap();
-        assert_eq!(frame, Frame::Message(vec![2; MAX_FRAME_LEN]));
+        let Frame::Message(payload) = read_frame(&mut &whole[..]).await.unwrap() else {
+            panic!("a message");
+        };
+        assert_eq!(payload, vec![2; MAX_FRAME_LEN]);
+        assert_eq!(payload.capacity(), MAX_FRAME_LEN, "no room to spare");
     }
 
     #[tokio::test]

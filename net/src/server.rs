@@ -47,7 +47,9 @@ const HELLO_WINDOW: u32 = 16 << 10;
 pub(crate) const CONNECTION_WINDOW: u32 = 1 << 20;
 const SEND_WINDOW: u64 = 4 << 20;
 /// Datagram bytes held unread at most (QUIC counts a datagram's payload and 32 bytes,
-/// though each holds its whole packet): 4 s of a player's updates at 60 Hz.
+/// though each holds its whole packet, and drops the oldest beyond): most of a second
+/// of a player's updates at 60 Hz (each repeats its latest checksum reports), and an
+/// update repeats the input not yet verified, so what is dropped comes again.
 const DATAGRAM_BUFFER: usize = 16 << 10;
 
 /// A QUIC endpoint serving `identity` on `addr`, with `transport`'s idle timeout. Its

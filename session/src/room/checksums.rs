@@ -310,6 +310,14 @@ mod tests {
             "3 of 5 whatever the last says"
         );
         assert_eq!(verdict.disagreeing, vec![PlayerId(2)]);
+        // A seat whose holder left has voted: its next holder is not waited for.
+        for (p, n) in [(0, 1), (1, 2), (2, 1)] {
+            book.record(45, PlayerId(p), sum(n), true);
+        }
+        book.vacate(PlayerId(2));
+        let verdicts = book.decide(0, |_| 0b00111);
+        assert_eq!(verdicts.len(), 1, "three votes, none to come");
+        assert_eq!(verdicts[0].disagreeing, vec![PlayerId(1)]);
         // A silent report is no vote, so the one still expected could make it a tie.
         book.record(60, PlayerId(0), sum(1), true);
         book.record(60, PlayerId(1), sum(1), false);

@@ -89,9 +89,10 @@ impl Judge {
 
     /// Records `player`'s report, as a vote or not (its holder took the seat after
     /// `tick` was verified); a report that contradicts a decided tick comes back as a
-    /// desync naming that player, or, where fewer than a quorum backed the decision
-    /// (a player alone while the others were away), naming both sides: one word
-    /// against another tells nobody who is right.
+    /// desync naming that player, or, where a single vote decided it (a player alone
+    /// while the others were away) and the late report is a vote too, naming both
+    /// sides still seated, with no consensus: one word against another tells nobody
+    /// who is right.
     pub(super) fn report(
         &mut self,
         player: PlayerId,
@@ -105,7 +106,7 @@ impl Judge {
         let Some(consensus) = desync.consensus else {
             return Some(desync);
         };
-        if self.book.vouched(tick, self.quorum).is_some() {
+        if !vote || self.book.vouched(tick, 2).is_some() {
             return Some(desync);
         }
         let disagreeing = (0..self.book.players())
@@ -119,8 +120,9 @@ impl Judge {
         })
     }
 
-    /// Decides the ticks up to `settled` and those every `expected(tick)` player
-    /// reported; returns the desyncs among them.
+    /// Decides the ticks up to `settled`, those every `expected(tick)` player reported
+    /// and those whose majority the missing reports could not overturn; returns the
+    /// desyncs among them.
     pub(super) fn decide(&mut self, settled: Tick, expected: impl Fn(Tick) -> u64) -> Vec<Verdict> {
         let mut verdicts = self.book.decide(settled, expected);
         for verdict in &verdicts {
@@ -193,8 +195,8 @@ impl Judge {
             .retain(|u| u.from != player || id.is_some_and(|id| u.id != id));
     }
 
-    /// After `player`'s seat was freed for good: its reports still count toward
-    /// majorities and quorums, but the seat's next holder is never named, taken for a
+    /// After `player`'s seat was freed for good: its reports that were votes still
+    /// count toward majorities and quorums, but the seat's next holder is never named, taken for a
     /// witness or asked as a buddy for ticks it never had.
     pub(super) fn vacate(&mut self, player: PlayerId) {
         self.book.vacate(player);
@@ -336,6 +338,24 @@ mod tests {
             (late.consensus, late.disagreeing),
             (Some(sum(1)), vec![PlayerId(2)])
         );
+        // The same under a quorum of three: two votes are more than one word.
+        let mut strict = Judge::new(3, 3);
+        for p in 0..2 {
+            strict.report(PlayerId(p), 30, sum(1), true);
+        }
+        strict.decide(0, |_| 0b111);
+        let late = strict.report(PlayerId(2), 30, sum(2), true);
+        let late = late.expect("a desync");
+        assert_eq!(late.consensus, Some(sum(1)));
+        assert_eq!(late.disagreeing, vec![PlayerId(2)]);
+        // A report that is no vote (its holder came later) is named alone.
+        let mut judge = Judge::new(2, 2);
+        judge.report(PlayerId(0), 30, sum(1), true);
+        judge.decide(0, |_| 0b01);
+        let late = judge.report(PlayerId(1), 30, sum(2), false);
+        let late = late.expect("a desync");
+        assert_eq!(late.consensus, Some(sum(1)));
+        assert_eq!(late.disagreeing, vec![PlayerId(1)]);
     }
 
     #[test]

@@ -141,6 +141,21 @@ impl Harness {
             .collect()
     }
 
+    /// Clients 1 to `players` take the seats (client n on connection n), and play
+    /// ticks 1 to `last`, each sending its connection number as input.
+    fn seat_all_and_play(&mut self, players: u64, last: Tick) {
+        for client in 1..=players {
+            self.hello(Duration::ZERO, client, client).unwrap();
+        }
+        for tick in 1..=last {
+            let now = self.room.config.due(Duration::ZERO, tick);
+            for conn in 1..=players {
+                self.input(now, conn, tick, &[conn as u32]);
+            }
+            self.room.drive(now, LIVENESS, &mut self.out);
+        }
+    }
+
     fn events(&mut self) -> Vec<RoomEvent> {
         std::iter::from_fn(|| self.room.poll_event()).collect()
     }
@@ -788,16 +803,7 @@ fn a_freed_seats_reports_still_vouch_but_its_next_holder_is_no_buddy() {
         c.start_window = Duration::ZERO;
         c.player_ttl = ttl;
     });
-    for client in 1..=4 {
-        h.hello(Duration::ZERO, client, client).unwrap();
-    }
-    for tick in 1..=60 {
-        let now = h.room.config.due(Duration::ZERO, tick);
-        for conn in 1..=4 {
-            h.input(now, conn, tick, &[conn as u32]);
-        }
-        h.room.drive(now, LIVENESS, &mut h.out);
-    }
+    h.seat_all_and_play(4, 60);
     let sum = tickstep_engine::Checksum::from(blake3::hash(b"tick 30"));
     let sec = Duration::from_secs(1);
     for conn in 1..=4 {
@@ -833,16 +839,7 @@ fn a_freed_seats_reports_still_vouch_but_its_next_holder_is_no_buddy() {
 #[test]
 fn a_player_who_leaves_cannot_vote_again_from_another_seat() {
     let mut h = Harness::new(3, |c| c.start_window = Duration::ZERO);
-    for client in 1..=3 {
-        h.hello(Duration::ZERO, client, client).unwrap();
-    }
-    for tick in 1..=60 {
-        let now = h.room.config.due(Duration::ZERO, tick);
-        for conn in 1..=3 {
-            h.input(now, conn, tick, &[conn as u32]);
-        }
-        h.room.drive(now, LIVENESS, &mut h.out);
-    }
+    h.seat_all_and_play(3, 60);
     let sec = Duration::from_secs(1);
     let honest = tickstep_engine::Checksum::from(blake3::hash(b"tick 30"));
     let planted = tickstep_engine::Checksum::from(blake3::hash(b"planted"));
@@ -876,16 +873,7 @@ fn a_player_who_leaves_cannot_vote_again_from_another_seat() {
 #[test]
 fn a_player_who_never_reports_holds_back_no_vouched_tick() {
     let mut h = Harness::new(3, |c| c.start_window = Duration::ZERO);
-    for client in 1..=3 {
-        h.hello(Duration::ZERO, client, client).unwrap();
-    }
-    for tick in 1..=60 {
-        let now = h.room.config.due(Duration::ZERO, tick);
-        for conn in 1..=3 {
-            h.input(now, conn, tick, &[conn as u32]);
-        }
-        h.room.drive(now, LIVENESS, &mut h.out);
-    }
+    h.seat_all_and_play(3, 60);
     let sum = tickstep_engine::Checksum::from(blake3::hash(b"tick 30"));
     let now = h.room.config.due(Duration::ZERO, 60);
     // Players 0 and 1 agree on tick 30; player 2 plays on but never reports. Their two

@@ -377,7 +377,9 @@ async fn run(
     config: TransportConfig,
 ) {
     // Reading is not cancel-safe, so it runs on its own and hands frames over, one at
-    // a time: at most two frames (512 KiB) wait here, the rest in QUIC's flow control.
+    // a time: at most three whole frames (768 KiB) wait (one the reader holds, one in
+    // the channel, one this loop is handing to the room), the rest in QUIC's flow
+    // control.
     let (frames_tx, mut frames) = mpsc::channel(1);
     let reading = AbortOnDrop(tokio::spawn(async move {
         loop {

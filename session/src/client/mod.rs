@@ -402,13 +402,16 @@ impl<G: Pod, I: Input> Client<G, I> {
     /// longer resent; own input it had to fill in is counted and told.
     fn take_verified(&mut self, ticks: &VerifiedTicks) {
         let me = self.info.player;
+        let frame_tick = self.frame.tick();
         let Some(in_room) = self.in_room_mut() else {
             return;
         };
         let taken = match &mut in_room.stage {
-            Stage::Downloading { input, .. }
-            | Stage::CatchingUp { input, .. }
-            | Stage::Running { input, .. } => input.take(ticks, me),
+            // The frame is not the game's yet: it enters at the snapshot's tick.
+            Stage::Downloading { input, .. } => input.take(ticks, me, input.base),
+            Stage::CatchingUp { input, .. } | Stage::Running { input, .. } => {
+                input.take(ticks, me, frame_tick)
+            }
             Stage::Lobby | Stage::WaitingForSnapshot => return,
         };
         let confirmed = in_room.stage.input().map_or(0, |i| i.newest());

@@ -177,10 +177,16 @@ impl<I: Input> VerifiedInput<I> {
             .count() as u64
     }
 
-    /// Takes the ticks of a `Verified` message that continue what is held. Returns how
-    /// many were taken and, of those, the ticks on which `me`'s input was replaced by
-    /// the room. Malformed batches are ignored whole.
-    pub(super) fn take(&mut self, ticks: &VerifiedTicks, me: Option<PlayerId>) -> Taken {
+    /// Takes the ticks of a `Verified` message that continue what is held, up to the
+    /// history past `frame_tick` (the frame's tick: what it has yet to step over must
+    /// stay held). Returns how many were taken and, of those, the ticks on which `me`'s
+    /// input was replaced by the room. Malformed batches are ignored whole.
+    pub(super) fn take(
+        &mut self,
+        ticks: &VerifiedTicks,
+        me: Option<PlayerId>,
+        frame_tick: Tick,
+    ) -> Taken {
         let mut taken = Taken::default();
         let row = self.scratch.players() * size_of::<I>();
         let count = ticks.presence.len();
@@ -204,6 +210,11 @@ impl<I: Input> VerifiedInput<I> {
             let tick = ticks.first + i as u64;
             if tick != self.newest().saturating_add(1) {
                 continue;
+            }
+            if tick > frame_tick.saturating_add(self.log.history()) {
+                // Taking it would push out input the frame has yet to step over; not
+                // acknowledged, so the room sends it again once the frame moved on.
+                break;
             }
             self.scratch.reset(tick);
             for (p, input) in bytes.chunks_exact(size_of::<I>()).enumerate() {
@@ -271,7 +282,7 @@ mod tests {
         let me = Some(PlayerId(1));
         let mut input = VerifiedInput::<u32>::new(10, 2, 100).unwrap();
         assert_eq!(input.newest(), 10);
-        assert_eq!(input.take(&batch(12, &[[1, 2]]), me).ticks, 0, "a gap");
+        assert_eq!(input.take(&batch(12, &[[1, 2]]), me, 0).ticks, 0, "a gap");
         let mut three = batch(10, &[[0, 0], [3, 4], [5, 6]]);
         three.replaced[2] = 0b10;
         three.commands.push(TickCommand {
@@ -279,7 +290,7 @@ mod tests {
             player: PlayerId(0),
             bytes: b"go".to_vec(),
         });
-        let taken = input.take(&three, me);
+        let taken = input.take(&three, me, 0);
         assert_eq!(
             (taken.ticks, taken.replaced_own),
             (2, vec![12]),
@@ -293,7 +304,7 @@ mod tests {
         assert_eq!(input.commands_from(12, PlayerId(0)), 1);
         let mut broken = batch(13, &[[7, 8]]);
         broken.inputs.pop();
-        assert_eq!(input.take(&broken, me).ticks, 0, "malformed");
+        assert_eq!(input.take(&broken, me, 0).ticks, 0, "malformed");
         let mut stray = batch(13, &[[7, 8]]);
         stray.commands.push(TickCommand {
             tick: 20,
@@ -301,13 +312,13 @@ mod tests {
             bytes: Vec::new(),
         });
         assert_eq!(
-            input.take(&stray, me).ticks,
+            input.take(&stray, me, 0).ticks,
             0,
             "a command outside the batch"
         );
         // Ticks numbered past u64::MAX (a hostile server's): refused, no overflow.
         let wrapping = batch(u64::MAX - 1, &[[1, 1], [2, 2], [3, 3]]);
-        assert_eq!(input.take(&wrapping, me).ticks, 0, "past the last tick");
+        assert_eq!(input.take(&wrapping, me, 0).ticks, 0, "past the last tick");
         assert_eq!(input.newest(), 12);
     }
 }

@@ -92,3 +92,57 @@ fn no_input_is_asked_for_before_a_round_trip_is_measured() {
     assert_eq!(client.next_input_tick(ms(556)), Some(1));
     assert_eq!(client.send_input(ms(556), 7), Some(1));
 }
+
+/// Regression: a client joining from tick 0 further behind than its history took
+/// every verified tick the room sent, pushed out the input its frame had yet to step
+/// over, and stalled there for good without a word.
+#[test]
+fn a_catch_up_longer_than_the_history_keeps_what_it_has_yet_to_step() {
+    let frame = test_game::frame(1);
+    let info = ReconnectInfo::new("s", "r", ClientId::from_seed(1));
+    let config = ClientConfig {
+        history: 100,
+        ..ClientConfig::default()
+    };
+    let mut client = Client::new(config, info, frame, test_game::simulation());
+    client.connect(Duration::ZERO);
+    let (_, room) = connecting(1);
+    let live = 1000;
+    client.handle_message(
+        Duration::ZERO,
+        ServerMessage::Welcome {
+            player: PlayerId(0),
+            room,
+            entry: Entry::FromStart,
+            live,
+            timing: Default::default(),
+            resume: crate::ResumeToken([0; 16]),
+        },
+    );
+    // The room sends (and, unacknowledged, sends again) every tick up to live.
+    let batches: Vec<ServerMessage> = (0..10)
+        .map(|b| ServerMessage::Verified {
+            live,
+            timing: Default::default(),
+            ticks: crate::protocol::VerifiedTicks {
+                first: 1 + b * 100,
+                presence: vec![1; 100],
+                replaced: vec![0; 100],
+                inputs: (1 + b * 100..=100 + b * 100)
+                    .flat_map(|tick| (tick as u32).to_le_bytes())
+                    .collect(),
+                commands: Vec::new(),
+            },
+        })
+        .collect();
+    let mut now = Duration::ZERO;
+    for _ in 0..100 {
+        for batch in &batches {
+            client.handle_message(now, batch.clone());
+        }
+        client.advance(now, 64);
+        now += Duration::from_millis(16);
+    }
+    assert_eq!(client.frame().tick(), live, "{:?}", client.state());
+    assert!(matches!(client.state(), ClientState::Running));
+}

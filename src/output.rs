@@ -45,11 +45,23 @@ pub fn emit<T: Serialize>(
 ) -> Result<(), String> {
     if json {
         let line = serde_json::to_string(report).map_err(|e| format!("cannot encode JSON: {e}"))?;
-        println!("{line}");
+        say(line)
     } else {
-        println!("{}", text(report));
+        say(text(report))
     }
-    Ok(())
+}
+
+/// Prints `line` on standard output. A reader that went away (a closed pipe, as in
+/// `| head -1`) is no error: nobody is left to tell.
+pub fn say(line: impl std::fmt::Display) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `value` rounded to `digits` decimal places, for reports.

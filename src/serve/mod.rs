@@ -9,7 +9,6 @@ pub(crate) mod web;
 
 use clap::Args;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use host::RoomsHost;
 
 use crate::game_args::ArenaArgs;
 use crate::net_args::{APP_VERSION, NetArgs};
+use crate::output::say;
 use crate::threads::all_cores;
 
 /// Arguments of `tickstep serve`.
@@ -326,24 +326,23 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
         )
         .collect::<Result<_, _>>()?;
     let main = runtime.block_on(async move {
-        println!("listening on {address}");
-        println!("certificate sha256 {}", identity.fingerprint());
+        say(format!("listening on {address}"))?;
+        say(format!("certificate sha256 {}", identity.fingerprint()))?;
         if let Some(listener) = metrics {
             let at = listener.local_addr().map_err(|e| e.to_string())?;
-            println!("metrics at http://{at}/metrics");
+            say(format!("metrics at http://{at}/metrics"))?;
             let page = operator::serve_metrics(listener, controls.clone(), door_stats);
             tokio::spawn(page);
         }
         if let Some(web) = web {
             let at = web.local_addr().map_err(|e| e.to_string())?;
             let scheme = if web.is_secure() { "https" } else { "http" };
-            println!("web page at {scheme}://{at}/");
+            say(format!("web page at {scheme}://{at}/"))?;
             if !web::client_built() {
                 tracing::warn!("built without the browser client: run web/build, then build again");
             }
             io.spawn(web.run());
         }
-        let _ = std::io::stdout().flush();
         tracing::info!(%address, rooms = names.len(), shards, "serving");
         tokio::spawn(door.run());
         let drain_within = Duration::from_secs(args.drain_timeout);

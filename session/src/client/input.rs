@@ -42,6 +42,10 @@ pub enum CommandError {
     /// As many commands as one update carries are still unconfirmed: try again later.
     #[error("{MAX_LIST} commands are still on their way: try again in a moment")]
     Backlog,
+    /// The seat's commands are numbered in 32 bits and every number is spent (the
+    /// room said it took the last one).
+    #[error("this seat has sent all the commands it can number")]
+    Exhausted,
 }
 
 impl<G: Pod, I: Input> Client<G, I> {
@@ -175,9 +179,12 @@ impl<G: Pod, I: Input> Client<G, I> {
             .next_input
             .saturating_sub(1)
             .max(in_room.live.saturating_add(1));
-        self.command_seq += 1;
+        let Some(seq) = self.command_seq.checked_add(1) else {
+            return Err(CommandError::Exhausted);
+        };
+        self.command_seq = seq;
         self.commands.push_back(Command {
-            seq: self.command_seq,
+            seq,
             tick,
             bytes: bytes.to_vec(),
         });

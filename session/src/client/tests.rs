@@ -146,3 +146,31 @@ fn a_catch_up_longer_than_the_history_keeps_what_it_has_yet_to_step() {
     assert_eq!(client.frame().tick(), live, "{:?}", client.state());
     assert!(matches!(client.state(), ClientState::Running));
 }
+
+/// Regression: a room saying it took command number u32::MAX made the next command's
+/// number overflow (a panic in debug builds, a wrap to 0 in release that the room
+/// would drop as taken while `send_command` said it went).
+#[test]
+fn a_seat_whose_command_numbers_are_spent_refuses_more() {
+    let (mut client, room) = connecting(1);
+    let timing = crate::protocol::Timing {
+        commands_taken: u32::MAX,
+        ..Default::default()
+    };
+    client.handle_message(
+        Duration::ZERO,
+        ServerMessage::Welcome {
+            player: PlayerId(0),
+            room,
+            entry: Entry::FromStart,
+            live: 0,
+            timing,
+            resume: crate::ResumeToken([0; 16]),
+        },
+    );
+    assert!(matches!(client.state(), ClientState::Running));
+    assert_eq!(
+        client.send_command(Duration::ZERO, b"nova"),
+        Err(CommandError::Exhausted)
+    );
+}

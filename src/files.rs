@@ -56,10 +56,14 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| format!("cannot write {shown}: {e}"))?;
     }
-    std::io::Write::write_all(&mut file, bytes)
-        .map_err(|e| format!("cannot write {shown}: {e}"))?;
+    let written = std::io::Write::write_all(&mut file, bytes);
     drop(file);
-    std::fs::rename(&temporary, path).map_err(|e| format!("cannot write {shown}: {e}"))
+    let result = written.and_then(|()| std::fs::rename(&temporary, path));
+    if result.is_err() {
+        // Nothing of a failed write stays behind.
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result.map_err(|e| format!("cannot write {shown}: {e}"))
 }
 
 /// Reads a file that holds a secret, refusing one that other users can read (on Unix:
@@ -82,4 +86,21 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
         }
     }
     read(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_fails_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("tickstep-files-{}", std::process::id()));
+        // A directory where the file should go: the rename onto it fails.
+        let path = dir.join("taken");
+        std::fs::create_dir_all(&path).unwrap();
+        let error = write_with_mode(&path, b"x", 0o644).unwrap_err();
+        assert!(error.starts_with("cannot write"), "{error}");
+        assert!(!dir.join("taken.tmp").exists(), "the temporary file stayed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

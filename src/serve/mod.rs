@@ -139,7 +139,7 @@ struct LimitArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     write_timeout: u64,
     /// MiB all unfinished uploads (buddy snapshots, evidence) may hold together.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     upload_budget_mib: u64,
 }
 

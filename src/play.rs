@@ -170,8 +170,11 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                     ClientState::Running | ClientState::CatchingUp { .. }
                 );
                 if net.client.frame().tick() >= args.ticks && playing {
-                    let _ = save(args, &net.client.reconnect_info());
                     net.client.leave(net.now());
+                    // Not naming the slot it left: started again, it joins anew.
+                    let mut left = net.client.reconnect_info();
+                    left.forget_slot();
+                    let _ = save(args, &left);
                     net.pump();
                     // Let the leave and the goodbye reach the server.
                     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -87,6 +87,10 @@ fn kill_and_restart(test: &str, kill_after: u64) -> Restarted {
         if i != VICTIM {
             assert_eq!(report["rejoined"], false, "play{i}: {report}");
         }
+        // Each left at the end: its file keeps its client id, not the slot it freed
+        // (started again, it joins as a new player rather than being refused).
+        let left = saved_info(&files[i]).expect("a reconnect file");
+        assert_eq!((left.player, left.resume), (None, None), "play{i}");
     }
     drop(plays);
     drop(server);

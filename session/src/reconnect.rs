@@ -109,6 +109,14 @@ impl ReconnectInfo {
         }
     }
 
+    /// Forgets the slot (and the snapshot and token that went with it): the next
+    /// connect joins as a new player, with the same client id.
+    pub fn forget_slot(&mut self) {
+        self.player = None;
+        self.local_snapshot = None;
+        self.resume = None;
+    }
+
     /// Encodes for saving.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = RECONNECT_MAGIC.to_vec();

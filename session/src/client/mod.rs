@@ -252,15 +252,15 @@ impl<G: Pod, I: Input> Client<G, I> {
 
     /// After `PlayerTtlExpired`: forgets the old slot and joins as a new player.
     pub fn join_as_new(&mut self, now: Duration) {
-        self.info.player = None;
-        self.info.local_snapshot = None;
-        self.info.resume = None;
+        self.info.forget_slot();
         self.connect(now);
     }
 
     /// The player quits: tells the room to free the slot; no reconnection follows.
     /// (While reconnecting there is no connection to tell: the room then keeps the
-    /// slot until PlayerTTL.)
+    /// slot until PlayerTTL.) [`Client::player`] and [`Client::reconnect_info`] still
+    /// name the slot played; an app that saves the info to start again later should
+    /// [`ReconnectInfo::forget_slot`] first, or its hello asks for a freed slot.
     pub fn leave(&mut self, _now: Duration) {
         match self.state {
             State::Disconnected(_) | State::Idle => return,

@@ -121,9 +121,7 @@ impl<G: Pod, I: Input> Client<G, I> {
                     Refusal::Kicked | Refusal::PlayerTtlExpired | Refusal::ResumeRejected
                 ) {
                     // The slot is gone: a later connect is a new join.
-                    self.info.player = None;
-                    self.info.local_snapshot = None;
-                    self.info.resume = None;
+                    self.info.forget_slot();
                 }
                 self.stop(DisconnectReason::Error(refusal.into()));
             }

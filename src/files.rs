@@ -49,14 +49,15 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     let mut file = options
         .open(&temporary)
         .map_err(|e| format!("cannot write {shown}: {e}"))?;
+    // A file already there keeps its old mode through open: set it.
     #[cfg(unix)]
-    {
-        // A file already there keeps its old mode through open: set it.
+    let moded = {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("cannot write {shown}: {e}"))?;
-    }
-    let written = std::io::Write::write_all(&mut file, bytes);
+    };
+    #[cfg(not(unix))]
+    let moded = Ok(());
+    let written = moded.and_then(|()| std::io::Write::write_all(&mut file, bytes));
     drop(file);
     let result = written.and_then(|()| std::fs::rename(&temporary, path));
     if result.is_err() {

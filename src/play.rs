@@ -184,6 +184,8 @@ pub fn run(args: &PlayArgs) -> Result<(), String> {
                     return Err(untrusted.to_string());
                 }
                 if let ClientState::Disconnected(reason) = net.client.state() {
+                    // A refusal that freed the slot forgot it: the next start joins anew.
+                    save(args, &net.client.reconnect_info())?;
                     return Err(format!(
                         "stopped at tick {} before tick {}: {reason}",
                         net.client.frame().tick(),

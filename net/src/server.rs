@@ -88,7 +88,7 @@ pub fn server_endpoint(
 /// caps it at `net.core.rmem_max` / `wmem_max`): the server then says so in its log.
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// A UDP socket bound to `addr` with buffers of [`SOCKET_BUFFER`] where the system's
+/// A UDP socket bound to `addr` with buffers of 4 MiB (`SOCKET_BUFFER`) where the system's
 /// default is smaller (never shrinking one): the server's, and the one `bench server`'s
 /// UDP floor echoes on.
 pub fn udp_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {

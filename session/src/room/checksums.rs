@@ -51,6 +51,18 @@ impl Reports {
                 Some((slot, departed.or(current)?))
             })
     }
+
+    /// The seats voting for `checksum`.
+    fn votes_for(&self, checksum: Checksum) -> usize {
+        self.votes().filter(|&(_, vote)| vote == checksum).count()
+    }
+
+    /// The vote more than half of `out_of` seats cast, if any.
+    fn majority_of(&self, out_of: usize) -> Option<Checksum> {
+        self.votes()
+            .map(|(_, vote)| vote)
+            .find(|&candidate| 2 * self.votes_for(candidate) > out_of)
+    }
 }
 
 /// Reported checksums of recent ticks (bounded) and their verdicts.
@@ -143,12 +155,9 @@ impl ChecksumBook {
                     .map(|slot| reports.departed.get(slot).copied().flatten().is_some()),
             );
             let missing = (expected(tick) & !reported & !voted).count_ones() as usize;
-            let any = reports.votes().next().is_some();
-            let complete = any && missing == 0;
             let votes = reports.votes().count();
-            let assured = reports.votes().any(|(_, candidate)| {
-                2 * reports.votes().filter(|&(_, v)| v == candidate).count() > votes + missing
-            });
+            let complete = votes > 0 && missing == 0;
+            let assured = reports.majority_of(votes + missing).is_some();
             if tick <= settled || complete || assured {
                 let verdict = judge(tick, reports);
                 reports.verdict = Some(verdict.clone());
@@ -189,10 +198,7 @@ impl ChecksumBook {
     pub(super) fn vouched(&self, tick: Tick, quorum: usize) -> Option<(Checksum, u64)> {
         let reports = self.ticks.get(&tick)?;
         let consensus = reports.verdict.as_ref()?.consensus?;
-        let votes = reports
-            .votes()
-            .filter(|&(_, vote)| vote == consensus)
-            .count();
+        let votes = reports.votes_for(consensus);
         let here = mask(reports.by_player.iter().map(|sum| *sum == Some(consensus)));
         (votes >= quorum.max(1)).then_some((consensus, here))
     }
@@ -229,11 +235,7 @@ fn judge(tick: Tick, reports: &Reports) -> Verdict {
         .enumerate()
         .filter_map(|(p, sum)| Some((PlayerId(p as u8), (*sum)?)))
         .collect();
-    let count = reports.votes().count();
-    let majority = reports
-        .votes()
-        .map(|(_, vote)| vote)
-        .find(|&candidate| 2 * reports.votes().filter(|&(_, v)| v == candidate).count() > count);
+    let majority = reports.majority_of(reports.votes().count());
     let disagreeing = match majority {
         Some(consensus) => sums
             .iter()

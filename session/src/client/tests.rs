@@ -30,6 +30,22 @@ fn connecting(players: u8) -> (Client<test_game::Tally, test_game::Input>, RoomI
     (client, room)
 }
 
+/// A welcome into slot 0 of `room`, from tick 0 with the room at `live`.
+fn welcome_from_start(
+    room: RoomInfo,
+    live: Tick,
+    timing: crate::protocol::Timing,
+) -> ServerMessage {
+    ServerMessage::Welcome {
+        player: PlayerId(0),
+        room,
+        entry: Entry::FromStart,
+        live,
+        timing,
+        resume: crate::ResumeToken([0; 16]),
+    }
+}
+
 /// Regression: a welcome into a slot outside the room was accepted.
 #[test]
 fn a_welcome_into_a_slot_outside_the_room_is_a_protocol_violation() {
@@ -64,14 +80,7 @@ fn no_input_is_asked_for_before_a_round_trip_is_measured() {
     };
     client.handle_message(
         ms(300),
-        ServerMessage::Welcome {
-            player: PlayerId(0),
-            room,
-            entry: Entry::FromStart,
-            live: 0,
-            timing: scheduled(100_000, None),
-            resume: crate::ResumeToken([0; 16]),
-        },
+        welcome_from_start(room, 0, scheduled(100_000, None)),
     );
     assert!(matches!(client.state(), ClientState::Running));
     assert_eq!(client.next_input_tick(ms(300)), None, "no round trip yet");
@@ -110,14 +119,7 @@ fn a_catch_up_longer_than_the_history_keeps_what_it_has_yet_to_step() {
     let live = 1000;
     client.handle_message(
         Duration::ZERO,
-        ServerMessage::Welcome {
-            player: PlayerId(0),
-            room,
-            entry: Entry::FromStart,
-            live,
-            timing: Default::default(),
-            resume: crate::ResumeToken([0; 16]),
-        },
+        welcome_from_start(room, live, Default::default()),
     );
     // The room sends (and, unacknowledged, sends again) every tick up to live.
     let batches: Vec<ServerMessage> = (0..10)
@@ -157,17 +159,7 @@ fn a_seat_whose_command_numbers_are_spent_refuses_more() {
         commands_taken: u32::MAX,
         ..Default::default()
     };
-    client.handle_message(
-        Duration::ZERO,
-        ServerMessage::Welcome {
-            player: PlayerId(0),
-            room,
-            entry: Entry::FromStart,
-            live: 0,
-            timing,
-            resume: crate::ResumeToken([0; 16]),
-        },
-    );
+    client.handle_message(Duration::ZERO, welcome_from_start(room, 0, timing));
     assert!(matches!(client.state(), ClientState::Running));
     assert_eq!(
         client.send_command(Duration::ZERO, b"nova"),
